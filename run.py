@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Bootstrap Streamia on a machine that has only Python 3.11+ and pip.
+
+    python3 run.py up      # the whole platform in one process (embedded mode)
+    python3 run.py test    # the whole test suite
+
+Creates .venv on first use, installs the pinned uv, syncs uv.lock into it, then hands over
+to the `streamia` command line (any other arguments are passed straight to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+UV_VERSION = "0.13.8"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _stamp() -> str:
+    digest = hashlib.sha256()
+    for name in ("uv.lock", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_environment() -> None:
+    """Create and sync the virtual environment when uv.lock changed since the last sync."""
+    if sys.version_info < (3, 11):
+        sys.exit("Streamia needs Python 3.11 or newer")
+    marker = VENV / ".streamia-synced"
+    if marker.exists() and marker.read_text() == _stamp():
+        return
+    if not (BIN / "python").exists():
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    uv = BIN / "uv"
+    if not uv.exists():
+        subprocess.check_call(
+            [str(BIN / "python"), "-m", "pip", "install", "-q", f"uv=={UV_VERSION}"]
+        )
+    print("Installing pinned dependencies from uv.lock ...", flush=True)
+    env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(VENV), VIRTUAL_ENV=str(VENV))
+    subprocess.check_call(
+        [str(uv), "sync", "--frozen", "--all-packages", "--python", str(BIN / "python")],
+        cwd=ROOT,
+        env=env,
+    )
+    marker.write_text(_stamp())
+
+
+def main() -> None:
+    ensure_environment()
+    args = sys.argv[1:] or ["up"]
+    os.execv(str(BIN / "streamia"), [str(BIN / "streamia"), *args])
+
+
+if __name__ == "__main__":
+    main()
