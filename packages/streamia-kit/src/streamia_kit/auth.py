@@ -1,0 +1,250 @@
+"""JWT: EdDSA keys with a `kid`, JWKS, and the one verification helper every service uses."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from jwt.algorithms import OKPAlgorithm
+
+from streamia_kit.errors import Unauthorized
+
+ALGORITHM = "EdDSA"
+NO_TOKEN = "No token provided"
+INVALID_TOKEN = "Invalid or expired token"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who is calling, as proven by a verified token."""
+
+    id: str
+    email: str
+    role: str
+    jti: str
+    iat: float
+    exp: float
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _kid(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class SigningKey:
+    """The users service's private key; its `kid` is derived from the public key."""
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self.private = private
+        self.public = private.public_key()
+        self.kid = _kid(self.public)
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> SigningKey:
+        key = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError("the JWT signing key must be an Ed25519 private key")
+        return cls(key)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> SigningKey:
+        """Load the PEM at `path`, creating a fresh key there on first use."""
+        if path.exists():
+            return cls.from_pem(path.read_bytes())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.write_bytes(pem)
+        path.chmod(0o600)
+        return cls(key)
+
+    def jwk(self) -> dict[str, Any]:
+        jwk = json.loads(OKPAlgorithm.to_jwk(self.public))
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.jwk()]}
+
+    def issue(
+        self, user_id: str, email: str, role: str, lifetime_seconds: int, now: float | None = None
+    ) -> str:
+        """Sign an access token with the payload API.md describes."""
+        issued = time.time() if now is None else now
+        payload = {
+            "sub": user_id,
+            "id": user_id,
+            "email": email,
+            "role": role,
+            # Sub-second iat so a token issued right after a revocation is not caught by it.
+            "iat": round(issued, 3),
+            "exp": int(issued + lifetime_seconds),
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(payload, self.private, algorithm=ALGORITHM, headers={"kid": self.kid})
+
+
+class RevocationStore(Protocol):
+    """Where logouts and "sign out everywhere" are recorded."""
+
+    async def revoke_token(self, jti: str, exp: float) -> None: ...
+    async def revoke_user_before(self, user_id: str, before: float) -> None: ...
+    async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool: ...
+
+
+class MemoryRevocationStore:
+    """In-process revocation for embedded mode, where every service shares one process."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, float] = {}
+        self._users: dict[str, float] = {}
+
+    async def revoke_token(self, jti: str, exp: float) -> None:
+        now = time.time()
+        if len(self._tokens) > 10_000:
+            self._tokens = {k: v for k, v in self._tokens.items() if v > now}
+        self._tokens[jti] = exp
+
+    async def revoke_user_before(self, user_id: str, before: float) -> None:
+        self._users[user_id] = max(before, self._users.get(user_id, 0.0))
+
+    async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
+        return jti in self._tokens or iat < self._users.get(user_id, 0.0)
+
+
+class RedisRevocationStore:
+    """Revocation shared by every process through Redis; keys expire with the tokens."""
+
+    def __init__(self, redis: Any, max_token_lifetime: int = 7 * 24 * 3600) -> None:
+        self._redis = redis
+        self._ttl = max_token_lifetime
+
+    async def revoke_token(self, jti: str, exp: float) -> None:
+        ttl = max(1, int(exp - time.time()) + 1)
+        await self._redis.set(f"revoked:jti:{jti}", "1", ex=ttl)
+
+    async def revoke_user_before(self, user_id: str, before: float) -> None:
+        await self._redis.set(f"revoked:user:{user_id}", repr(before), ex=self._ttl)
+
+    async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
+        token, before = await self._redis.mget(f"revoked:jti:{jti}", f"revoked:user:{user_id}")
+        if token is not None:
+            return True
+        return before is not None and iat < float(before)
+
+
+class KeySource(Protocol):
+    async def key_for(self, kid: str) -> Any: ...
+
+
+class StaticKeys:
+    """Public keys known in process (the users service itself, tests)."""
+
+    def __init__(self, *keys: SigningKey) -> None:
+        self._keys = {k.kid: k.public for k in keys}
+
+    async def key_for(self, kid: str) -> Any:
+        return self._keys.get(kid)
+
+
+class JwksKeys:
+    """Public keys fetched from the users service's JWKS, refreshed on an unknown `kid`."""
+
+    def __init__(self, jwks_url: str, min_refresh_seconds: float = 10.0) -> None:
+        self._url = jwks_url
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._min_refresh = min_refresh_seconds
+        self._lock = asyncio.Lock()
+
+    async def key_for(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        async with self._lock:
+            if kid not in self._keys and time.monotonic() - self._fetched_at > self._min_refresh:
+                await self._refresh()
+        return self._keys.get(kid)
+
+    async def _refresh(self) -> None:
+        try:
+            timeout = aiohttp.ClientTimeout(total=3)
+            async with aiohttp.ClientSession(timeout=timeout) as http:
+                async with http.get(self._url) as resp:
+                    resp.raise_for_status()
+                    data = await resp.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            # The users service is unreachable: tokens signed by unknown keys stay unknown.
+            self._fetched_at = time.monotonic() - self._min_refresh + 1.0
+            return
+        self._fetched_at = time.monotonic()
+        keyset = jwt.PyJWKSet.from_dict(data)
+        self._keys = {k.key_id: k.key for k in keyset.keys if k.key_id}
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token from an `Authorization: Bearer` header, or 401 `No token provided`."""
+    if not authorization:
+        raise Unauthorized(NO_TOKEN, code="no_token")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise Unauthorized(NO_TOKEN, code="no_token")
+    return token
+
+
+class TokenVerifier:
+    """Checks signature, expiry and revocation; the gateway and every service use it."""
+
+    def __init__(self, keys: KeySource, revocations: RevocationStore) -> None:
+        self._keys = keys
+        self._revocations = revocations
+
+    async def verify(self, token: str) -> Identity:
+        try:
+            header = jwt.get_unverified_header(token)
+            kid = header.get("kid")
+            if header.get("alg") != ALGORITHM or not isinstance(kid, str):
+                raise Unauthorized(INVALID_TOKEN, code="invalid_token")
+            key = await self._keys.key_for(kid)
+            if key is None:
+                raise Unauthorized(INVALID_TOKEN, code="invalid_token")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                options={"require": ["sub", "exp", "iat", "jti"]},
+            )
+            identity = Identity(
+                id=str(claims["sub"]),
+                email=str(claims.get("email", "")),
+                role=str(claims.get("role", "user")),
+                jti=str(claims["jti"]),
+                iat=float(claims["iat"]),
+                exp=float(claims["exp"]),
+            )
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(INVALID_TOKEN, code="invalid_token") from exc
+        if await self._revocations.is_revoked(identity.jti, identity.id, identity.iat):
+            raise Unauthorized(INVALID_TOKEN, code="invalid_token")
+        return identity
+
+    async def verify_header(self, authorization: str | None) -> Identity:
+        return await self.verify(bearer_token(authorization))

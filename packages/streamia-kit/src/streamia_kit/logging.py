@@ -1,0 +1,81 @@
+"""Structured JSON logs; every line carries the request id (and trace id) of its request."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from contextvars import ContextVar
+
+import structlog
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+REQUEST_ID_HEADER = "x-request-id"
+
+_configured = False
+
+
+def _add_request_id(_: object, __: str, event: dict) -> dict:
+    rid = request_id_var.get()
+    if rid is not None:
+        event.setdefault("request_id", rid)
+    return event
+
+
+def _add_trace_id(_: object, __: str, event: dict) -> dict:
+    try:
+        from opentelemetry import trace
+
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            event.setdefault("trace_id", format(ctx.trace_id, "032x"))
+    except Exception:  # tracing is optional; a log line must never fail
+        pass
+    return event
+
+
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Configure structlog and the stdlib root logger once per process."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    shared = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_request_id,
+        _add_trace_id,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "aiormq", "aio_pika", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def new_request_id(incoming: str | None) -> str:
+    """Keep a sane incoming request id, otherwise mint one."""
+    if incoming and 0 < len(incoming) <= 128 and incoming.isprintable():
+        return incoming
+    return uuid.uuid4().hex
