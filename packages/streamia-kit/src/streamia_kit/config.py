@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import ClassVar, Literal
+from urllib.parse import urlparse
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,8 @@ class ServiceSettings(BaseSettings):
     amqp_url: str | None = None
     redis_url: str | None = None
     create_database: bool = True
+    # Prefix for exchange/queue names and Redis keys: keeps parallel test runs apart.
+    namespace: str = ""
 
     # Where the other services live (the gateway proxies to them; services fetch JWKS).
     users_url: str = "http://127.0.0.1:3001"
@@ -76,7 +79,11 @@ class ServiceSettings(BaseSettings):
 
     @property
     def bind_port(self) -> int:
-        return self.port or DEFAULT_PORTS[self.service_name]
+        """STREAMIA_PORT, else the port of this service's own URL, else its default."""
+        if self.port:
+            return self.port
+        url = getattr(self, f"{self.service_name}_url", None)
+        return (urlparse(url).port if url else None) or DEFAULT_PORTS[self.service_name]
 
     def service_url(self, name: str) -> str:
         return getattr(self, f"{name}_url")

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import structlog
@@ -89,8 +89,8 @@ class ValidationFailed(StreamiaError):
 
 def error_response(
     message: str, status: int, code: str, details: Any = None, headers: dict[str, str] | None = None
-) -> ORJSONResponse:
-    return ORJSONResponse(error_body(message, code, details), status_code=status, headers=headers)
+) -> JSONResponse:
+    return JSONResponse(error_body(message, code, details), status_code=status, headers=headers)
 
 
 _CODE_FOR_STATUS = {
@@ -135,16 +135,16 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves the service in the API.md shape; never a stack trace."""
 
     @app.exception_handler(StreamiaError)
-    async def _domain(_: Request, exc: StreamiaError) -> ORJSONResponse:
+    async def _domain(_: Request, exc: StreamiaError) -> JSONResponse:
         return error_response(exc.message, exc.status, exc.code, exc.details, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, code, details = validation_details(list(exc.errors()))
         return error_response(message, 400, code, details)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 404 and exc.detail in ("Not Found", None):
             return error_response("Endpoint not found", 404, "endpoint_not_found")
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
@@ -152,6 +152,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(message, exc.status_code, code, headers=exc.headers)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         return error_response("Internal server error", 500, "internal_error")

@@ -1,0 +1,153 @@
+"""The event-bus port: topic routing by event type, retries with backoff, dead letters."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import orjson
+import structlog
+from pydantic import ValidationError
+
+from streamia_kit.events import Envelope, exchange_for, queue_name
+
+log = structlog.get_logger("streamia.bus")
+
+Handler = Callable[[Envelope], Awaitable[None]]
+
+
+class MalformedMessage(Exception):
+    """The message can never be processed; it goes to the dead-letter queue at once."""
+
+
+class Outcome(Enum):
+    DONE = "done"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(slots=True)
+class Verdict:
+    outcome: Outcome
+    error: str | None = None
+    delay: float = 0.0
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    queue: str
+    message_id: str
+    type: str
+    attempts: int
+    error: str | None
+    body: bytes
+    ref: Any = None  # adapter-specific handle
+
+    def as_dict(self) -> dict[str, Any]:
+        try:
+            payload: Any = orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            payload = self.body.decode("utf-8", "replace")
+        return {
+            "queue": self.queue,
+            "id": self.message_id,
+            "type": self.type,
+            "attempts": self.attempts,
+            "error": self.error,
+            "message": payload,
+        }
+
+
+@dataclass(slots=True)
+class Subscription:
+    consumer: str
+    event_type: str
+    handler: Handler
+    queue: str = field(init=False)
+    exchange: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.queue = queue_name(self.consumer, self.event_type)
+        self.exchange = exchange_for(self.event_type)
+
+
+def encode(envelope: Envelope) -> bytes:
+    return orjson.dumps(envelope.model_dump(mode="json"))
+
+
+class EventBus(abc.ABC):
+    """Publish envelopes to topic exchanges; deliver them to durable per-consumer queues."""
+
+    def __init__(
+        self, max_attempts: int = 5, retry_base_delay: float = 0.5, namespace: str = ""
+    ) -> None:
+        self.max_attempts = max_attempts
+        self.retry_base_delay = retry_base_delay
+        self.namespace = namespace
+        self.subscriptions: dict[str, Subscription] = {}
+
+    def name(self, plain: str) -> str:
+        """Exchange/queue name, prefixed by the namespace that isolates parallel test runs."""
+        return f"{self.namespace}.{plain}" if self.namespace else plain
+
+    def subscribe(self, consumer: str, event_type: str, handler: Handler) -> Subscription:
+        sub = Subscription(consumer, event_type, handler)
+        if sub.queue in self.subscriptions:
+            raise ValueError(f"queue {sub.queue} already has a consumer")
+        self.subscriptions[sub.queue] = sub
+        return sub
+
+    def backoff(self, attempt: int) -> float:
+        """Delay before delivery number `attempt + 1`: base * 2^(attempt-1), capped at 5 min."""
+        return min(self.retry_base_delay * (2 ** (attempt - 1)), 300.0)
+
+    async def dispatch(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
+        """Run one delivery and decide: done, retry later, or dead-letter now."""
+        try:
+            envelope = Envelope.model_validate_json(body)
+        except ValidationError as exc:
+            log.warning("malformed_message", queue=sub.queue, error=str(exc)[:300])
+            return Verdict(Outcome.DEAD, f"malformed: {str(exc)[:500]}")
+        try:
+            await sub.handler(envelope)
+        except MalformedMessage as exc:
+            log.warning("malformed_message", queue=sub.queue, event_id=envelope.id, error=str(exc))
+            return Verdict(Outcome.DEAD, f"malformed: {exc}")
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            if attempt >= self.max_attempts:
+                log.error("dead_lettered", queue=sub.queue, event_id=envelope.id,
+                          attempts=attempt, error=error)
+                return Verdict(Outcome.DEAD, error)
+            delay = self.backoff(attempt)
+            log.warning("handler_failed", queue=sub.queue, event_id=envelope.id,
+                        attempt=attempt, retry_in=delay, error=error)
+            return Verdict(Outcome.RETRY, error, delay)
+        return Verdict(Outcome.DONE)
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect, declare exchanges and queues, start consuming subscriptions."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish and wait until the broker has them; raise if it could not take them."""
+
+    @abc.abstractmethod
+    async def ping(self) -> bool: ...
+
+    @abc.abstractmethod
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]: ...
+
+    @abc.abstractmethod
+    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        """Move dead letters back to their queue with a fresh attempt count."""

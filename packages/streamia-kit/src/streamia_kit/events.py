@@ -1,0 +1,209 @@
+"""Event payloads (past tense, pydantic) and the CloudEvents 1.0 envelope that carries them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Event(BaseModel):
+    """Base of every event payload; `type` is the routing key, `exchange` where it goes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    type: ClassVar[str]
+    exchange: ClassVar[str]
+
+
+class Envelope(BaseModel):
+    """CloudEvents 1.0 attributes plus W3C `traceparent`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    source: str
+    type: str
+    specversion: str = "1.0"
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: str = "application/json"
+    traceparent: str | None = None
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, event: Event, source: str, traceparent: str | None = None) -> Envelope:
+        return cls(
+            source=source, type=event.type, traceparent=traceparent, data=event.model_dump(mode="json")
+        )
+
+
+# -- users -------------------------------------------------------------------------------
+
+
+class UserRegistered(Event):
+    type = "user.registered"
+    exchange = "user.events"
+    user_id: str
+    email: str
+    first_name: str
+    last_name: str
+
+
+class UserUpdated(Event):
+    type = "user.updated"
+    exchange = "user.events"
+    user_id: str
+    email: str
+    first_name: str
+    last_name: str
+
+
+class UserDeleted(Event):
+    type = "user.deleted"
+    exchange = "user.events"
+    user_id: str
+    email: str
+    first_name: str
+    last_name: str
+
+
+class PasswordResetRequested(Event):
+    """Carries the raw reset token: only the notification service reads it, never logs it."""
+
+    type = "password.reset.requested"
+    exchange = "user.events"
+    user_id: str
+    email: str
+    first_name: str
+    token: str
+    expires_at: datetime
+
+
+# -- movies ------------------------------------------------------------------------------
+
+
+class MovieSnapshot(Event):
+    """What other services project about a movie."""
+
+    movie_id: str
+    title: str
+    cover_image: str | None = None
+    video_url: str | None = None
+    duration: float | None = None
+    category: str | None = None
+    version: float = 0.0  # updatedAt as epoch seconds; projections keep the newest
+
+
+class MovieCreated(MovieSnapshot):
+    type = "movie.created"
+    exchange = "movie.events"
+
+
+class MovieUpdated(MovieSnapshot):
+    type = "movie.updated"
+    exchange = "movie.events"
+
+
+class MediaRef(BaseModel):
+    provider: str
+    key: str
+    kind: str = "video"  # video | subtitle | poster
+
+
+class MovieDeleted(Event):
+    type = "movie.deleted"
+    exchange = "movie.events"
+    movie_id: str
+    title: str = ""
+    media: list[MediaRef] = []
+
+
+# -- ratings, favorites, comments ---------------------------------------------------------
+
+
+class RatingSummary(BaseModel):
+    average: float
+    count: int
+
+
+class RatingEvent(Event):
+    rating_id: str
+    movie_id: str
+    user_id: str
+    rating: int | None = None
+    summary: RatingSummary
+    version: float  # epoch seconds when the summary was computed; newest wins
+
+
+class RatingCreated(RatingEvent):
+    type = "rating.created"
+    exchange = "rating.events"
+
+
+class RatingUpdated(RatingEvent):
+    type = "rating.updated"
+    exchange = "rating.events"
+
+
+class RatingDeleted(RatingEvent):
+    type = "rating.deleted"
+    exchange = "rating.events"
+
+
+class FavoriteAdded(Event):
+    type = "favorite.added"
+    exchange = "favorite.events"
+    favorite_id: str
+    user_id: str
+    movie_id: str
+
+
+class FavoriteRemoved(Event):
+    type = "favorite.removed"
+    exchange = "favorite.events"
+    favorite_id: str
+    user_id: str
+    movie_id: str
+
+
+class CommentCreated(Event):
+    type = "comment.created"
+    exchange = "comment.events"
+    comment_id: str
+    user_id: str
+    movie_id: str
+
+
+class CommentDeleted(Event):
+    type = "comment.deleted"
+    exchange = "comment.events"
+    comment_id: str
+    user_id: str
+    movie_id: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        UserRegistered, UserUpdated, UserDeleted, PasswordResetRequested,
+        MovieCreated, MovieUpdated, MovieDeleted,
+        RatingCreated, RatingUpdated, RatingDeleted,
+        FavoriteAdded, FavoriteRemoved, CommentCreated, CommentDeleted,
+    )
+}
+
+EXCHANGES: tuple[str, ...] = tuple(sorted({cls.exchange for cls in EVENT_TYPES.values()}))
+
+
+def exchange_for(event_type: str) -> str:
+    try:
+        return EVENT_TYPES[event_type].exchange
+    except KeyError:
+        raise ValueError(f"unknown event type {event_type!r}") from None
+
+
+def queue_name(consumer: str, event_type: str) -> str:
+    """ARCHITECTURE.md §4: durable queues are named `<consumer>.<event type>`."""
+    return f"{consumer}.{event_type}"

@@ -1,0 +1,82 @@
+"""Infrastructure adapters chosen by configuration: shared by all services in embedded mode."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamia_kit.auth import MemoryRevocationStore, RedisRevocationStore, RevocationStore
+from streamia_kit.bus import EventBus
+from streamia_kit.cache import Cache, MemoryCache, RedisCache
+from streamia_kit.config import ServiceSettings
+from streamia_kit.inprocess_bus import InProcessBus
+from streamia_kit.rabbitmq_bus import RabbitMQBus
+
+
+@dataclass
+class Infrastructure:
+    """The bus, cache, revocation store and Redis client one process uses."""
+
+    bus: EventBus
+    cache: Cache
+    revocations: RevocationStore
+    redis: Any | None = None
+    namespace: str = ""
+    started: bool = field(default=False, init=False)
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings, namespace: str | None = None) -> Infrastructure:
+        ns = settings.namespace if namespace is None else namespace
+        bus_args = dict(
+            max_attempts=settings.max_delivery_attempts,
+            retry_base_delay=settings.retry_base_delay_seconds,
+            namespace=ns,
+        )
+        bus: EventBus
+        if settings.amqp_url:
+            bus = RabbitMQBus(settings.amqp_url, prefetch=settings.prefetch, **bus_args)
+        else:
+            bus = InProcessBus(settings.data_dir / "bus.sqlite", **bus_args)
+        redis = None
+        cache: Cache
+        revocations: RevocationStore
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(settings.redis_url, decode_responses=False)
+            prefix = f"{ns}:" if ns else ""
+            cache = RedisCache(redis, prefix=prefix)
+            revocations = RedisRevocationStore(_Prefixed(redis, prefix) if prefix else redis)
+        else:
+            cache = MemoryCache()
+            revocations = MemoryRevocationStore()
+        return cls(bus=bus, cache=cache, revocations=revocations, redis=redis, namespace=ns)
+
+    async def start(self) -> None:
+        """Start consuming; call once every service in the process has subscribed."""
+        await self.bus.start()
+        self.started = True
+
+    async def close(self) -> None:
+        await self.bus.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+class _Prefixed:
+    """A Redis facade that prefixes keys (isolation of parallel test runs)."""
+
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def set(self, key: str, value: Any, **kwargs: Any) -> Any:
+        return await self._redis.set(self._prefix + key, value, **kwargs)
+
+    async def mget(self, *keys: str) -> Any:
+        return await self._redis.mget(*(self._prefix + k for k in keys))
+
+
+def random_namespace() -> str:
+    return "t" + secrets.token_hex(4)

@@ -1,0 +1,215 @@
+"""The embedded broker: the same routing, retry and dead-letter rules as RabbitMQ, kept in a
+SQLite file so queued events survive a restart and the `dlq` command can reach them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+import structlog
+
+from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, encode
+from streamia_kit.events import Envelope, exchange_for
+
+log = structlog.get_logger("streamia.bus.inprocess")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bindings (
+    queue TEXT NOT NULL, exchange TEXT NOT NULL, routing_key TEXT NOT NULL,
+    PRIMARY KEY (queue, exchange, routing_key)
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    body BLOB NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    available_at REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'ready',
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_ready ON messages (queue, state, available_at, id);
+"""
+
+_BATCH = 32
+
+
+class InProcessBus(EventBus):
+    """Durable in-process queues; consumers run as tasks in this event loop."""
+
+    def __init__(self, path: Path | str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.path = Path(path)
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+
+    async def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.executescript(_SCHEMA)
+        return self._db
+
+    async def start(self) -> None:
+        db = await self._conn()
+        async with self._lock:
+            # Deliveries that were in flight when the process died are redelivered.
+            await db.execute("UPDATE messages SET state='ready' WHERE state='inflight'")
+            for sub in self.subscriptions.values():
+                await db.execute(
+                    "INSERT OR IGNORE INTO bindings VALUES (?, ?, ?)",
+                    (self.name(sub.queue), self.name(sub.exchange), sub.event_type),
+                )
+        for sub in self.subscriptions.values():
+            self._wakeups[sub.queue] = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._consume(sub), name=f"bus:{sub.queue}"))
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def ping(self) -> bool:
+        return self._db is not None
+
+    async def publish(self, envelopes: Sequence[Envelope]) -> None:
+        db = await self._conn()
+        now = time.time()
+        touched: set[str] = set()
+        async with self._lock:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for env in envelopes:
+                    cursor = await db.execute(
+                        "SELECT queue FROM bindings WHERE exchange=? AND routing_key=?",
+                        (self.name(exchange_for(env.type)), env.type),
+                    )
+                    body = encode(env)
+                    for (queue,) in await cursor.fetchall():
+                        await db.execute(
+                            "INSERT INTO messages (queue, message_id, type, body, available_at)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            (queue, env.id, env.type, body, now),
+                        )
+                        touched.add(queue)
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        self._wake(touched)
+
+    def _wake(self, queues: set[str]) -> None:
+        for sub in self.subscriptions.values():
+            if self.name(sub.queue) in queues:
+                self._wakeups[sub.queue].set()
+
+    async def _claim(self, queue: str) -> tuple[list[tuple[int, bytes, int]], float | None]:
+        """Take up to a batch of due messages; also report when the next one falls due."""
+        db = await self._conn()
+        now = time.time()
+        async with self._lock:
+            cursor = await db.execute(
+                "UPDATE messages SET state='inflight' WHERE id IN ("
+                " SELECT id FROM messages WHERE queue=? AND state='ready' AND available_at<=?"
+                " ORDER BY id LIMIT ?) RETURNING id, body, attempt",
+                (queue, now, _BATCH),
+            )
+            rows = sorted(await cursor.fetchall())
+            next_due = None
+            if not rows:
+                cursor = await db.execute(
+                    "SELECT MIN(available_at) FROM messages WHERE queue=? AND state='ready'",
+                    (queue,),
+                )
+                (next_due,) = await cursor.fetchone()  # type: ignore[misc]
+        return [(r[0], bytes(r[1]), r[2]) for r in rows], next_due
+
+    async def _consume(self, sub: Subscription) -> None:
+        queue = self.name(sub.queue)
+        wakeup = self._wakeups[sub.queue]
+        while not self._closing:
+            try:
+                batch, next_due = await self._claim(queue)
+            except Exception:
+                log.exception("claim_failed", queue=queue)
+                await asyncio.sleep(1.0)
+                continue
+            if not batch:
+                timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - time.time()))
+                wakeup.clear()
+                try:
+                    await asyncio.wait_for(wakeup.wait(), timeout)
+                except TimeoutError:
+                    pass
+                continue
+            for row_id, body, attempt in batch:
+                verdict = await self.dispatch(sub, body, attempt)
+                await self._settle(row_id, attempt, verdict.outcome, verdict.error, verdict.delay)
+
+    async def _settle(
+        self, row_id: int, attempt: int, outcome: Outcome, error: str | None, delay: float
+    ) -> None:
+        db = await self._conn()
+        async with self._lock:
+            if outcome is Outcome.DONE:
+                await db.execute("DELETE FROM messages WHERE id=?", (row_id,))
+            elif outcome is Outcome.RETRY:
+                await db.execute(
+                    "UPDATE messages SET state='ready', attempt=?, available_at=?, error=?"
+                    " WHERE id=?",
+                    (attempt + 1, time.time() + delay, error, row_id),
+                )
+            else:
+                await db.execute(
+                    "UPDATE messages SET state='dead', error=? WHERE id=?", (error, row_id)
+                )
+
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        db = await self._conn()
+        cursor = await db.execute(
+            "SELECT id, message_id, type, attempt, error, body FROM messages"
+            " WHERE queue=? AND state='dead' ORDER BY id LIMIT ?",
+            (self.name(queue), limit),
+        )
+        return [
+            DeadLetter(queue, r[1], r[2], r[3], r[4], bytes(r[5]), ref=r[0])
+            for r in await cursor.fetchall()
+        ]
+
+    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        db = await self._conn()
+        counts = {}
+        for queue in queues:
+            cursor = await db.execute(
+                "SELECT COUNT(*) FROM messages WHERE queue=? AND state='dead'", (self.name(queue),)
+            )
+            (counts[queue],) = await cursor.fetchone()  # type: ignore[misc]
+        return counts
+
+    async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+        db = await self._conn()
+        sql = "UPDATE messages SET state='ready', attempt=1, available_at=? WHERE queue=? AND state='dead'"
+        params: list[object] = [time.time(), self.name(queue)]
+        if message_ids:
+            sql += f" AND message_id IN ({','.join('?' * len(message_ids))})"
+            params.extend(message_ids)
+        async with self._lock:
+            cursor = await db.execute(sql, params)
+            count = cursor.rowcount
+        self._wake({self.name(queue)})
+        return count

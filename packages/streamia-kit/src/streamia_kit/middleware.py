@@ -1,0 +1,140 @@
+"""Pure ASGI middleware: request id, JSON access log, metrics, body-size limit."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import structlog
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
+
+from streamia_kit.errors import error_body
+from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
+
+access_log = structlog.get_logger("streamia.access")
+
+HTTP_REQUESTS = Counter(
+    "streamia_http_requests_total", "HTTP requests served", ["service", "method", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "streamia_http_request_duration_seconds", "HTTP request latency", ["service", "method"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+Scope = dict[str, Any]
+ASGIApp = Callable[..., Any]
+
+
+class RequestContextMiddleware:
+    """Request id in and out, one JSON access-log line, Prometheus counters."""
+
+    def __init__(self, app: ASGIApp, service: str, quiet_paths: tuple[str, ...] = ("/health",)):
+        self.app = app
+        self.service = service
+        self.quiet = quiet_paths
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value.decode("latin-1")
+                break
+        rid = new_request_id(incoming)
+        token = request_id_var.set(rid)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (REQUEST_ID_HEADER.encode(), rid.encode()),
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, method, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method).observe(elapsed)
+            if scope["path"] not in self.quiet:
+                access_log.info(
+                    "request", service=self.service, method=method, path=scope["path"],
+                    status=status, duration_ms=round(elapsed * 1000, 2),
+                )
+            request_id_var.reset(token)
+
+
+class BodyLimitMiddleware:
+    """413 JSON for bodies over the limit, unless the path streams large uploads itself."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, exempt: Callable[[str], bool] | None = None):
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt = exempt or (lambda _path: False)
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self.exempt(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await _too_large(send, self.max_bytes)
+                    return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _too_large(send, self.max_bytes)
+
+
+class _BodyTooLarge(HTTPException):
+    """An HTTPException, so FastAPI's body parsing re-raises it to the 413 handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"Request body too large (limit {limit} bytes)")
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = orjson.dumps(error_body(
+        f"Request body too large (limit {limit} bytes)", "payload_too_large"))
+    await send({
+        "type": "http.response.start",
+        "status": 413,
+        "headers": [(b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
+    })
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,164 @@
+"""What every service is made of: settings, own database, outbox/inbox, bus, auth, app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData
+
+from streamia_kit.auth import JwksKeys, KeySource, TokenVerifier
+from streamia_kit.config import ServiceSettings
+from streamia_kit.db import Database, ensure_database
+from streamia_kit.errors import install_error_handlers
+from streamia_kit.events import Event
+from streamia_kit.infra import Infrastructure
+from streamia_kit.logging import configure_logging
+from streamia_kit.messaging import EventHandler, Inbox, Outbox, OutboxRelay, idempotent_handler
+from streamia_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from streamia_kit.migrations import migrate
+from streamia_kit.telemetry import configure_tracing
+
+E = TypeVar("E", bound=Event)
+
+
+class Service:
+    """Wires one service's adapters; `create_app` is the only place that builds them."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        metadata: MetaData,
+        migrations: Path,
+        infra: Infrastructure | None = None,
+        keys: KeySource | None = None,
+    ) -> None:
+        configure_logging(settings.log_level, settings.log_format)
+        configure_tracing(settings.service_name, settings.otlp_endpoint)
+        self.name = settings.service_name
+        self.settings = settings
+        self.owns_infra = infra is None
+        self.infra = infra or Infrastructure.from_settings(settings)
+        self.db = Database(settings.resolved_database_url())
+        self.migrations = migrations
+        self.outbox = Outbox(metadata.tables["outbox"], source=f"streamia/{self.name}")
+        self.inbox = Inbox(metadata.tables["inbox"])
+        self.relay = OutboxRelay(
+            self.db, self.infra.bus, metadata.tables["outbox"], settings.outbox_poll_seconds
+        )
+        self.db.after_outbox_commit.append(self.relay.wake)
+        self.verifier = TokenVerifier(
+            keys or JwksKeys(f"{settings.users_url}/.well-known/jwks.json"),
+            self.infra.revocations,
+        )
+        self.on_start: list[Callable[[], Awaitable[None]]] = []
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []
+        self.ready_checks: dict[str, Callable[[], Awaitable[bool]]] = {
+            "database": self.db.ping,
+            "bus": self.infra.bus.ping,
+            "cache": self.infra.cache.ping,
+        }
+        self.started_at: float | None = None
+
+    @property
+    def bus(self):  # noqa: ANN201 - EventBus
+        return self.infra.bus
+
+    @property
+    def cache(self):  # noqa: ANN201 - Cache
+        return self.infra.cache
+
+    def consume(self, event_cls: type[E], handler: EventHandler[E]) -> None:
+        """Subscribe `handler(session, event, envelope)` behind the idempotent inbox."""
+        self.infra.bus.subscribe(
+            self.name,
+            event_cls.type,
+            idempotent_handler(self.db, self.inbox, self.name, event_cls, handler),
+        )
+
+    async def start(self) -> None:
+        """Create and migrate the database, start the relay, run service start hooks."""
+        url = self.settings.resolved_database_url()
+        if self.settings.create_database:
+            await ensure_database(url)
+        await migrate(self.migrations, url)
+        for hook in self.on_start:
+            await hook()
+        self.relay.start()
+        if self.owns_infra:
+            await self.infra.start()
+        self.started_at = time.time()
+
+    async def stop(self) -> None:
+        for hook in self.on_stop:
+            await hook()
+        await self.relay.stop()
+        if self.owns_infra:
+            await self.infra.close()
+        await self.db.dispose()
+
+    def create_app(
+        self,
+        title: str,
+        routers: Sequence[APIRouter],
+        description: str = "",
+        body_limit_exempt: Callable[[str], bool] | None = None,
+        manage_lifecycle: bool = True,
+    ) -> FastAPI:
+        """A FastAPI app with the kit's error shapes, middleware and operations endpoints."""
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            if manage_lifecycle:
+                await self.start()
+            try:
+                yield
+            finally:
+                if manage_lifecycle:
+                    await self.stop()
+
+        app = FastAPI(
+            title=title,
+            description=description,
+            version="0.1.0",
+            lifespan=lifespan,
+        )
+        app.state.service = self
+        install_error_handlers(app)
+        for router in routers:
+            app.include_router(router)
+        app.include_router(self._operations_router())
+        app.add_middleware(
+            BodyLimitMiddleware, max_bytes=self.settings.max_json_body_bytes,
+            exempt=body_limit_exempt,
+        )
+        app.add_middleware(RequestContextMiddleware, service=self.name)
+        return app
+
+    def _operations_router(self) -> APIRouter:
+        router = APIRouter(tags=["operations"])
+
+        @router.get("/health")
+        async def health() -> dict[str, Any]:
+            return {"status": "ok", "service": self.name}
+
+        @router.get("/ready")
+        async def ready() -> Response:
+            checks = {name: await check() for name, check in self.ready_checks.items()}
+            ok = all(checks.values()) and self.started_at is not None
+            return JSONResponse(
+                {"status": "ready" if ok else "not_ready", "service": self.name, "checks": checks},
+                status_code=200 if ok else 503,
+            )
+
+        @router.get("/metrics")
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        return router

@@ -1,0 +1,235 @@
+"""Test support, loaded as a pytest plugin: stack selection, required infrastructure, a TCP
+proxy that can cut a connection, and a helper that runs an app with its lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from streamia_kit.infra import random_namespace
+
+POSTGRES = os.environ.get("STREAMIA_TEST_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432")
+AMQP = os.environ.get("STREAMIA_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+REDIS = os.environ.get("STREAMIA_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REQUIRE_INFRA = os.environ.get("STREAMIA_REQUIRE_INFRA") == "1"
+
+# Cheap password hashing keeps the suite fast; production keeps the RFC 9106 profile.
+FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
+
+_reachable: dict[str, bool] = {}
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def infrastructure_status() -> dict[str, bool]:
+    if not _reachable:
+        _reachable.update(
+            postgresql=_port_open("127.0.0.1", 5432),
+            rabbitmq=_port_open("127.0.0.1", 5672),
+            redis=_port_open("127.0.0.1", 6379),
+        )
+    return _reachable
+
+
+def require_infrastructure() -> None:
+    """Skip when PostgreSQL/RabbitMQ/Redis are down — or fail, when CI requires them."""
+    down = [name for name, ok in infrastructure_status().items() if not ok]
+    if down:
+        message = f"distributed tier unreachable: {', '.join(down)}"
+        if REQUIRE_INFRA:
+            pytest.fail(message + " (STREAMIA_REQUIRE_INFRA=1)", pytrace=False)
+        pytest.skip(message)
+
+
+@dataclass
+class Stack:
+    """One of the two ways to run: embedded (SQLite, in-process bus) or distributed."""
+
+    name: str
+    tmp: Path
+    namespace: str = field(default_factory=random_namespace)
+
+    @property
+    def distributed(self) -> bool:
+        return self.name == "distributed"
+
+    def overrides(self, **extra: Any) -> dict[str, Any]:
+        """Settings for any service of this stack, isolated from every other test run."""
+        values: dict[str, Any] = {
+            "environment": "test",
+            "data_dir": self.tmp,
+            "retry_base_delay_seconds": 0.05,
+            "outbox_poll_seconds": 0.2,
+            "log_level": "WARNING",
+            **FAST_HASHING,
+        }
+        if self.distributed:
+            values.update(
+                database_url=f"{POSTGRES}/{self.namespace}_{{service}}",
+                amqp_url=AMQP,
+                redis_url=REDIS,
+                namespace=self.namespace,
+            )
+        values.update(extra)
+        return values
+
+    async def cleanup(self, services: list[str]) -> None:
+        if not self.distributed:
+            return
+        from streamia_kit.db import drop_database
+
+        for service in services:
+            with contextlib.suppress(Exception):
+                await drop_database(f"{POSTGRES}/{self.namespace}_{service}")
+        await delete_namespace_queues(self.namespace)
+
+
+async def delete_namespace_queues(namespace: str) -> None:
+    """Remove the durable queues and exchanges a test run declared under its namespace."""
+    import aio_pika
+
+    from streamia_kit.events import EVENT_TYPES, EXCHANGES
+
+    try:
+        conn = await aio_pika.connect(AMQP, timeout=5)
+    except Exception:
+        return
+    async with conn:
+        channel = await conn.channel()
+        consumers = {"users", "movies", "favorites", "ratings", "comments", "notifications",
+                     "probe", "probe2", "flaky", "picky", "steady"}
+        for consumer in consumers:
+            for event_type in EVENT_TYPES:
+                base = f"{namespace}.{consumer}.{event_type}"
+                names = [base, f"{base}.dlq", *(f"{base}.retry.{n}" for n in range(1, 10))]
+                for name in names:
+                    try:
+                        await channel.queue_delete(name)
+                    except Exception:
+                        channel = await conn.channel()
+        for exchange in EXCHANGES:
+            with contextlib.suppress(Exception):
+                await channel.exchange_delete(f"{namespace}.{exchange}")
+
+
+@pytest.fixture(params=["embedded", pytest.param("distributed", marks=pytest.mark.distributed)])
+def stack_name(request: pytest.FixtureRequest) -> str:
+    if request.param == "distributed":
+        require_infrastructure()
+    return request.param
+
+
+@pytest.fixture
+async def stack(stack_name: str, tmp_path: Path) -> AsyncIterator[Stack]:
+    """Parametrises a test over both stacks; cleans up databases and queues afterwards."""
+    value = Stack(stack_name, tmp_path)
+    yield value
+    from streamia_kit.config import DEFAULT_PORTS
+
+    await value.cleanup(list(DEFAULT_PORTS))
+
+
+@pytest.fixture
+def distributed_stack(tmp_path: Path) -> Stack:
+    require_infrastructure()
+    return Stack("distributed", tmp_path)
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    """Run an ASGI app's lifespan and give an httpx client bound to it (no sockets)."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield client
+
+
+async def wait_for(
+    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+    message: str = "condition",
+) -> Any:
+    """Poll a (sync or async) condition until it is truthy; fail after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        await asyncio.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TcpProxy:
+    """A loopback TCP proxy the test controls: `cut()` drops every connection and refuses
+    new ones until `restore()` — a broker outage without touching the broker."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._server: asyncio.base_events.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        return self
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._pipes.update((writer, up_writer))
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+                self._pipes.discard(dst)
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for pipe in list(self._pipes):
+            pipe.transport.abort()
+        self._pipes.clear()
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def close(self) -> None:
+        await self.cut()

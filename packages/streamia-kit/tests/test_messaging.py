@@ -1,0 +1,156 @@
+"""Outbox and inbox: events are never lost while the broker is down, never applied twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, insert, select
+
+from streamia_kit.events import Envelope, UserDeleted
+from streamia_kit.messaging import idempotent_handler
+from streamia_kit.testing import TcpProxy, wait_for
+
+
+def _event(n: int = 1) -> UserDeleted:
+    return UserDeleted(user_id=f"user-{n}", email="gone@x.io", first_name="G", last_name="O")
+
+
+async def _count(harness, table) -> int:
+    async with harness.db.sessions() as session:
+        return await session.scalar(select(func.count()).select_from(table))
+
+
+async def test_an_event_committed_with_the_state_change_is_published_by_the_relay(harness):
+    received: list[Envelope] = []
+
+    async def probe(env):
+        received.append(env)
+
+    harness.infra.bus.subscribe("probe", "user.deleted", probe)
+    await harness.infra.start()
+    harness.relay.start()
+    async with harness.db.transaction() as session:
+        envelope = await harness.outbox.add(session, _event())
+    await wait_for(lambda: len(received) == 1, message="published event")
+    assert received[0].id == envelope.id
+    assert received[0].data["user_id"] == "user-1"
+    assert await _count(harness, harness.outbox.table) == 0
+
+
+async def test_an_event_rolled_back_with_its_transaction_is_never_published(harness):
+    received: list[Envelope] = []
+
+    async def probe(env):
+        received.append(env)
+
+    harness.infra.bus.subscribe("probe", "user.deleted", probe)
+    await harness.infra.start()
+    harness.relay.start()
+    try:
+        async with harness.db.transaction() as session:
+            await harness.outbox.add(session, _event(1))
+            raise RuntimeError("business rule failed")
+    except RuntimeError:
+        pass
+    async with harness.db.transaction() as session:
+        committed = await harness.outbox.add(session, _event(2))
+    await wait_for(lambda: len(received) >= 1, message="the committed event")
+    assert [e.id for e in received] == [committed.id]
+
+
+async def test_a_redelivered_event_is_applied_once(harness):
+    applied = harness.applied
+
+    async def apply(session, event, envelope):
+        await session.execute(insert(applied).values(event_id=envelope.id))
+
+    handler = idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply)
+    envelope = Envelope.wrap(_event(), "streamia/test")
+    await handler(envelope)
+    await handler(envelope)  # the broker redelivers: e.g. the ack was lost
+    await handler(Envelope.wrap(_event(), "streamia/test"))  # a different event
+    assert await _count(harness, applied) == 2
+
+
+async def test_a_redelivery_through_the_bus_is_applied_once(harness):
+    applied = harness.applied
+
+    async def apply(session, event, envelope):
+        await session.execute(insert(applied).values(event_id=envelope.id))
+
+    harness.infra.bus.subscribe(
+        "probe", "user.deleted",
+        idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply))
+    await harness.infra.start()
+    envelope = Envelope.wrap(_event(), "streamia/test")
+    await harness.infra.bus.publish([envelope, envelope, envelope])
+    marker = Envelope.wrap(_event(2), "streamia/test")
+    await harness.infra.bus.publish([marker])
+    await wait_for(lambda: _count(harness, applied), message="deliveries")
+
+    async def marker_applied() -> bool:
+        async with harness.db.sessions() as session:
+            return bool(await session.scalar(
+                select(func.count()).select_from(applied).where(applied.c.event_id == marker.id)))
+
+    await wait_for(marker_applied, message="the marker event")
+    assert await _count(harness, applied) == 2
+
+
+async def test_a_handler_that_fails_leaves_no_inbox_row_so_the_retry_applies_it(harness):
+    applied = harness.applied
+    calls = 0
+
+    async def apply(session, event, envelope):
+        nonlocal calls
+        calls += 1
+        await session.execute(insert(applied).values(event_id=envelope.id))
+        if calls == 1:
+            raise RuntimeError("crash after writing")
+
+    handler = idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply)
+    envelope = Envelope.wrap(_event(), "streamia/test")
+    try:
+        await handler(envelope)
+    except RuntimeError:
+        pass
+    await handler(envelope)
+    assert calls == 2
+    assert await _count(harness, applied) == 1
+
+
+async def test_an_event_written_while_rabbitmq_is_unreachable_is_published_once_it_is_back(
+    distributed_stack, harness_factory
+):
+    make_harness, open_harness = harness_factory
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    harness = make_harness(distributed_stack,
+                           amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+    await open_harness(harness)
+    received: list[Envelope] = []
+
+    async def probe(env):
+        received.append(env)
+
+    try:
+        harness.infra.bus.subscribe("probe", "user.deleted", probe)
+        await harness.infra.start()
+        harness.relay.start()
+
+        await proxy.cut()
+        async with harness.db.transaction() as session:
+            envelope = await harness.outbox.add(session, _event())
+        # The relay tries and fails while the broker is away; the row stays in the outbox.
+        async with harness.db.transaction() as session:
+            await harness.outbox.add(session, _event(2))
+        assert await _count(harness, harness.outbox.table) >= 1
+
+        await proxy.restore()
+        await wait_for(lambda: {e.id for e in received} >= {envelope.id}, timeout=30,
+                       message="event published after the outage")
+        await wait_for(lambda: len(received) >= 2, timeout=30, message="second event")
+        assert await _count(harness, harness.outbox.table) == 0
+    finally:
+        await harness.relay.stop()
+        await harness.infra.close()
+        await harness.db.dispose()
+        await proxy.close()
+        await distributed_stack.cleanup(["users"])

@@ -1,0 +1,100 @@
+"""HTTP endpoints of API.md's Users section: parse, call the service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+
+from streamia_kit.dependencies import CurrentUser
+from streamia_users.dependencies import UsersServiceDep
+from streamia_users.users import schemas
+
+router = APIRouter(prefix="/api/users", tags=["users"])
+keys_router = APIRouter(tags=["keys"])
+
+FORGOT_MESSAGE = "If an account exists for that email, a password reset link has been sent."
+
+
+def _db(request: Request):  # noqa: ANN202
+    return request.app.state.service.db
+
+
+@router.post("/register", status_code=201)
+async def register(body: schemas.RegisterIn, users: UsersServiceDep, request: Request) -> Any:
+    async with _db(request).transaction() as session:
+        result = await users.register(session, body)
+    return {"message": "User registered successfully", "user": schemas.user_out(result.user),
+            "token": result.token}
+
+
+@router.post("/login")
+async def login(body: schemas.LoginIn, users: UsersServiceDep, request: Request) -> Any:
+    async with _db(request).transaction() as session:
+        result = await users.login(session, body)
+    return {"message": "Login successful", "token": result.token,
+            "user": schemas.user_out(result.user)}
+
+
+@router.post("/logout")
+async def logout(identity: CurrentUser, users: UsersServiceDep) -> Any:
+    await users.logout(identity)
+    return {"message": "Logout successful"}
+
+
+@router.post("/forgot-password")
+async def forgot_password(
+    body: schemas.ForgotPasswordIn, users: UsersServiceDep, request: Request
+) -> Any:
+    async with _db(request).transaction() as session:
+        await users.forgot_password(session, body)
+    return {"message": FORGOT_MESSAGE}
+
+
+@router.post("/reset-password")
+async def reset_password(
+    body: schemas.ResetPasswordIn, users: UsersServiceDep, request: Request
+) -> Any:
+    async with _db(request).transaction() as session:
+        await users.reset_password(session, body)
+    return {"message": "Password has been reset successfully"}
+
+
+@router.get("/me")
+async def get_me(identity: CurrentUser, users: UsersServiceDep, request: Request) -> Any:
+    async with _db(request).sessions() as session:
+        user = await users.me(session, identity)
+    return {"user": schemas.user_out(user)}
+
+
+@router.put("/me")
+async def update_me(
+    body: schemas.UpdateMeIn, identity: CurrentUser, users: UsersServiceDep, request: Request
+) -> Any:
+    async with _db(request).transaction() as session:
+        user = await users.update_me(session, identity, body)
+    return {"message": "Profile updated successfully", "user": schemas.user_out(user)}
+
+
+@router.delete("/me", status_code=204)
+async def delete_me(
+    body: schemas.DeleteMeIn, identity: CurrentUser, users: UsersServiceDep, request: Request
+) -> Response:
+    async with _db(request).transaction() as session:
+        await users.delete_me(session, identity, body)
+    return Response(status_code=204)
+
+
+@router.put("/change-password")
+async def change_password(
+    body: schemas.ChangePasswordIn, identity: CurrentUser, users: UsersServiceDep,
+    request: Request,
+) -> Any:
+    async with _db(request).transaction() as session:
+        result = await users.change_password(session, identity, body)
+    return {"message": "Password changed successfully", "token": result.token}
+
+
+@keys_router.get("/.well-known/jwks.json")
+async def jwks(users: UsersServiceDep) -> Any:
+    return users.key.jwks()

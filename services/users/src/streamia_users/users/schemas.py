@@ -1,0 +1,128 @@
+"""Request and response bodies of API.md's Users section."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo
+from pydantic import field_validator
+
+from streamia_kit.db import iso
+from streamia_users.users.models import User
+
+SPECIALS = "!@#$%^&*()_+-=[]{};':\"\\|,.<>/?"
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise ValueError("Invalid email address") from exc
+
+
+def _strong(value: str) -> str:
+    problems = []
+    if len(value) < 8:
+        problems.append("at least 8 characters")
+    if not re.search(r"[A-Z]", value):
+        problems.append("an uppercase letter")
+    if not re.search(r"[a-z]", value):
+        problems.append("a lowercase letter")
+    if not re.search(r"\d", value):
+        problems.append("a digit")
+    if not any(c in SPECIALS for c in value):
+        problems.append("a special character")
+    if problems:
+        raise ValueError("Password must contain " + ", ".join(problems))
+    return value
+
+
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254),
+                  AfterValidator(_email)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Age = Annotated[int, Field(strict=True, ge=13, le=150)]
+StrongPassword = Annotated[str, StringConstraints(max_length=128), AfterValidator(_strong)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+def _must_match(value: str, info: ValidationInfo, other: str) -> str:
+    if info.data.get(other) is not None and value != info.data[other]:
+        raise ValueError("Passwords do not match")
+    return value
+
+
+class RegisterIn(_In):
+    firstName: Name
+    lastName: Name
+    age: Age
+    email: Email
+    password: StrongPassword
+    confirmPassword: str
+
+    @field_validator("confirmPassword")
+    @classmethod
+    def _confirm(cls, value: str, info: ValidationInfo) -> str:
+        return _must_match(value, info, "password")
+
+
+class LoginIn(_In):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    password: Password
+
+
+class ForgotPasswordIn(_In):
+    email: Email
+
+
+class ResetPasswordIn(_In):
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    newPassword: StrongPassword
+    confirmPassword: str
+
+    @field_validator("confirmPassword")
+    @classmethod
+    def _confirm(cls, value: str, info: ValidationInfo) -> str:
+        return _must_match(value, info, "newPassword")
+
+
+class UpdateMeIn(_In):
+    firstName: Name | None = None
+    lastName: Name | None = None
+    age: Age | None = None
+    email: Email | None = None
+
+
+class ChangePasswordIn(_In):
+    currentPassword: Password
+    newPassword: StrongPassword
+    confirmPassword: str
+
+    @field_validator("confirmPassword")
+    @classmethod
+    def _confirm(cls, value: str, info: ValidationInfo) -> str:
+        return _must_match(value, info, "newPassword")
+
+
+class DeleteMeIn(_In):
+    password: Password
+
+
+def user_out(user: User) -> dict[str, Any]:
+    """API.md's `user`: never a password hash or reset token."""
+    return {
+        "id": user.id,
+        "_id": user.id,
+        "firstName": user.first_name,
+        "lastName": user.last_name,
+        "age": user.age,
+        "email": user.email,
+        "role": user.role,
+        "createdAt": iso(user.created_at),
+        "updatedAt": iso(user.updated_at),
+    }

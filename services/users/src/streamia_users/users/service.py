@@ -1,0 +1,233 @@
+"""The rules of accounts, sessions and passwords. Never commits: the boundary does."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from streamia_kit.auth import Identity, RevocationStore, SigningKey
+from streamia_kit.db import utcnow
+from streamia_kit.errors import BadRequest, Conflict, NotFound, Unauthorized
+from streamia_kit.events import PasswordResetRequested, UserDeleted, UserRegistered, UserUpdated
+from streamia_kit.messaging import Outbox
+from streamia_users.config import UsersSettings
+from streamia_users.users import schemas
+from streamia_users.users.models import PasswordResetToken, User
+from streamia_users.users.repository import UsersRepository
+
+LOGIN_FAILED = "Email or password incorrect"
+RESET_INVALID = "Expired or invalid token"
+
+
+class Passwords:
+    """argon2id hashing, run in a worker thread so the event loop keeps serving."""
+
+    def __init__(self, settings: UsersSettings) -> None:
+        self._hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        # Verified against when the email is unknown, so timing does not reveal accounts.
+        self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
+
+    async def hash(self, password: str) -> str:
+        return await asyncio.to_thread(self._hasher.hash, password)
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        def check() -> bool:
+            try:
+                return self._hasher.verify(password_hash or self._dummy, password) and bool(
+                    password_hash)
+            except (VerificationError, InvalidHashError):
+                return False
+
+        return await asyncio.to_thread(check)
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        return self._hasher.check_needs_rehash(password_hash)
+
+
+@dataclass(slots=True)
+class Session:
+    user: User
+    token: str
+
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+class UsersService:
+    def __init__(
+        self,
+        settings: UsersSettings,
+        key: SigningKey,
+        passwords: Passwords,
+        revocations: RevocationStore,
+        outbox: Outbox,
+    ) -> None:
+        self.settings = settings
+        self.key = key
+        self.passwords = passwords
+        self.revocations = revocations
+        self.outbox = outbox
+
+    def _token(self, user: User, now: float | None = None) -> str:
+        return self.key.issue(
+            user.id, user.email, user.role, self.settings.token_lifetime_seconds, now=now
+        )
+
+    async def _revoke_all(self, user_id: str) -> float:
+        """Invalidate every token issued before now; returns that instant."""
+        now = time.time()
+        await self.revocations.revoke_user_before(user_id, now)
+        return now
+
+    async def register(self, session: AsyncSession, data: schemas.RegisterIn) -> Session:
+        repo = UsersRepository(session)
+        if await repo.email_taken(data.email):
+            raise Conflict("Email already registered", code="email_taken")
+        user = await repo.add(User(
+            first_name=data.firstName,
+            last_name=data.lastName,
+            age=data.age,
+            email=data.email,
+            password_hash=await self.passwords.hash(data.password),
+            role="user",
+        ))
+        await self.outbox.add(session, UserRegistered(
+            user_id=user.id, email=user.email, first_name=user.first_name,
+            last_name=user.last_name,
+        ))
+        return Session(user, self._token(user))
+
+    async def login(self, session: AsyncSession, data: schemas.LoginIn) -> Session:
+        repo = UsersRepository(session)
+        user = await repo.get_by_email(data.email.lower())
+        if not await self.passwords.verify(user.password_hash if user else None, data.password):
+            raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")
+        assert user is not None
+        if self.passwords.needs_rehash(user.password_hash):
+            user.password_hash = await self.passwords.hash(data.password)
+        return Session(user, self._token(user))
+
+    async def logout(self, identity: Identity) -> None:
+        await self.revocations.revoke_token(identity.jti, identity.exp)
+
+    async def me(self, session: AsyncSession, identity: Identity) -> User:
+        user = await UsersRepository(session).get(identity.id)
+        if user is None:
+            raise NotFound("User not found", code="user_not_found")
+        return user
+
+    async def update_me(
+        self, session: AsyncSession, identity: Identity, data: schemas.UpdateMeIn
+    ) -> User:
+        repo = UsersRepository(session)
+        user = await self.me(session, identity)
+        changes = data.model_dump(exclude_none=True)
+        if not changes:
+            return user
+        if "email" in changes and changes["email"] != user.email:
+            if await repo.email_taken(changes["email"], except_id=user.id):
+                raise Conflict("Email already registered", code="email_taken")
+            user.email = changes["email"]
+        user.first_name = changes.get("firstName", user.first_name)
+        user.last_name = changes.get("lastName", user.last_name)
+        user.age = changes.get("age", user.age)
+        user.updated_at = utcnow()
+        await session.flush()
+        await self.outbox.add(session, UserUpdated(
+            user_id=user.id, email=user.email, first_name=user.first_name,
+            last_name=user.last_name,
+        ))
+        return user
+
+    async def change_password(
+        self, session: AsyncSession, identity: Identity, data: schemas.ChangePasswordIn
+    ) -> Session:
+        user = await self.me(session, identity)
+        if not await self.passwords.verify(user.password_hash, data.currentPassword):
+            raise Unauthorized("Current password is incorrect", code="invalid_credentials")
+        user.password_hash = await self.passwords.hash(data.newPassword)
+        user.updated_at = utcnow()
+        await session.flush()
+        revoked_at = await self._revoke_all(user.id)
+        # The new token is issued strictly after the revocation instant, so it stays valid.
+        return Session(user, self._token(user, now=revoked_at + 0.002))
+
+    async def delete_me(
+        self, session: AsyncSession, identity: Identity, data: schemas.DeleteMeIn
+    ) -> None:
+        repo = UsersRepository(session)
+        user = await self.me(session, identity)
+        if not await self.passwords.verify(user.password_hash, data.password):
+            raise Unauthorized("Password is incorrect", code="invalid_credentials")
+        await self.outbox.add(session, UserDeleted(
+            user_id=user.id, email=user.email, first_name=user.first_name,
+            last_name=user.last_name,
+        ))
+        await repo.delete(user)
+        await self._revoke_all(user.id)
+
+    async def forgot_password(self, session: AsyncSession, data: schemas.ForgotPasswordIn) -> None:
+        """Issue a reset token for a real account; unknown addresses get the same answer."""
+        repo = UsersRepository(session)
+        user = await repo.get_by_email(data.email)
+        if user is None:
+            return
+        raw = secrets.token_urlsafe(32)  # 32 random bytes
+        expires = utcnow() + timedelta(seconds=self.settings.reset_token_lifetime_seconds)
+        await repo.add_reset_token(PasswordResetToken(
+            token_hash=_hash_token(raw), user_id=user.id, expires_at=expires,
+        ))
+        await self.outbox.add(session, PasswordResetRequested(
+            user_id=user.id, email=user.email, first_name=user.first_name, token=raw,
+            expires_at=expires,
+        ))
+
+    async def reset_password(self, session: AsyncSession, data: schemas.ResetPasswordIn) -> None:
+        repo = UsersRepository(session)
+        now = utcnow()
+        token = await repo.take_reset_token(_hash_token(data.token), now)
+        user = await repo.get(token.user_id) if token else None
+        if token is None or user is None:
+            raise BadRequest(RESET_INVALID, code="invalid_reset_token")
+        user.password_hash = await self.passwords.hash(data.newPassword)
+        user.updated_at = now
+        await repo.invalidate_reset_tokens(user.id, now)
+        await session.flush()
+        await self._revoke_all(user.id)
+
+    async def create_admin(
+        self, session: AsyncSession, email: str, password: str, first_name: str, last_name: str
+    ) -> User:
+        """Create an admin account, or promote the existing account with that email."""
+        repo = UsersRepository(session)
+        email = schemas._email(email)
+        user = await repo.get_by_email(email)
+        if user is not None:
+            user.role = "admin"
+            user.updated_at = utcnow()
+            await session.flush()
+            await self._revoke_all(user.id)  # old tokens carry the old role
+            return user
+        schemas._strong(password)
+        user = await repo.add(User(
+            first_name=first_name, last_name=last_name, age=30, email=email,
+            password_hash=await self.passwords.hash(password), role="admin",
+        ))
+        await self.outbox.add(session, UserRegistered(
+            user_id=user.id, email=user.email, first_name=user.first_name,
+            last_name=user.last_name,
+        ))
+        return user

@@ -1,0 +1,201 @@
+"""The services of the platform and how to run them: embedded (one process) or one each."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import uvicorn
+
+from streamia_kit.config import ServiceSettings
+from streamia_kit.infra import Infrastructure
+
+# Start order matters only for readability of the logs; every service tolerates the others
+# being down.
+HTTP_SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications")
+ALL_SERVICES = (*HTTP_SERVICES, "gateway")
+
+
+@dataclass(frozen=True)
+class ServiceModule:
+    name: str
+    app: ModuleType
+    settings_cls: type[ServiceSettings]
+
+
+def load(name: str) -> ServiceModule | None:
+    """Import a service's app and settings; None while that service is not built yet."""
+    try:
+        app = importlib.import_module(f"streamia_{name}.app")
+        config = importlib.import_module(f"streamia_{name}.config")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith(f"streamia_{name}"):
+            return None
+        raise
+    settings_cls = next(
+        obj for obj in vars(config).values()
+        if isinstance(obj, type) and issubclass(obj, ServiceSettings) and obj is not ServiceSettings
+        and getattr(obj, "service_name", None) == name
+    )
+    return ServiceModule(name, app, settings_cls)
+
+
+def available() -> list[ServiceModule]:
+    return [m for m in (load(n) for n in ALL_SERVICES) if m is not None]
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the embedded runner."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _uvicorn_config(app: Any, host: str, port: int, lifespan: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port, lifespan=lifespan, access_log=False, log_config=None,
+        loop="uvloop", http="httptools", timeout_graceful_shutdown=5,
+    )
+
+
+def build_embedded(overrides: dict[str, Any] | None = None) -> tuple[Infrastructure, list[tuple[str, Any, ServiceSettings]]]:
+    """Every service's app, sharing one in-process bus, cache and revocation store."""
+    overrides = overrides or {}
+    base = ServiceSettings(**overrides)
+    if base.amqp_url or base.redis_url:
+        raise SystemExit("embedded mode uses in-process adapters: unset STREAMIA_AMQP_URL/REDIS_URL")
+    base.data_dir.mkdir(parents=True, exist_ok=True)
+    infra = Infrastructure.from_settings(base)
+    apps = []
+    for module in available():
+        settings = module.settings_cls(**overrides)
+        if module.name == "gateway":
+            app = module.app.create_app(settings, revocations=infra.revocations)
+        else:
+            app = module.app.create_app(settings, infra=infra, manage_lifecycle=False)
+        apps.append((module.name, app, settings))
+    return infra, apps
+
+
+async def run_embedded(
+    overrides: dict[str, Any] | None = None, banner: bool = True, seed: bool = False
+) -> None:
+    infra, apps = build_embedded(overrides)
+    services = [app.state.service for name, app, _ in apps if name != "gateway"]
+    for service in services:
+        await service.start()
+    await infra.start()
+    if seed:
+        marker = apps[0][2].data_dir / ".demo-seeded"
+        if not marker.exists():
+            print(await seed_demo(overrides, apps), flush=True)
+            marker.write_text("seeded\n")
+    servers = [
+        _Server(_uvicorn_config(
+            app, settings.host, settings.bind_port, "on" if name == "gateway" else "off"))
+        for name, app, settings in apps
+    ]
+
+    def stop(*_: Any) -> None:
+        for server in servers:
+            server.should_exit = True
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    try:
+        tasks = [asyncio.create_task(s.serve()) for s in servers]
+        while not all(s.started for s in servers):
+            if any(t.done() for t in tasks):
+                stop()
+                break
+            await asyncio.sleep(0.05)
+        else:
+            if banner:
+                _print_banner(apps)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception():
+                raise task.exception()  # type: ignore[misc]
+    finally:
+        for service in reversed(services):
+            await service.stop()
+        await infra.close()
+
+
+def _print_banner(apps: list[tuple[str, Any, ServiceSettings]]) -> None:
+    gateway = next((s for n, _, s in apps if n == "gateway"), None)
+    lines = ["", "Streamia is running (embedded mode)."]
+    if gateway is not None:
+        lines.append(f"  Open:      http://{_browser_host(gateway.host)}:{gateway.bind_port}/")
+        lines.append(f"  API docs:  http://{_browser_host(gateway.host)}:{gateway.bind_port}/docs")
+    for name, _, settings in apps:
+        if name != "gateway":
+            lines.append(f"  {name:<13} http://{_browser_host(settings.host)}:{settings.bind_port}  (docs: /docs)")
+    data_dir = apps[0][2].data_dir.resolve()
+    lines.append(f"  Data:      {data_dir}")
+    lines.append(f"  Emails:    {data_dir / 'outbox'} (welcome, reset-password and farewell emails)")
+    lines.append("Press Ctrl+C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+def _browser_host(host: str) -> str:
+    return "localhost" if host in ("0.0.0.0", "127.0.0.1", "::") else host
+
+
+async def serve_one(name: str, overrides: dict[str, Any] | None = None) -> None:
+    """One service as its own process, configured by URLs, as a container runs it."""
+    module = load(name)
+    if module is None:
+        raise SystemExit(f"unknown service {name!r}")
+    settings = module.settings_cls(**(overrides or {}))
+    app = module.app.create_app(settings)
+    server = uvicorn.Server(_uvicorn_config(app, settings.host, settings.bind_port, "on"))
+    await server.serve()
+
+
+DEMO_ADMIN_EMAIL = "admin@streamia.local"
+DEMO_ADMIN_PASSWORD = "Admin!2345"
+
+
+async def seed_demo(
+    overrides: dict[str, Any] | None = None, apps: list[tuple[str, Any, ServiceSettings]] | None = None
+) -> str:
+    """An admin account plus the movie service's demo catalogue (videos and subtitles)."""
+    owned = apps is None
+    if apps is None:
+        apps = []
+        for name in ("users", "movies"):
+            module = load(name)
+            if module is not None:
+                settings = module.settings_cls(**(overrides or {}))
+                apps.append((name, module.app.create_app(settings), settings))
+        for _, app, _ in apps:
+            await app.state.service.start()
+    lines = []
+    try:
+        by_name = {name: (app, settings) for name, app, settings in apps}
+        if "users" in by_name:
+            users_app = by_name["users"][0]
+            async with users_app.state.service.db.transaction() as session:
+                await users_app.state.users.create_admin(
+                    session, DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, "Admin", "Streamia")
+            lines.append(f"Demo admin: {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}")
+        if "movies" in by_name:
+            demo = importlib.import_module("streamia_movies.demo")
+            movies_app, movies_settings = by_name["movies"]
+            lines.append(await demo.seed_demo(movies_app))
+        for _, app, _ in apps:
+            await app.state.service.relay.drain()
+    finally:
+        if owned:
+            for _, app, _ in apps:
+                await app.state.service.stop()
+    return "\n".join(lines)
