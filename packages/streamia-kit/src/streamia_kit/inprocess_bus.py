@@ -4,6 +4,7 @@ SQLite file so queued events survive a restart and the `dlq` command can reach t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,18 +47,23 @@ class InProcessBus(EventBus):
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._connect_lock = asyncio.Lock()
         self._wakeups: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     async def _conn(self) -> aiosqlite.Connection:
-        if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._db.executescript(_SCHEMA)
+        if self._db is not None:
+            return self._db
+        async with self._connect_lock:
+            if self._db is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = await aiosqlite.connect(self.path, isolation_level=None)
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=NORMAL")
+                await db.execute("PRAGMA busy_timeout=5000")
+                await db.executescript(_SCHEMA)
+                self._db = db
         return self._db
 
     async def start(self) -> None:
@@ -80,9 +86,11 @@ class InProcessBus(EventBus):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        async with self._connect_lock:
+            if self._db is not None:
+                async with self._lock:
+                    await self._db.close()
+                self._db = None
 
     async def ping(self) -> bool:
         return self._db is not None
@@ -109,7 +117,10 @@ class InProcessBus(EventBus):
                         touched.add(queue)
                 await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                # Keep the original error (often a cancellation) rather than a failed rollback.
+                if db.in_transaction:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(db.execute("ROLLBACK"))
                 raise
         self._wake(touched)
 

@@ -105,6 +105,9 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
                 failures += 1
                 delay = min(0.2 * 2 ** min(failures, 8), 30.0)
                 log.warning("outbox_publish_failed", error=f"{type(exc).__name__}: {exc}",

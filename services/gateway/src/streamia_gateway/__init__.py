@@ -1,0 +1,1 @@
+"""Streamia API gateway: a raw ASGI reverse proxy in front of the services (`app.create_app`)."""

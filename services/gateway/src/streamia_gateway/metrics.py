@@ -1,0 +1,64 @@
+"""Prometheus metrics of one gateway instance (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from streamia_kit.breaker import CircuitBreaker
+
+CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+
+
+class _BreakerCollector(Collector):
+    """Reads breaker states at scrape time, so the gauge can never go stale."""
+
+    def __init__(self, breakers: Mapping[str, CircuitBreaker]) -> None:
+        self._breakers = breakers
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "streamia_gateway_circuit_state",
+            "Circuit breaker state per upstream: 0 closed, 1 open, 2 half-open",
+            labels=["upstream"],
+        )
+        for name, breaker in self._breakers.items():
+            gauge.add_metric([name], int(breaker.state))
+        yield gauge
+
+
+class GatewayMetrics:
+    """Request counts and latency by upstream and status, rate-limit refusals, breaker state."""
+
+    def __init__(self, breakers: Mapping[str, CircuitBreaker]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "streamia_gateway_requests_total",
+            "Requests answered by the gateway",
+            ["upstream", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "streamia_gateway_request_duration_seconds",
+            "Time until the gateway finished answering",
+            ["upstream"],
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "streamia_gateway_rate_limited_total",
+            "Requests refused by a rate limit",
+            ["limit"],
+            registry=self.registry,
+        )
+        self.registry.register(_BreakerCollector(breakers))
+
+    def observe(self, upstream: str, method: str, status: int, seconds: float) -> None:
+        self.requests.labels(upstream, method, str(status)).inc()
+        self.latency.labels(upstream).observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,280 @@
+"""Forwarding to an upstream: streamed both ways, behind that upstream's circuit breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import aiohttp
+import structlog
+from streamia_kit.auth import Identity
+from yarl import URL
+
+from streamia_kit.breaker import CircuitBreaker
+from streamia_gateway.exchange import Exchange, Headers, Receive
+
+log = structlog.get_logger("streamia.gateway.proxy")
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) and ones the gateway sets itself.
+_HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+    }
+)
+_REQUEST_DROP = _HOP_BY_HOP | {
+    b"host",
+    b"expect",
+    b"x-request-id",
+    b"x-forwarded-for",
+    b"x-forwarded-proto",
+    b"x-forwarded-host",
+}
+_RESPONSE_DROP = _HOP_BY_HOP | {b"x-request-id", b"date", b"server"}
+_RATELIMIT = frozenset({b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"})
+# Headers the services trust only from the gateway: whatever a client sends is dropped.
+IDENTITY_PREFIX = b"x-streamia-"
+
+# Responses up to this size are read whole and sent in one ASGI message.
+_SMALL_BODY = 64 * 1024
+
+OnStatus = Callable[[int], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    name: str
+    base_url: str
+
+
+class _ClientGone(Exception):
+    """The client disconnected while its request body was streaming upstream."""
+
+
+class RequestBody:
+    """The ASGI request body as an async iterator aiohttp can stream upstream."""
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.finished = False
+        self.disconnected = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while not self.finished:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            self.finished = not message.get("more_body", False)
+            if chunk:
+                yield chunk
+
+
+def has_body(headers: dict[bytes, bytes]) -> bool:
+    """Does the request announce a body (a positive Content-Length or chunked encoding)?"""
+    length = headers.get(b"content-length")
+    if length is not None:
+        return length.strip() not in (b"0", b"")
+    return b"transfer-encoding" in headers
+
+
+class Proxy:
+    """Sends one request to an upstream and streams the answer back to the client."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        breakers: dict[str, CircuitBreaker] | None,
+        read_timeout: float,
+    ) -> None:
+        self._session = session
+        self._breakers = breakers
+        self._read_timeout = read_timeout
+
+    async def forward(
+        self,
+        ex: Exchange,
+        upstream: Upstream,
+        identity: Identity | None,
+        keep_authorization: bool = True,
+        body: bytes | None = None,
+        on_status: OnStatus | None = None,
+    ) -> None:
+        ex.upstream = upstream.name
+        breaker = self._breakers.get(upstream.name) if self._breakers else None
+        permit = breaker.acquire() if breaker is not None else None
+        if breaker is not None and permit is None:
+            await ex.error(
+                503,
+                "Service temporarily unavailable",
+                "circuit_open",
+                [(b"retry-after", breaker.retry_after_header().encode())],
+            )
+            return
+
+        stream: RequestBody | None = None
+        data: bytes | RequestBody | None = body
+        if body is None and has_body(ex.headers):
+            data = stream = RequestBody(ex.receive)
+        raw_path: bytes = ex.scope.get("raw_path") or ex.path.encode()
+        query: bytes = ex.scope.get("query_string", b"")
+        target = upstream.base_url + raw_path.decode("latin-1")
+        if query:
+            target += "?" + query.decode("latin-1")
+
+        try:
+            resp = await self._session.request(
+                ex.method,
+                URL(target, encoded=True),
+                headers=self._request_headers(ex, identity, keep_authorization),
+                data=data,
+                allow_redirects=False,
+            )
+        except asyncio.CancelledError:
+            if breaker is not None and permit is not None:
+                breaker.release(permit)
+            raise
+        except Exception as exc:
+            if stream is not None and stream.disconnected:
+                if breaker is not None and permit is not None:
+                    breaker.release(permit)
+                return  # nobody is left to answer
+            if breaker is not None and permit is not None:
+                breaker.record(permit, False)
+            await self._upstream_failed(ex, upstream, exc)
+            return
+
+        if breaker is not None and permit is not None:
+            breaker.record(permit, resp.status < 500)
+        try:
+            await self._relay(ex, upstream, resp, stream, on_status)
+        finally:
+            resp.release()
+
+    async def _relay(
+        self,
+        ex: Exchange,
+        upstream: Upstream,
+        resp: aiohttp.ClientResponse,
+        stream: RequestBody | None,
+        on_status: OnStatus | None,
+    ) -> None:
+        if on_status is not None:
+            await on_status(resp.status)
+        headers = self._response_headers(resp, drop_ratelimit=bool(ex.ratelimit))
+        length = resp.content_length
+        if (
+            ex.method == "HEAD"
+            or resp.status in (204, 304)
+            or (length is not None and length <= _SMALL_BODY)
+        ):
+            try:
+                payload = await resp.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                await self._upstream_failed(ex, upstream, exc)
+                return
+            await ex.start(resp.status, headers)
+            await ex.body(payload)
+            return
+
+        # The headers came in time; from here on only a stalled body stream is a timeout.
+        protocol = resp.connection.protocol if resp.connection is not None else None
+        if protocol is not None:
+            protocol.read_timeout = self._read_timeout
+            protocol.start_timeout()
+        await ex.start(resp.status, headers)
+        # uvicorn drops writes to a gone client silently: watch for the disconnect, so a
+        # long video stream stops pulling from the upstream as soon as the viewer leaves.
+        watcher = None
+        if stream is None or stream.finished:
+            watcher = asyncio.ensure_future(_wait_for_disconnect(ex.receive))
+        try:
+            async for chunk in resp.content.iter_any():
+                if watcher is not None and watcher.done():
+                    return
+                await ex.body(chunk, more=True)
+            await ex.body(b"")
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    def _request_headers(
+        self, ex: Exchange, identity: Identity | None, keep_authorization: bool
+    ) -> list[tuple[str, str]]:
+        raw = ex.scope["headers"]
+        drop = _REQUEST_DROP
+        connection = ex.headers.get(b"connection")
+        if connection:
+            drop = drop | {t.strip().lower() for t in connection.split(b",")}
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in raw
+            if name not in drop
+            and not name.startswith(IDENTITY_PREFIX)
+            and (keep_authorization or name != b"authorization")
+        ]
+        host = ex.headers.get(b"host")
+        forwarded_for = ex.headers.get(b"x-forwarded-for")
+        chain = forwarded_for.decode("latin-1") if forwarded_for else ""
+        if not chain:
+            chain = ex.client_ip
+        elif chain.rsplit(",", 1)[-1].strip() != ex.client_ip:
+            chain = f"{chain}, {ex.client_ip}"
+        headers.append(("X-Forwarded-For", chain))
+        headers.append(("X-Forwarded-Proto", ex.scope.get("scheme", "http")))
+        if host:
+            headers.append(("X-Forwarded-Host", host.decode("latin-1")))
+        headers.append(("X-Request-Id", ex.request_id))
+        if identity is not None:
+            headers.append(("X-Streamia-User-Id", identity.id))
+            headers.append(("X-Streamia-User-Email", identity.email))
+            headers.append(("X-Streamia-User-Role", identity.role))
+        return headers
+
+    @staticmethod
+    def _response_headers(resp: aiohttp.ClientResponse, drop_ratelimit: bool) -> Headers:
+        out: Headers = []
+        for name, value in resp.raw_headers:
+            lower = name.lower()
+            if lower in _RESPONSE_DROP or lower.startswith(b"access-control-"):
+                continue  # CORS is the gateway's business
+            if drop_ratelimit and lower in _RATELIMIT:
+                continue
+            out.append((lower, value))
+        return out
+
+    @staticmethod
+    async def _upstream_failed(ex: Exchange, upstream: Upstream, exc: Exception) -> None:
+        if isinstance(exc, TimeoutError):
+            log.warning("upstream_timeout", upstream=upstream.name, error=_describe(exc))
+            await ex.error(504, "Upstream service timed out", "upstream_timeout")
+        elif isinstance(exc, aiohttp.ClientConnectorError):
+            log.warning("upstream_unavailable", upstream=upstream.name, error=_describe(exc))
+            await ex.error(503, "Upstream service unavailable", "upstream_unavailable")
+        elif isinstance(exc, aiohttp.ClientError | OSError):
+            log.warning("upstream_failed", upstream=upstream.name, error=_describe(exc))
+            await ex.error(502, "Bad gateway", "bad_gateway")
+        else:
+            raise exc
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    with contextlib.suppress(Exception):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+
+def _describe(exc: Exception) -> str:
+    """A log-sized description of an upstream failure (some carry the bytes they choked on)."""
+    text = repr(exc)
+    return text if len(text) <= 300 else text[:300] + "..."

@@ -1,0 +1,82 @@
+"""/health, /ready and /metrics."""
+
+from __future__ import annotations
+
+import aiohttp
+from streamia_gateway.testing import FakeUpstream, RunningGateway, closed_port_url
+
+
+async def test_health_is_ok(gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    async with http.get(gateway.url + "/health") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"status": "ok"}
+
+
+async def test_ready_when_every_upstream_answers(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(gateway.url + "/ready") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"users", "movies", "favorites", "ratings", "comments"}
+
+
+async def test_not_ready_names_the_missing_upstream(
+    upstream: FakeUpstream, start_gateway, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(comments_url=closed_port_url())
+    upstream.healthy = False
+    async with http.get(gw.url + "/ready") as resp:
+        assert resp.status == 503
+        body = await resp.json()
+    assert body["code"] == "not_ready"
+    assert body["details"]["comments"] == "unreachable"
+    assert body["details"]["users"] == "status 503"
+
+
+async def test_own_endpoints_refuse_other_methods(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    async with http.post(gateway.url + "/health") as resp:
+        assert resp.status == 405
+        assert (await resp.json())["code"] == "method_not_allowed"
+
+
+async def test_metrics_count_requests_by_upstream_and_status(
+    start_gateway, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(favorites_url=closed_port_url())
+    async with http.get(gw.url + "/api/movies") as resp:
+        await resp.read()
+    async with http.get(gw.url + "/api/favorites") as resp:
+        await resp.read()
+    async with http.get(gw.url + "/metrics") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain")
+        text = await resp.text()
+    total = "streamia_gateway_requests_total"
+    assert total + '{method="GET",status="200",upstream="movies"} 1.0' in text
+    assert total + '{method="GET",status="503",upstream="favorites"} 1.0' in text
+    assert 'streamia_gateway_circuit_state{upstream="favorites"} 0.0' in text
+    assert "streamia_gateway_request_duration_seconds_bucket" in text
+
+
+async def test_openapi_merges_the_services_public_paths(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(gateway.url + "/openapi.json") as resp:
+        assert resp.status == 200
+        spec = await resp.json()
+    assert "/api/users/me" in spec["paths"]
+    assert "/health" not in spec["paths"]  # a service's own operations stay private
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+async def test_docs_serve_swagger_ui_over_the_merged_document(
+    gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(gateway.url + "/docs") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/html")
+        assert "/openapi.json" in await resp.text()

@@ -1,0 +1,1 @@
+"""Emails: what a job carries, how it is rendered, and the record of what was sent."""

@@ -1,0 +1,4 @@
+from streamia_kit.migrations import run_env
+from streamia_notifications.models import metadata
+
+run_env(metadata)

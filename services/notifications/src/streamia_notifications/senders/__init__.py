@@ -1,0 +1,1 @@
+"""The mail-sender port and its adapters: SMTP, SendGrid's Web API, a file outbox."""
