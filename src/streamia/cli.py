@@ -143,6 +143,22 @@ def seed_demo() -> None:
 
 
 @app.command()
+def env(write_readme: bool = typer.Option(False, help="refresh the table in README.md")) -> None:
+    """Print every STREAMIA_* environment variable as a Markdown table."""
+    table = platform.env_table()
+    if not write_readme:
+        typer.echo(table)
+        return
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- env-table:start -->", "<!-- env-table:end -->"
+    head, _, rest = text.partition(start)
+    _, _, tail = rest.partition(end)
+    readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
+    typer.echo("README.md updated")
+
+
+@app.command()
 def makemigrations(service: str, message: str = "initial") -> None:
     """Autogenerate an Alembic revision for a service against a scratch SQLite database."""
     import tempfile

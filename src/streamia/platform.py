@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+import structlog
 import uvicorn
 
 from streamia_kit.config import ServiceSettings
@@ -18,6 +19,8 @@ from streamia_kit.infra import Infrastructure
 
 # Start order matters only for readability of the logs; every service tolerates the others
 # being down.
+log = structlog.get_logger("streamia.platform")
+
 HTTP_SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications")
 ALL_SERVICES = (*HTTP_SERVICES, "gateway")
 
@@ -95,8 +98,11 @@ async def run_embedded(
     if seed:
         marker = apps[0][2].data_dir / ".demo-seeded"
         if not marker.exists():
-            print(await seed_demo(overrides, apps), flush=True)
-            marker.write_text("seeded\n")
+            try:
+                print(await seed_demo(overrides, apps), flush=True)
+                marker.write_text("seeded\n")
+            except Exception:  # a broken demo must not keep the platform from starting
+                log.exception("demo_seed_failed")
     servers = [
         _Server(_uvicorn_config(
             app, settings.host, settings.bind_port, "on" if name == "gateway" else "off"))
@@ -161,7 +167,7 @@ async def serve_one(name: str, overrides: dict[str, Any] | None = None) -> None:
     await server.serve()
 
 
-DEMO_ADMIN_EMAIL = "admin@streamia.local"
+DEMO_ADMIN_EMAIL = "admin@streamia.dev"
 DEMO_ADMIN_PASSWORD = "Admin!2345"
 
 
@@ -198,4 +204,39 @@ async def seed_demo(
         if owned:
             for _, app, _ in apps:
                 await app.state.service.stop()
+    return "\n".join(lines)
+
+
+def env_table() -> str:
+    """Markdown table of every STREAMIA_* variable: default, who reads it, what it does."""
+    from pydantic_core import PydanticUndefined
+
+    base_fields = set(ServiceSettings.model_fields)
+    rows: dict[str, tuple[str, str, list[str]]] = {}
+    classes: list[tuple[str, type[ServiceSettings]]] = [("all", ServiceSettings)]
+    classes += [(m.name, m.settings_cls) for m in available()]
+    for owner, cls in classes:
+        for name, field in cls.model_fields.items():
+            if owner != "all" and name in base_fields:
+                continue
+            var = f"STREAMIA_{name.upper()}"
+            default = field.default
+            if default is PydanticUndefined or default is None:
+                shown = "–" if field.default_factory is None else "(computed)"
+            elif isinstance(default, list | tuple):
+                joined = ",".join(map(str, default))
+                shown = f"`{joined}`" if len(joined) <= 60 else f"({len(default)} entries)"
+            else:
+                shown = f"`{default}`" if str(default) != "" else "(empty)"
+            if name.endswith(("password", "secret", "api_key", "private_key")) and shown not in (
+                    "–", "(empty)"):
+                shown = "(development default)"
+            description = (field.description or "").replace("|", "\\|")
+            if var in rows:
+                rows[var][2].append(owner)
+            else:
+                rows[var] = (shown, description, [owner])
+    lines = ["| variable | default | used by | meaning |", "|---|---|---|---|"]
+    for var, (shown, description, owners) in rows.items():
+        lines.append(f"| `{var}` | {shown} | {', '.join(owners)} | {description} |")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from streamia_users.users.service import UsersService
 
 
-def _users(request: Request) -> UsersService:
+async def _users(request: Request) -> UsersService:
     return request.app.state.users
 
 
