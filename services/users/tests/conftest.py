@@ -4,7 +4,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-
 from streamia_kit.testing import Stack, serve_app
 from streamia_users.app import create_app
 from streamia_users.config import UsersSettings

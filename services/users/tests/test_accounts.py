@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import jwt
-
 from streamia_kit.auth import SigningKey
 
 PASSWORD = "Str0ng!Passw0rd"
@@ -222,3 +221,17 @@ async def test_jwks_publishes_the_signing_key(client, new_user):
     claims = jwt.decode(data["token"], public, algorithms=["EdDSA"])
     assert claims["id"] == data["user"]["id"]
     assert "d" not in key  # never the private part
+
+
+async def test_text_no_database_can_store_is_refused_with_400(client, new_user, auth):
+    resp = await client.post("/api/users/register", json={
+        "firstName": "Ana\u0000", "lastName": "B", "age": 20, "email": "nul@example.com",
+        "password": PASSWORD, "confirmPassword": PASSWORD})
+    assert "firstName" in assert_error(resp, 400)["details"]["fieldErrors"]
+    _, data = await new_user(client)
+    resp = await client.put("/api/users/me", headers=auth(data["token"]),
+                            content='{"lastName": "\\ud800"}',
+                            )
+    assert_error(resp, 400)
+    login = await client.post("/api/users/login", json={"email": "a\u0000@x.io", "password": "p"})
+    assert_error(login, 400)

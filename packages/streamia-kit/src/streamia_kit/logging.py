@@ -70,7 +70,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiormq", "aio_pika", "sqlalchemy.engine"):
+    # aiosqlite's DEBUG lines quote SQL parameters (reset tokens in email jobs among them).
+    for noisy in ("uvicorn.access", "aiormq", "aio_pika", "sqlalchemy.engine", "aiosqlite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -12,6 +12,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
 from streamia_kit.errors import error_body
+from streamia_kit.telemetry import server_span
 from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
 
 access_log = structlog.get_logger("streamia.access")
@@ -41,10 +42,12 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = None
+        carrier: dict[str, str] = {}
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming = value.decode("latin-1")
-                break
+            elif name in (b"traceparent", b"tracestate"):
+                carrier[name.decode()] = value.decode("latin-1")
         rid = new_request_id(incoming)
         token = request_id_var.set(rid)
         status = 500
@@ -61,7 +64,12 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            # The span continues the caller's trace (the gateway's), so the outbox can carry
+            # it into every saga step this request causes.
+            with server_span(carrier, f"{scope['method']} {scope['path']}") as span:
+                span.set_attribute("http.request_id", rid)
+                await self.app(scope, receive, send_with_id)
+                span.set_attribute("http.status_code", status)
         finally:
             elapsed = time.perf_counter() - started
             method = scope["method"]

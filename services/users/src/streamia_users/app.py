@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.infra import Infrastructure
 from streamia_kit.service import Service
+
 from streamia_users.config import UsersSettings
 from streamia_users.users.endpoints import keys_router, router
 from streamia_users.users.models import Base

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-
 from streamia_kit.dependencies import CurrentUser
+
 from streamia_users.dependencies import UsersServiceDep
 from streamia_users.users import schemas
 

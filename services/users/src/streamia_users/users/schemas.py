@@ -6,10 +6,18 @@ import re
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo
-from pydantic import field_validator
-
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from streamia_kit.db import iso
+from streamia_kit.validation import Storable
+
 from streamia_users.users.models import User
 
 SPECIALS = "!@#$%^&*()_+-=[]{};':\"\\|,.<>/?"
@@ -39,12 +47,14 @@ def _strong(value: str) -> str:
     return value
 
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254),
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), Storable,
                   AfterValidator(_email)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+                 Storable]
 Age = Annotated[int, Field(strict=True, ge=13, le=150)]
-StrongPassword = Annotated[str, StringConstraints(max_length=128), AfterValidator(_strong)]
-Password = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+StrongPassword = Annotated[str, StringConstraints(max_length=128), Storable,
+                          AfterValidator(_strong)]
+Password = Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
 
 
 class _In(BaseModel):
@@ -72,7 +82,8 @@ class RegisterIn(_In):
 
 
 class LoginIn(_In):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254)]
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254),
+                     Storable]
     password: Password
 
 
@@ -81,7 +92,8 @@ class ForgotPasswordIn(_In):
 
 
 class ResetPasswordIn(_In):
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                     Storable]
     newPassword: StrongPassword
     confirmPassword: str
 

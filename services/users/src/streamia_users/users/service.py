@@ -12,12 +12,12 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
-
 from streamia_kit.auth import Identity, RevocationStore, SigningKey
 from streamia_kit.db import utcnow
 from streamia_kit.errors import BadRequest, Conflict, NotFound, Unauthorized
 from streamia_kit.events import PasswordResetRequested, UserDeleted, UserRegistered, UserUpdated
 from streamia_kit.messaging import Outbox
+
 from streamia_users.config import UsersSettings
 from streamia_users.users import schemas
 from streamia_users.users.models import PasswordResetToken, User

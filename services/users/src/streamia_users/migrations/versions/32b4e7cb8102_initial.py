@@ -4,10 +4,9 @@ Revision ID: 32b4e7cb8102
 Revises: 
 Create Date: 2026-11-28 00:19:54.395444
 """
-from alembic import op
 import sqlalchemy as sa
 import streamia_kit.db
-
+from alembic import op
 
 revision = '32b4e7cb8102'
 down_revision = None

@@ -1,0 +1,154 @@
+"""The shared movie projection: newest version wins, tombstones are final, catch-up client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from sqlalchemy import MetaData
+from streamia_kit.config import ServiceSettings
+from streamia_kit.db import NAMING, Database, ensure_database
+from streamia_kit.errors import NotFound, ServiceUnavailable
+from streamia_kit.events import MovieDeleted, MovieUpdated
+from streamia_kit.movie_projection import (
+    MOVIE,
+    USER,
+    MovieClient,
+    MovieProjection,
+    Tombstones,
+    projection_tables,
+    snapshot_from_api,
+    valid_id,
+)
+from streamia_kit.testing import Stack, free_port
+
+
+class ProjectionSettings(ServiceSettings):
+    service_name = "favorites"
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
+    settings = ProjectionSettings(**stack.overrides())
+    metadata = MetaData(naming_convention=NAMING)
+    movies, tombstones = projection_tables(metadata)
+    url = settings.resolved_database_url()
+    await ensure_database(url)
+    database = Database(url)
+    async with database.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    client = MovieClient(f"http://127.0.0.1:{free_port()}", timeout_seconds=0.5)
+    yield database, MovieProjection(movies, Tombstones(tombstones), client)
+    await client.close()
+    await database.dispose()
+
+
+def snapshot(movie_id: str, title: str, version: float) -> MovieUpdated:
+    return MovieUpdated(movie_id=movie_id, title=title, version=version)
+
+
+async def test_the_newest_version_wins_and_a_deleted_movie_stays_deleted(db):
+    database, projection = db
+    movie_id = uuid.uuid4().hex
+    for title, version in (("v2", 2.0), ("v1", 1.0), ("v3", 3.0)):
+        async with database.transaction() as session:
+            await projection.apply(session, snapshot(movie_id, title, version))
+    async with database.sessions() as session:
+        assert (await projection.get(session, movie_id)).title == "v3"
+    async with database.transaction() as session:
+        await projection.remove(session, MovieDeleted(movie_id=movie_id))
+        await projection.apply(session, snapshot(movie_id, "zombie", 99.0))
+    async with database.transaction() as session:
+        movie = await projection.get(session, movie_id)
+        assert movie.deleted and movie.title == "v3"
+        assert await projection.tombstones.is_buried(session, MOVIE, movie_id)
+        with pytest.raises(NotFound):
+            await projection.lookup(session, movie_id)
+        with pytest.raises(NotFound):
+            await projection.hold(session, movie)
+
+
+async def test_a_tombstone_for_an_unknown_movie_refuses_a_caught_up_snapshot(db):
+    database, projection = db
+    movie_id = uuid.uuid4().hex
+    async with database.transaction() as session:
+        await projection.remove(session, MovieDeleted(movie_id=movie_id, title="Gone"))
+    with pytest.raises(NotFound):
+        async with database.transaction() as session:
+            await projection.hold(session, snapshot(movie_id, "late", 5.0))
+
+
+async def test_a_buried_user_fails_the_guard(db):
+    database, projection = db
+    user_id = uuid.uuid4().hex
+    async with database.transaction() as session:
+        assert await projection.tombstones.guard(session, USER, user_id)
+    async with database.transaction() as session:
+        await projection.tombstones.bury(session, USER, user_id)
+        await projection.tombstones.bury(session, USER, user_id)  # idempotent
+    async with database.transaction() as session:
+        assert not await projection.tombstones.guard(session, USER, user_id)
+
+
+def test_ids_are_checked_before_they_reach_sql_or_urls():
+    assert valid_id(uuid.uuid4().hex) and valid_id("64f1a2b3c4d5e6f7a8b9c0d1")
+    for bad in ("", "../x", "a b", "x" * 65, "\x00", 5, None):
+        assert not valid_id(bad)
+
+
+def test_an_api_movie_becomes_a_snapshot():
+    data = {"id": "m1", "title": "T", "coverImage": "c", "videoUrl": "v", "duration": 10,
+            "category": "k", "updatedAt": "2025-01-01T00:00:00.000Z"}
+    snap = snapshot_from_api(data, "m1")
+    assert (snap.title, snap.cover_image, snap.video_url, snap.duration, snap.category) == (
+        "T", "c", "v", 10.0, "k")
+    assert snap.version == 1735689600.0
+    assert snapshot_from_api({**data, "id": "other"}, "m1") is None
+    assert snapshot_from_api(None, "m1") is None
+
+
+@pytest.fixture
+async def movie_server() -> AsyncIterator[tuple[str, list[int]]]:
+    statuses: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        status = statuses.pop(0) if statuses else 200
+        if status != 200:
+            return web.json_response({"error": "x"}, status=status)
+        movie_id = request.match_info["id"]
+        return web.json_response({"source": "local", "data": {"id": movie_id, "title": "Up"}})
+
+    app = web.Application()
+    app.router.add_get("/api/movies/{id}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", statuses
+    await runner.cleanup()
+
+
+async def test_the_client_maps_answers_and_opens_its_breaker_on_failures(movie_server):
+    url, statuses = movie_server
+    client = MovieClient(url, timeout_seconds=1.0)
+    try:
+        assert (await client.fetch("m1")).title == "Up"
+        statuses.append(404)
+        assert await client.fetch("m2") is None
+        statuses.extend([500] * 10)
+        for _ in range(10):
+            try:
+                await client.fetch("m3")
+            except ServiceUnavailable as exc:
+                assert exc.status == 503 and exc.headers["Retry-After"]
+                if client.breaker.acquire() is None:
+                    break
+        assert client.breaker.acquire() is None
+        with pytest.raises(ServiceUnavailable):
+            await client.fetch("m1")  # refused without a call while open
+        assert statuses  # the open breaker left the remaining failures unanswered
+    finally:
+        await client.close()
+

@@ -1,0 +1,86 @@
+"""HTTP endpoints of API.md's Comments section: parse, call the service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from streamia_kit.dependencies import AdminUser, CurrentUser
+
+from streamia_comments.comments import schemas
+from streamia_comments.dependencies import CommentsServiceDep, PageDep
+
+router = APIRouter(prefix="/api/comments", tags=["comments"])
+
+
+def _db(request: Request):  # noqa: ANN202
+    return request.app.state.service.db
+
+
+@router.post("", status_code=201)
+@router.post("/", status_code=201, include_in_schema=False)
+async def create_comment(
+    body: schemas.CreateCommentIn, identity: CurrentUser, comments: CommentsServiceDep,
+    request: Request,
+) -> Any:
+    async with _db(request).transaction() as session:
+        shown = await comments.create(session, identity, body)
+    return schemas.comment_out(shown.comment, shown.author)
+
+
+# Fixed paths first: `/moderation` and `/movie/{id}` must never be read as a movie id.
+@router.get("/moderation")
+async def moderation_queue(
+    _: AdminUser, comments: CommentsServiceDep, page: PageDep, request: Request
+) -> Any:
+    async with _db(request).sessions() as session:
+        queue = await comments.moderation_queue(session, page.offset, page.limit)
+    return [{**schemas.comment_out(s.comment, s.author), "reports": s.reports} for s in queue]
+
+
+@router.get("/movie/{movie_id}")
+@router.get("/{movie_id}")
+async def movie_comments(
+    movie_id: str, comments: CommentsServiceDep, page: PageDep, request: Request
+) -> Any:
+    async with _db(request).sessions() as session:
+        shown = await comments.list_for_movie(session, movie_id, page.offset, page.limit)
+    return [schemas.comment_out(s.comment, s.author) for s in shown]
+
+
+@router.put("/{comment_id}")
+async def edit_comment(
+    comment_id: str, body: schemas.EditCommentIn, identity: CurrentUser,
+    comments: CommentsServiceDep, request: Request,
+) -> Any:
+    async with _db(request).transaction() as session:
+        shown = await comments.edit(session, identity, comment_id, body)
+    return schemas.comment_out(shown.comment, shown.author)
+
+
+@router.delete("/{comment_id}")
+async def delete_comment(
+    comment_id: str, identity: CurrentUser, comments: CommentsServiceDep, request: Request
+) -> Any:
+    async with _db(request).transaction() as session:
+        await comments.delete(session, identity, comment_id)
+    return {"message": "Comment deleted successfully"}
+
+
+@router.post("/{comment_id}/report")
+async def report_comment(
+    comment_id: str, identity: CurrentUser, comments: CommentsServiceDep, request: Request
+) -> Any:
+    async with _db(request).transaction() as session:
+        await comments.report(session, identity, comment_id)
+    return {"message": "Comment reported for moderation"}
+
+
+@router.patch("/{comment_id}")
+async def moderate_comment(
+    comment_id: str, body: schemas.ModerateIn, _: AdminUser, comments: CommentsServiceDep,
+    request: Request,
+) -> Any:
+    async with _db(request).transaction() as session:
+        shown = await comments.moderate(session, comment_id, body)
+    return schemas.comment_out(shown.comment, shown.author)

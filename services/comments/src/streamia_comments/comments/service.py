@@ -1,0 +1,155 @@
+"""The rules of comments and their moderation. Never commits: the boundary does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from streamia_kit.auth import Identity
+from streamia_kit.errors import Forbidden, NotFound
+from streamia_kit.events import CommentCreated, CommentDeleted, MovieDeleted
+from streamia_kit.messaging import Outbox
+from streamia_kit.movie_projection import USER, MovieProjection, Tombstones, valid_id
+
+from streamia_comments.comments import schemas
+from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment
+from streamia_comments.comments.moderation import WordFilter
+from streamia_comments.comments.repository import CommentGone, CommentsRepository
+
+COMMENT_NOT_FOUND = "Comment not found"
+BY_WORDS, BY_REPORTS = "words", "reports"
+
+
+@dataclass(slots=True)
+class Shown:
+    comment: Comment
+    author: Author | None
+    reports: int = 0
+
+
+def _not_found() -> NotFound:
+    return NotFound(COMMENT_NOT_FOUND, code="comment_not_found")
+
+
+class CommentsService:
+    def __init__(
+        self, outbox: Outbox, movies: MovieProjection, tombstones: Tombstones,
+        words: WordFilter, report_threshold: int,
+    ) -> None:
+        self.outbox = outbox
+        self.movies = movies
+        self.tombstones = tombstones
+        self.words = words
+        self.report_threshold = max(1, report_threshold)
+
+    async def create(
+        self, session: AsyncSession, identity: Identity, data: schemas.CreateCommentIn
+    ) -> Shown:
+        repo = CommentsRepository(session)
+        found = await self.movies.lookup(session, data.movieId)
+        await self.tombstones.hold_user(session, identity.id)
+        movie = await self.movies.hold(session, found)
+        flagged = self.words.flags(data.text)
+        comment = await repo.add(Comment(
+            user_id=identity.id, movie_id=movie.id, text=data.text,
+            status=FLAGGED if flagged else VISIBLE, flag_reason=BY_WORDS if flagged else None,
+        ))
+        await self.outbox.add(session, CommentCreated(
+            comment_id=comment.id, user_id=identity.id, movie_id=movie.id))
+        return Shown(comment, await repo.author(identity.id))
+
+    async def list_for_movie(
+        self, session: AsyncSession, movie_id: str, offset: int, limit: int
+    ) -> list[Shown]:
+        """Public: visible comments only, newest first."""
+        if not valid_id(movie_id):
+            return []
+        rows = await CommentsRepository(session).list_visible(movie_id, offset, limit)
+        return [Shown(c, a) for c, a in rows]
+
+    async def moderation_queue(self, session: AsyncSession, offset: int, limit: int) -> list[Shown]:
+        rows = await CommentsRepository(session).list_for_moderation(offset, limit)
+        return [Shown(c, a, n) for c, a, n in rows]
+
+    async def _existing(self, session: AsyncSession, comment_id: str) -> Comment:
+        repo = CommentsRepository(session)
+        comment = await repo.get(comment_id) if valid_id(comment_id) else None
+        if comment is None:
+            raise _not_found()
+        return comment
+
+    async def edit(
+        self, session: AsyncSession, identity: Identity, comment_id: str,
+        data: schemas.EditCommentIn,
+    ) -> Shown:
+        """The owner rewrites the text; the filter runs again, an admin's hiding stays."""
+        repo = CommentsRepository(session)
+        comment = await self._existing(session, comment_id)
+        if comment.user_id != identity.id:
+            raise Forbidden("You can only edit your own comments", code="not_owner")
+        await self.tombstones.hold_user(session, identity.id)
+        status, reason = comment.status, comment.flag_reason
+        if status != HIDDEN:
+            if self.words.flags(data.text):
+                status, reason = FLAGGED, BY_WORDS
+            elif reason == BY_WORDS:
+                status, reason = VISIBLE, None
+        updated = await repo.update(comment.id, text=data.text, status=status, flag_reason=reason)
+        if updated is None:
+            raise _not_found()
+        return Shown(updated, await repo.author(updated.user_id))
+
+    async def delete(self, session: AsyncSession, identity: Identity, comment_id: str) -> None:
+        comment = await self._existing(session, comment_id)
+        if comment.user_id != identity.id and not identity.is_admin:
+            raise Forbidden("You can only delete your own comments", code="not_owner")
+        deleted = await CommentsRepository(session).delete(comment.id)
+        if deleted is None:
+            raise _not_found()
+        await self.outbox.add(session, CommentDeleted(
+            comment_id=deleted.id, user_id=deleted.user_id, movie_id=deleted.movie_id))
+
+    async def report(self, session: AsyncSession, identity: Identity, comment_id: str) -> None:
+        """Flag a comment for moderation once enough distinct users reported it."""
+        repo = CommentsRepository(session)
+        comment = await self._existing(session, comment_id)
+        if comment.status == HIDDEN and not identity.is_admin:
+            raise _not_found()
+        await self.tombstones.hold_user(session, identity.id)
+        try:
+            new = await repo.add_report(comment.id, identity.id)
+        except CommentGone:
+            raise _not_found() from None
+        if new and comment.status == VISIBLE and \
+                await repo.report_count(comment.id) >= self.report_threshold:
+            await repo.update(comment.id, status=FLAGGED, flag_reason=BY_REPORTS)
+
+    async def moderate(
+        self, session: AsyncSession, comment_id: str, data: schemas.ModerateIn
+    ) -> Shown:
+        repo = CommentsRepository(session)
+        updated = None
+        if valid_id(comment_id):
+            reason = None if data.status == VISIBLE else "admin"
+            updated = await repo.update(comment_id, status=data.status, flag_reason=reason)
+        if updated is None:
+            raise _not_found()
+        return Shown(updated, await repo.author(updated.user_id))
+
+    async def remember_author(
+        self, session: AsyncSession, user_id: str, first_name: str, last_name: str,
+        version: float,
+    ) -> None:
+        """user.registered / user.updated: a deleted account's names are not kept."""
+        if valid_id(user_id) and await self.tombstones.guard(session, USER, user_id):
+            await CommentsRepository(session).upsert_author(user_id, first_name, last_name,
+                                                            version)
+
+    async def forget_user(self, session: AsyncSession, user_id: str) -> None:
+        """user.deleted: tombstone, then the user's comments, reports and names."""
+        await self.tombstones.bury(session, USER, user_id)
+        await CommentsRepository(session).remove_for_user(user_id)
+
+    async def forget_movie(self, session: AsyncSession, event: MovieDeleted) -> None:
+        await self.movies.remove(session, event)
+        await CommentsRepository(session).remove_for_movie(event.movie_id)

@@ -1,0 +1,32 @@
+"""Thin consumers: the movie projection and the deletion sagas."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from streamia_kit.events import (
+    Envelope,
+    MovieCreated,
+    MovieDeleted,
+    MovieSnapshot,
+    MovieUpdated,
+    UserDeleted,
+)
+from streamia_kit.service import Service
+
+from streamia_favorites.favorites.service import FavoritesService
+
+
+def register(service: Service, favorites: FavoritesService) -> None:
+    async def on_movie_changed(session: AsyncSession, event: MovieSnapshot, _: Envelope) -> None:
+        await favorites.movies.apply(session, event)
+
+    async def on_movie_deleted(session: AsyncSession, event: MovieDeleted, _: Envelope) -> None:
+        await favorites.forget_movie(session, event)
+
+    async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
+        await favorites.forget_user(session, event.user_id)
+
+    service.consume(MovieCreated, on_movie_changed)
+    service.consume(MovieUpdated, on_movie_changed)
+    service.consume(MovieDeleted, on_movie_deleted)
+    service.consume(UserDeleted, on_user_deleted)

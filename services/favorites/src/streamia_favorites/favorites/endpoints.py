@@ -1,0 +1,60 @@
+"""HTTP endpoints of API.md's Favorites section: parse, call the service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from streamia_kit.dependencies import CurrentUser
+
+from streamia_favorites.dependencies import FavoritesServiceDep, PageDep
+from streamia_favorites.favorites import schemas
+
+router = APIRouter(prefix="/api/favorites", tags=["favorites"])
+
+
+def _db(request: Request):  # noqa: ANN202
+    return request.app.state.service.db
+
+
+@router.get("")
+@router.get("/", include_in_schema=False)
+async def list_favorites(
+    identity: CurrentUser, favorites: FavoritesServiceDep, page: PageDep, request: Request
+) -> Any:
+    async with _db(request).sessions() as session:
+        entries = await favorites.list(session, identity, page.offset, page.limit)
+    return [schemas.favorite_out(e.favorite, e.movie) for e in entries]
+
+
+@router.post("", status_code=201)
+@router.post("/", status_code=201, include_in_schema=False)
+async def add_favorite(
+    body: schemas.AddFavoriteIn, identity: CurrentUser, favorites: FavoritesServiceDep,
+    request: Request,
+) -> Any:
+    async with _db(request).transaction() as session:
+        entry = await favorites.add(session, identity, body)
+    return schemas.favorite_out(entry.favorite, entry.movie)
+
+
+@router.put("/{favorite_id}")
+async def update_favorite(
+    favorite_id: str, body: schemas.UpdateNoteIn, identity: CurrentUser,
+    favorites: FavoritesServiceDep, request: Request,
+) -> Any:
+    async with _db(request).transaction() as session:
+        entry = await favorites.update_note(session, identity, favorite_id, body)
+    return {"message": "Favorite updated successfully",
+            "favorite": schemas.favorite_out(entry.favorite, entry.movie)}
+
+
+@router.delete("/{movie_id}")
+async def remove_favorite(
+    movie_id: str, identity: CurrentUser, favorites: FavoritesServiceDep, request: Request
+) -> Any:
+    async with _db(request).transaction() as session:
+        entry = await favorites.remove(session, identity, movie_id)
+    return {"message": "Movie removed from favorites",
+            "removedMovie": {"movieId": movie_id,
+                             "title": entry.movie.title if entry.movie else None}}

@@ -1,0 +1,54 @@
+"""Request and response bodies of API.md's Favorites section."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from streamia_kit.db import iso
+from streamia_kit.movie_projection import Movie, valid_id
+from streamia_kit.validation import Storable
+
+from streamia_favorites.favorites.models import Favorite
+
+
+def _movie_id(value: str) -> str:
+    if not valid_id(value):
+        raise ValueError("Invalid movie id")
+    return value
+
+
+
+
+
+MovieId = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_movie_id)]
+Note = Annotated[str | None, StringConstraints(max_length=500), Storable]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AddFavoriteIn(_In):
+    movieId: MovieId
+    note: Note = None
+
+
+class UpdateNoteIn(_In):
+    note: Note
+
+
+def favorite_out(favorite: Favorite, movie: Movie | None) -> dict[str, Any]:
+    """API.md's favorite: the favorite's own id plus what the projection knows of the movie."""
+    return {
+        "id": favorite.id,
+        "_id": favorite.id,
+        "movieId": favorite.movie_id,
+        "note": favorite.note,
+        "title": movie.title if movie else None,
+        "poster": movie.poster if movie else None,
+        "videoUrl": movie.video_url if movie else None,
+        "duration": movie.duration if movie else None,
+        "category": movie.category if movie else None,
+        "createdAt": iso(favorite.created_at),
+    }

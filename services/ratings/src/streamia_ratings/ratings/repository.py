@@ -1,0 +1,100 @@
+"""The only place the ratings service talks SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from streamia_kit.db import utcnow
+
+from streamia_ratings.ratings.models import STARS, MovieSummary, Rating
+
+
+class DuplicateRating(Exception):
+    """The (user, movie) pair already has a rating."""
+
+
+def _column(star: int):  # noqa: ANN202
+    return getattr(MovieSummary, f"stars_{star}")
+
+
+class RatingsRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def list_for_user(self, user_id: str, offset: int, limit: int) -> Sequence[Rating]:
+        return (await self.session.scalars(
+            select(Rating).where(Rating.user_id == user_id)
+            .order_by(Rating.created_at.desc(), Rating.id.desc()).offset(offset).limit(limit)
+        )).all()
+
+    async def get(self, rating_id: str) -> Rating | None:
+        return await self.session.scalar(select(Rating).where(Rating.id == rating_id))
+
+    async def lock(self, rating_id: str) -> Rating | None:
+        """Re-read a rating under a row lock (it may have been deleted meanwhile)."""
+        return await self.session.scalar(
+            select(Rating).where(Rating.id == rating_id).with_for_update()
+            .execution_options(populate_existing=True)
+        )
+
+    async def find(self, user_id: str, movie_id: str) -> Rating | None:
+        return await self.session.scalar(
+            select(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id)
+            .execution_options(populate_existing=True)
+        )
+
+    async def add(self, rating: Rating) -> Rating:
+        self.session.add(rating)
+        try:
+            await self.session.flush()
+        except IntegrityError as exc:
+            raise DuplicateRating from exc
+        return rating
+
+    async def set_rating(self, rating_id: str, value: int) -> Rating | None:
+        return await self.session.scalar(
+            update(Rating).where(Rating.id == rating_id)
+            .values(rating=value, updated_at=utcnow()).returning(Rating)
+        )
+
+    async def delete(self, rating_id: str) -> Rating | None:
+        return await self.session.scalar(
+            delete(Rating).where(Rating.id == rating_id).returning(Rating)
+        )
+
+    async def bump(self, movie_id: str, deltas: dict[int, int], version: float) -> dict[int, int]:
+        """Add `deltas` to a movie's counters (creating them) and return the new counts."""
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values = {f"stars_{star}": deltas.get(star, 0) for star in STARS}
+        stmt = insert(MovieSummary).values(movie_id=movie_id, version=version, **values)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[MovieSummary.movie_id],
+            set_={**{name: _column(star) + stmt.excluded[name]
+                     for star, name in zip(STARS, values, strict=True)},
+                  "version": stmt.excluded.version},
+        ).returning(*(_column(star) for star in STARS))
+        row = (await self.session.execute(upsert)).one()
+        return dict(zip(STARS, row, strict=True))
+
+    async def counts(self, movie_id: str) -> dict[int, int] | None:
+        row = (await self.session.execute(
+            select(*(_column(star) for star in STARS)).where(MovieSummary.movie_id == movie_id)
+        )).first()
+        return dict(zip(STARS, row, strict=True)) if row is not None else None
+
+    async def remove_for_user(self, user_id: str) -> list[tuple[str, str, int]]:
+        """Delete a user's ratings; returns (rating id, movie id, stars) of each one."""
+        rows = await self.session.execute(
+            delete(Rating).where(Rating.user_id == user_id)
+            .returning(Rating.id, Rating.movie_id, Rating.rating)
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def remove_for_movie(self, movie_id: str) -> None:
+        await self.session.execute(delete(Rating).where(Rating.movie_id == movie_id))
+        await self.session.execute(delete(MovieSummary).where(MovieSummary.movie_id == movie_id))
