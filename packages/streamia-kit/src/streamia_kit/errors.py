@@ -5,12 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-import structlog
 
 log = structlog.get_logger("streamia.errors")
 

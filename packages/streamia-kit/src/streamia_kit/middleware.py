@@ -12,8 +12,8 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
 from streamia_kit.errors import error_body
-from streamia_kit.telemetry import server_span
 from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
+from streamia_kit.telemetry import server_span
 
 access_log = structlog.get_logger("streamia.access")
 

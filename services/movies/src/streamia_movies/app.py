@@ -1,0 +1,66 @@
+"""create_app: the only place the movies service's adapters are wired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from streamia_kit.auth import KeySource
+from streamia_kit.infra import Infrastructure
+from streamia_kit.service import Service
+
+from streamia_movies import consumers
+from streamia_movies.config import MoviesSettings
+from streamia_movies.media.probe import MediaProber
+from streamia_movies.media.storage import (
+    CloudinaryConfig,
+    CloudinaryMediaStore,
+    LocalMediaStore,
+    MediaStore,
+)
+from streamia_movies.movies.endpoints import is_upload_path, router
+from streamia_movies.movies.models import Base
+from streamia_movies.movies.service import MoviesService
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def media_stores(settings: MoviesSettings) -> tuple[MediaStore, dict[str, MediaStore]]:
+    """The store new media goes to, and every store this process can read and delete from."""
+    local = LocalMediaStore(settings.media_root, settings.public_media_path)
+    stores: dict[str, MediaStore] = {"local": local}
+    if settings.cloudinary_url is not None:
+        stores["cloudinary"] = CloudinaryMediaStore(
+            CloudinaryConfig.from_url(settings.cloudinary_url.get_secret_value()),
+            staging_dir=local.staging_dir,
+            folder=settings.cloudinary_folder,
+        )
+    if settings.store_kind not in stores:
+        raise ValueError("STREAMIA_MEDIA_STORE=cloudinary needs CLOUDINARY_URL")
+    return stores[settings.store_kind], stores
+
+
+def create_app(
+    settings: MoviesSettings | None = None, infra: Infrastructure | None = None,
+    manage_lifecycle: bool = True, keys: KeySource | None = None,
+    store: MediaStore | None = None,
+) -> FastAPI:
+    settings = settings or MoviesSettings()
+    service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
+    default_store, stores = media_stores(settings)
+    if store is not None:
+        stores[store.provider] = store
+    movies = MoviesService(
+        store or default_store, stores,
+        MediaProber(settings.ffprobe_path, settings.ffmpeg_path, settings.ffmpeg_timeout_seconds),
+        service.outbox, service.cache, settings.movie_cache_ttl_seconds,
+    )
+    consumers.register(service, movies)
+    app = service.create_app(
+        "Streamia movies", [router],
+        description="Catalogue, video upload and Range streaming, subtitles, search.",
+        body_limit_exempt=is_upload_path,
+        manage_lifecycle=manage_lifecycle,
+    )
+    app.state.movies = movies
+    return app

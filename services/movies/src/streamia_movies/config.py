@@ -1,0 +1,45 @@
+"""Movies service settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from streamia_kit.config import ServiceSettings
+
+from streamia_movies.media.uploads import DEFAULT_MAX_VIDEO_BYTES
+
+
+class MoviesSettings(ServiceSettings):
+    service_name: ClassVar[str] = "movies"
+
+    # Media storage. Unset store => Cloudinary when CLOUDINARY_URL is set, local disk otherwise.
+    media_store: Literal["local", "cloudinary"] | None = None
+    media_dir: Path | None = None  # default: <data_dir>/media
+    cloudinary_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("STREAMIA_CLOUDINARY_URL", "CLOUDINARY_URL", "cloudinary_url"),
+    )
+    cloudinary_folder: str = "streamia"
+    # Prefix of local media URLs as clients see them (through the gateway).
+    public_media_path: str = "/api/movies/media"
+
+    max_upload_bytes: int = DEFAULT_MAX_VIDEO_BYTES
+    max_subtitle_bytes: int = 5 * 1024 * 1024
+
+    ffprobe_path: str = "ffprobe"
+    ffmpeg_path: str = "ffmpeg"
+    ffmpeg_timeout_seconds: float = 60.0
+
+    movie_cache_ttl_seconds: float = 60.0
+
+    @property
+    def media_root(self) -> Path:
+        return self.media_dir or self.data_dir / "media"
+
+    @property
+    def store_kind(self) -> str:
+        if self.media_store:
+            return self.media_store
+        return "cloudinary" if self.cloudinary_url else "local"

@@ -1,0 +1,1 @@
+"""Media handling for movies: subtitles, probing, storage, streamed uploads and Range serving."""

@@ -1,0 +1,1 @@
+"""The movie catalogue: metadata, media, subtitles, search and the rating projection."""

@@ -1,0 +1,174 @@
+"""HTTP endpoints of API.md's Movies section: parse, call the service, shape the response."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from streamia_kit.dependencies import AdminUser
+from streamia_kit.errors import NotFound
+
+from streamia_movies.dependencies import DatabaseDep, MoviesServiceDep, SettingsDep
+from streamia_movies.media.formats import VIDEO_CONTENT_TYPES, content_type_for
+from streamia_movies.media.streaming import MediaFileResponse
+from streamia_movies.media.subtitles import MAX_SUBTITLE_BYTES, check_subtitle_filename
+from streamia_movies.media.uploads import FileRule, receive_multipart, video_rule
+from streamia_movies.movies import schemas
+
+router = APIRouter(prefix="/api/movies", tags=["movies"])
+
+# Paths whose bodies are streamed to disk by the endpoint, not capped by the JSON body limit.
+UPLOAD_PATHS = ("/api/movies/upload",)
+
+
+def is_upload_path(path: str) -> bool:
+    return path in UPLOAD_PATHS or (path.startswith("/api/movies/") and path.endswith("/subtitles"))
+
+
+def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) -> dict[str, Any]:
+    return {
+        "source": movies.source,
+        "data": [schemas.movie_out(m) for m in page.items],
+        "total": page.total,
+        "page": query.page,
+        "limit": query.limit,
+    }
+
+
+@router.get("")
+@router.get("/", include_in_schema=False)
+async def list_movies(
+    query: Annotated[schemas.ListQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
+) -> Any:
+    async with db.sessions() as session:
+        page = await movies.list(session, schemas.ExploreQuery(**query.model_dump()))
+    return _page_body(movies, page, query)
+
+
+@router.get("/explore")
+async def explore(
+    query: Annotated[schemas.ExploreQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
+) -> Any:
+    async with db.sessions() as session:
+        page = await movies.list(session, query)
+    body = _page_body(movies, page, query)
+    body["filters"] = {"category": query.category or None, "search": query.search or None}
+    return body
+
+
+@router.post("/upload", status_code=201)
+async def upload(
+    _: AdminUser, request: Request, movies: MoviesServiceDep, db: DatabaseDep,
+    settings: SettingsDep,
+) -> Any:
+    form = await receive_multipart(
+        request, movies.store.staging_dir, {"video": video_rule(settings.max_upload_bytes)}
+    )
+    try:
+        data = schemas.parse(schemas.UploadIn, form.fields)
+        async with movies.stored_video(form.files.get("video")) as stored:
+            async with db.transaction() as session:
+                movie = await movies.create_uploaded(session, data, stored)
+    finally:
+        form.cleanup()
+    return {"message": "Movie uploaded successfully", "data": schemas.movie_out(movie)}
+
+
+@router.post("", status_code=201)
+@router.post("/", status_code=201, include_in_schema=False)
+async def create_movie(
+    body: schemas.CreateMovieIn, _: AdminUser, movies: MoviesServiceDep, db: DatabaseDep
+) -> Any:
+    async with db.transaction() as session:
+        movie = await movies.create_external(session, body)
+    return {"message": "Movie created successfully", "data": schemas.movie_out(movie)}
+
+
+@router.get("/media/{key:path}", include_in_schema=False)
+@router.head("/media/{key:path}", include_in_schema=False)
+async def media_file(key: str, movies: MoviesServiceDep) -> Response:
+    """Subtitle files and posters kept by the local store (Cloudinary serves its own)."""
+    local = await movies.local_media(key)
+    if local is None:
+        raise NotFound("Media not found", code="media_not_found")
+    suffix = PurePosixPath(key).suffix.lower().lstrip(".")
+    media_type = {"vtt": "text/vtt; charset=utf-8", "jpg": "image/jpeg"}.get(suffix) or (
+        content_type_for(suffix) if suffix in VIDEO_CONTENT_TYPES else "application/octet-stream"
+    )
+    return MediaFileResponse(
+        local.path, local.stat, media_type, headers={"Cache-Control": "public, max-age=3600"}
+    )
+
+
+@router.get("/{movie_id}")
+async def get_movie(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Any:
+    return {"source": movies.source, "data": await movies.get_cached(db, movie_id)}
+
+
+@router.put("/{movie_id}")
+async def update_movie(
+    movie_id: str, body: schemas.UpdateMovieIn, _: AdminUser, movies: MoviesServiceDep,
+    db: DatabaseDep,
+) -> Any:
+    async with db.transaction() as session:
+        movie = await movies.update(session, movie_id, body)
+    await movies.invalidate(movie_id)
+    return {"message": "Movie updated successfully", "data": schemas.movie_out(movie)}
+
+
+@router.delete("/{movie_id}")
+async def delete_movie(
+    movie_id: str, _: AdminUser, movies: MoviesServiceDep, db: DatabaseDep
+) -> Any:
+    async with db.transaction() as session:
+        await movies.delete(session, movie_id)
+    await movies.invalidate(movie_id)
+    return {"message": "Movie deleted successfully"}
+
+
+@router.post("/{movie_id}/subtitles")
+async def upload_subtitle(
+    movie_id: str, _: AdminUser, request: Request, movies: MoviesServiceDep, db: DatabaseDep,
+    settings: SettingsDep,
+) -> Any:
+    rule = FileRule(
+        min(settings.max_subtitle_bytes, MAX_SUBTITLE_BYTES),
+        lambda filename, _head: check_subtitle_filename(filename),
+        "Subtitle file too large",
+    )
+    form = await receive_multipart(request, movies.store.staging_dir, {"subtitle": rule})
+    try:
+        data = schemas.parse(schemas.SubtitleIn, form.fields)
+        async with db.transaction() as session:
+            subtitles, replaced = await movies.add_subtitle(
+                session, movie_id, data, form.files.get("subtitle")
+            )
+    finally:
+        form.cleanup()
+    await movies.invalidate(movie_id)
+    await movies.discard(replaced)
+    return {
+        "message": "Subtitle uploaded successfully",
+        "data": [schemas.subtitle_out(s) for s in subtitles],
+    }
+
+
+@router.get("/{movie_id}/subtitles")
+async def list_subtitles(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Any:
+    async with db.sessions() as session:
+        movie, subtitles = await movies.subtitles(session, movie_id)
+    return {"movie": movie.title, "subtitles": [schemas.subtitle_out(s) for s in subtitles]}
+
+
+@router.api_route("/{movie_id}/stream", methods=["GET", "HEAD"])
+async def stream(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Response:
+    """The video bytes with HTTP Range; media kept elsewhere is a redirect to its URL."""
+    async with db.sessions() as session:
+        movie, local = await movies.local_video(session, movie_id)
+    if local is not None:
+        return MediaFileResponse(local.path, local.stat, content_type_for(movie.video_format))
+    if movie.provider != "local" and movie.video_url:
+        return RedirectResponse(movie.video_url, status_code=302)
+    raise NotFound("Video not found", code="video_not_found")

@@ -1,0 +1,355 @@
+"""The rules of the catalogue. Never commits: the request or the consumer's unit of work does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import event as sa_event
+from sqlalchemy.ext.asyncio import AsyncSession
+from streamia_kit.cache import Cache, SingleFlight
+from streamia_kit.db import Database, new_id, utcnow
+from streamia_kit.errors import NotFound, ValidationFailed
+from streamia_kit.events import MediaRef, MovieCreated, MovieDeleted, MovieUpdated, RatingEvent
+from streamia_kit.messaging import Outbox
+
+from streamia_movies.media.formats import content_type_for, sniff_video
+from streamia_movies.media.probe import MediaProber
+from streamia_movies.media.storage import Kind, LocalFile, MediaStore, StoredMedia
+from streamia_movies.media.subtitles import to_webvtt
+from streamia_movies.media.uploads import StagedFile
+from streamia_movies.movies import schemas
+from streamia_movies.movies.models import Movie, Subtitle
+from streamia_movies.movies.repository import MoviesRepository, Page
+from streamia_movies.movies.search import fold, search_document
+
+log = structlog.get_logger("streamia.movies")
+
+MOVIE_NOT_FOUND = "Movie not found"
+
+
+def _not_found() -> NotFound:
+    return NotFound(MOVIE_NOT_FOUND, code="movie_not_found")
+
+
+@dataclass
+class StoredVideo:
+    """A video (and maybe its poster) already in the media store, waiting for its row."""
+
+    movie_id: str
+    video: StoredMedia
+    video_format: str | None
+    duration: float | None
+    has_audio: bool | None
+    poster: StoredMedia | None = None
+    extra: list[StoredMedia] = field(default_factory=list)
+
+    def media(self) -> list[StoredMedia]:
+        return [self.video, *([self.poster] if self.poster else []), *self.extra]
+
+
+def _snapshot(movie: Movie) -> dict[str, Any]:
+    return dict(
+        movie_id=movie.id, title=movie.title, cover_image=movie.cover_image,
+        video_url=movie.video_url, duration=movie.duration, category=movie.category,
+        version=movie.updated_at.timestamp(),
+    )
+
+
+class MoviesService:
+    def __init__(
+        self,
+        store: MediaStore,
+        stores: Mapping[str, MediaStore],
+        prober: MediaProber,
+        outbox: Outbox,
+        cache: Cache,
+        cache_ttl: float = 60.0,
+    ) -> None:
+        self.store = store  # where new media goes
+        self.stores = stores  # every provider this process can still reach, for reads/deletes
+        self.prober = prober
+        self.outbox = outbox
+        self.cache = cache
+        self.cache_ttl = cache_ttl
+        self._flight = SingleFlight()
+
+    @property
+    def source(self) -> str:
+        return self.store.provider
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @staticmethod
+    def cache_key(movie_id: str) -> str:
+        return f"movies:movie:{movie_id}"
+
+    async def get_cached(self, db: Database, movie_id: str) -> dict[str, Any]:
+        """The public representation, cache-aside; concurrent misses load once."""
+        if len(movie_id) > 64:
+            raise _not_found()
+        key = self.cache_key(movie_id)
+        value = await self.cache.get(key)
+        if value is None:
+            value = await self._flight.do(key, lambda: self._fill(db, movie_id))
+        if value is None:
+            raise _not_found()
+        return value
+
+    async def _fill(self, db: Database, movie_id: str) -> dict[str, Any] | None:
+        # A load that overlaps an invalidation may have read the old row; the generation
+        # key (bumped by every invalidation) tells, and then the result is not cached.
+        key = self.cache_key(movie_id)
+        generation = await self.cache.get(key + ":gen")
+        async with db.sessions() as session:
+            movie = await MoviesRepository(session).get(movie_id)
+            value = schemas.movie_out(movie) if movie else None
+        if value is not None and await self.cache.get(key + ":gen") == generation:
+            await self.cache.set(key, value, self.cache_ttl)
+        return value
+
+    async def invalidate(self, movie_id: str) -> None:
+        key = self.cache_key(movie_id)
+        await self.cache.set(key + ":gen", time.time_ns(), self.cache_ttl * 2)
+        await self.cache.delete(key)
+
+    def invalidate_after_commit(self, session: AsyncSession, movie_id: str) -> None:
+        """Drop the cached copy once the surrounding transaction commits (consumers)."""
+        loop = asyncio.get_running_loop()
+
+        def _after_commit(_: Any) -> None:
+            loop.create_task(self.invalidate(movie_id))
+
+        sa_event.listen(session.sync_session, "after_commit", _after_commit, once=True)
+
+    async def get(self, session: AsyncSession, movie_id: str) -> Movie:
+        movie = await MoviesRepository(session).get(movie_id)
+        if movie is None:
+            raise _not_found()
+        return movie
+
+    async def list(self, session: AsyncSession, query: schemas.ExploreQuery) -> Page:
+        return await MoviesRepository(session).page(
+            page=query.page, limit=query.limit, sort=query.sort,
+            category=query.category, search=query.search,
+        )
+
+    async def subtitles(self, session: AsyncSession, movie_id: str) -> tuple[Movie, list[Subtitle]]:
+        movie = await self.get(session, movie_id)
+        return movie, await MoviesRepository(session).subtitles(movie_id)
+
+    async def local_video(self, session: AsyncSession, movie_id: str) -> tuple[Movie, LocalFile | None]:
+        """The movie and, when its video is stored by a local store, the file to stream."""
+        movie = await self.get(session, movie_id)
+        store = self.stores.get(movie.provider)
+        local = await store.open(movie.video_key) if store and movie.video_key else None
+        return movie, local
+
+    async def local_media(self, key: str) -> LocalFile | None:
+        store = self.stores.get("local")
+        return await store.open(key) if store else None
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def _new_movie(self, **values: Any) -> Movie:
+        now = utcnow()
+        movie = Movie(created_at=now, updated_at=now, **values)
+        self._refresh_keys(movie)
+        return movie
+
+    @staticmethod
+    def _refresh_keys(movie: Movie) -> None:
+        movie.title_key = fold(movie.title)[:200]
+        movie.category_key = fold(movie.category)[:100]
+        movie.search_text = search_document(movie.title, movie.description)
+
+    @contextlib.asynccontextmanager
+    async def stored_video(self, staged: StagedFile | None) -> AsyncIterator[StoredVideo]:
+        """Probe a staged upload, move it (and a poster) into the store; if the caller's
+        block fails the stored files are deleted again, so no row means no media."""
+        if staged is None:
+            raise ValidationFailed({"video": ["A video file is required"]})
+        movie_id = new_id()
+        probe = await self.prober.probe(staged.path)
+        video_format = probe.video_format or sniff_video(staged.head)
+        poster_path = staged.path.with_name(staged.path.name + ".jpg")
+        has_poster = await self.prober.poster(staged.path, poster_path, probe.duration)
+        stored: StoredVideo | None = None
+        try:
+            video = await self.store.save_file(
+                f"videos/{movie_id}.{video_format or 'bin'}", staged.path, "video",
+                content_type_for(video_format),
+            )
+            stored = StoredVideo(movie_id, video, video_format, probe.duration, probe.has_audio)
+            if has_poster:
+                stored.poster = await self.store.save_file(
+                    f"posters/{movie_id}.jpg", poster_path, "poster", "image/jpeg"
+                )
+            yield stored
+        except BaseException:
+            if stored is not None:
+                await self._delete_quietly(stored.media())
+            raise
+        finally:
+            poster_path.unlink(missing_ok=True)
+
+    async def _delete_quietly(self, media: list[StoredMedia]) -> None:
+        for item in media:
+            try:
+                await self.stores[item.provider].delete(item.key, item.kind)
+            except Exception as exc:  # an orphan file is a leak, not a failed request
+                log.warning("media_cleanup_failed", key=item.key, error=str(exc))
+
+    async def create_uploaded(
+        self, session: AsyncSession, data: schemas.UploadIn, stored: StoredVideo
+    ) -> Movie:
+        movie = self._new_movie(
+            id=stored.movie_id, title=data.title, description=data.description,
+            category=data.category or None, provider=stored.video.provider,
+            video_key=stored.video.key, poster_key=stored.poster.key if stored.poster else None,
+            video_url=self._video_url(stored), cover_image=stored.poster.url if stored.poster else None,
+            video_format=stored.video_format, duration=stored.duration,
+            has_audio=stored.has_audio, size_bytes=stored.video.size,
+        )
+        await MoviesRepository(session).add(movie)
+        await self.outbox.add(session, MovieCreated(**_snapshot(movie)))
+        return movie
+
+    def _video_url(self, stored: StoredVideo) -> str:
+        if stored.video.provider == "local":
+            # Local files are played through the Range-capable stream endpoint.
+            return f"/api/movies/{stored.movie_id}/stream"
+        return stored.video.url
+
+    async def create_external(self, session: AsyncSession, data: schemas.CreateMovieIn) -> Movie:
+        movie = self._new_movie(
+            title=data.title, description=data.description, category=data.category or None,
+            provider="external", video_url=data.videoUrl, cover_image=data.coverImage,
+            duration=data.duration, video_format=data.videoFormat, has_audio=data.hasAudio,
+        )
+        await MoviesRepository(session).add(movie)
+        await self.outbox.add(session, MovieCreated(**_snapshot(movie)))
+        return movie
+
+    async def update(
+        self, session: AsyncSession, movie_id: str, data: schemas.UpdateMovieIn
+    ) -> Movie:
+        repo = MoviesRepository(session)
+        movie = await repo.get(movie_id, for_update=True)
+        if movie is None:
+            raise _not_found()
+        changes = data.changes()
+        if "videoUrl" in changes and movie.provider != "external":
+            raise ValidationFailed({"videoUrl": ["Only external movies can change their video URL"]})
+        columns = {
+            "title": "title", "description": "description", "category": "category",
+            "coverImage": "cover_image", "videoUrl": "video_url", "duration": "duration",
+            "videoFormat": "video_format", "hasAudio": "has_audio",
+        }
+        if not changes:
+            return movie
+        for name, value in changes.items():
+            if name in ("description", "category") and value == "":
+                value = None
+            setattr(movie, columns[name], value)
+        self._refresh_keys(movie)
+        movie.updated_at = utcnow()
+        await repo.flush()
+        await self.outbox.add(session, MovieUpdated(**_snapshot(movie)))
+        return movie
+
+    async def delete(self, session: AsyncSession, movie_id: str) -> Movie:
+        """Remove the row now; the media files go in the `movie.deleted` saga step."""
+        repo = MoviesRepository(session)
+        movie = await repo.get(movie_id, for_update=True)
+        if movie is None:
+            raise _not_found()
+        media: list[MediaRef] = []
+        if movie.video_key:
+            media.append(MediaRef(provider=movie.provider, key=movie.video_key, kind="video"))
+        if movie.poster_key:
+            media.append(MediaRef(provider=movie.provider, key=movie.poster_key, kind="poster"))
+        media += [MediaRef(provider=s.provider, key=s.key, kind="subtitle") for s in movie.subtitles]
+        await self.outbox.add(
+            session, MovieDeleted(movie_id=movie.id, title=movie.title, media=media)
+        )
+        await repo.delete(movie)
+        return movie
+
+    async def add_subtitle(
+        self, session: AsyncSession, movie_id: str, data: schemas.SubtitleIn,
+        staged: StagedFile | None,
+    ) -> tuple[list[Subtitle], StoredMedia | None]:
+        """Convert and store a track; one per language. Returns the tracks and the replaced file."""
+        if staged is None:
+            raise ValidationFailed({"subtitle": ["A subtitle file is required"]})
+        repo = MoviesRepository(session)
+        movie = await repo.get(movie_id, for_update=True)
+        if movie is None:
+            raise _not_found()
+        raw = await asyncio.to_thread(staged.path.read_bytes)
+        vtt = to_webvtt(raw, staged.filename)
+        # A fresh key per upload: the old file stays valid until this transaction commits.
+        key = f"subtitles/{movie_id}/{data.language}-{new_id()[:8]}.vtt"
+        stored = await self.store.save(key, _one(vtt.data), "subtitle", "text/vtt")
+        try:
+            existing = await repo.subtitle(movie_id, data.language)
+            replaced = None
+            label = data.label or schemas.default_label(data.language)
+            if existing is not None:
+                replaced = StoredMedia(existing.provider, existing.key, existing.url, 0, "subtitle")
+                existing.label, existing.url, existing.key = label, stored.url, stored.key
+                existing.provider, existing.updated_at = stored.provider, utcnow()
+            else:
+                await repo.add_subtitle(Subtitle(
+                    movie_id=movie_id, language=data.language, label=label, url=stored.url,
+                    key=stored.key, provider=stored.provider,
+                ))
+            movie.updated_at = utcnow()
+            await repo.flush()
+            subtitles = await repo.subtitles(movie_id)
+        except BaseException:
+            await self._delete_quietly([stored])
+            raise
+        return subtitles, replaced
+
+    async def discard(self, media: StoredMedia | None) -> None:
+        """Best-effort removal of a file nothing points at any more."""
+        if media is not None:
+            await self._delete_quietly([media])
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def apply_rating(self, session: AsyncSession, event: RatingEvent) -> None:
+        applied = await MoviesRepository(session).apply_rating(
+            event.movie_id, event.summary.average, event.summary.count, event.version
+        )
+        if applied:
+            self.invalidate_after_commit(session, event.movie_id)
+
+    async def purge_media(self, event: MovieDeleted) -> None:
+        """Saga step: delete a removed movie's files; raising makes the bus retry later."""
+        for ref in event.media:
+            if ref.provider == "external":
+                continue
+            store = self.stores.get(ref.provider)
+            if store is None:
+                raise RuntimeError(f"media provider {ref.provider!r} is not configured here")
+            await store.delete(ref.key, _kind(ref.kind))
+        log.info("movie_media_deleted", movie_id=event.movie_id, files=len(event.media))
+
+
+def _kind(value: str) -> Kind:
+    if value not in ("video", "subtitle", "poster"):
+        raise ValueError(f"unknown media kind {value!r}")
+    return value  # type: ignore[return-value]
+
+
+async def _one(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
