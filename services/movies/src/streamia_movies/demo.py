@@ -28,7 +28,7 @@ DEMO_MOVIES = [
     ("Niebla", "Terror", "Algo se esconde en la niebla del pueblo.",
      "testsrc", 220, "No abras esa puerta, por favor.", "Please don't open that door."),
     ("Órbita", "Ciencia ficción", "Una ingeniera repara la estación antes del amanecer.",
-     "mandelbrot", 660, "Quedan tres minutos de oxígeno.", "Three minutes of oxygen left."),
+     "smptehdbars", 660, "Quedan tres minutos de oxígeno.", "Three minutes of oxygen left."),
 ]
 
 FALLBACK_VIDEO = "https://interactive-examples.mdn.mozilla.net/media/cc0-videos/flower.mp4"

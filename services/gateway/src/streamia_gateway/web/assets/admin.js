@@ -1,0 +1,508 @@
+// Administration (role "admin"): upload, edit and delete movies, subtitles, comment moderation.
+
+import { api, enc, errorText, query, session, upload } from './api.js';
+import {
+  alertBox,
+  busy,
+  clearFormErrors,
+  field,
+  formatBytes,
+  formatDateTime,
+  h,
+  replace,
+  showFormError,
+  showSuccess,
+  successBox,
+  toast,
+  toastError,
+} from './dom.js';
+import { go, href, link, requireLogin } from './router.js';
+
+const VIDEO_ACCEPT = '.mp4,.mov,.mkv,.webm,.avi,video/mp4,video/quicktime,video/x-matroska,video/webm,video/x-msvideo';
+const LIST_SIZE = 20;
+
+function guard(main) {
+  if (!requireLogin()) return false;
+  if (!session.isAdmin) {
+    replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Administrators only'), h('p', {}, 'Your account cannot manage the catalogue.'), h('p', {}, link('/', '← Back to the catalogue'))));
+    return false;
+  }
+  return true;
+}
+
+export function adminView(main) {
+  if (!guard(main)) return { title: 'Admin' };
+  const moviesBox = h('section', { class: 'panel', 'aria-labelledby': 'admin-movies' });
+  const moderationBox = h('section', { class: 'panel', 'aria-labelledby': 'admin-moderation' });
+  const refreshMovies = renderMovieTable(moviesBox);
+  replace(
+    main,
+    h(
+      'section',
+      { class: 'page' },
+      h('h1', {}, 'Administration'),
+      h('div', { class: 'columns' }, uploadForm(refreshMovies), urlForm(refreshMovies)),
+      moviesBox,
+      moderationBox,
+    ),
+  );
+  renderModeration(moderationBox);
+  return { title: 'Admin' };
+}
+
+// Upload ------------------------------------------------------------------------------------
+
+function uploadForm(onDone) {
+  const file = field('Video file', 'video', { type: 'file', accept: VIDEO_ACCEPT, required: true, hint: 'mp4, mov, mkv, webm or avi' });
+  const title = field('Title', 'title', { maxlength: '200', required: true });
+  const category = field('Category', 'category', { maxlength: '100' });
+  const description = field('Description', 'description', { textarea: true, rows: '3', maxlength: '5000' });
+  const progress = h('progress', { max: '100', value: '0', 'aria-label': 'Upload progress' });
+  const progressText = h('span', { class: 'muted', 'aria-live': 'polite' });
+  const progressWrap = h('div', { class: 'progress', hidden: true }, progress, progressText);
+  const alert = alertBox();
+  const done = successBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Upload');
+  const cancel = h('button', { type: 'button', class: 'btn ghost', hidden: true }, 'Cancel upload');
+  let current = null;
+
+  file.input.addEventListener('change', () => {
+    const chosen = file.input.files[0];
+    if (chosen && !title.input.value.trim()) title.input.value = chosen.name.replace(/\.[^.]+$/, '').replace(/[_-]+/g, ' ');
+  });
+  cancel.addEventListener('click', () => current && current.abort());
+
+  const form = h(
+    'form',
+    {
+      class: 'panel card-form',
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearFormErrors(form, alert);
+        done.hidden = true;
+        const chosen = file.input.files[0];
+        if (!chosen) {
+          file.error.textContent = 'Choose a video file.';
+          file.input.setAttribute('aria-invalid', 'true');
+          return file.input.focus();
+        }
+        if (!title.input.value.trim()) {
+          title.error.textContent = 'A title is required.';
+          title.input.setAttribute('aria-invalid', 'true');
+          return title.input.focus();
+        }
+        const data = new FormData();
+        data.append('title', title.input.value.trim());
+        if (description.input.value.trim()) data.append('description', description.input.value.trim());
+        if (category.input.value.trim()) data.append('category', category.input.value.trim());
+        data.append('video', chosen); // after the text fields: the service streams the file
+        progress.value = 0;
+        progressText.textContent = `0 % of ${formatBytes(chosen.size)}`;
+        progressWrap.hidden = false;
+        submit.disabled = true;
+        cancel.hidden = false;
+        current = upload('/api/movies/upload', data, (loaded, total) => {
+          const pct = total ? Math.floor((loaded / total) * 100) : 0;
+          progress.value = pct;
+          progressText.textContent = pct >= 100 ? 'Processing…' : `${pct} % of ${formatBytes(total)}`;
+        });
+        try {
+          const body = await current.promise;
+          const movie = body && body.data;
+          form.reset();
+          replace(done, `${body.message || 'Movie uploaded.'} `, movie ? h('a', { href: href(`/movie/${enc(movie.id)}`) }, `Open “${movie.title}”`) : null, movie ? ' · ' : null, movie ? h('a', { href: href(`/admin/movie/${enc(movie.id)}`) }, 'add subtitles') : null);
+          done.hidden = false;
+          onDone();
+        } catch (err) {
+          if (err && err.name === 'AbortError') {
+            replace(alert, 'Upload cancelled.');
+            alert.hidden = false;
+          } else {
+            showFormError(form, err, alert);
+          }
+        } finally {
+          current = null;
+          submit.disabled = false;
+          cancel.hidden = true;
+          progressWrap.hidden = true;
+        }
+      },
+    },
+    h('h2', {}, 'Upload a movie'),
+    alert,
+    done,
+    file.wrap,
+    title.wrap,
+    category.wrap,
+    description.wrap,
+    progressWrap,
+    h('div', { class: 'actions' }, submit, cancel),
+  );
+  return form;
+}
+
+function urlForm(onDone) {
+  const videoUrl = field('Video URL', 'videoUrl', { type: 'url', required: true, placeholder: 'https://…' });
+  const title = field('Title', 'title', { maxlength: '200', required: true });
+  const category = field('Category', 'category', { maxlength: '100' });
+  const coverImage = field('Cover image URL', 'coverImage', { type: 'url', placeholder: 'https://… (optional)' });
+  const description = field('Description', 'description', { textarea: true, rows: '3', maxlength: '5000' });
+  const alert = alertBox();
+  const done = successBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Add movie');
+  const form = h(
+    'form',
+    {
+      class: 'panel card-form',
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearFormErrors(form, alert);
+        done.hidden = true;
+        const body = { title: title.input.value.trim(), videoUrl: videoUrl.input.value.trim() };
+        if (category.input.value.trim()) body.category = category.input.value.trim();
+        if (description.input.value.trim()) body.description = description.input.value.trim();
+        if (coverImage.input.value.trim()) body.coverImage = coverImage.input.value.trim();
+        await busy(submit, async () => {
+          try {
+            const res = await api('/api/movies', { method: 'POST', body });
+            form.reset();
+            showSuccess(done, res.message || 'Movie added.');
+            onDone();
+          } catch (err) {
+            showFormError(form, err, alert);
+          }
+        }, 'Adding…');
+      },
+    },
+    h('h2', {}, 'Add a movie by URL'),
+    h('p', { class: 'muted' }, 'For a video that already lives elsewhere (https).'),
+    alert,
+    done,
+    videoUrl.wrap,
+    title.wrap,
+    category.wrap,
+    coverImage.wrap,
+    description.wrap,
+    h('div', { class: 'actions' }, submit),
+  );
+  return form;
+}
+
+// Movie list --------------------------------------------------------------------------------
+
+function renderMovieTable(container) {
+  let page = 1;
+  const body = h('div', {});
+  replace(container, h('h2', { id: 'admin-movies' }, 'Movies'), body);
+
+  async function load() {
+    replace(body, h('p', { class: 'loading' }, 'Loading…'));
+    let res;
+    try {
+      res = await api(`/api/movies${query({ page, limit: LIST_SIZE, sort: 'newest' })}`, { auth: false });
+    } catch (err) {
+      replace(body, h('div', { class: 'notice error' }, errorText(err), ' ', h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry')));
+      return;
+    }
+    const movies = res.data || [];
+    const pages = Math.max(1, Math.ceil((res.total || 0) / LIST_SIZE));
+    const rows = movies.map((movie) => {
+      const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
+      del.addEventListener('click', () => deleteMovie(movie, del, load));
+      return h(
+        'tr',
+        {},
+        h('th', { scope: 'row' }, h('a', { href: href(`/movie/${enc(movie.id)}`) }, movie.title)),
+        h('td', {}, movie.category || '—'),
+        h('td', {}, movie.provider || '—'),
+        h('td', {}, String((movie.subtitles || []).length)),
+        h('td', {}, `${(movie.rating && movie.rating.average) || 0} (${(movie.rating && movie.rating.count) || 0})`),
+        h('td', { class: 'row-actions' }, h('a', { class: 'btn small ghost', href: href(`/admin/movie/${enc(movie.id)}`) }, 'Edit'), del),
+      );
+    });
+    const pager = pages > 1
+      ? h(
+          'div',
+          { class: 'pager' },
+          h('button', { type: 'button', class: 'btn small', disabled: page <= 1, onclick: () => { page -= 1; load(); } }, '← Previous'),
+          h('span', { class: 'pager-status' }, `Page ${page} of ${pages}`),
+          h('button', { type: 'button', class: 'btn small', disabled: page >= pages, onclick: () => { page += 1; load(); } }, 'Next →'),
+        )
+      : null;
+    replace(
+      body,
+      movies.length
+        ? h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              {},
+              h('caption', { class: 'visually-hidden' }, 'Movies in the catalogue'),
+              h('thead', {}, h('tr', {}, ['Title', 'Category', 'Storage', 'Subtitles', 'Rating', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+              h('tbody', {}, rows),
+            ),
+          )
+        : h('p', { class: 'empty' }, 'No movies yet.'),
+      pager,
+    );
+  }
+  load();
+  return () => {
+    page = 1;
+    load();
+  };
+}
+
+async function deleteMovie(movie, button, after) {
+  if (!confirm(`Delete “${movie.title}”? Its video, subtitles, ratings, comments and favourites go too.`)) return;
+  await busy(button, async () => {
+    try {
+      const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'DELETE' });
+      toast((res && res.message) || 'Movie deleted.', 'success');
+      after();
+    } catch (err) {
+      toastError(err);
+    }
+  });
+}
+
+// Moderation --------------------------------------------------------------------------------
+
+function renderModeration(container) {
+  const body = h('div', {});
+  replace(container, h('h2', { id: 'admin-moderation' }, 'Comment moderation'), h('p', { class: 'muted' }, 'Reported and hidden comments.'), body);
+
+  async function load() {
+    replace(body, h('p', { class: 'loading' }, 'Loading…'));
+    let items;
+    try {
+      items = await api(`/api/comments/moderation${query({ limit: 100 })}`);
+    } catch (err) {
+      replace(body, h('div', { class: 'notice error' }, errorText(err), ' ', h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry')));
+      return;
+    }
+    const comments = Array.isArray(items) ? items : items.data || [];
+    if (!comments.length) {
+      replace(body, h('p', { class: 'empty' }, 'Nothing to review.'));
+      return;
+    }
+    replace(body, h('ul', { class: 'comment-list' }, comments.map((c) => moderationItem(c, load))));
+  }
+  load();
+}
+
+function moderationItem(comment, reload) {
+  const author = `${(comment.user && comment.user.firstName) || ''} ${(comment.user && comment.user.lastName) || ''}`.trim() || 'Former member';
+  const setStatus = (status, button) =>
+    busy(button, async () => {
+      try {
+        await api(`/api/comments/${enc(comment.id)}`, { method: 'PATCH', body: { status } });
+        toast(status === 'hidden' ? 'Comment hidden.' : 'Comment visible again.', 'success');
+        reload();
+      } catch (err) {
+        toastError(err);
+      }
+    });
+  const show = h('button', { type: 'button', class: 'btn small' }, 'Make visible');
+  show.addEventListener('click', () => setStatus('visible', show));
+  const hide = h('button', { type: 'button', class: 'btn small ghost' }, 'Hide');
+  hide.addEventListener('click', () => setStatus('hidden', hide));
+  hide.hidden = comment.status === 'hidden';
+  const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
+  del.addEventListener('click', async () => {
+    if (!confirm('Delete this comment for good?')) return;
+    await busy(del, async () => {
+      try {
+        await api(`/api/comments/${enc(comment.id)}`, { method: 'DELETE' });
+        toast('Comment deleted.');
+        reload();
+      } catch (err) {
+        toastError(err);
+      }
+    });
+  });
+  return h(
+    'li',
+    { class: 'comment' },
+    h(
+      'header',
+      { class: 'comment-header' },
+      h('strong', {}, author),
+      h('time', { class: 'muted', datetime: comment.createdAt || '' }, formatDateTime(comment.createdAt)),
+      h('span', { class: `chip small ${comment.status === 'hidden' ? 'warn' : ''}` }, comment.status || 'flagged'),
+      comment.reports ? h('span', { class: 'muted' }, `${comment.reports} report${comment.reports === 1 ? '' : 's'}`) : null,
+      h('a', { href: href(`/movie/${enc(comment.movieId)}`) }, 'View movie'),
+    ),
+    h('div', { class: 'comment-body' }, h('p', { class: 'comment-text' }, comment.text)),
+    h('div', { class: 'comment-actions' }, show, hide, del),
+  );
+}
+
+// Edit one movie ----------------------------------------------------------------------------
+
+export async function adminMovieView(main, [rawId]) {
+  if (!guard(main)) return { title: 'Admin' };
+  const id = decodeURIComponent(rawId);
+  replace(main, h('p', { class: 'loading' }, 'Loading movie…'));
+  let movie;
+  try {
+    movie = (await api(`/api/movies/${enc(id)}`, { auth: false })).data;
+  } catch (err) {
+    replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Movie unavailable'), h('p', { class: 'notice error' }, errorText(err)), h('p', {}, link('/admin', '← Administration'))));
+    return { title: 'Admin' };
+  }
+  const subtitlesBox = h('section', { class: 'panel', 'aria-labelledby': 'subs-heading' });
+  const del = h('button', { type: 'button', class: 'btn danger' }, 'Delete this movie');
+  del.addEventListener('click', () => deleteMovie(movie, del, () => go('/admin')));
+  replace(
+    main,
+    h(
+      'section',
+      { class: 'page' },
+      h('p', { class: 'breadcrumb' }, link('/admin', '← Administration'), ' · ', link(`/movie/${enc(id)}`, 'View movie')),
+      h('h1', {}, `Edit “${movie.title}”`),
+      h('div', { class: 'columns' }, editForm(movie), subtitlesBox),
+      h('section', { class: 'panel danger-zone' }, h('h2', {}, 'Danger zone'), h('p', { class: 'muted' }, 'Deleting removes the video and everything attached to it.'), del),
+    ),
+  );
+  renderSubtitles(subtitlesBox, movie);
+  return { title: `Edit ${movie.title}` };
+}
+
+function editForm(movie) {
+  const title = field('Title', 'title', { maxlength: '200', value: movie.title || '' });
+  const category = field('Category', 'category', { maxlength: '100', value: movie.category || '' });
+  const description = field('Description', 'description', { textarea: true, rows: '5', maxlength: '5000' });
+  description.input.value = movie.description || '';
+  const coverImage = field('Cover image URL', 'coverImage', { type: 'url', value: movie.coverImage && /^https?:/i.test(movie.coverImage) ? movie.coverImage : '', placeholder: movie.coverImage ? `Current: ${movie.coverImage}` : 'https://…', hint: 'Leave empty to keep the current cover.' });
+  const videoUrl = movie.provider === 'external'
+    ? field('Video URL', 'videoUrl', { type: 'url', value: movie.videoUrl || '' })
+    : null;
+  const alert = alertBox();
+  const done = successBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save changes');
+  const form = h(
+    'form',
+    {
+      class: 'panel card-form',
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearFormErrors(form, alert);
+        done.hidden = true;
+        const body = {};
+        const t = title.input.value.trim();
+        if (t !== movie.title) body.title = t;
+        const c = category.input.value.trim();
+        if (c !== (movie.category || '')) body.category = c || null;
+        const d = description.input.value.trim();
+        if (d !== (movie.description || '')) body.description = d || null;
+        const cv = coverImage.input.value.trim();
+        if (cv && cv !== movie.coverImage) body.coverImage = cv;
+        if (videoUrl) {
+          const v = videoUrl.input.value.trim();
+          if (v && v !== movie.videoUrl) body.videoUrl = v;
+        }
+        if (!Object.keys(body).length) {
+          showSuccess(done, 'Nothing to change.');
+          return;
+        }
+        await busy(submit, async () => {
+          try {
+            const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
+            Object.assign(movie, res.data || body);
+            showSuccess(done, res.message || 'Movie updated.');
+            const heading = document.querySelector('main h1');
+            if (heading) heading.textContent = `Edit “${movie.title}”`;
+          } catch (err) {
+            showFormError(form, err, alert);
+          }
+        }, 'Saving…');
+      },
+    },
+    h('h2', {}, 'Details'),
+    alert,
+    done,
+    title.wrap,
+    category.wrap,
+    description.wrap,
+    coverImage.wrap,
+    videoUrl ? videoUrl.wrap : null,
+    h('div', { class: 'actions' }, submit),
+  );
+  return form;
+}
+
+function renderSubtitles(container, movie) {
+  const list = h('ul', { class: 'plain-list' });
+  const file = field('Subtitle file', 'subtitle', { type: 'file', accept: '.vtt,.srt,text/vtt', hint: 'WebVTT or SRT. A file in the same language replaces the old one.' });
+  const language = field('Language code', 'language', { placeholder: 'es, en, pt-br…', maxlength: '35' });
+  const label = field('Label', 'label', { placeholder: 'Español, English…', maxlength: '100' });
+  const alert = alertBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Add subtitles');
+
+  function draw(subtitles) {
+    replace(
+      list,
+      subtitles.length
+        ? subtitles.map((s) => h('li', {}, h('span', { class: 'chip small' }, s.language), ' ', s.label || '', ' ', s.url ? h('a', { href: s.url, target: '_blank', rel: 'noopener' }, 'file') : null))
+        : h('li', { class: 'muted' }, 'No subtitles yet.'),
+    );
+  }
+
+  async function load() {
+    try {
+      const body = await api(`/api/movies/${enc(movie.id)}/subtitles`, { auth: false });
+      draw(body.subtitles || []);
+    } catch (err) {
+      replace(list, h('li', { class: 'notice error' }, errorText(err)));
+    }
+  }
+
+  const form = h(
+    'form',
+    {
+      class: 'card-form',
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearFormErrors(form, alert);
+        const chosen = file.input.files[0];
+        if (!chosen) {
+          file.error.textContent = 'Choose a .vtt or .srt file.';
+          file.input.setAttribute('aria-invalid', 'true');
+          return file.input.focus();
+        }
+        if (!language.input.value.trim()) {
+          language.error.textContent = 'A language code is required.';
+          language.input.setAttribute('aria-invalid', 'true');
+          return language.input.focus();
+        }
+        const data = new FormData();
+        data.append('language', language.input.value.trim());
+        if (label.input.value.trim()) data.append('label', label.input.value.trim());
+        data.append('subtitle', chosen);
+        await busy(submit, async () => {
+          try {
+            const res = await upload(`/api/movies/${enc(movie.id)}/subtitles`, data).promise;
+            draw((res && res.data) || []);
+            form.reset();
+            toast((res && res.message) || 'Subtitles added.', 'success');
+          } catch (err) {
+            showFormError(form, err, alert);
+          }
+        }, 'Uploading…');
+      },
+    },
+    alert,
+    file.wrap,
+    h('div', { class: 'field-row' }, language.wrap, label.wrap),
+    h('div', { class: 'actions' }, submit),
+  );
+  replace(container, h('h2', { id: 'subs-heading' }, 'Subtitles'), list, h('h3', {}, 'Add or replace'), form);
+  load();
+}
+

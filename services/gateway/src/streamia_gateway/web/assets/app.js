@@ -1,0 +1,188 @@
+// Entry point: the navigation bar, the routes and the session's life cycle.
+
+import { api, errorText, session } from './api.js';
+import {
+  forgotView,
+  loginView,
+  profileView,
+  registerView,
+  resetView,
+} from './account.js';
+import { adminMovieView, adminView } from './admin.js';
+import { catalogueView } from './catalogue.js';
+import { h, replace, toast } from './dom.js';
+import { favoritesView, ratingsView } from './library.js';
+import { movieView } from './movie.js';
+import { currentRoute, go, href } from './router.js';
+
+const ROUTES = [
+  [/^\/$/, catalogueView],
+  [/^\/movie\/([^/]+)$/, movieView],
+  [/^\/login$/, loginView],
+  [/^\/register$/, registerView],
+  [/^\/forgot-password$/, forgotView],
+  [/^\/profile$/, profileView],
+  [/^\/favorites$/, favoritesView],
+  [/^\/ratings$/, ratingsView],
+  [/^\/admin$/, adminView],
+  [/^\/admin\/movie\/([^/]+)$/, adminMovieView],
+];
+
+const PRIVATE = /^\/(profile|favorites|ratings|admin)(\/|$)/;
+
+const main = document.getElementById('main');
+const nav = document.getElementById('site-nav');
+const navToggle = document.querySelector('.nav-toggle');
+let active = null; // {view, pattern, path, handle}
+let renderCount = 0;
+
+// Navigation --------------------------------------------------------------------------------
+
+function navLink(path, text) {
+  const { path: current } = currentRoute();
+  const onPage = location.pathname === '/' && (current === path || (path !== '/' && current.startsWith(`${path}/`)));
+  return h('a', { href: href(path), 'aria-current': onPage ? 'page' : undefined }, text);
+}
+
+function renderNav() {
+  const user = session.user;
+  const items = [navLink('/', 'Browse')];
+  if (session.loggedIn) {
+    items.push(navLink('/favorites', 'My list'), navLink('/ratings', 'My ratings'));
+    if (session.isAdmin) items.push(navLink('/admin', 'Admin'));
+    items.push(
+      h('span', { class: 'nav-spacer' }),
+      navLink('/profile', user && user.firstName ? user.firstName : 'Profile'),
+      h('button', { type: 'button', class: 'btn small ghost', onclick: logout }, 'Log out'),
+    );
+  } else {
+    items.push(h('span', { class: 'nav-spacer' }), navLink('/login', 'Log in'), h('a', { class: 'btn small primary', href: href('/register') }, 'Sign up'));
+  }
+  replace(nav, ...items);
+}
+
+navToggle.addEventListener('click', () => {
+  const open = navToggle.getAttribute('aria-expanded') !== 'true';
+  navToggle.setAttribute('aria-expanded', String(open));
+  nav.classList.toggle('open', open);
+});
+
+nav.addEventListener('click', (event) => {
+  if (event.target.closest('a')) {
+    navToggle.setAttribute('aria-expanded', 'false');
+    nav.classList.remove('open');
+  }
+});
+
+async function logout() {
+  try {
+    await api('/api/users/logout', { method: 'POST' });
+  } catch (err) {
+    // The token is dropped here either way; an expired one is already useless.
+    console.warn('logout', errorText(err));
+  }
+  session.clear('logout');
+  toast('You have been logged out.');
+  go('/');
+}
+
+// Routing -----------------------------------------------------------------------------------
+
+async function render() {
+  renderNav();
+  const id = ++renderCount;
+
+  const reset = location.pathname.match(/^\/reset-password\/([^/]+)\/?$/);
+  if (reset && (!location.hash || location.hash === '#' || location.hash === '#/')) {
+    active = null;
+    const token = decodeURIComponent(reset[1]);
+    const result = resetView(main, token);
+    finish(result, id);
+    return;
+  }
+  if (location.pathname !== '/' && location.pathname !== '/index.html') {
+    // Any other real path (only the gateway decides which serve the app): go to the app root.
+    location.replace(`/${location.hash || '#/'}`);
+    return;
+  }
+
+  const { path, query } = currentRoute();
+  for (const [pattern, view] of ROUTES) {
+    const match = path.match(pattern);
+    if (!match) continue;
+    if (active && active.view === view && active.path === path && active.handle && active.handle.update) {
+      active.handle.update(match.slice(1), query);
+      return;
+    }
+    active = { view, path, handle: null };
+    let result;
+    try {
+      result = await view(main, match.slice(1), query);
+    } catch (err) {
+      console.error(err);
+      if (id !== renderCount) return;
+      replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Something went wrong'), h('p', { class: 'notice error' }, errorText(err)), h('p', {}, h('a', { href: '/#/' }, 'Back to the catalogue'))));
+      return;
+    }
+    if (id !== renderCount) return;
+    active.handle = result || null;
+    finish(result, id);
+    return;
+  }
+  active = null;
+  replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Page not found'), h('p', {}, 'There is nothing at this address. ', h('a', { href: '/#/' }, 'Go to the catalogue'), '.')));
+  finish({ title: 'Not found' }, id);
+}
+
+let firstRender = true;
+
+function finish(result, id) {
+  if (id !== renderCount) return;
+  const title = result && result.title;
+  document.title = title ? `${title} · Streamia` : 'Streamia';
+  // After a client-side navigation, start screen readers and keyboards at the new content.
+  if (!firstRender) main.focus({ preventScroll: true });
+  firstRender = false;
+  window.scrollTo(0, 0);
+}
+
+window.addEventListener('hashchange', () => {
+  if (location.pathname.startsWith('/reset-password/')) {
+    location.replace(`/${location.hash}`);
+    return;
+  }
+  render();
+});
+
+// Session -----------------------------------------------------------------------------------
+
+session.onChange((reason) => {
+  renderNav();
+  if (reason === 'expired') {
+    toast('Your session has expired. Please log in again.', 'error', 8000);
+  }
+  // Pages that need an account send the user to log in; the others just lose their buttons.
+  const { path } = currentRoute();
+  if (reason === 'storage' || (reason === 'expired' && PRIVATE.test(path))) {
+    active = null;
+    render();
+  }
+});
+
+async function refreshUser() {
+  if (!session.loggedIn) return;
+  try {
+    const body = await api('/api/users/me');
+    if (body && body.user) session.setUser(body.user);
+  } catch (err) {
+    // 401 already cleared the session; anything else keeps the stored user.
+    if (session.loggedIn) console.warn('profile refresh failed', errorText(err));
+  }
+}
+
+renderNav();
+refreshUser().finally(() => {
+  if (!active) return;
+  renderNav();
+});
+render();

@@ -1,0 +1,222 @@
+// The catalogue: GET /api/movies (page, limit, sort) and GET /api/movies/explore (search, category).
+
+import { api, errorText, query } from './api.js';
+import { cover, h, replace, stars } from './dom.js';
+import { href } from './router.js';
+
+const PAGE_SIZE = 24;
+const SORTS = [
+  ['newest', 'Newest'],
+  ['title', 'Title A–Z'],
+  ['rating', 'Top rated'],
+];
+
+let categoriesPromise = null;
+
+/** Categories seen in the catalogue (the API has no category list of its own). */
+function loadCategories() {
+  if (!categoriesPromise) {
+    categoriesPromise = api(`/api/movies${query({ limit: 100, sort: 'title' })}`, { auth: false })
+      .then((body) => {
+        const seen = new Map();
+        for (const movie of body.data || []) {
+          const name = (movie.category || '').trim();
+          if (name && !seen.has(name.toLocaleLowerCase())) seen.set(name.toLocaleLowerCase(), name);
+        }
+        return [...seen.values()].sort((a, b) => a.localeCompare(b));
+      })
+      .catch((err) => {
+        categoriesPromise = null;
+        throw err;
+      });
+  }
+  return categoriesPromise;
+}
+
+export function movieCard(movie, extra) {
+  const rating = movie.rating || { average: 0, count: 0 };
+  return h(
+    'li',
+    { class: 'card' },
+    h(
+      'a',
+      { class: 'card-link', href: href(`/movie/${encodeURIComponent(movie.id)}`) },
+      h('div', { class: 'cover-wrap' }, cover(movie.coverImage || movie.poster, `Cover of ${movie.title}`)),
+      h(
+        'div',
+        { class: 'card-body' },
+        h('h3', { class: 'card-title' }, movie.title),
+        h(
+          'p',
+          { class: 'card-meta' },
+          movie.category ? h('span', { class: 'chip' }, movie.category) : null,
+          movie.rating
+            ? h(
+                'span',
+                { class: 'card-rating' },
+                stars(rating.average),
+                h('span', { class: 'muted' }, ` (${rating.count})`),
+              )
+            : null,
+        ),
+      ),
+    ),
+    extra || null,
+  );
+}
+
+function readParams(q) {
+  const page = Math.max(1, parseInt(q.get('page') || '1', 10) || 1);
+  const sort = SORTS.some(([value]) => value === q.get('sort')) ? q.get('sort') : 'newest';
+  return { page, sort, search: q.get('search') || '', category: q.get('category') || '' };
+}
+
+function hashFor(params) {
+  const text = new URLSearchParams(
+    Object.entries(params).filter(([key, value]) => value && !(key === 'page' && value === 1) && !(key === 'sort' && value === 'newest')),
+  ).toString();
+  return `#/${text ? `?${text}` : ''}`;
+}
+
+export function catalogueView(main, _match, routeQuery) {
+  let params = readParams(routeQuery);
+  let requestId = 0;
+
+  const searchInput = h('input', {
+    type: 'search',
+    id: 'catalogue-search',
+    name: 'search',
+    placeholder: 'Search titles and descriptions…',
+    autocomplete: 'off',
+    value: params.search,
+  });
+  const categorySelect = h('select', { id: 'catalogue-category', name: 'category' }, h('option', { value: '' }, 'All categories'));
+  const sortSelect = h(
+    'select',
+    { id: 'catalogue-sort', name: 'sort', value: params.sort },
+    SORTS.map(([value, text]) => h('option', { value }, text)),
+  );
+  const status = h('p', { class: 'result-count', role: 'status', 'aria-live': 'polite' });
+  const grid = h('ul', { class: 'grid', 'aria-label': 'Movies' });
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Pagination' });
+
+  function setCategories(list) {
+    const current = params.category;
+    const names = [...list];
+    if (current && !names.some((n) => n.toLocaleLowerCase() === current.toLocaleLowerCase())) names.push(current);
+    replace(
+      categorySelect,
+      h('option', { value: '' }, 'All categories'),
+      names.map((name) => h('option', { value: name }, name)),
+    );
+    categorySelect.value = current;
+  }
+  setCategories([]);
+  loadCategories().then(setCategories, () => {});
+
+  /** Typing replaces the history entry; a chosen filter or a submitted search adds one. */
+  function apply(next, { push = false } = {}) {
+    const wanted = { ...params, ...next };
+    const target = hashFor(wanted);
+    if (push && location.hash !== target) {
+      location.hash = target.slice(1); // the hashchange calls update()
+      return;
+    }
+    params = wanted;
+    history.replaceState(null, '', target);
+    load();
+  }
+
+  let typingTimer = 0;
+  searchInput.addEventListener('input', () => {
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => apply({ search: searchInput.value.trim(), page: 1 }), 350);
+  });
+  // A pending search is applied together with the new filter, not after it.
+  const withSearch = (next) => {
+    clearTimeout(typingTimer);
+    apply({ search: searchInput.value.trim(), page: 1, ...next }, { push: true });
+  };
+  categorySelect.addEventListener('change', () => withSearch({ category: categorySelect.value }));
+  sortSelect.addEventListener('change', () => withSearch({ sort: sortSelect.value }));
+
+  const form = h(
+    'form',
+    {
+      class: 'toolbar',
+      role: 'search',
+      onsubmit: (event) => {
+        event.preventDefault();
+        clearTimeout(typingTimer);
+        apply({ search: searchInput.value.trim(), page: 1 }, { push: true });
+      },
+    },
+    h('div', { class: 'toolbar-field grow' }, h('label', { htmlFor: 'catalogue-search' }, 'Search'), searchInput),
+    h('div', { class: 'toolbar-field' }, h('label', { htmlFor: 'catalogue-category' }, 'Category'), categorySelect),
+    h('div', { class: 'toolbar-field' }, h('label', { htmlFor: 'catalogue-sort' }, 'Sort by'), sortSelect),
+    h('button', { type: 'submit', class: 'btn primary' }, 'Search'),
+  );
+
+  replace(main, h('section', { class: 'page' }, h('h1', {}, 'Browse movies'), form, status, grid, pager));
+
+  async function load() {
+    const id = ++requestId;
+    const filtered = Boolean(params.search || params.category);
+    const common = { page: params.page, limit: PAGE_SIZE, sort: params.sort };
+    const url = filtered
+      ? `/api/movies/explore${query({ search: params.search, category: params.category, ...common })}`
+      : `/api/movies${query(common)}`;
+    grid.setAttribute('aria-busy', 'true');
+    status.textContent = 'Loading…';
+    let body;
+    try {
+      body = await api(url, { auth: false });
+    } catch (err) {
+      if (id !== requestId) return;
+      grid.removeAttribute('aria-busy');
+      replace(grid);
+      replace(pager);
+      replace(status, h('span', { class: 'notice error inline' }, errorText(err)), ' ', h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'));
+      return;
+    }
+    if (id !== requestId) return;
+    grid.removeAttribute('aria-busy');
+    const movies = body.data || [];
+    const total = Number(body.total ?? movies.length);
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
+    if (!movies.length) {
+      status.textContent = filtered ? 'No movies match your search.' : 'The catalogue is empty.';
+    } else {
+      status.textContent = `${total} movie${total === 1 ? '' : 's'}${filtered ? ' found' : ''}${pages > 1 ? ` · page ${params.page} of ${pages}` : ''}`;
+    }
+    replace(grid, movies.map((movie) => movieCard(movie)));
+    renderPager(pages);
+  }
+
+  function renderPager(pages) {
+    if (pages <= 1 && params.page <= 1) {
+      replace(pager);
+      return;
+    }
+    const prev = params.page > 1 ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page - 1 }), rel: 'prev' }, '← Previous') : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, '← Previous');
+    const next = params.page < pages ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page + 1 }), rel: 'next' }, 'Next →') : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, 'Next →');
+    replace(pager, prev, h('span', { class: 'pager-status' }, `Page ${params.page} of ${pages}`), next);
+  }
+
+  load();
+  return {
+    update(_m, q) {
+      const next = readParams(q);
+      const changed = JSON.stringify(next) !== JSON.stringify(params);
+      params = next;
+      if (document.activeElement !== searchInput) searchInput.value = params.search;
+      categorySelect.value = params.category;
+      sortSelect.value = params.sort;
+      if (changed) {
+        load();
+        main.querySelector('h1')?.scrollIntoView({ block: 'start' });
+      }
+    },
+    title: 'Browse',
+  };
+}

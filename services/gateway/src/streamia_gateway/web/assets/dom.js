@@ -1,0 +1,260 @@
+// Small DOM helpers. Text always goes in as text nodes: nothing here parses HTML.
+
+import { ApiError, errorText } from './api.js';
+
+/**
+ * h('a', {href: '#/', class: 'x', onclick: fn}, 'text', child, [more]) → element.
+ * Strings and numbers become text nodes; null/false children are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  let deferredValue;
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === 'value') {
+      deferredValue = value; // after the children: a <select> needs its options first
+      continue;
+    }
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2).toLowerCase(), value);
+    } else if (key === 'class') {
+      el.className = value;
+    } else if (key === 'dataset') {
+      Object.assign(el.dataset, value);
+    } else if (key === 'checked' || key === 'selected' || key === 'htmlFor') {
+      el[key] = value;
+    } else if (value === true) {
+      el.setAttribute(key, '');
+    } else {
+      el.setAttribute(key, String(value));
+    }
+  }
+  append(el, children);
+  if (deferredValue !== undefined) el.value = deferredValue;
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  return el;
+}
+
+export function replace(el, ...children) {
+  clear(el);
+  append(el, children);
+  return el;
+}
+
+let fieldCounter = 0;
+
+/**
+ * A labelled form field with a slot for its errors.
+ * Returns {wrap, input, error}; `input` is an <input>, <textarea> or <select>.
+ */
+export function field(label, name, { type = 'text', hint, options, textarea, ...attrs } = {}) {
+  const id = `f-${name}-${++fieldCounter}`;
+  const errorId = `${id}-error`;
+  const hintId = hint ? `${id}-hint` : null;
+  let input;
+  const common = {
+    id,
+    name,
+    'aria-describedby': [hintId, errorId].filter(Boolean).join(' '),
+    ...attrs,
+  };
+  if (options) {
+    input = h('select', common, options.map(([value, text]) => h('option', { value }, text)));
+  } else if (textarea) {
+    input = h('textarea', common);
+  } else {
+    input = h('input', { type, ...common });
+  }
+  const error = h('p', { class: 'field-error', id: errorId });
+  const wrap = h(
+    'div',
+    { class: 'field' },
+    h('label', { htmlFor: id }, label),
+    input,
+    hint ? h('p', { class: 'hint', id: hintId }, hint) : null,
+    error,
+  );
+  return { wrap, input, error };
+}
+
+/**
+ * Shows an error on a form: API field errors next to their fields (by `name`), the rest in
+ * the form's alert box. Returns the text shown in the box.
+ */
+export function showFormError(form, err, alertBox, options = {}) {
+  clearFormErrors(form, alertBox);
+  const unplaced = [];
+  if (err instanceof ApiError && err.status === 409 && options.conflictField) {
+    err.fieldErrors = { [options.conflictField]: [err.message], ...err.fieldErrors };
+  }
+  if (err instanceof ApiError && err.fieldErrors) {
+    for (const [name, messages] of Object.entries(err.fieldErrors)) {
+      const input = form.elements.namedItem(name);
+      const slot = input && input.id ? document.getElementById(`${input.id}-error`) : null;
+      const text = (Array.isArray(messages) ? messages : [messages]).join(' ');
+      if (slot) {
+        slot.textContent = text;
+        input.setAttribute('aria-invalid', 'true');
+      } else {
+        unplaced.push(`${name}: ${text}`);
+      }
+    }
+    unplaced.push(...err.formErrors);
+  }
+  const lines = [errorText(err), ...unplaced];
+  if (alertBox) {
+    replace(alertBox, ...lines.map((line) => h('span', { class: 'line' }, line)));
+    alertBox.hidden = false;
+  }
+  const firstInvalid = form.querySelector('[aria-invalid="true"]');
+  if (firstInvalid) firstInvalid.focus();
+  else if (alertBox) alertBox.focus();
+  return lines.join(' ');
+}
+
+export function clearFormErrors(form, alertBox) {
+  for (const el of form.querySelectorAll('.field-error')) el.textContent = '';
+  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+  if (alertBox) {
+    clear(alertBox);
+    alertBox.hidden = true;
+  }
+}
+
+/** The alert box a form shows its errors in. */
+export function alertBox() {
+  return h('div', { class: 'notice error', role: 'alert', tabindex: '-1', hidden: true });
+}
+
+export function successBox() {
+  return h('div', { class: 'notice success', role: 'status', hidden: true });
+}
+
+export function showSuccess(box, text) {
+  box.textContent = text;
+  box.hidden = false;
+}
+
+/** Disables a form's submit button while `work` runs. */
+export async function busy(button, work, busyText) {
+  const original = button.textContent;
+  button.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  if (busyText) button.textContent = busyText;
+  try {
+    return await work();
+  } finally {
+    button.disabled = false;
+    button.removeAttribute('aria-busy');
+    button.textContent = original;
+  }
+}
+
+// Toasts ------------------------------------------------------------------------------------
+
+export function toast(text, kind = 'info', ms = 5000) {
+  const box = document.getElementById('toasts');
+  if (!box) return;
+  const item = h(
+    'div',
+    { class: `toast ${kind}` },
+    h('span', {}, text),
+    h(
+      'button',
+      { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => item.remove() },
+      '×',
+    ),
+  );
+  box.appendChild(item);
+  while (box.children.length > 3) box.firstElementChild.remove();
+  setTimeout(() => item.remove(), ms);
+}
+
+export function toastError(err) {
+  toast(errorText(err), 'error', 8000);
+}
+
+// Formatting --------------------------------------------------------------------------------
+
+export function stars(average, { label = true } = {}) {
+  const value = Number(average) || 0;
+  const full = Math.round(value);
+  const text = '★'.repeat(full) + '☆'.repeat(5 - full);
+  return h(
+    'span',
+    { class: 'stars', role: 'img', 'aria-label': `${value.toFixed(1)} out of 5 stars` },
+    h('span', { 'aria-hidden': 'true' }, text),
+    label ? h('span', { class: 'stars-value', 'aria-hidden': 'true' }, ` ${value.toFixed(1)}`) : null,
+  );
+}
+
+export function formatDate(iso) {
+  if (!iso) return '';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+}
+
+export function formatDateTime(iso) {
+  if (!iso) return '';
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return '';
+  return date.toLocaleString(undefined, {
+    year: 'numeric',
+    month: 'short',
+    day: 'numeric',
+    hour: '2-digit',
+    minute: '2-digit',
+  });
+}
+
+export function formatDuration(seconds) {
+  const s = Math.round(Number(seconds) || 0);
+  if (!s) return '';
+  const hours = Math.floor(s / 3600);
+  const minutes = Math.floor((s % 3600) / 60);
+  const secs = s % 60;
+  if (hours) return `${hours} h ${minutes} min`;
+  if (minutes) return `${minutes} min ${secs ? `${secs} s` : ''}`.trim();
+  return `${secs} s`;
+}
+
+export function formatBytes(bytes) {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let value = Number(bytes) || 0;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+}
+
+/** A cover image with the placeholder when there is none or it fails to load. */
+export function cover(src, alt, className = 'cover') {
+  const placeholder = '/assets/placeholder.svg';
+  const img = h('img', {
+    class: className,
+    src: src || placeholder,
+    alt,
+    loading: 'lazy',
+    decoding: 'async',
+  });
+  img.addEventListener('error', () => {
+    if (!img.src.endsWith(placeholder)) img.src = placeholder;
+  });
+  return img;
+}

@@ -1,0 +1,517 @@
+// One movie: the player with subtitles, ratings, the favourite toggle and the comments.
+
+import { ApiError, api, enc, errorText, query, session } from './api.js';
+import {
+  alertBox,
+  busy,
+  clearFormErrors,
+  formatDate,
+  formatDateTime,
+  formatDuration,
+  h,
+  replace,
+  showFormError,
+  stars,
+  toast,
+  toastError,
+} from './dom.js';
+import { link } from './router.js';
+
+const COMMENTS_PAGE = 20;
+const COMMENT_MAX = 500;
+
+function sectionError(container, err, retry) {
+  replace(
+    container,
+    h(
+      'div',
+      { class: 'notice error' },
+      h('span', {}, errorText(err)),
+      retry ? h('button', { type: 'button', class: 'btn small', onclick: retry }, 'Retry') : null,
+    ),
+  );
+}
+
+export async function movieView(main, [rawId]) {
+  const id = decodeURIComponent(rawId);
+  replace(main, h('p', { class: 'loading' }, 'Loading movie…'));
+  let movie;
+  try {
+    movie = (await api(`/api/movies/${enc(id)}`, { auth: false })).data;
+  } catch (err) {
+    const notFound = err instanceof ApiError && err.status === 404;
+    replace(
+      main,
+      h(
+        'section',
+        { class: 'page narrow' },
+        h('h1', {}, notFound ? 'Movie not found' : 'This movie could not be loaded'),
+        h('p', { class: notFound ? 'muted' : 'notice error' }, notFound ? 'It may have been removed from the catalogue.' : errorText(err)),
+        h('p', {}, link('/', '← Back to the catalogue')),
+      ),
+    );
+    return { title: 'Movie not found' };
+  }
+
+  const player = h('div', { class: 'player' });
+  const ratingBox = h('section', { class: 'panel', 'aria-labelledby': 'ratings-heading' });
+  const commentsBox = h('section', { class: 'panel comments', 'aria-labelledby': 'comments-heading' });
+  const favButton = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false', hidden: !session.loggedIn }, '♡ Add to my list');
+
+  const meta = [
+    movie.category ? h('span', { class: 'chip' }, movie.category) : null,
+    movie.duration ? h('span', { class: 'chip' }, formatDuration(movie.duration)) : null,
+    movie.createdAt ? h('span', { class: 'muted' }, `Added ${formatDate(movie.createdAt)}`) : null,
+  ];
+  const actions = h(
+    'div',
+    { class: 'actions' },
+    favButton,
+    session.loggedIn ? null : link(`/login?next=${enc(`/movie/${id}`)}`, 'Log in to save it to your list', { class: 'btn ghost' }),
+    session.isAdmin ? link(`/admin/movie/${enc(id)}`, 'Edit movie', { class: 'btn ghost' }) : null,
+  );
+
+  replace(
+    main,
+    h(
+      'article',
+      { class: 'movie-page' },
+      h('p', { class: 'breadcrumb' }, link('/', '← All movies')),
+      player,
+      h(
+        'header',
+        { class: 'movie-header' },
+        h('h1', {}, movie.title),
+        h('p', { class: 'movie-meta' }, meta),
+        movie.description ? h('p', { class: 'movie-description' }, movie.description) : null,
+        actions,
+      ),
+      h('div', { class: 'columns' }, ratingBox, commentsBox),
+    ),
+  );
+
+  renderPlayer(player, movie);
+  setupFavorite(favButton, movie);
+  renderRatings(ratingBox, movie);
+  renderComments(commentsBox, movie);
+  return { title: movie.title };
+}
+
+// Player ------------------------------------------------------------------------------------
+
+async function renderPlayer(container, movie) {
+  const sources = [`/api/movies/${enc(movie.id)}/stream`];
+  if (movie.videoUrl && !sources.includes(movie.videoUrl)) sources.push(movie.videoUrl);
+  const video = h('video', {
+    controls: true,
+    preload: 'metadata',
+    playsinline: true,
+    poster: movie.coverImage || undefined,
+    'aria-label': `Video: ${movie.title}`,
+  });
+  const message = h('p', { class: 'notice error', role: 'alert', hidden: true });
+  replace(container, video, message);
+
+  let subtitles = movie.subtitles || [];
+  try {
+    const body = await api(`/api/movies/${enc(movie.id)}/subtitles`, { auth: false });
+    subtitles = body.subtitles || [];
+  } catch (err) {
+    if (subtitles.length === 0) console.warn('subtitles unavailable', err);
+  }
+  const preferred = (navigator.language || 'en').toLowerCase().split('-')[0];
+  const defaultIndex = subtitles.findIndex((s) => (s.language || '').toLowerCase().split('-')[0] === preferred);
+  subtitles.forEach((sub, index) => {
+    if (!sub.url) return;
+    video.appendChild(
+      h('track', {
+        kind: 'subtitles',
+        src: sub.url,
+        srclang: sub.language || '',
+        label: sub.label || sub.language || `Subtitles ${index + 1}`,
+        default: index === defaultIndex,
+      }),
+    );
+  });
+
+  let current = 0;
+  video.addEventListener('error', () => {
+    if (!video.error) return;
+    current += 1;
+    if (current < sources.length) {
+      video.src = sources[current];
+      video.load();
+      return;
+    }
+    message.textContent = 'This video cannot be played right now. It may still be processing or its file may be missing.';
+    message.hidden = false;
+  });
+  video.src = sources[current];
+}
+
+// Favourite ---------------------------------------------------------------------------------
+
+async function setupFavorite(button, movie) {
+  if (!session.loggedIn) return;
+  let isFavorite = false;
+  const show = () => {
+    button.setAttribute('aria-pressed', String(isFavorite));
+    button.textContent = isFavorite ? '♥ In my list' : '♡ Add to my list';
+    button.classList.toggle('active', isFavorite);
+  };
+  button.disabled = true;
+  try {
+    const favorites = await api('/api/favorites');
+    isFavorite = Array.isArray(favorites) && favorites.some((f) => f.movieId === movie.id);
+  } catch (err) {
+    button.title = `My list is unavailable: ${errorText(err)}`;
+  }
+  show();
+  button.disabled = false;
+  button.addEventListener('click', () =>
+    busy(button, async () => {
+      try {
+        if (isFavorite) {
+          await api(`/api/favorites/${enc(movie.id)}`, { method: 'DELETE' });
+          isFavorite = false;
+          toast(`Removed “${movie.title}” from your list.`);
+        } else {
+          await api('/api/favorites', { method: 'POST', body: { movieId: movie.id } });
+          isFavorite = true;
+          toast(`Added “${movie.title}” to your list.`, 'success');
+        }
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 409) isFavorite = true;
+        else if (err instanceof ApiError && err.status === 404 && isFavorite) isFavorite = false;
+        else toastError(err);
+      }
+    }).then(show),
+  );
+}
+
+// Ratings -----------------------------------------------------------------------------------
+
+async function renderRatings(container, movie) {
+  const summaryBox = h('div', { class: 'rating-summary' }, h('p', { class: 'loading' }, 'Loading ratings…'));
+  const mine = h('div', { class: 'my-rating' });
+  replace(container, h('h2', { id: 'ratings-heading' }, 'Ratings'), summaryBox, mine);
+
+  async function loadSummary() {
+    try {
+      const summary = await api(`/api/ratings/movie/${enc(movie.id)}`, { auth: false });
+      drawSummary(summary);
+    } catch (err) {
+      sectionError(summaryBox, err, loadSummary);
+    }
+  }
+
+  function drawSummary(summary) {
+    const count = Number(summary.count) || 0;
+    const distribution = summary.distribution || {};
+    const rows = [5, 4, 3, 2, 1].map((n) => {
+      const value = Number(distribution[String(n)]) || 0;
+      const pct = count ? Math.round((value / count) * 100) : 0;
+      const fill = h('span', { class: 'bar-fill' });
+      fill.style.width = `${pct}%`;
+      return h(
+        'li',
+        { class: 'dist-row', 'aria-label': `${n} star${n === 1 ? '' : 's'}: ${value} (${pct}%)` },
+        h('span', { class: 'dist-label', 'aria-hidden': 'true' }, `${n} ★`),
+        h('span', { class: 'bar', 'aria-hidden': 'true' }, fill),
+        h('span', { class: 'dist-count', 'aria-hidden': 'true' }, String(value)),
+      );
+    });
+    replace(
+      summaryBox,
+      h(
+        'div',
+        { class: 'rating-big' },
+        h('span', { class: 'rating-number' }, (Number(summary.average) || 0).toFixed(1)),
+        h('div', {}, stars(summary.average, { label: false }), h('p', { class: 'muted' }, `${count} rating${count === 1 ? '' : 's'}`)),
+      ),
+      h('ul', { class: 'distribution', 'aria-label': 'Rating distribution' }, rows),
+    );
+  }
+
+  await loadSummary();
+
+  if (!session.loggedIn) {
+    replace(mine, h('p', { class: 'muted' }, link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'), ' to rate this movie.'));
+    return;
+  }
+
+  let myRating = null;
+  const user = session.user;
+  if (user && user.id) {
+    try {
+      const list = await api(`/api/ratings/${enc(user.id)}`);
+      myRating = (Array.isArray(list) ? list : []).find((r) => r.movieId === movie.id) || null;
+    } catch (err) {
+      // Still let the user rate: the POST is an upsert.
+      console.warn('own ratings unavailable', err);
+    }
+  }
+
+  const name = `rate-${movie.id}`;
+  const radios = [1, 2, 3, 4, 5].map((n) => {
+    const input = h('input', { type: 'radio', name, value: String(n), id: `${name}-${n}`, class: 'visually-hidden' });
+    const label = h('label', { htmlFor: `${name}-${n}`, title: `${n} star${n === 1 ? '' : 's'}` }, h('span', { 'aria-hidden': 'true' }, '★'), h('span', { class: 'visually-hidden' }, `${n} star${n === 1 ? '' : 's'}`));
+    return { n, input, label };
+  });
+  const note = h('p', { class: 'muted', role: 'status' });
+  const removeButton = h('button', { type: 'button', class: 'btn small ghost' }, 'Remove my rating');
+
+  function drawMine() {
+    const value = myRating ? myRating.rating : 0;
+    for (const { n, input, label } of radios) {
+      input.checked = n === value;
+      label.classList.toggle('on', n <= value);
+    }
+    note.textContent = value ? `You rated this ${value} out of 5.` : 'You have not rated this movie yet.';
+    removeButton.hidden = !myRating || !myRating.id;
+  }
+
+  const fieldset = h(
+    'fieldset',
+    { class: 'star-input' },
+    h('legend', {}, 'Your rating'),
+    h('div', { class: 'star-row' }, radios.map(({ input, label }) => [input, label])),
+  );
+  for (const { n, input, label } of radios) {
+    input.addEventListener('change', async () => {
+      fieldset.disabled = true;
+      try {
+        const body = await api('/api/ratings', { method: 'POST', body: { movieId: movie.id, rating: n } });
+        myRating = body.rating || { ...myRating, rating: n };
+        toast(body.message || 'Rating saved.', 'success');
+        loadSummary();
+      } catch (err) {
+        toastError(err);
+      } finally {
+        fieldset.disabled = false;
+        drawMine();
+        input.focus();
+      }
+    });
+    label.addEventListener('mouseenter', () => radios.forEach((r) => r.label.classList.toggle('hover', r.n <= n)));
+    label.addEventListener('mouseleave', () => radios.forEach((r) => r.label.classList.remove('hover')));
+  }
+  removeButton.addEventListener('click', () =>
+    busy(removeButton, async () => {
+      try {
+        await api(`/api/ratings/${enc(myRating.id)}`, { method: 'DELETE' });
+        myRating = null;
+        toast('Your rating was removed.');
+        loadSummary();
+      } catch (err) {
+        toastError(err);
+      }
+    }).then(drawMine),
+  );
+  replace(mine, fieldset, note, removeButton);
+  drawMine();
+}
+
+// Comments ----------------------------------------------------------------------------------
+
+function authorName(comment) {
+  const user = comment.user || {};
+  const name = `${user.firstName || ''} ${user.lastName || ''}`.trim();
+  return name || 'Former member';
+}
+
+async function renderComments(container, movie) {
+  const list = h('ul', { class: 'comment-list' });
+  const more = h('button', { type: 'button', class: 'btn', hidden: true }, 'Show more comments');
+  const listStatus = h('div', { role: 'status' });
+  const heading = h('h2', { id: 'comments-heading' }, 'Comments');
+  let page = 1;
+
+  const composer = session.loggedIn ? commentForm(movie, (comment) => {
+    list.prepend(commentItem(comment, list));
+    listStatus.textContent = '';
+  }) : h('p', { class: 'muted' }, link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'), ' to join the conversation.');
+
+  replace(container, heading, composer, listStatus, list, more);
+
+  async function loadPage() {
+    listStatus.textContent = 'Loading comments…';
+    try {
+      const items = await api(`/api/comments/movie/${enc(movie.id)}${query({ page, limit: COMMENTS_PAGE })}`, { auth: false });
+      const comments = Array.isArray(items) ? items : items.data || [];
+      for (const comment of comments) list.appendChild(commentItem(comment, list));
+      more.hidden = comments.length < COMMENTS_PAGE;
+      listStatus.textContent = list.children.length ? '' : 'No comments yet. Be the first!';
+    } catch (err) {
+      sectionError(listStatus, err, () => loadPage());
+      more.hidden = true;
+    }
+  }
+  more.addEventListener('click', () => {
+    page += 1;
+    busy(more, loadPage, 'Loading…');
+  });
+  await loadPage();
+}
+
+function commentForm(movie, onPosted) {
+  const id = `comment-new-${movie.id}`;
+  const textarea = h('textarea', { id, name: 'text', maxlength: String(COMMENT_MAX), rows: '3', required: true, 'aria-describedby': `${id}-count ${id}-error` });
+  const counter = h('p', { class: 'hint', id: `${id}-count` }, `0 / ${COMMENT_MAX}`);
+  const error = h('p', { class: 'field-error', id: `${id}-error` });
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Post comment');
+  const alert = alertBox();
+  textarea.addEventListener('input', () => {
+    counter.textContent = `${textarea.value.length} / ${COMMENT_MAX}`;
+  });
+  const form = h(
+    'form',
+    {
+      class: 'comment-form',
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        clearFormErrors(form, alert);
+        const text = textarea.value.trim();
+        if (!text) {
+          error.textContent = 'Write something first.';
+          textarea.setAttribute('aria-invalid', 'true');
+          textarea.focus();
+          return;
+        }
+        await busy(submit, async () => {
+          try {
+            const comment = await api('/api/comments', { method: 'POST', body: { movieId: movie.id, text } });
+            textarea.value = '';
+            counter.textContent = `0 / ${COMMENT_MAX}`;
+            onPosted(comment);
+            toast('Comment posted.', 'success');
+          } catch (err) {
+            showFormError(form, err, alert);
+          }
+        }, 'Posting…');
+      },
+    },
+    h('div', { class: 'field' }, h('label', { htmlFor: id }, 'Add a comment'), textarea, counter, error),
+    alert,
+    h('div', { class: 'actions' }, submit),
+  );
+  return form;
+}
+
+function commentItem(comment, list) {
+  const me = session.user;
+  const mine = Boolean(me && comment.user && comment.user.id === me.id);
+  const admin = session.isAdmin;
+  const text = h('p', { class: 'comment-text' }, comment.text);
+  const edited = comment.updatedAt && comment.createdAt && comment.updatedAt !== comment.createdAt;
+  const item = h('li', { class: 'comment' });
+  const header = h(
+    'header',
+    { class: 'comment-header' },
+    h('strong', {}, authorName(comment)),
+    mine ? h('span', { class: 'chip small' }, 'You') : null,
+    h('time', { datetime: comment.createdAt || '', class: 'muted' }, formatDateTime(comment.createdAt)),
+    edited ? h('span', { class: 'muted' }, '(edited)') : null,
+    comment.status && comment.status !== 'visible' ? h('span', { class: 'chip warn small' }, comment.status) : null,
+  );
+  const actions = h('div', { class: 'comment-actions' });
+  const body = h('div', { class: 'comment-body' }, text);
+
+  if (mine) {
+    actions.appendChild(h('button', { type: 'button', class: 'btn small ghost', onclick: () => startEdit() }, 'Edit'));
+  }
+  if (mine || admin) {
+    const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
+    del.addEventListener('click', async () => {
+      if (!confirm('Delete this comment?')) return;
+      await busy(del, async () => {
+        try {
+          await api(`/api/comments/${enc(comment.id)}`, { method: 'DELETE' });
+          item.remove();
+          toast('Comment deleted.');
+        } catch (err) {
+          toastError(err);
+        }
+      });
+    });
+    actions.appendChild(del);
+  }
+  if (admin && !mine) {
+    const hide = h('button', { type: 'button', class: 'btn small ghost' }, 'Hide');
+    hide.addEventListener('click', () =>
+      busy(hide, async () => {
+        try {
+          await api(`/api/comments/${enc(comment.id)}`, { method: 'PATCH', body: { status: 'hidden' } });
+          item.remove();
+          toast('Comment hidden.');
+        } catch (err) {
+          toastError(err);
+        }
+      }),
+    );
+    actions.appendChild(hide);
+  }
+  if (session.loggedIn && !mine) {
+    const report = h('button', { type: 'button', class: 'btn small ghost' }, 'Report');
+    report.addEventListener('click', async () => {
+      if (!confirm('Report this comment to the moderators?')) return;
+      await busy(report, async () => {
+        try {
+          const res = await api(`/api/comments/${enc(comment.id)}/report`, { method: 'POST' });
+          toast((res && res.message) || 'Comment reported.', 'success');
+          report.textContent = 'Reported';
+        } catch (err) {
+          toastError(err);
+        }
+      });
+      if (report.textContent === 'Reported') report.disabled = true;
+    });
+    actions.appendChild(report);
+  }
+
+  function startEdit() {
+    const id = `comment-edit-${comment.id}`;
+    const area = h('textarea', { id, maxlength: String(COMMENT_MAX), rows: '3', name: 'text', 'aria-describedby': `${id}-error` });
+    area.value = comment.text;
+    const error = h('p', { class: 'field-error', id: `${id}-error` });
+    const save = h('button', { type: 'submit', class: 'btn small primary' }, 'Save');
+    const alert = alertBox();
+    const form = h(
+      'form',
+      {
+        class: 'comment-edit',
+        novalidate: true,
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const value = area.value.trim();
+          if (!value) {
+            error.textContent = 'A comment cannot be empty.';
+            area.setAttribute('aria-invalid', 'true');
+            return;
+          }
+          await busy(save, async () => {
+            try {
+              const updated = await api(`/api/comments/${enc(comment.id)}`, { method: 'PUT', body: { text: value } });
+              item.replaceWith(commentItem({ ...comment, ...updated }, list));
+              toast('Comment updated.', 'success');
+            } catch (err) {
+              showFormError(form, err, alert);
+            }
+          });
+        },
+      },
+      h('label', { htmlFor: id, class: 'visually-hidden' }, 'Edit your comment'),
+      area,
+      error,
+      alert,
+      h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'btn small ghost', onclick: () => { replace(body, text); actions.hidden = false; } }, 'Cancel')),
+    );
+    replace(body, form);
+    actions.hidden = true;
+    area.focus();
+  }
+
+  replace(item, header, body, actions);
+  return item;
+}
