@@ -33,6 +33,7 @@ from streamia_gateway.metrics import GatewayMetrics
 from streamia_gateway.proxy import Proxy, Upstream, has_body
 from streamia_gateway.ratelimit import RateLimits, build_storage
 from streamia_gateway.tokens import CachedTokenVerifier
+from streamia_gateway.web import WebApp, wants_html
 
 log = structlog.get_logger("streamia.gateway")
 
@@ -161,8 +162,9 @@ class Gateway:
             "/metrics": self._metrics,
             "/openapi.json": self._openapi,
             "/docs": self._docs,
-            "/": self._index,
+            "/": self._root,
         }
+        self.web = WebApp()
         self._api_docs = ApiDocs(
             settings.upstream_urls(), lambda path: self.router.match(path) is not None
         )
@@ -296,6 +298,17 @@ class Gateway:
             await own(ex)
             return
 
+        if not ex.path.startswith("/api/"):
+            page = self.web.match(ex.path)
+            if page is not None:
+                if ex.method not in ("GET", "HEAD"):
+                    await ex.error(
+                        405, "Method not allowed", "method_not_allowed", [(b"allow", b"GET, HEAD")]
+                    )
+                    return
+                await self.web.serve(ex, page)
+                return
+
         assert self.limits is not None and self._proxy is not None
         if self.limits.enabled:
             verdict = await self.limits.hit_global(ex.client_ip)
@@ -428,7 +441,14 @@ class Gateway:
         page = swagger_ui_page()
         await ex.whole(200, b"text/html; charset=utf-8", page)
 
-    async def _index(self, ex: Exchange) -> None:
+    async def _root(self, ex: Exchange) -> None:
+        """The web app for browsers (Accept: text/html), the JSON index for API clients."""
+        if self.web.available and wants_html(ex):
+            await self.web.serve(ex, self.web.index, ((b"vary", b"Accept"),))
+            return
+        await self._index(ex, ((b"vary", b"Accept"),))
+
+    async def _index(self, ex: Exchange, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         await ex.json(
             200,
             {
@@ -440,7 +460,9 @@ class Gateway:
                 "health": "/health",
                 "ready": "/ready",
                 "metrics": "/metrics",
+                "web": "/index.html",
             },
+            headers,
         )
 
     @staticmethod
