@@ -36,7 +36,7 @@ async def test_an_event_committed_with_the_state_change_is_published_by_the_rela
     await wait_for(lambda: len(received) == 1, message="published event")
     assert received[0].id == envelope.id
     assert received[0].data["user_id"] == "user-1"
-    assert await _count(harness, harness.outbox.table) == 0
+    await wait_for(lambda: _is_zero(_count(harness, harness.outbox.table)), message="drained")
 
 
 async def test_an_event_rolled_back_with_its_transaction_is_never_published(harness):
