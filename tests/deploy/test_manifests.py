@@ -1,0 +1,696 @@
+"""The deploy files stay true to the code, with no Docker engine or cluster: they parse, every
+service is deployed hardened and probed, and every setting they pass is one the code reads."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import REGISTRY
+from streamia_kit.config import DEFAULT_PORTS, ServiceSettings
+
+from streamia import platform
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+SERVICES = platform.ALL_SERVICES
+
+# The seed's "Recursos de Kubernetes por Servicio" and HPA table (memory request-limit, pods).
+SEED_MEMORY = {
+    "gateway": ("256Mi", "512Mi"),
+    "users": ("256Mi", "512Mi"),
+    "movies": ("512Mi", "1Gi"),
+    "favorites": ("256Mi", "512Mi"),
+    "ratings": ("256Mi", "512Mi"),
+    "comments": ("256Mi", "512Mi"),
+    "notifications": ("128Mi", "256Mi"),
+}
+SEED_HPA = {
+    "gateway": (2, 10),
+    "users": (2, 5),
+    "movies": (3, 10),
+    "favorites": (2, 5),
+    "ratings": (2, 5),
+    "comments": (2, 5),
+    "notifications": (1, 3),
+}
+SEED_NAMESPACES = {"gateway", "streamia-services", "streamia-data", "monitoring", "logging"}
+# Read by uvicorn, not by our settings: trust X-Forwarded-For from the ingress.
+NON_STREAMIA_ENV = {"FORWARDED_ALLOW_IPS"}
+
+
+# --- loading ---------------------------------------------------------------------------
+
+
+def _yaml_files() -> list[Path]:
+    return sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def _load_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def _kustomize_files(directory: Path) -> list[Path]:
+    """Every manifest file a kustomization includes, following nested kustomizations."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    files = []
+    for entry in kustomization["resources"]:
+        target = directory / entry
+        assert target.exists(), f"{directory / 'kustomization.yaml'} lists missing {entry}"
+        files += _kustomize_files(target) if target.is_dir() else [target]
+    return files
+
+
+@cache
+def k8s_objects() -> tuple[dict[str, Any], ...]:
+    return tuple(doc for path in _kustomize_files(K8S) for doc in _load_all(path))
+
+
+def objects(kind: str) -> list[dict[str, Any]]:
+    return [o for o in k8s_objects() if o["kind"] == kind]
+
+
+def find(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+    found = [
+        o
+        for o in objects(kind)
+        if o["metadata"]["name"] == name
+        and (namespace is None or o["metadata"].get("namespace") == namespace)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name} in {namespace}, found {len(found)}"
+    return found[0]
+
+
+def deployment(name: str) -> dict[str, Any]:
+    return find("Deployment", name)
+
+
+def container(dep: dict[str, Any]) -> dict[str, Any]:
+    (only,) = dep["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+@cache
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
+@cache
+def settings_fields() -> dict[str, set[str]]:
+    """STREAMIA_* variables each service reads (the base class's under "all")."""
+    fields = {"all": {f"STREAMIA_{n.upper()}" for n in ServiceSettings.model_fields}}
+    for module in platform.available():
+        fields[module.name] = {f"STREAMIA_{n.upper()}" for n in module.settings_cls.model_fields}
+    return fields
+
+
+def settings_cls(name: str) -> type[ServiceSettings]:
+    module = platform.load(name)
+    assert module is not None, f"service {name} is not built"
+    return module.settings_cls
+
+
+def quantity(value: str | int) -> float:
+    """A Kubernetes quantity (500m, 1, 256Mi, 1Gi) as a number."""
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "k": 1e3, "M": 1e6, "G": 1e9}
+    text = str(value)
+    for suffix, factor in sorted(units.items(), key=lambda kv: -len(kv[0])):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * factor
+    return float(text)
+
+
+# --- every file parses ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_yaml_file_parses_to_documents(path):
+    docs = _load_all(path)
+    assert docs, f"{path} is empty"
+    assert all(isinstance(doc, dict) for doc in docs)
+
+
+def test_every_json_file_parses():
+    files = sorted(DEPLOY.rglob("*.json"))
+    assert files, "the Grafana dashboard is missing"
+    for path in files:
+        json.loads(path.read_text())
+
+
+def test_every_kubernetes_manifest_is_in_the_kustomization():
+    listed = {p.resolve() for p in _kustomize_files(K8S)}
+    on_disk = {p.resolve() for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml"}
+    assert on_disk - listed == set(), "manifests not listed in a kustomization.yaml"
+
+
+def test_every_kubernetes_object_has_kind_name_and_namespace():
+    for obj in k8s_objects():
+        assert obj.get("apiVersion") and obj.get("kind"), obj
+        assert obj["metadata"].get("name"), obj
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"].get("namespace") in SEED_NAMESPACES, obj["metadata"]
+
+
+def test_the_namespaces_are_the_seeds():
+    assert {ns["metadata"]["name"] for ns in objects("Namespace")} == SEED_NAMESPACES
+
+
+# --- Deployments: hardened, probed, sized ----------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_has_a_deployment_running_serve_name(name):
+    dep = deployment(name)
+    ctr = container(dep)
+    assert ctr["image"] == "streamia"  # the one image, set by kustomization `images:`
+    assert ctr.get("args") == ["serve", name]
+    assert "command" not in ctr, "keep the image's entrypoint (`streamia`)"
+    env = {e["name"]: e.get("value") for e in ctr.get("env", [])}
+    assert env.get("STREAMIA_PORT") == str(DEFAULT_PORTS[name])
+    assert [p["containerPort"] for p in ctr["ports"]] == [DEFAULT_PORTS[name]]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_deployment_runs_as_non_root_with_a_read_only_root(name):
+    spec = deployment(name)["spec"]["template"]["spec"]
+    pod = spec["securityContext"]
+    ctr = container(deployment(name))["securityContext"]
+    assert pod["runAsNonRoot"] is True and ctr["runAsNonRoot"] is True
+    assert pod["runAsUser"] == 10001 and ctr.get("runAsUser", 10001) == 10001
+    assert pod["seccompProfile"]["type"] == "RuntimeDefault"
+    assert ctr["readOnlyRootFilesystem"] is True
+    assert ctr["allowPrivilegeEscalation"] is False
+    assert ctr["capabilities"]["drop"] == ["ALL"] and not ctr["capabilities"].get("add")
+    assert ctr.get("privileged", False) is False
+    assert spec.get("automountServiceAccountToken") is False
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_deployment_can_write_only_to_mounted_tmp_and_data(name):
+    ctr = container(deployment(name))
+    mounts = {m["mountPath"] for m in ctr["volumeMounts"]}
+    assert {"/tmp", "/data"} <= mounts
+    volumes = {v["name"] for v in deployment(name)["spec"]["template"]["spec"]["volumes"]}
+    assert {m["name"] for m in ctr["volumeMounts"]} <= volumes
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_deployment_has_liveness_and_readiness_probes_on_its_port(name):
+    ctr = container(deployment(name))
+    port_names = {p.get("name"): p["containerPort"] for p in ctr["ports"]}
+    liveness, readiness = ctr["livenessProbe"]["httpGet"], ctr["readinessProbe"]["httpGet"]
+    assert liveness["path"] == "/health"
+    assert ctr["startupProbe"]["httpGet"]["path"] == "/health"
+    # The gateway's /ready fails when any upstream is down; one bad service must not take
+    # every gateway pod out of rotation.
+    assert readiness["path"] == ("/health" if name == "gateway" else "/ready")
+    for probe in (liveness, readiness, ctr["startupProbe"]["httpGet"]):
+        assert port_names.get(probe["port"], probe["port"]) == DEFAULT_PORTS[name]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_deployment_requests_and_limits_cpu_and_the_seeds_memory(name):
+    resources = container(deployment(name))["resources"]
+    for key in ("cpu", "memory"):
+        assert quantity(resources["requests"][key]) <= quantity(resources["limits"][key])
+    assert (resources["requests"]["memory"], resources["limits"]["memory"]) == SEED_MEMORY[name]
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "StatefulSet"])
+def test_every_workload_is_non_root_with_resources_and_probes(kind):
+    workloads = objects(kind)
+    assert workloads
+    for obj in workloads:
+        spec = obj["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True, obj["metadata"]["name"]
+        for ctr in spec["containers"]:
+            assert ctr["securityContext"]["allowPrivilegeEscalation"] is False
+            assert ctr["securityContext"]["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= set(ctr["resources"]["requests"])
+            assert {"cpu", "memory"} <= set(ctr["resources"]["limits"])
+            assert "livenessProbe" in ctr and "readinessProbe" in ctr, ctr["name"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_has_an_hpa_per_the_seed_and_no_fixed_replicas(name):
+    dep = deployment(name)
+    hpa = find("HorizontalPodAutoscaler", name, dep["metadata"]["namespace"])
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": name,
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == SEED_HPA[name]
+    assert "replicas" not in dep["spec"], "the HPA owns the replica count"
+
+
+# --- Services, references, wiring ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_has_a_cluster_service_on_its_port_selecting_its_pods(name):
+    dep = deployment(name)
+    svc = find("Service", name, dep["metadata"]["namespace"])
+    (port,) = svc["spec"]["ports"]
+    assert port["port"] == DEFAULT_PORTS[name]
+    target = port.get("targetPort", port["port"])
+    ports = {p.get("name"): p["containerPort"] for p in container(dep)["ports"]}
+    assert ports.get(target, target) == DEFAULT_PORTS[name]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= labels.items()
+    assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_config_map_secret_and_claim_a_deployment_uses_exists_in_its_namespace(name):
+    dep = deployment(name)
+    namespace = dep["metadata"]["namespace"]
+    ctr = container(dep)
+    refs = [("ConfigMap", e["configMapRef"]["name"]) for e in ctr["envFrom"] if "configMapRef" in e]
+    refs += [("Secret", e["secretRef"]["name"]) for e in ctr["envFrom"] if "secretRef" in e]
+    assert {kind for kind, _ in refs} == {"ConfigMap", "Secret"}
+    for volume in dep["spec"]["template"]["spec"]["volumes"]:
+        if "secret" in volume:
+            refs.append(("Secret", volume["secret"]["secretName"]))
+        if "persistentVolumeClaim" in volume:
+            refs.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]))
+    for kind, ref in refs:
+        find(kind, ref, namespace)
+
+
+def _container_env(name: str) -> dict[str, str]:
+    """The environment the service's container gets: ConfigMaps, Secrets, then `env`."""
+    dep = deployment(name)
+    namespace = dep["metadata"]["namespace"]
+    ctr = container(dep)
+    env: dict[str, str] = {}
+    for source in ctr["envFrom"]:
+        if "configMapRef" in source:
+            env.update(find("ConfigMap", source["configMapRef"]["name"], namespace)["data"])
+        else:
+            env.update(find("Secret", source["secretRef"]["name"], namespace)["stringData"])
+    env.update({e["name"]: e["value"] for e in ctr.get("env", []) if "value" in e})
+    return {k: str(v) for k, v in env.items()}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_variable_a_deployment_sets_itself_is_a_setting_its_service_reads(name):
+    reads = settings_fields()["all"] | settings_fields()[name]
+    for entry in container(deployment(name)).get("env", []):
+        if entry["name"] not in NON_STREAMIA_ENV:
+            assert entry["name"] in reads, f"{name} does not read {entry['name']}"
+
+
+def test_every_key_of_a_streamia_config_map_or_secret_is_read_by_a_service_using_it():
+    consumers: dict[tuple[str, str, str], set[str]] = {}
+    for name in SERVICES:
+        dep = deployment(name)
+        for source in container(dep)["envFrom"]:
+            kind, ref = (
+                ("ConfigMap", source["configMapRef"]["name"])
+                if "configMapRef" in source
+                else ("Secret", source["secretRef"]["name"])
+            )
+            consumers.setdefault((kind, ref, dep["metadata"]["namespace"]), set()).add(name)
+    assert consumers
+    for (kind, ref, namespace), users in consumers.items():
+        obj = find(kind, ref, namespace)
+        reads = set().union(*(settings_fields()[u] for u in users)) | settings_fields()["all"]
+        for key in obj.get("data") or obj.get("stringData"):
+            assert key in reads, f"{kind} {ref}: nobody reads {key}"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_kubernetes_service_accepts_its_settings_and_binds_its_port(name, monkeypatch):
+    """The settings class itself validates the environment (types, production secrets)."""
+    for var in [v for v in os.environ if v.startswith("STREAMIA_")]:
+        monkeypatch.delenv(var)
+    for key, value in _container_env(name).items():
+        monkeypatch.setenv(key, value)
+    settings = settings_cls(name)()
+    assert settings.is_production
+    assert settings.host == "0.0.0.0"
+    assert settings.bind_port == DEFAULT_PORTS[name]
+    for other in SERVICES:
+        assert f":{DEFAULT_PORTS[other]}" in settings.service_url(other)
+    if name != "gateway":
+        assert settings.amqp_url and settings.redis_url
+        assert settings.resolved_database_url().endswith(f"/streamia_{name}")
+
+
+def test_the_users_signing_key_is_mounted_for_users_only():
+    mounted = {
+        name
+        for name in SERVICES
+        if any(
+            v.get("secret", {}).get("secretName") == "users-jwt"
+            for v in deployment(name)["spec"]["template"]["spec"]["volumes"]
+        )
+    }
+    assert mounted == {"users"}
+    path = _container_env("users")["STREAMIA_JWT_PRIVATE_KEY_FILE"]
+    mounts = container(deployment("users"))["volumeMounts"]
+    assert any(path.startswith(m["mountPath"] + "/") for m in mounts if m["name"] == "jwt-key")
+    assert "private-key.pem" in find("Secret", "users-jwt")["stringData"]
+
+
+def test_every_secret_value_in_the_template_is_a_marked_placeholder_or_not_secret():
+    for secret in objects("Secret"):
+        for key, value in secret["stringData"].items():
+            secret_like = re.search(r"PASSWORD|PASS$|SECRET|KEY|\.pem$", key) or "@" in value
+            if secret_like and not key.endswith("_USER"):
+                assert "REPLACE_ME" in value, f"{secret['metadata']['name']}.{key} looks real"
+
+
+def test_movies_keeps_its_media_on_a_shared_persistent_volume():
+    dep = deployment("movies")
+    media_dir = _container_env("movies")["STREAMIA_MEDIA_DIR"]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in dep["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    }
+    mount = next(m for m in container(dep)["volumeMounts"] if m["mountPath"] == media_dir)
+    pvc = find("PersistentVolumeClaim", claims[mount["name"]], "streamia-services")
+    assert "ReadWriteMany" in pvc["spec"]["accessModes"], "3-10 movie pods share the media"
+
+
+def test_the_ingress_sends_everything_to_the_gateway_port():
+    (ingress,) = objects("Ingress")
+    assert ingress["metadata"]["namespace"] == deployment("gateway")["metadata"]["namespace"]
+    backends = [
+        p["backend"]["service"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]
+    ]
+    assert backends and all(b["name"] == "gateway" for b in backends)
+    svc = find("Service", "gateway", ingress["metadata"]["namespace"])
+    names = {p["name"]: p["port"] for p in svc["spec"]["ports"]}
+    for backend in backends:
+        port = backend["port"]
+        assert names.get(port.get("name"), port.get("number")) == DEFAULT_PORTS["gateway"]
+
+
+def test_the_kustomization_renders_offline_with_the_release_image():
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    rendered = [d for d in yaml.safe_load_all(out) if d]
+    assert len(rendered) == len(k8s_objects())
+    images = {container(d)["image"] for d in rendered if d["kind"] == "Deployment"}
+    (wanted,) = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
+    assert images == {f"{wanted['newName']}:{wanted['newTag']}"}
+
+
+# --- compose -----------------------------------------------------------------------------
+
+
+def _compose_streamia() -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose()["services"].items() if s.get("image") == "streamia:local"}
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_runs_every_service_from_the_one_image(name):
+    svc = compose()["services"][name]
+    assert svc["command"] == ["serve", name]
+    assert svc["image"] == "streamia:local"
+    assert svc["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file()
+    assert svc["read_only"] is True and "/tmp" in svc["tmpfs"]
+    assert svc["cap_drop"] == ["ALL"]
+    assert svc["healthcheck"]["test"]
+
+
+def test_compose_runs_nothing_else_from_the_streamia_image():
+    assert set(_compose_streamia()) == set(SERVICES)
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_services_wait_for_healthy_infrastructure(name):
+    services = compose()["services"]
+    depends = services[name]["depends_on"]
+    for infra in ("postgres", "rabbitmq", "redis"):
+        assert depends[infra]["condition"] == "service_healthy"
+        assert services[infra]["healthcheck"]["test"]
+    for dependency, condition in depends.items():
+        assert dependency in services
+        if condition["condition"] == "service_healthy":
+            assert services[dependency].get("healthcheck"), dependency
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_compose_variable_is_a_setting_the_service_reads(name):
+    reads = settings_fields()["all"] | settings_fields()[name]
+    assert set(compose()["services"][name]["environment"]) <= reads
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_compose_service_accepts_its_settings_and_binds_its_port(name, monkeypatch):
+    for var in [v for v in os.environ if v.startswith("STREAMIA_")]:
+        monkeypatch.delenv(var)
+    for key, value in compose()["services"][name]["environment"].items():
+        monkeypatch.setenv(key, str(value))
+    settings = settings_cls(name)()
+    assert settings.host == "0.0.0.0"
+    assert settings.bind_port == DEFAULT_PORTS[name]
+    assert settings.resolved_database_url().endswith(f"/streamia_{name}")
+    assert settings.amqp_url and settings.redis_url and settings.otlp_endpoint
+    for other in SERVICES:
+        assert settings.service_url(other) == f"http://{other}:{DEFAULT_PORTS[other]}"
+
+
+def _writable_paths(svc: dict[str, Any]) -> list[str]:
+    mounts = [v.split(":")[1] for v in svc.get("volumes", [])]
+    return mounts + list(svc.get("tmpfs", []))
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_compose_service_can_write_its_data_dir_on_a_read_only_root(name):
+    svc = compose()["services"][name]
+    data_dir = svc["environment"]["STREAMIA_DATA_DIR"]
+    assert data_dir in _writable_paths(svc)
+
+
+def test_compose_keeps_movie_media_on_a_named_volume():
+    svc = compose()["services"]["movies"]
+    media = svc["environment"]["STREAMIA_MEDIA_DIR"]
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+    owner = next(target for target in volumes if media == target or media.startswith(target + "/"))
+    assert volumes[owner] in compose()["volumes"]
+
+
+def test_every_named_compose_volume_is_declared():
+    declared = set(compose()["volumes"])
+    for svc in compose()["services"].values():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, source
+            else:
+                assert (DEPLOY / source).exists(), source
+
+
+# --- observability ------------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_every_services_metrics():
+    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "streamia"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    targets = {t for group in job["static_configs"] for t in group["targets"]}
+    assert targets == {f"{name}:{DEFAULT_PORTS[name]}" for name in SERVICES}
+    for rule_file in config["rule_files"]:
+        assert (DEPLOY / "prometheus" / Path(rule_file).name).is_file()
+
+
+@cache
+def exported_metrics() -> set[str]:
+    """Sample names the services export, from their Prometheus registries."""
+    from streamia_gateway.metrics import GatewayMetrics
+
+    for module in platform.available():  # importing the apps registers module-level metrics
+        importlib.import_module(module.app.__name__)
+    importlib.import_module("streamia_notifications.metrics")
+    suffixes = {
+        "counter": ["_total", "_created"],
+        "histogram": ["_bucket", "_sum", "_count"],
+        "gauge": [""],
+        "summary": ["_sum", "_count"],
+    }
+    names = set()
+    for registry in (REGISTRY, GatewayMetrics({}).registry):
+        for family in registry.collect():
+            names |= {family.name + s for s in suffixes.get(family.type, [""])}
+    return names
+
+
+def _promql_metrics(expr: str) -> set[str]:
+    return set(re.findall(r"\bstreamia_[a-z0-9_]+", expr))
+
+
+def _dashboard_exprs() -> list[str]:
+    exprs = []
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            exprs += [t["expr"] for t in panel.get("targets", [])]
+    return exprs
+
+
+def test_the_dashboard_shows_request_rate_latency_errors_and_dead_letters():
+    exprs = " ".join(_dashboard_exprs())
+    assert "rate(streamia_http_requests_total" in exprs
+    assert (
+        "histogram_quantile(0.99" in exprs
+        and "streamia_http_request_duration_seconds_bucket" in exprs
+    )
+    assert 'status=~"5.."' in exprs
+    assert ".dlq" in exprs
+
+
+def test_every_streamia_metric_on_the_dashboard_and_in_alerts_is_exported():
+    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    exprs = _dashboard_exprs() + [r["expr"] for g in alerts["groups"] for r in g["rules"]]
+    used = set().union(*(_promql_metrics(e) for e in exprs))
+    assert used and used <= exported_metrics(), used - exported_metrics()
+
+
+def test_the_dashboard_uses_the_provisioned_datasource():
+    provisioned = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )
+    uids = {d["uid"] for d in provisioned["datasources"] if d["type"] == "prometheus"}
+    for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            assert panel["datasource"]["uid"] in uids
+
+
+# --- Dockerfile ---------------------------------------------------------------------------
+
+
+def _dockerfile_stages() -> dict[str, list[str]]:
+    """Instructions per stage, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
+    stages: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            current = line.split()[-1]
+            stages[current] = []
+        if current:
+            stages[current].append(line)
+    return stages
+
+
+def test_the_build_stage_syncs_the_locked_workspace_without_dev_dependencies():
+    build = _dockerfile_stages()["build"]
+    syncs = [line for line in build if "uv sync" in line]
+    assert syncs
+    for line in syncs:
+        assert "--frozen" in line and "--no-dev" in line and "--all-packages" in line
+    assert any("pip install" in line and "uv==" in line for line in build)
+    assert any("UV_PROJECT_ENVIRONMENT=/app/.venv" in line for line in build)
+
+
+def test_the_build_copies_every_workspace_members_pyproject():
+    members = {
+        p.parent.relative_to(ROOT).as_posix()
+        for p in [*ROOT.glob("packages/*/pyproject.toml"), *ROOT.glob("services/*/pyproject.toml")]
+    }
+    copied = {
+        line.split()[1].removesuffix("/pyproject.toml")
+        for line in _dockerfile_stages()["build"]
+        if line.startswith("COPY ") and line.split()[1].endswith("/pyproject.toml")
+    }
+    assert members == copied
+
+
+def test_the_runtime_image_is_slim_non_root_and_serves_the_gateway_by_default():
+    stages = _dockerfile_stages()
+    runtime = stages["runtime"]
+    assert re.match(r"FROM (\$\{PYTHON_IMAGE\}|python:3\.11-slim) AS runtime", runtime[0])
+    text = (DEPLOY / "Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert any("ffmpeg" in line and "apt-get install" in line for line in runtime)
+    assert "USER 10001:10001" in runtime  # numeric, so runAsNonRoot can be verified
+    assert any("STREAMIA_HOST=0.0.0.0" in line for line in runtime)
+    assert 'ENTRYPOINT ["streamia"]' in runtime
+    assert 'CMD ["serve", "gateway"]' in runtime
+    assert any(line.startswith("COPY --from=build /app/.venv") for line in runtime)
+
+
+def test_every_file_the_dockerfile_copies_exists_and_passes_the_ignore_file():
+    ignore = [
+        line.strip()
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert ignore[0] == "*", "the ignore file allow-lists what goes in"
+    allowed = [line[1:].rstrip("/") for line in ignore if line.startswith("!")]
+    for stage in _dockerfile_stages().values():
+        for line in stage:
+            parts = line.split()
+            if parts[0] != "COPY" or any(p.startswith("--from") for p in parts):
+                continue
+            for source in [p for p in parts[1:-1] if not p.startswith("--")]:
+                assert (ROOT / source).exists(), source
+                assert any(
+                    source.rstrip("/") == a or source.startswith(a + "/") for a in allowed
+                ), f"{source} is excluded from the build context"
+
+
+# --- container health check ------------------------------------------------------------
+
+
+def _healthcheck():
+    spec = importlib.util.spec_from_file_location("streamia_healthcheck", DEPLOY / "healthcheck.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_healthcheck_knows_every_services_default_port():
+    assert _healthcheck().DEFAULT_PORTS == DEFAULT_PORTS
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"STREAMIA_PORT": "4100"},
+        {"STREAMIA_MOVIES_URL": "http://movies:4200"},
+        {"STREAMIA_MOVIES_URL": "http://movies:4200/", "STREAMIA_PORT": "4300"},
+        {"STREAMIA_MOVIES_URL": "http://movies"},
+    ],
+)
+def test_the_healthcheck_probes_the_port_the_service_binds(env, monkeypatch):
+    for var in [v for v in os.environ if v.startswith("STREAMIA_")]:
+        monkeypatch.delenv(var)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert _healthcheck().port_for("movies", env) == settings_cls("movies")().bind_port
+
+
+@pytest.mark.parametrize(
+    "cmdline, name",
+    [
+        (["/app/.venv/bin/python", "/app/.venv/bin/streamia", "serve", "users"], "users"),
+        (["/sbin/docker-init", "--", "streamia", "serve", "notifications"], "notifications"),
+        (["streamia"], "gateway"),
+    ],
+)
+def test_the_healthcheck_reads_the_service_from_the_command_line(cmdline, name):
+    assert _healthcheck().service_name(cmdline) == name
