@@ -335,8 +335,16 @@ def test_every_kubernetes_service_accepts_its_settings_and_binds_its_port(name, 
     """The settings class itself validates the environment (types, production secrets)."""
     for var in [v for v in os.environ if v.startswith("STREAMIA_")]:
         monkeypatch.delenv(var)
-    for key, value in _container_env(name).items():
-        monkeypatch.setenv(key, value)
+    env = _container_env(name)
+    if any("REPLACE_ME" in value for value in env.values()):
+        # The Secret template as shipped must not start in production ...
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        with pytest.raises(ValueError, match="REPLACE_ME|refuses"):
+            settings_cls(name)()
+    # ... and starts once an operator has filled it in.
+    for key, value in env.items():
+        monkeypatch.setenv(key, value.replace("REPLACE_ME", "filled-by-operator"))
     settings = settings_cls(name)()
     assert settings.is_production
     assert settings.host == "0.0.0.0"

@@ -139,3 +139,27 @@ def test_backoff_grows_exponentially():
     bus = InProcessBus("/nonexistent/bus.sqlite", retry_base_delay=0.5)
     assert [bus.backoff(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
     assert bus.backoff(30) == 300.0
+
+
+async def test_dead_letters_are_counted_for_prometheus(harness):
+    from prometheus_client import REGISTRY
+
+    bus = harness.infra.bus
+
+    async def broken(env):
+        raise RuntimeError("down")
+
+    bus.subscribe("flaky", "user.deleted", broken)
+    await harness.infra.start()
+    queue = "flaky.user.deleted"
+    before = REGISTRY.get_sample_value("streamia_dead_letters_total", {"queue": queue}) or 0
+    await bus.publish([user_deleted()])
+
+    async def counted() -> bool:
+        now = REGISTRY.get_sample_value("streamia_dead_letters_total", {"queue": queue}) or 0
+        return now == before + 1
+
+    await wait_for(counted, message="dead-letter counter")
+    retries = REGISTRY.get_sample_value("streamia_events_consumed_total",
+                                        {"queue": queue, "outcome": "retry"})
+    assert retries is not None and retries >= harness.settings.max_delivery_attempts - 1

@@ -10,11 +10,19 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from streamia_kit.events import Envelope, exchange_for, queue_name
 
 log = structlog.get_logger("streamia.bus")
+
+EVENTS_CONSUMED = Counter(
+    "streamia_events_consumed_total", "Event deliveries by outcome", ["queue", "outcome"]
+)
+DEAD_LETTERS = Counter(
+    "streamia_dead_letters_total", "Events moved to a dead-letter queue", ["queue"]
+)
 
 Handler = Callable[[Envelope], Awaitable[None]]
 
@@ -106,6 +114,13 @@ class EventBus(abc.ABC):
 
     async def dispatch(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
         """Run one delivery and decide: done, retry later, or dead-letter now."""
+        verdict = await self._decide(sub, body, attempt)
+        EVENTS_CONSUMED.labels(sub.queue, verdict.outcome.value).inc()
+        if verdict.outcome is Outcome.DEAD:
+            DEAD_LETTERS.labels(sub.queue).inc()
+        return verdict
+
+    async def _decide(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
         try:
             envelope = Envelope.model_validate_json(body)
         except ValidationError as exc:

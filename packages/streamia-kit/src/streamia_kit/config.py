@@ -97,8 +97,13 @@ class ServiceSettings(BaseSettings):
         return f"sqlite+aiosqlite:///{path}"
 
     def insecure_defaults(self) -> list[str]:
-        """Names of settings still holding development defaults; services extend this."""
-        return ["STREAMIA_INTERNAL_SECRET"] if self.internal_secret == DEV_INTERNAL_SECRET else []
+        """Names of settings still holding development defaults or template placeholders."""
+        bad = ["STREAMIA_INTERNAL_SECRET"] if self.internal_secret == DEV_INTERNAL_SECRET else []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, str) and "REPLACE_ME" in value:
+                bad.append(f"STREAMIA_{name.upper()}")
+        return bad
 
     @model_validator(mode="after")
     def _refuse_defaults_in_production(self) -> ServiceSettings:

@@ -55,7 +55,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         _add_trace_id,
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Below the level an event is dropped before any processor runs: a disabled
+        # `log.info` on a hot path costs a level check, not a timestamp and a render.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
 from streamia_kit.errors import error_body
 from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
-from streamia_kit.telemetry import server_span
 
 access_log = structlog.get_logger("streamia.access")
+# The stdlib logger behind `access_log`: asked first, so a level above INFO costs nothing.
+_access_stdlib = logging.getLogger("streamia.access")
+_REQUEST_ID_HEADER = REQUEST_ID_HEADER.encode()
 
 HTTP_REQUESTS = Counter(
     "streamia_http_requests_total", "HTTP requests served", ["service", "method", "status"]
@@ -36,6 +42,25 @@ class RequestContextMiddleware:
         self.app = app
         self.service = service
         self.quiet = quiet_paths
+        # Looked up once, not per request (a proxy if the provider is configured later).
+        self._tracer = trace.get_tracer("streamia")
+        # Metric children per label set: `.labels()` hashes and locks on every call.
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def _observe(self, method: str, status: int, elapsed: float) -> None:
+        counter = self._counters.get((method, status))
+        if counter is None:
+            counter = HTTP_REQUESTS.labels(self.service, method, str(status))
+            if len(self._counters) < 1000:  # methods are client-chosen: bound the memo
+                self._counters[(method, status)] = counter
+        counter.inc()
+        latency = self._latencies.get(method)
+        if latency is None:
+            latency = HTTP_LATENCY.labels(self.service, method)
+            if len(self._latencies) < 100:
+                self._latencies[method] = latency
+        latency.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -59,23 +84,34 @@ class RequestContextMiddleware:
                 status = message["status"]
                 message["headers"] = [
                     *message.get("headers", []),
-                    (REQUEST_ID_HEADER.encode(), rid.encode()),
+                    (_REQUEST_ID_HEADER, rid.encode()),
                 ]
             await send(message)
 
+        # The span continues the caller's trace (the gateway's), so the outbox can carry it
+        # into every saga step this request causes. No traceparent: a new root span (what
+        # extracting from an empty carrier gives, without the propagators' work).
+        parent = propagate.extract(carrier) if carrier else otel_context.Context()
+        span = self._tracer.start_span(
+            f"{scope['method']} {scope['path']}", parent, kind=trace.SpanKind.SERVER
+        )
+        context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
-            # The span continues the caller's trace (the gateway's), so the outbox can carry
-            # it into every saga step this request causes.
-            with server_span(carrier, f"{scope['method']} {scope['path']}") as span:
-                span.set_attribute("http.request_id", rid)
-                await self.app(scope, receive, send_with_id)
-                span.set_attribute("http.status_code", status)
+            span.set_attribute("http.request_id", rid)
+            await self.app(scope, receive, send_with_id)
+            span.set_attribute("http.status_code", status)
+        except Exception as exc:  # what start_as_current_span records, without its wrappers
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
         finally:
+            span.end()
+            otel_context.detach(context_token)
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method).observe(elapsed)
-            if scope["path"] not in self.quiet:
+            self._observe(method, status, elapsed)
+            if scope["path"] not in self.quiet and _access_stdlib.isEnabledFor(logging.INFO):
                 access_log.info(
                     "request", service=self.service, method=method, path=scope["path"],
                     status=status, duration_ms=round(elapsed * 1000, 2),

@@ -28,6 +28,9 @@ async def migrate(script_location: Path, url: str) -> None:
         async with engine.begin() as conn:
 
             def upgrade(sync_conn: Connection) -> None:
+                if sync_conn.dialect.name == "postgresql":
+                    # Replicas starting together on a fresh database take turns.
+                    sync_conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7265730201)")
                 cfg.attributes["connection"] = sync_conn
                 command.upgrade(cfg, "head")
 

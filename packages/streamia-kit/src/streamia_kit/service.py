@@ -128,6 +128,9 @@ class Service:
             description=description,
             version="0.1.0",
             lifespan=lifespan,
+            # RequestContextMiddleware opens the request's server span (continuing the
+            # caller's traceparent); FastAPI's own would be a second span per request.
+            telemetry={"tracing": False},
         )
         app.state.service = self
         install_error_handlers(app)
