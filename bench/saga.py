@@ -1,0 +1,280 @@
+#!/usr/bin/env python3
+"""Deletion saga latency and one consumer's throughput, in distributed mode.
+
+    .venv/bin/python bench/saga.py [--runs 50] [--items 100] [--events 5000] [--strict]
+
+Starts the platform the way the e2e suite does (tests/e2e/harness.py: one `streamia serve`
+process per service on the local PostgreSQL, RabbitMQ and Redis, a fresh namespace) and
+measures:
+
+1. Saga latency: a user with N favorites, N ratings and N comments deletes their account;
+   the time from the DELETE's response until none of their rows is left in the favorites,
+   ratings and comments databases (polled every few ms). p50 and p99 over --runs runs.
+   Target: p99 < 500 ms.
+2. Consumer throughput: --events `movie.created` envelopes put straight on the favorites
+   service's `movie.created` queue; events per second until its inbox holds them all.
+   Target: >= 1,000 events/s.
+
+Everything it creates (databases, queues, Redis keys, data dir) is removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+SAGA_TARGET_P99_MS = 500.0
+THROUGHPUT_TARGET = 1000.0
+POLL_SECONDS = 0.002
+CASCADE_TIMEOUT = 30.0
+SERVICES = ("favorites", "ratings", "comments")
+
+
+def load_harness():  # noqa: ANN201 - the module
+    spec = importlib.util.spec_from_file_location(
+        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+harness = load_harness()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (p99 of 50 samples is the largest)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+async def wait_for_projections(platform, movie_ids: list[str], limit: float = 60.0) -> None:
+    """Every consumer has seen every movie.created, so item writes never catch up by HTTP."""
+    marks = ",".join("?" * len(movie_ids))
+    async with platform.databases() as dbs:
+        for service in SERVICES:
+            async def seen(service: str = service) -> bool:
+                n = await dbs.count(service, "SELECT count(*) FROM movie_projection WHERE"
+                                    f" movie_id IN ({marks})", *movie_ids)
+                return n == len(movie_ids)
+
+            await harness.wait_until(seen, limit, interval=0.1,
+                                     message=f"{service}'s movie projection")
+
+
+async def saga_latency(platform, client: httpx.AsyncClient, movie_ids: list[str], runs: int,
+                       deadline: float, per_service: dict[str, list[float]]) -> list[float]:
+    """Milliseconds from each DELETE's response to an empty footprint in all three services."""
+    samples: list[float] = []
+    per_service_run: dict[str, float] = {}
+    async with platform.databases() as dbs:
+        queries = [
+            (service, f"SELECT count(*) FROM {table} WHERE user_id = ?")
+            for service, table in (("favorites", "favorites"), ("ratings", "ratings"),
+                                   ("comments", "comments"))
+        ]
+
+        async def remaining(user_id: str) -> list[int]:
+            return list(await asyncio.gather(*(dbs.count(s, q, user_id) for s, q in queries)))
+
+        for run in range(1, runs + 1):
+            if time.monotonic() > deadline:
+                print(f"  time budget spent after {run - 1} runs", flush=True)
+                break
+            account = await platform.register(client, firstName="Bench")
+            await harness.add_activity(platform, client, account, movie_ids, concurrency=32,
+                                       direct=True)
+            counts = await remaining(account.id)
+            if counts != [len(movie_ids)] * 3:
+                raise SystemExit(f"run {run}: expected {len(movie_ids)} of each, found {counts}")
+            await harness.delete_account(platform, client, account)
+            start = time.perf_counter()
+            give_up = time.monotonic() + CASCADE_TIMEOUT
+            while True:
+                left = await remaining(account.id)
+                now = (time.perf_counter() - start) * 1000
+                for service, n in zip(SERVICES, left, strict=True):
+                    if not n and service not in per_service_run:
+                        per_service_run[service] = now
+                if not any(left):
+                    break
+                if time.monotonic() > give_up:
+                    raise SystemExit(f"run {run}: cascade unfinished after {CASCADE_TIMEOUT}s")
+                await asyncio.sleep(POLL_SECONDS)
+            samples.append(now)
+            for service, ms in per_service_run.items():
+                per_service[service].append(ms)
+            per_service_run.clear()
+            if run % 10 == 0 or run == runs:
+                print(f"  run {run:>3}: {samples[-1]:7.1f} ms  (p50 so far "
+                      f"{statistics.median(samples):.1f} ms)", flush=True)
+    return samples
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def consumer_throughput(platform, events: int) -> tuple[float, float, float, float | None]:
+    """(events/s overall, events/s between 10 % and 90 % done, seconds to publish, CPU ms
+    the consumer's process spent per event — what the rate would be bound by on an idle core)."""
+    import aio_pika
+    from streamia_kit.bus import encode
+    from streamia_kit.events import Envelope, MovieCreated
+    from streamia_kit.testing import AMQP
+
+    queue = "favorites.movie.created"
+    routing_key = f"{platform.namespace}.{queue}"
+    async with platform.databases() as dbs:
+        async def processed() -> int:
+            return await dbs.count("favorites", "SELECT count(*) FROM inbox WHERE queue = ?",
+                                   queue)
+
+        before = await processed()
+        pid = platform.procs["favorites"].pid
+        cpu_before = cpu_seconds(pid)
+        bodies = []
+        for n in range(events):
+            envelope = Envelope.wrap(
+                MovieCreated(movie_id=f"bench{uuid.uuid4().hex[:20]}", title=f"Bench {n}",
+                             category="Bench", duration=60.0, version=time.time()),
+                "bench/saga")
+            bodies.append((envelope.id, encode(envelope)))
+
+        connection = await aio_pika.connect(AMQP, timeout=10)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            start = time.perf_counter()
+            marks: dict[str, float] = {}
+            watcher = asyncio.create_task(_watch(processed, before, events, start, marks))
+            # Straight onto the favorites queue (the default exchange routes by queue name):
+            # only the consumer under test works, the others stay idle.
+            for offset in range(0, events, 500):
+                await asyncio.gather(*(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(body, message_id=event_id, type="movie.created",
+                                         content_type="application/cloudevents+json",
+                                         headers={"x-streamia-attempt": 1},
+                                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=routing_key)
+                    for event_id, body in bodies[offset:offset + 500]))
+            published = time.perf_counter() - start
+            await watcher
+        cpu_after = cpu_seconds(pid)
+        total = marks["100"] - start
+        steady = (0.8 * events) / (marks["90"] - marks["10"]) if marks["90"] > marks["10"] else 0
+        cpu_ms = None
+        if cpu_before is not None and cpu_after is not None:
+            cpu_ms = (cpu_after - cpu_before) * 1000 / events
+        return events / total, steady, published, cpu_ms
+
+
+async def _watch(processed, before: int, events: int, start: float, marks: dict[str, float],
+                 limit: float = 120.0) -> None:
+    give_up = time.monotonic() + limit
+    while True:
+        done = await processed() - before
+        now = time.perf_counter()
+        for pct in (10, 90, 100):
+            if done >= events * pct / 100 and str(pct) not in marks:
+                marks[str(pct)] = now
+        if done >= events:
+            return
+        if time.monotonic() > give_up:
+            raise SystemExit(f"favorites processed {done}/{events} events in {limit}s")
+        await asyncio.sleep(0.01)
+
+
+async def bench(args: argparse.Namespace, platform) -> int:
+    budget_end = time.monotonic() + args.max_minutes * 60
+    async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=64)) as client:
+        print(f"creating {args.items} movies ...", flush=True)
+        movie_ids = await harness.create_movies(platform, client, args.items)
+        await wait_for_projections(platform, movie_ids)
+
+        print(f"saga latency: {args.runs} runs, {args.items} favorites + {args.items} ratings"
+              f" + {args.items} comments per user", flush=True)
+        per_service: dict[str, list[float]] = {s: [] for s in SERVICES}
+        samples = await saga_latency(platform, client, movie_ids, args.runs, budget_end,
+                                     per_service)
+
+    print(f"consumer throughput: {args.events} movie.created events -> favorites", flush=True)
+    overall, steady, published, cpu_ms = await consumer_throughput(platform, args.events)
+
+    p50, p99 = percentile(samples, 50), percentile(samples, 99)
+    saga_ok = p99 < SAGA_TARGET_P99_MS
+    rate_ok = overall >= THROUGHPUT_TARGET
+    print()
+    print(f"Saga (mode {platform.mode}), {len(samples)} runs, "
+          f"{args.items}+{args.items}+{args.items} rows per user")
+    print(f"  DELETE response -> cascade complete:  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
+          f"min {min(samples):.1f}   max {max(samples):.1f}")
+    for service, values in per_service.items():
+        print(f"    {service:<10} done after  p50 {percentile(values, 50):7.1f} ms   "
+              f"p99 {percentile(values, 99):7.1f} ms")
+    print(f"  target p99 < {SAGA_TARGET_P99_MS:.0f} ms: {'PASS' if saga_ok else 'FAIL'}")
+    print(f"One consumer (favorites, movie.created), {args.events} events")
+    print(f"  {overall:8.0f} events/s end to end   {steady:8.0f} events/s steady (10-90 %)   "
+          f"(publishing took {published:.2f} s)")
+    if cpu_ms:
+        print(f"  consumer CPU {cpu_ms:.2f} ms/event -> at most {1000 / cpu_ms:.0f} events/s on"
+              f" one idle core")
+    print(f"  target >= {THROUGHPUT_TARGET:.0f} events/s: {'PASS' if rate_ok else 'FAIL'}")
+    print(f"(machine load average while measuring: {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs)")
+    return 0 if (saga_ok and rate_ok) or not args.strict else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--items", type=int, default=100,
+                        help="favorites, ratings and comments per user (and movies made)")
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--max-minutes", type=float, default=10.0,
+                        help="stop the latency runs early once this much time has gone")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+
+    from streamia_kit.testing import infrastructure_status
+
+    down = [name for name, ok in infrastructure_status().items() if not ok]
+    if down:
+        raise SystemExit(f"distributed mode needs {', '.join(down)} on 127.0.0.1")
+    with tempfile.TemporaryDirectory(prefix="streamia-bench-saga-") as tmp:
+        platform = harness.Platform("distributed", Path(tmp))
+        print(f"starting the platform (namespace {platform.namespace}) ...", flush=True)
+        started = time.monotonic()
+        try:
+            platform.start()
+            print(f"  up in {time.monotonic() - started:.1f} s", flush=True)
+            return asyncio.run(bench(args, platform))
+        except BaseException:
+            for name in harness.ALL_SERVICES:
+                print(platform.log_tail(name, 10), file=sys.stderr)
+            raise
+        finally:
+            platform.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,574 @@
+"""Launch the real platform as subprocesses and look inside it: the e2e suite and
+`bench/saga.py` share this module (pytest-free, so a plain script can use it too).
+
+- embedded: one `streamia up` process (SQLite files and the in-process bus in a data dir);
+- distributed: one `streamia serve <service>` process per service, on the machine's
+  PostgreSQL, Redis and RabbitMQ, the broker reached through a `TcpProxy` the caller can cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from streamia_kit.infra import random_namespace
+from streamia_kit.testing import AMQP, POSTGRES, REDIS, TcpProxy, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications")
+ALL_SERVICES = (*SERVICES, "gateway")
+PASSWORD = "Str0ng!Passw0rd"
+EMBEDDED_PROCESS = "platform"
+HEALTH_TIMEOUT = 90.0
+
+
+class PlatformError(RuntimeError):
+    """The platform (or one of its processes) did not start or stop as expected."""
+
+
+class ThreadedProxy:
+    """The kit's TcpProxy on its own event loop thread, so sync and async callers in any
+    loop can cut and restore the broker connection."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
+                                        name="amqp-proxy")
+        self._thread.start()
+        self._proxy = self._call(self._make(target_host, target_port))
+        self.port = self._proxy.port
+        self.is_cut = False
+
+    async def _make(self, host: str, port: int) -> TcpProxy:
+        return TcpProxy(host, port)
+
+    def _call(self, coro: Any, timeout: float = 10.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> None:
+        self._call(self._proxy.start())
+
+    def cut(self) -> None:
+        """Drop every connection through the proxy and refuse new ones."""
+        self._call(self._proxy.cut())
+        self.is_cut = True
+
+    def restore(self) -> None:
+        self._call(self._proxy.restore())
+        self.is_cut = False
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._call(self._proxy.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+@dataclass
+class Platform:
+    """One running platform: its processes, ports, data dir and (distributed) namespace."""
+
+    mode: str  # "embedded" | "distributed"
+    data_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    namespace: str = field(default_factory=random_namespace)
+    ports: dict[str, int] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    proxy: ThreadedProxy | None = None
+    _admin: tuple[str, str] | None = None
+    _admin_token: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def distributed(self) -> bool:
+        return self.mode == "distributed"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("embedded", "distributed"):
+            raise ValueError(f"unknown mode {self.mode!r}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        self.ports = {name: free_port() for name in ALL_SERVICES}
+        if self.distributed:
+            amqp = urlparse(AMQP)
+            self.proxy = ThreadedProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
+        else:
+            # Skip the demo catalogue: the suite makes its own movies.
+            (self.data_dir / ".demo-seeded").write_text("skipped by tests\n")
+
+    def url(self, name: str = "gateway") -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def gateway(self) -> str:
+        return self.url("gateway")
+
+    def env(self) -> dict[str, str]:
+        """The environment every process of this platform (and its CLI calls) runs with."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
+        env.update({
+            "STREAMIA_ENVIRONMENT": "test",
+            "STREAMIA_HOST": "127.0.0.1",
+            "STREAMIA_DATA_DIR": str(self.data_dir),
+            "STREAMIA_LOG_LEVEL": "WARNING",
+            "STREAMIA_ACCESS_LOG": "false",
+            "STREAMIA_ARGON2_TIME_COST": "1",
+            "STREAMIA_ARGON2_MEMORY_KIB": "1024",
+            "STREAMIA_ARGON2_PARALLELISM": "1",
+            "STREAMIA_RETRY_BASE_DELAY_SECONDS": "0.05",
+            "STREAMIA_OUTBOX_POLL_SECONDS": "0.2",
+            # Everything comes from 127.0.0.1: keep the global per-IP limit out of the way;
+            # the per-login limit stays at its normal value (5 failures per 10 minutes).
+            "STREAMIA_RATE_LIMIT_GLOBAL": "1000000/minute",
+            "STREAMIA_EMAIL_SENDER": "file",
+        })
+        for name, port in self.ports.items():
+            env[f"STREAMIA_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
+        if self.distributed:
+            assert self.proxy is not None
+            amqp = urlparse(AMQP)
+            auth = f"{amqp.username or 'guest'}:{amqp.password or 'guest'}@"
+            env.update({
+                "STREAMIA_DATABASE_URL": f"{POSTGRES}/{self.namespace}_{{service}}",
+                "STREAMIA_REDIS_URL": REDIS,
+                "STREAMIA_AMQP_URL": f"amqp://{auth}127.0.0.1:{self.proxy.port}{amqp.path or '/'}",
+                "STREAMIA_NAMESPACE": self.namespace,
+            })
+        env.update(self.extra_env)
+        return env
+
+    def process_names(self) -> tuple[str, ...]:
+        return ALL_SERVICES if self.distributed else (EMBEDDED_PROCESS,)
+
+    def _log(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
+
+    def _spawn(self, name: str) -> None:
+        streamia = BIN / "streamia"
+        args = [str(streamia), "up"] if name == EMBEDDED_PROCESS else [str(streamia), "serve", name]
+        with self._log(name).open("ab") as log:
+            log.write(f"\n=== start {time.strftime('%H:%M:%S')} {' '.join(args[1:])}\n".encode())
+            log.flush()
+            self.procs[name] = subprocess.Popen(
+                args, env=self.env(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def _health_targets(self, name: str) -> list[str]:
+        return list(ALL_SERVICES) if name == EMBEDDED_PROCESS else [name]
+
+    def _wait_healthy(self, names: Iterable[str], timeout: float = HEALTH_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            for name in names:
+                for target in self._health_targets(name):
+                    while True:
+                        proc = self.procs.get(name)
+                        if proc is not None and proc.poll() is not None:
+                            raise PlatformError(
+                                f"{name} exited with code {proc.returncode} before {target}/health"
+                                f" answered\n{self.log_tail(name)}")
+                        with contextlib.suppress(httpx.HTTPError):
+                            if client.get(self.url(target) + "/health").status_code == 200:
+                                break
+                        if time.monotonic() > deadline:
+                            raise PlatformError(
+                                f"{target} /health not 200 within {timeout:.0f}s\n"
+                                f"{self.log_tail(name)}")
+                        time.sleep(0.1)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self._log(name)
+        if not path.exists():
+            return f"(no log for {name})"
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+        return f"--- last {len(text)} lines of {path} ---\n" + "\n".join(text)
+
+    def start(self) -> Platform:
+        """Start every process and wait for every /health, the gateway's included."""
+        if self.proxy is not None:
+            self.proxy.start()
+        try:
+            if self.distributed:
+                # users first: the others fetch its JWKS, and it owns the signing key file.
+                self._spawn("users")
+                self._wait_healthy(["users"])
+                for name in ALL_SERVICES[1:]:
+                    self._spawn(name)
+                self._wait_healthy(ALL_SERVICES[1:])
+            else:
+                self._spawn(EMBEDDED_PROCESS)
+                self._wait_healthy([EMBEDDED_PROCESS])
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _process(self, service: str) -> str:
+        """The process that runs `service`: its own (distributed) or the only one (embedded)."""
+        if not self.distributed:
+            return EMBEDDED_PROCESS
+        if service not in ALL_SERVICES:
+            raise ValueError(f"unknown service {service!r}")
+        return service
+
+    def stop(self, service: str = EMBEDDED_PROCESS, sig: int = signal.SIGTERM,
+             timeout: float = 15.0) -> None:
+        """Stop the process running `service` (the whole platform when embedded)."""
+        name = self._process(service)
+        proc = self.procs.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+    def kill(self, service: str = EMBEDDED_PROCESS) -> None:
+        """SIGKILL, no goodbye: what an OOM kill or a node failure does."""
+        self.stop(service, signal.SIGKILL)
+
+    def start_service(self, service: str = EMBEDDED_PROCESS,
+                      timeout: float = HEALTH_TIMEOUT) -> None:
+        name = self._process(service)
+        if name in self.procs and self.procs[name].poll() is None:
+            return
+        self._spawn(name)
+        self._wait_healthy([name], timeout)
+
+    def restart(self, service: str = EMBEDDED_PROCESS, sig: int = signal.SIGTERM) -> None:
+        self.stop(service, sig)
+        self.start_service(service)
+
+    def close(self) -> None:
+        """Stop every process; drop the namespace's databases, queues and Redis keys."""
+        for name in list(self.procs):
+            self.stop(name, signal.SIGTERM, timeout=10)
+        if self.proxy is not None:
+            self.proxy.close()
+            self.proxy = None
+        if self.distributed:
+            with contextlib.suppress(Exception):
+                asyncio.run(self._drop_namespace())
+
+    async def _drop_namespace(self) -> None:
+        from streamia_kit.db import drop_database
+        from streamia_kit.testing import delete_namespace_queues
+
+        for service in ALL_SERVICES:
+            with contextlib.suppress(Exception):
+                await drop_database(f"{POSTGRES}/{self.namespace}_{service}")
+        with contextlib.suppress(Exception):
+            await delete_namespace_queues(self.namespace)
+        with contextlib.suppress(Exception):
+            from redis.asyncio import Redis
+
+            redis = Redis.from_url(REDIS)
+            try:
+                keys = [k async for k in redis.scan_iter(match=f"{self.namespace}*", count=1000)]
+                for start in range(0, len(keys), 500):
+                    await redis.delete(*keys[start:start + 500])
+            finally:
+                await redis.aclose()
+
+    # -- command line ------------------------------------------------------------------
+
+    def cli(self, *args: str, timeout: float = 60.0,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run `streamia <args>` with this platform's environment."""
+        result = subprocess.run(
+            [str(BIN / "streamia"), *args], env=self.env(), cwd=ROOT, capture_output=True,
+            text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+        if check and result.returncode != 0:
+            raise PlatformError(
+                f"streamia {' '.join(args)} exited {result.returncode}\n"
+                f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-4000:]}")
+        return result
+
+    def dlq_counts(self) -> dict[str, int]:
+        """`streamia dlq list`, parsed: dead-letter queue name (without namespace) -> count."""
+        counts = {}
+        for line in self.cli("dlq", "list").stdout.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+        return counts
+
+    # -- accounts ----------------------------------------------------------------------
+
+    def admin_credentials(self) -> tuple[str, str]:
+        """An admin account made with `streamia users create-admin` (once per platform)."""
+        if self._admin is None:
+            email = f"admin-{uuid.uuid4().hex[:10]}@example.com"
+            self.cli("users", "create-admin", email, "--password", PASSWORD)
+            self._admin = (email, PASSWORD)
+        return self._admin
+
+    async def admin_token(self, client: httpx.AsyncClient) -> str:
+        if self._admin_token is None:
+            email, password = self.admin_credentials()
+            self._admin_token = await self.login(client, email, password)
+        return self._admin_token
+
+    async def register(self, client: httpx.AsyncClient, **fields: Any) -> Account:
+        """A fresh user registered through the gateway."""
+        body = new_user(**fields)
+        resp = await client.post(self.gateway + "/api/users/register", json=body)
+        if resp.status_code != 201:
+            raise PlatformError(f"register -> {resp.status_code} {resp.text[:500]}")
+        data = resp.json()
+        return Account(data["user"]["id"], body["email"], body["password"], data["token"],
+                       body["firstName"], body["lastName"])
+
+    async def login(self, client: httpx.AsyncClient, email: str, password: str) -> str:
+        resp = await client.post(self.gateway + "/api/users/login",
+                                 json={"email": email, "password": password})
+        if resp.status_code != 200:
+            raise PlatformError(f"login -> {resp.status_code} {resp.text[:500]}")
+        return resp.json()["token"]
+
+    # -- looking inside each service's database ------------------------------------------
+
+    def sqlite_path(self, service: str) -> Path:
+        return self.data_dir / f"{service}.sqlite"
+
+    def postgres_dsn(self, service: str) -> str:
+        return POSTGRES.replace("postgresql+asyncpg://", "postgresql://") + \
+            f"/{self.namespace}_{service}"
+
+    @contextlib.asynccontextmanager
+    async def databases(self) -> AsyncIterator[Databases]:
+        """Read-only access to every service's own database, connections kept open."""
+        dbs = Databases(self)
+        try:
+            yield dbs
+        finally:
+            await dbs.close()
+
+    async def count(self, service: str, sql: str, *args: Any) -> int:
+        """One `SELECT count(*) ...` (placeholders `?`) against `service`'s database."""
+        async with self.databases() as dbs:
+            return await dbs.count(service, sql, *args)
+
+    async def fetch(self, service: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        async with self.databases() as dbs:
+            return await dbs.fetch(service, sql, *args)
+
+    def media_root(self) -> Path:
+        return self.data_dir / "media"
+
+
+class Databases:
+    """Lazily opened read-only connections: sqlite3 files (embedded) or asyncpg (PostgreSQL)."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self._conns: dict[str, Any] = {}
+
+    async def _conn(self, service: str) -> Any:
+        conn = self._conns.get(service)
+        if conn is None:
+            if self.platform.distributed:
+                import asyncpg
+
+                conn = await asyncpg.connect(self.platform.postgres_dsn(service), timeout=5)
+            else:
+                path = self.platform.sqlite_path(service)
+                if not path.exists():
+                    raise PlatformError(f"{path} does not exist")
+                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5,
+                                       isolation_level=None, check_same_thread=False)
+            self._conns[service] = conn
+        return conn
+
+    async def fetch(self, service: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        conn = await self._conn(service)
+        if self.platform.distributed:
+            rows = await conn.fetch(_numbered(sql), *args)
+            return [tuple(r) for r in rows]
+        return conn.execute(sql, args).fetchall()
+
+    async def count(self, service: str, sql: str, *args: Any) -> int:
+        rows = await self.fetch(service, sql, *args)
+        return int(rows[0][0])
+
+    async def close(self) -> None:
+        for conn in self._conns.values():
+            with contextlib.suppress(Exception):
+                if self.platform.distributed:
+                    await conn.close()
+                else:
+                    conn.close()
+        self._conns.clear()
+
+
+def _numbered(sql: str) -> str:
+    """`?` placeholders -> asyncpg's `$1, $2, ...` (the suite's SQL has no literal `?`)."""
+    parts = sql.split("?")
+    return "".join(p + (f"${i}" if i < len(parts) else "") for i, p in enumerate(parts, 1))
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    password: str
+    token: str
+    first_name: str = "Test"
+    last_name: str = "User"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_user(**fields: Any) -> dict[str, Any]:
+    """A valid registration body with a random email."""
+    body: dict[str, Any] = {
+        "firstName": "Test",
+        "lastName": "User",
+        "age": 30,
+        "email": f"e2e-{uuid.uuid4().hex[:12]}@example.com",
+        "password": PASSWORD,
+        "confirmPassword": PASSWORD,
+    }
+    body.update(fields)
+    return body
+
+
+def new_movie(**fields: Any) -> dict[str, Any]:
+    """A valid `POST /api/movies` body (video at an external URL)."""
+    body: dict[str, Any] = {
+        "title": f"E2E movie {uuid.uuid4().hex[:8]}",
+        "videoUrl": f"https://videos.example.com/{uuid.uuid4().hex}.mp4",
+        "description": "made by the e2e suite",
+        "category": "Drama",
+        "duration": 90.0,
+    }
+    body.update(fields)
+    return body
+
+
+async def wait_until(condition: Any, seconds: float, interval: float = 0.02,
+                     message: str = "condition") -> Any:
+    """Poll an async condition until truthy; AssertionError (with its last value) after
+    `seconds`."""
+    deadline = time.monotonic() + seconds
+    value = None
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {message} "
+                                 f"(last value {value!r})")
+        await asyncio.sleep(interval)
+
+
+# -- saga helpers: build a user's or a movie's footprint, then look for what is left -------
+
+USER_TABLES = {
+    # service -> (table, column) rows that belong to a user
+    "favorites": [("favorites", "user_id")],
+    "ratings": [("ratings", "user_id")],
+    "comments": [("comments", "user_id"), ("comment_reports", "reporter_id"),
+                 ("authors", "user_id")],
+}
+MOVIE_TABLES = {
+    "movies": [("movies", "id"), ("subtitles", "movie_id")],
+    "favorites": [("favorites", "movie_id")],
+    "ratings": [("ratings", "movie_id"), ("movie_summaries", "movie_id")],
+    "comments": [("comments", "movie_id")],
+}
+
+
+async def leftovers(dbs: Databases, tables: dict[str, list[tuple[str, str]]],
+                    subject_id: str) -> dict[str, int]:
+    """`service.table` -> rows still pointing at `subject_id` (only the non-zero ones)."""
+    found = {}
+    for service, pairs in tables.items():
+        for table, column in pairs:
+            n = await dbs.count(service, f"SELECT count(*) FROM {table} WHERE {column} = ?",
+                                subject_id)
+            if n:
+                found[f"{service}.{table}"] = n
+    return found
+
+
+async def create_movies(platform: Platform, client: httpx.AsyncClient, count: int,
+                        concurrency: int = 8, **fields: Any) -> list[str]:
+    """`count` movies made by the admin through `POST /api/movies`; their ids."""
+    headers = bearer(await platform.admin_token(client))
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> str:
+        async with gate:
+            resp = await client.post(platform.gateway + "/api/movies", json=new_movie(**fields),
+                                     headers=headers)
+        if resp.status_code != 201:
+            raise PlatformError(f"POST /api/movies -> {resp.status_code} {resp.text[:300]}")
+        return resp.json()["data"]["id"]
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def add_activity(platform: Platform, client: httpx.AsyncClient, account: Account,
+                       movie_ids: list[str], stars: int = 4, favorites: bool = True,
+                       ratings: bool = True, comments: bool = True, concurrency: int = 8,
+                       direct: bool = False) -> None:
+    """A favorite, a rating and a comment by `account` on each movie, through the gateway
+    (or straight at each service when `direct`)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    def base(service: str) -> str:
+        return platform.url(service) if direct else platform.gateway
+
+    async def post(service: str, body: dict[str, Any]) -> None:
+        async with gate:
+            resp = await client.post(f"{base(service)}/api/{service}", json=body,
+                                     headers=account.auth)
+        if resp.status_code not in (200, 201):
+            raise PlatformError(f"POST /api/{service} {body} -> {resp.status_code} "
+                                f"{resp.text[:300]}")
+
+    jobs = []
+    for movie_id in movie_ids:
+        if favorites:
+            jobs.append(post("favorites", {"movieId": movie_id, "note": "e2e"}))
+        if ratings:
+            jobs.append(post("ratings", {"movieId": movie_id, "rating": stars}))
+        if comments:
+            jobs.append(post("comments", {"movieId": movie_id, "text": f"Nice film {movie_id}"}))
+    await asyncio.gather(*jobs)
+
+
+async def delete_account(platform: Platform, client: httpx.AsyncClient, account: Account) -> None:
+    resp = await client.request("DELETE", platform.gateway + "/api/users/me",
+                                headers=account.auth, json={"password": account.password})
+    if resp.status_code != 204:
+        raise PlatformError(f"DELETE /api/users/me -> {resp.status_code} {resp.text[:300]}")
