@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,8 @@ log = structlog.get_logger("streamia.gateway")
 TOO_MANY_REQUESTS = "Too many requests, please try again later."
 TOO_MANY_LOGINS = "Too many login attempts, please try again later."
 LOGIN_PATH = "/api/users/login"
+# Routes whose bodies are files, streamed through; everything else is small JSON.
+_UPLOAD_PATH = re.compile(r"^/api/movies/(upload|[^/]+/subtitles)/?$")
 # Where a client may still carry a stale token: a bad one is dropped, not refused, so a
 # browser holding an expired token can still log in, register or reset its password.
 _CREDENTIAL_PATHS = frozenset(
@@ -322,6 +325,12 @@ class Gateway:
         if upstream is None:
             await ex.error(404, "Endpoint not found", "endpoint_not_found")
             return
+        if self._declared_too_large(ex):
+            # Refused here: an upstream that answers 413 and closes mid-upload would
+            # otherwise surface as a broken connection (502) instead of a clear 413.
+            await ex.error(413, "Request body too large", "payload_too_large",
+                           [(b"connection", b"close")])
+            return
 
         identity = None
         keep_authorization = True
@@ -343,6 +352,19 @@ class Gateway:
             await self._login(ex, upstream, identity, keep_authorization)
             return
         await self._proxy.forward(ex, upstream, identity, keep_authorization)
+
+    def _declared_too_large(self, ex: Exchange) -> bool:
+        """A Content-Length over the JSON limit, or over the upload limit on upload routes."""
+        declared = ex.headers.get(b"content-length")
+        if declared is None:
+            return False
+        try:
+            size = int(declared)
+        except ValueError:
+            return False
+        uploads = ex.method == "POST" and _UPLOAD_PATH.match(ex.path) is not None
+        limit = self.settings.max_upload_bytes if uploads else self.settings.max_json_body_bytes
+        return size > limit
 
     async def _login(
         self, ex: Exchange, upstream: Upstream, identity: Any, keep_authorization: bool

@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any, ClassVar
 
 from limits import parse
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 from streamia_kit.config import ServiceSettings
 
@@ -35,6 +35,8 @@ class GatewaySettings(ServiceSettings):
     # Redis key prefix of the counters (joined after `namespace`), so parallel runs stay apart.
     rate_limit_key_prefix: str = "streamia:gateway:ratelimit"
     login_body_max_bytes: int = 16 * 1024
+    max_upload_bytes: int = Field(
+        2 * 1024**3, description="largest upload (video/subtitle) the gateway lets through (413)")
 
     # Circuit breaker per upstream (the seed's opossum values).
     breaker_enabled: bool = True

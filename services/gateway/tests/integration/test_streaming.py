@@ -43,8 +43,9 @@ async def test_a_large_upload_arrives_intact_and_streams_while_it_is_sent(
 
 
 async def test_an_upload_with_a_content_length_keeps_it(
-    upstream: FakeUpstream, gateway: RunningGateway, http: aiohttp.ClientSession
+    upstream: FakeUpstream, start_gateway, http: aiohttp.ClientSession
 ) -> None:
+    gateway = await start_gateway(max_json_body_bytes=1_000_000)
     data = b"x" * 300_000
     async with http.post(
         gateway.url + "/api/users/echo", data=data, headers={"Content-Type": "text/plain"}
