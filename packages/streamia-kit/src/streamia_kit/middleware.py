@@ -138,6 +138,10 @@ class BodyLimitMiddleware:
                 except ValueError:
                     too_big = False
                 if too_big:
+                    if int(value) <= _DRAIN_LIMIT:
+                        # Read and drop a modest body so the client gets the 413, not a reset.
+                        while (await receive()).get("more_body", False):
+                            pass
                     await _too_large(send, self.max_bytes)
                     return
         seen = 0
@@ -163,6 +167,9 @@ class BodyLimitMiddleware:
         except _BodyTooLarge:
             if not started:
                 await _too_large(send, self.max_bytes)
+
+
+_DRAIN_LIMIT = 16 * 1024 * 1024
 
 
 class _BodyTooLarge(HTTPException):

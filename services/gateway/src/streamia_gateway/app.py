@@ -42,6 +42,7 @@ TOO_MANY_REQUESTS = "Too many requests, please try again later."
 TOO_MANY_LOGINS = "Too many login attempts, please try again later."
 LOGIN_PATH = "/api/users/login"
 # Routes whose bodies are files, streamed through; everything else is small JSON.
+_DRAIN_LIMIT = 16 * 1024 * 1024
 _UPLOAD_PATH = re.compile(r"^/api/movies/(upload|[^/]+/subtitles)/?$")
 # Where a client may still carry a stale token: a bad one is dropped, not refused, so a
 # browser holding an expired token can still log in, register or reset its password.
@@ -325,11 +326,17 @@ class Gateway:
         if upstream is None:
             await ex.error(404, "Endpoint not found", "endpoint_not_found")
             return
-        if self._declared_too_large(ex):
+        declared = self._declared_too_large(ex)
+        if declared:
             # Refused here: an upstream that answers 413 and closes mid-upload would
             # otherwise surface as a broken connection (502) instead of a clear 413.
+            # A modest body is read and dropped first, so the client still gets the answer.
+            close = declared > _DRAIN_LIMIT
+            if not close:
+                while (await ex.receive()).get("more_body", False):
+                    pass
             await ex.error(413, "Request body too large", "payload_too_large",
-                           [(b"connection", b"close")])
+                           [(b"connection", b"close")] if close else ())
             return
 
         identity = None
@@ -353,18 +360,18 @@ class Gateway:
             return
         await self._proxy.forward(ex, upstream, identity, keep_authorization)
 
-    def _declared_too_large(self, ex: Exchange) -> bool:
-        """A Content-Length over the JSON limit, or over the upload limit on upload routes."""
+    def _declared_too_large(self, ex: Exchange) -> int:
+        """The declared size when it is over the route's limit (JSON or upload), else 0."""
         declared = ex.headers.get(b"content-length")
         if declared is None:
-            return False
+            return 0
         try:
             size = int(declared)
         except ValueError:
-            return False
+            return 0
         uploads = ex.method == "POST" and _UPLOAD_PATH.match(ex.path) is not None
         limit = self.settings.max_upload_bytes if uploads else self.settings.max_json_body_bytes
-        return size > limit
+        return size if size > limit else 0
 
     async def _login(
         self, ex: Exchange, upstream: Upstream, identity: Any, keep_authorization: bool

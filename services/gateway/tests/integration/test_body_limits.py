@@ -30,3 +30,17 @@ async def test_upload_routes_use_the_upload_limit(
                          headers={"Content-Type": "text/vtt"}) as resp:
         assert resp.status == 413
         assert (await resp.json())["code"] == "payload_too_large"
+
+
+async def test_a_client_sending_a_megabyte_gets_the_413_answer_not_a_broken_pipe(
+    start_gateway, upstream
+) -> None:
+    import httpx
+
+    gateway = await start_gateway()
+    async with httpx.AsyncClient() as client:
+        for _ in range(5):
+            resp = await client.put(gateway.url + "/api/users/me", content=b"a" * (1024 * 1024),
+                                    headers={"Content-Type": "application/json"})
+            assert resp.status_code == 413
+            assert resp.json()["code"] == "payload_too_large"
