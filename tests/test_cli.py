@@ -68,3 +68,20 @@ async def test_dlq_list_show_and_replay(stack, monkeypatch):
         assert not await dead()
     finally:
         await infra.close()
+
+
+def test_users_create_admin_and_promote(tmp_path, monkeypatch):
+    monkeypatch.setenv("STREAMIA_DATA_DIR", str(tmp_path))
+    for key in ("STREAMIA_DATABASE_URL", "STREAMIA_AMQP_URL", "STREAMIA_REDIS_URL"):
+        monkeypatch.delenv(key, raising=False)
+    runner = CliRunner()
+    created = runner.invoke(app, ["users", "create-admin", "boss@example.com",
+                                  "--password", "Adm1n!Secret"])
+    assert created.exit_code == 0, created.output
+    assert "boss@example.com is an admin" in created.output
+    weak = runner.invoke(app, ["users", "create-admin", "weak@example.com", "--password", "weak"])
+    assert weak.exit_code != 0 and "Password must contain" in weak.output
+    missing = runner.invoke(app, ["users", "promote", "nobody@example.com"])
+    assert missing.exit_code != 0 and "No account with email" in missing.output
+    promoted = runner.invoke(app, ["users", "promote", "boss@example.com"])
+    assert promoted.exit_code == 0 and "is an admin" in promoted.output

@@ -104,17 +104,24 @@ def dlq_replay(
     typer.echo(f"replayed {count} message(s) to {queue.removesuffix('.dlq')}")
 
 
-async def _users_admin(email: str, password: str, first: str, last: str) -> str:
+async def _users_admin(email: str, password: str | None, first: str, last: str) -> str:
+    from streamia_kit.errors import StreamiaError
     from streamia_users.app import create_app
 
     users_app_ = create_app()
     service = users_app_.state.service
+    users = users_app_.state.users
     await service.start()
     try:
         async with service.db.transaction() as session:
-            user = await users_app_.state.users.create_admin(session, email, password, first, last)
+            if password is None:
+                user = await users.promote(session, email)
+            else:
+                user = await users.create_admin(session, email, password, first, last)
         await service.relay.drain()
         return f"{user.email} is an admin (id {user.id})"
+    except (StreamiaError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     finally:
         await service.stop()
 
@@ -133,7 +140,7 @@ def create_admin(
 @users_app.command("promote")
 def promote(email: str) -> None:
     """Give an existing account the admin role."""
-    typer.echo(asyncio.run(_users_admin(email, "", "", "")))
+    typer.echo(asyncio.run(_users_admin(email, None, "", "")))
 
 
 @app.command("seed-demo")

@@ -208,6 +208,18 @@ class UsersService:
         await session.flush()
         await self._revoke_all(user.id)
 
+    async def promote(self, session: AsyncSession, email: str) -> User:
+        """Give an existing account the admin role; its earlier tokens carry the old role."""
+        user = await UsersRepository(session).get_by_email(email.strip().lower())
+        if user is None:
+            raise NotFound(f"No account with email {email}", code="user_not_found")
+        if user.role != "admin":
+            user.role = "admin"
+            user.updated_at = utcnow()
+            await session.flush()
+            await self._revoke_all(user.id)
+        return user
+
     async def create_admin(
         self, session: AsyncSession, email: str, password: str, first_name: str, last_name: str
     ) -> User:
