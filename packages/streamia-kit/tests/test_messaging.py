@@ -160,3 +160,34 @@ async def test_an_event_written_while_rabbitmq_is_unreachable_is_published_once_
         await harness.db.dispose()
         await proxy.close()
         await distributed_stack.cleanup(["users"])
+
+
+async def test_a_batch_with_a_poison_event_applies_the_others_once_and_parks_only_it(harness):
+    applied = harness.applied
+    poison = Envelope.wrap(_event(99), "streamia/test")
+
+    async def apply(session, event, envelope):
+        await session.execute(insert(applied).values(event_id=envelope.id))
+        if envelope.id == poison.id:
+            raise RuntimeError("poison")
+
+    handler = idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply)
+    good = [Envelope.wrap(_event(n), "streamia/test") for n in range(5)]
+    bus = harness.infra.bus
+    bus.max_attempts = 1  # straight to the DLQ
+    sub = bus.subscribe("probe", "user.deleted", handler)
+    deliveries = [(e.model_dump_json().encode(), 1) for e in [*good[:2], poison, *good[2:]]]
+    verdicts = await bus.dispatch_many(sub, [*deliveries, deliveries[0]])
+    assert [v.outcome.value for v in verdicts] == ["done", "done", "dead", "done", "done",
+                                                   "done", "done"]
+    assert await _count(harness, applied) == 5
+    # A batch without the poison is one transaction; redeliveries in it are skipped.
+    assert all(v.outcome.value == "done" for v in await bus.dispatch_many(sub, deliveries[:2]))
+    assert await _count(harness, applied) == 5
+
+
+async def test_add_many_writes_every_event_for_the_relay(harness):
+    async with harness.db.transaction() as session:
+        envelopes = await harness.outbox.add_many(session, [_event(n) for n in range(3)])
+    assert len({e.id for e in envelopes}) == 3
+    assert await _count(harness, harness.outbox.table) == 3

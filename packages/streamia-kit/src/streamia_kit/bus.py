@@ -96,6 +96,16 @@ class EventBus(abc.ABC):
         self.retry_base_delay = retry_base_delay
         self.namespace = namespace
         self.subscriptions: dict[str, Subscription] = {}
+        # Called when a lost broker connection is back (the outbox relay's wake-up).
+        self.on_reconnect: list[Callable[[], None]] = []
+        self._counters: dict[tuple[str, Outcome], Any] = {}
+
+    def _reconnected(self) -> None:
+        for hook in self.on_reconnect:
+            try:
+                hook()
+            except Exception:
+                log.exception("reconnect_hook_failed")
 
     def name(self, plain: str) -> str:
         """Exchange/queue name, prefixed by the namespace that isolates parallel test runs."""
@@ -112,20 +122,72 @@ class EventBus(abc.ABC):
         """Delay before delivery number `attempt + 1`: base * 2^(attempt-1), capped at 5 min."""
         return min(self.retry_base_delay * (2 ** (attempt - 1)), 300.0)
 
-    async def dispatch(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
-        """Run one delivery and decide: done, retry later, or dead-letter now."""
-        verdict = await self._decide(sub, body, attempt)
-        EVENTS_CONSUMED.labels(sub.queue, verdict.outcome.value).inc()
+    def _count(self, sub: Subscription, verdict: Verdict) -> Verdict:
+        key = (sub.queue, verdict.outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = EVENTS_CONSUMED.labels(sub.queue,
+                                                                   verdict.outcome.value)
+        counter.inc()
         if verdict.outcome is Outcome.DEAD:
             DEAD_LETTERS.labels(sub.queue).inc()
         return verdict
 
-    async def _decide(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
+    async def dispatch(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
+        """Run one delivery and decide: done, retry later, or dead-letter now."""
+        envelope = self._parse(sub, body)
+        if isinstance(envelope, Verdict):
+            return self._count(sub, envelope)
+        return self._count(sub, await self._run(sub, envelope, attempt))
+
+    async def dispatch_many(
+        self, sub: Subscription, deliveries: Sequence[tuple[bytes, int]]
+    ) -> list[Verdict]:
+        """Run deliveries that arrived together; one verdict each, in order.
+
+        A handler with a `batch` method (the idempotent inbox handler) gets them all in one
+        transaction. If that fails, each delivery runs again on its own, so only the one at
+        fault is retried or dead-lettered.
+        """
+        batch = getattr(sub.handler, "batch", None)
+        if batch is None or len(deliveries) < 2:
+            return [await self.dispatch(sub, body, attempt) for body, attempt in deliveries]
+        verdicts: list[Verdict | None] = [None] * len(deliveries)
+        parsed: list[tuple[int, Envelope]] = []
+        for position, (body, _) in enumerate(deliveries):
+            envelope = self._parse(sub, body)
+            if isinstance(envelope, Verdict):
+                verdicts[position] = self._count(sub, envelope)
+            else:
+                parsed.append((position, envelope))
+        alone = parsed
+        if len(parsed) > 1:
+            try:
+                invalid = set(await batch([env for _, env in parsed]))
+            except Exception as exc:
+                log.info("batch_failed_one_by_one", queue=sub.queue, size=len(parsed),
+                         error=f"{type(exc).__name__}: {exc}"[:300])
+            else:
+                alone = []
+                for n, (position, envelope) in enumerate(parsed):
+                    if n in invalid:
+                        alone.append((position, envelope))
+                    else:
+                        verdicts[position] = self._count(sub, Verdict(Outcome.DONE))
+        for position, envelope in alone:
+            verdicts[position] = self._count(
+                sub, await self._run(sub, envelope, deliveries[position][1]))
+        return verdicts  # type: ignore[return-value]
+
+    @staticmethod
+    def _parse(sub: Subscription, body: bytes) -> Envelope | Verdict:
         try:
-            envelope = Envelope.model_validate_json(body)
+            return Envelope.model_validate_json(body)
         except ValidationError as exc:
             log.warning("malformed_message", queue=sub.queue, error=str(exc)[:300])
             return Verdict(Outcome.DEAD, f"malformed: {str(exc)[:500]}")
+
+    async def _run(self, sub: Subscription, envelope: Envelope, attempt: int) -> Verdict:
         try:
             await sub.handler(envelope)
         except MalformedMessage as exc:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -19,6 +20,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+log = structlog.get_logger("streamia.db")
+
+ON_COMMIT_INFO_KEY = "streamia_on_commit"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -94,6 +99,9 @@ class Database:
             if session.info.pop("streamia_outbox_dirty", False):
                 for hook in self.after_outbox_commit:
                     hook()
+            callbacks = session.info.pop(ON_COMMIT_INFO_KEY, None)
+            if callbacks:
+                await run_after_commit(callbacks)
 
     async def ping(self) -> bool:
         try:
@@ -105,6 +113,29 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` once the transaction of `session` (a `Database.transaction`) commits.
+
+    Awaited by `transaction()` before it returns, so the caller (and a consumer's ack) sees
+    it done; never run when the transaction rolls back. A failing callback is logged, not
+    raised: the data it follows is committed already.
+    """
+    session.info.setdefault(ON_COMMIT_INFO_KEY, []).append(callback)
+
+
+def discard_on_commit(session: AsyncSession) -> None:
+    """Forget the callbacks registered so far (their transaction was rolled back)."""
+    session.info.pop(ON_COMMIT_INFO_KEY, None)
+
+
+async def run_after_commit(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception as exc:
+            log.warning("after_commit_failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import orjson
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +36,7 @@ E = TypeVar("E", bound=Event)
 EventHandler = Callable[[AsyncSession, E, Envelope], Awaitable[None]]
 
 OUTBOX_INFO_KEY = "streamia_outbox_dirty"
+MAX_RETRY_SECONDS = 2.0
 
 
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -67,6 +80,21 @@ class Outbox:
         session.info[OUTBOX_INFO_KEY] = True
         return envelope
 
+    async def add_many(self, session: AsyncSession, events: Sequence[Event]) -> list[Envelope]:
+        """`add` for many events in one batched insert (kept in the order given)."""
+        if not events:
+            return []
+        traceparent = current_traceparent()
+        now = utcnow()
+        envelopes = [Envelope.wrap(event, self.source, traceparent) for event in events]
+        await session.execute(insert(self.table), [
+            {"event_id": env.id, "type": env.type, "envelope": env.model_dump_json(),
+             "created_at": now}
+            for env in envelopes
+        ])
+        session.info[OUTBOX_INFO_KEY] = True
+        return envelopes
+
 
 class OutboxRelay:
     """Publishes committed outbox rows in order, deleting each batch once the broker confirms."""
@@ -82,6 +110,9 @@ class OutboxRelay:
         self.batch = batch
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        hooks = getattr(bus, "on_reconnect", None)
+        if hooks is not None:
+            hooks.append(self.wake)
 
     def wake(self) -> None:
         self._wakeup.set()
@@ -109,7 +140,9 @@ class OutboxRelay:
                 if task is not None and task.cancelling():
                     raise
                 failures += 1
-                delay = min(0.2 * 2 ** min(failures, 8), 30.0)
+                # Short and capped: once the broker is back, events wait at most ~2 s (and
+                # the bus wakes the relay as soon as its connection is restored).
+                delay = min(0.2 * 2 ** min(failures, 4), MAX_RETRY_SECONDS)
                 log.warning("outbox_publish_failed", error=f"{type(exc).__name__}: {exc}",
                             retry_in=delay)
             self._wakeup.clear()
@@ -147,38 +180,135 @@ class Inbox:
 
     def __init__(self, table: Table) -> None:
         self.table = table
+        self._claim_stmt: Any = None
+
+    def _insert(self, session: AsyncSession):  # noqa: ANN202 - a dialect insert
+        dialect = session.bind.dialect.name if session.bind else "sqlite"
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table)
 
     async def claim(self, session: AsyncSession, queue: str, event_id: str) -> bool:
         """True the first time this queue sees this event id; False for a redelivery."""
-        dialect = session.bind.dialect.name if session.bind else "sqlite"
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table)
         result = await session.execute(
-            ins.values(queue=queue, event_id=event_id, processed_at=utcnow())
+            self._insert(session).values(queue=queue, event_id=event_id, processed_at=utcnow())
             .on_conflict_do_nothing()
         )
         return bool(result.rowcount)
 
+    async def claim_many(
+        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """`claim` for many (queue, event id) pairs in one statement: the pairs seen first."""
+        if not keys:
+            return set()
+        now = utcnow()
+        unique = list(dict.fromkeys(keys))
+        if session.bind is not None and session.bind.dialect.name == "postgresql":
+            # One statement text whatever the batch size: compiled and prepared once.
+            rows = await session.execute(self._claim_arrays(), {
+                "queues": [queue for queue, _ in unique],
+                "ids": [event_id for _, event_id in unique], "now": now})
+        else:
+            rows = await session.execute(self._insert(session).values(
+                [{"queue": queue, "event_id": event_id, "processed_at": now}
+                 for queue, event_id in unique]
+            ).on_conflict_do_nothing().returning(self.table.c.queue, self.table.c.event_id))
+        return {(row[0], row[1]) for row in rows}
+
+    def _claim_arrays(self):  # noqa: ANN202 - an insert statement
+        if self._claim_stmt is None:
+            c = self.table.c
+            rows = select(
+                func.unnest(bindparam("queues", type_=postgresql.ARRAY(String))),
+                func.unnest(bindparam("ids", type_=postgresql.ARRAY(String))),
+                bindparam("now", type_=UTCDateTime),
+            )
+            self._claim_stmt = (
+                postgresql.insert(self.table)
+                .from_select([c.queue, c.event_id, c.processed_at], rows)
+                .on_conflict_do_nothing()
+                .returning(c.queue, c.event_id)
+            )
+        return self._claim_stmt
+
+
+class IdempotentHandler:
+    """Validate the payload, then run `handler` once per event id in one transaction.
+
+    Called with one envelope by the bus; `batch` applies several deliveries that arrived
+    together in a single transaction (one inbox insert for all of them). When a batch fails
+    the bus runs its deliveries again one by one, so a poison message still gets its own
+    retries and dead letter and the others go through.
+    """
+
+    def __init__(
+        self, db: Database, inbox: Inbox, consumer: str, event_cls: type[E],
+        handler: EventHandler[E],
+    ) -> None:
+        self.db = db
+        self.inbox = inbox
+        self.consumer = consumer
+        self.event_cls = event_cls
+        self.handler = handler
+
+    def _event(self, envelope: Envelope) -> Event:
+        try:
+            return self.event_cls.model_validate(envelope.data)
+        except ValidationError as exc:
+            raise MalformedMessage(
+                f"{envelope.type} payload invalid: {exc.error_count()} errors") from None
+
+    async def _apply(
+        self, session: AsyncSession, queue: str, event: Event, envelope: Envelope
+    ) -> None:
+        with span_from(envelope.traceparent, f"consume {envelope.type}",
+                       **{"messaging.destination": queue, "messaging.message_id": envelope.id}):
+            await self.handler(session, event, envelope)  # type: ignore[arg-type]
+
+    async def __call__(self, envelope: Envelope) -> None:
+        event = self._event(envelope)
+        queue = queue_name(self.consumer, envelope.type)
+        with span_from(envelope.traceparent, f"consume {envelope.type}",
+                       **{"messaging.destination": queue, "messaging.message_id": envelope.id}):
+            async with self.db.transaction() as session:
+                if not await self.inbox.claim(session, queue, envelope.id):
+                    log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)
+                    return
+                await self.handler(session, event, envelope)  # type: ignore[arg-type]
+
+    async def batch(self, envelopes: Sequence[Envelope]) -> list[int]:
+        """Apply every envelope whose payload is valid in ONE transaction (all or none).
+
+        Returns the positions of the envelopes left out because their payload is invalid:
+        the caller dispatches those alone (they go to the dead-letter queue).
+        """
+        items: list[tuple[str, Event, Envelope]] = []
+        invalid: list[int] = []
+        for position, envelope in enumerate(envelopes):
+            try:
+                event = self._event(envelope)
+            except MalformedMessage:
+                invalid.append(position)
+                continue
+            items.append((queue_name(self.consumer, envelope.type), event, envelope))
+        if not items:
+            return invalid
+        async with self.db.transaction() as session:
+            fresh = await self.inbox.claim_many(session, [(q, env.id) for q, _, env in items])
+            for queue, event, envelope in items:
+                key = (queue, envelope.id)
+                if key not in fresh:  # a redelivery, or the same event twice in this batch
+                    log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)
+                    continue
+                fresh.discard(key)
+                await self._apply(session, queue, event, envelope)
+        return invalid
+
 
 def idempotent_handler(
     db: Database, inbox: Inbox, consumer: str, event_cls: type[E], handler: EventHandler[E]
-) -> Callable[[Envelope], Awaitable[None]]:
+) -> IdempotentHandler:
     """Validate the payload, then run `handler` once per event id in one transaction."""
-
-    async def on_envelope(envelope: Envelope) -> None:
-        try:
-            event = event_cls.model_validate(envelope.data)
-        except ValidationError as exc:
-            raise MalformedMessage(f"{envelope.type} payload invalid: {exc.error_count()} errors")
-        queue = queue_name(consumer, envelope.type)
-        with span_from(envelope.traceparent, f"consume {envelope.type}",
-                       **{"messaging.destination": queue, "messaging.message_id": envelope.id}):
-            async with db.transaction() as session:
-                if not await inbox.claim(session, queue, envelope.id):
-                    log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)
-                    return
-                await handler(session, event, envelope)
-
-    return on_envelope
+    return IdempotentHandler(db, inbox, consumer, event_cls, handler)
 
 
 def dumps(value: object) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,13 +17,79 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, encode
+from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, Verdict, encode
 from streamia_kit.events import EXCHANGES, Envelope, exchange_for
 
 log = structlog.get_logger("streamia.bus.rabbitmq")
 
 ATTEMPT_HEADER = "x-streamia-attempt"
 ERROR_HEADER = "x-streamia-error"
+
+
+class _Acks:
+    """Coalesced acks for one consumer channel.
+
+    Workers settle batches out of order; the broker is sent one `basic.ack(multiple=True)`
+    for the highest delivery tag below which every delivery is settled, instead of one ack
+    per message. Tags belong to the channel they came on: after a reconnect the old ones
+    are void (the broker redelivers those, and the inbox skips what was applied).
+    """
+
+    def __init__(self) -> None:
+        self._channel: Any = None  # the aiormq channel the tags below belong to
+        self._outstanding: list[int] = []  # heap of delivered, not yet acked tags
+        self._settled: set[int] = set()  # settled here, waiting for the ones below
+        self._nacked: set[int] = set()  # settled already on the broker (nack)
+
+    @staticmethod
+    def _channel_of(message: AbstractIncomingMessage) -> Any:
+        try:
+            return message.channel
+        except Exception:  # its channel is closed
+            return None
+
+    def received(self, message: AbstractIncomingMessage) -> None:
+        channel = self._channel_of(message)
+        if channel is None:
+            return
+        if channel is not self._channel:
+            self._channel = channel
+            self._outstanding.clear()
+            self._settled.clear()
+            self._nacked.clear()
+        heapq.heappush(self._outstanding, message.delivery_tag)
+
+    def _mine(self, message: AbstractIncomingMessage) -> bool:
+        return self._channel is not None and self._channel_of(message) is self._channel
+
+    async def nack(self, message: AbstractIncomingMessage) -> None:
+        """Return one delivery to its queue now."""
+        if not self._mine(message):
+            return
+        with contextlib.suppress(Exception):
+            await message.nack(requeue=True)
+        self._nacked.add(message.delivery_tag)
+        await self.ack([])
+
+    async def ack(self, messages: Sequence[AbstractIncomingMessage]) -> None:
+        channel = self._channel
+        for message in messages:
+            if self._mine(message):
+                self._settled.add(message.delivery_tag)
+        upto = None
+        heap = self._outstanding
+        while heap and (heap[0] in self._settled or heap[0] in self._nacked):
+            tag = heapq.heappop(heap)
+            if tag in self._settled:
+                self._settled.discard(tag)
+                upto = tag  # only ever ack a tag that is still unacked on the broker
+            else:
+                self._nacked.discard(tag)
+        if upto is not None and channel is not None and not channel.is_closed:
+            try:
+                await channel.basic_ack(upto, multiple=True)
+            except Exception:  # the channel closed meanwhile: the broker redelivers
+                log.info("ack_failed", delivery_tag=upto)
 
 
 class RabbitMQBus(EventBus):
@@ -31,20 +99,32 @@ class RabbitMQBus(EventBus):
     so a message waiting for its retry never holds up the ones behind it.
     """
 
-    def __init__(self, url: str, prefetch: int = 64, **kwargs: Any) -> None:
+    def __init__(
+        self, url: str, prefetch: int = 64, workers: int = 4, batch_size: int = 32,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.url = url
         self.prefetch = prefetch
+        # Per queue: up to `workers` batches in flight, each of up to `batch_size` deliveries
+        # that were waiting together (one transaction per batch, see `dispatch_many`).
+        self.workers = workers
+        self.batch_size = batch_size
+        self._workers: list[asyncio.Task[None]] = []
         self._conn: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
-        self._consume_channel: AbstractChannel | None = None
+        self._consume_channels: list[AbstractChannel] = []
         self._exchanges: dict[str, AbstractExchange] = {}
         self._publish_lock = asyncio.Lock()
 
     async def _connection(self) -> AbstractRobustConnection:
         if self._conn is None or self._conn.is_closed:
             self._conn = await aio_pika.connect_robust(self.url, timeout=5)
+            self._conn.reconnect_callbacks.add(self._on_reconnect)
         return self._conn
+
+    def _on_reconnect(self, *_: Any) -> None:
+        self._reconnected()
 
     async def _publisher(self) -> AbstractChannel:
         if self._publish_channel is None or self._publish_channel.is_closed:
@@ -64,10 +144,12 @@ class RabbitMQBus(EventBus):
         if not self.subscriptions:
             return
         conn = await self._connection()
-        channel = await conn.channel(publisher_confirms=True)
-        await channel.set_qos(prefetch_count=self.prefetch)
-        self._consume_channel = channel
         for sub in self.subscriptions.values():
+            # A channel per queue: its delivery tags are its own, so acks can be coalesced,
+            # and a slow queue never holds back another's prefetch window.
+            channel = await conn.channel(publisher_confirms=True)
+            await channel.set_qos(prefetch_count=self.prefetch)
+            self._consume_channels.append(channel)
             await self._declare(channel, sub)
 
     async def _declare(self, channel: AbstractChannel, sub: Subscription) -> None:
@@ -89,20 +171,66 @@ class RabbitMQBus(EventBus):
                 },
             )
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            await self._deliver(channel, sub, message)
+        pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        acks = _Acks()
 
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            acks.received(message)
+            pending.put_nowait(message)
+
+        for n in range(max(1, self.workers)):
+            self._workers.append(asyncio.create_task(
+                self._work(channel, sub, pending, acks), name=f"bus:{sub.queue}:{n}"))
         await queue.consume(on_message, no_ack=False)
 
-    async def _deliver(
-        self, channel: AbstractChannel, sub: Subscription, message: AbstractIncomingMessage
+    async def _work(
+        self, channel: AbstractChannel, sub: Subscription,
+        pending: asyncio.Queue[AbstractIncomingMessage], acks: _Acks,
     ) -> None:
-        headers = dict(message.headers or {})
+        """Take whatever deliveries are waiting (up to a batch), run them, settle each."""
+        while True:
+            batch = [await pending.get()]
+            await asyncio.sleep(0)  # let deliveries that arrived with it join the batch
+            while len(batch) < self.batch_size and not pending.empty():
+                batch.append(pending.get_nowait())
+            try:
+                await self._deliver(channel, sub, batch, acks)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Unsettled deliveries come back when the channel closes; keep consuming.
+                log.exception("delivery_failed", queue=self.name(sub.queue))
+
+    @staticmethod
+    def _attempt(message: AbstractIncomingMessage) -> int:
         try:
-            attempt = int(headers.get(ATTEMPT_HEADER, 1))  # type: ignore[arg-type]
+            return int((message.headers or {}).get(ATTEMPT_HEADER, 1))  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            attempt = 1
-        verdict = await self.dispatch(sub, message.body, attempt)
+            return 1
+
+    async def _deliver(
+        self, channel: AbstractChannel, sub: Subscription,
+        messages: Sequence[AbstractIncomingMessage], acks: _Acks,
+    ) -> None:
+        attempts = [self._attempt(message) for message in messages]
+        verdicts = await self.dispatch_many(
+            sub, [(message.body, attempt) for message, attempt in zip(messages, attempts,
+                                                                      strict=True)])
+        settled = []
+        for message, attempt, verdict in zip(messages, attempts, verdicts, strict=True):
+            if verdict.outcome is Outcome.DONE or await self._park(
+                    channel, sub, message, attempt, verdict):
+                settled.append(message)
+            else:
+                await acks.nack(message)
+        await acks.ack(settled)
+
+    async def _park(
+        self, channel: AbstractChannel, sub: Subscription, message: AbstractIncomingMessage,
+        attempt: int, verdict: Verdict,
+    ) -> bool:
+        """Move a failed delivery to its retry queue or the DLQ; False if that failed (the
+        delivery is then returned to the queue)."""
         queue_name = self.name(sub.queue)
         try:
             if verdict.outcome is Outcome.RETRY:
@@ -110,17 +238,16 @@ class RabbitMQBus(EventBus):
                     self._copy(message, {ATTEMPT_HEADER: attempt + 1, ERROR_HEADER: verdict.error}),
                     routing_key=f"{queue_name}.retry.{attempt}",
                 )
-            elif verdict.outcome is Outcome.DEAD:
+            else:
                 await channel.default_exchange.publish(
                     self._copy(message, {ATTEMPT_HEADER: attempt, ERROR_HEADER: verdict.error}),
                     routing_key=f"{queue_name}.dlq",
                 )
-            await message.ack()
+            return True
         except Exception:
-            # Could not park the message: leave it unacked so the broker redelivers it.
+            # Could not park the message: give it back so the broker redelivers it.
             log.exception("settle_failed", queue=queue_name)
-            if not channel.is_closed:
-                await message.nack(requeue=True)
+            return False
 
     @staticmethod
     def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
@@ -157,9 +284,14 @@ class RabbitMQBus(EventBus):
         return self._conn is not None and not self._conn.is_closed
 
     async def close(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers.clear()
         if self._conn is not None:
             await self._conn.close()
-        self._conn = self._publish_channel = self._consume_channel = None
+        self._conn = self._publish_channel = None
+        self._consume_channels.clear()
 
     async def _fetch_dead(
         self, channel: AbstractChannel, queue: str, limit: int

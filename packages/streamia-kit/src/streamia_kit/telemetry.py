@@ -30,10 +30,18 @@ def configure_tracing(service_name: str, otlp_endpoint: str | None) -> None:
             BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint}/v1/traces"))
         )
     trace.set_tracer_provider(provider)
+    _tracers.clear()  # proxies handed out before still delegate to the new provider
+
+
+_tracers: dict[str, trace.Tracer] = {}
 
 
 def tracer(name: str = "streamia") -> trace.Tracer:
-    return trace.get_tracer(name)
+    """One tracer per name (a proxy until a provider is installed, so caching stays right)."""
+    found = _tracers.get(name)
+    if found is None:
+        found = _tracers[name] = trace.get_tracer(name)
+    return found
 
 
 def current_traceparent() -> str | None:

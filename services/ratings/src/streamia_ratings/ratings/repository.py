@@ -81,6 +81,39 @@ class RatingsRepository:
         row = (await self.session.execute(upsert)).one()
         return dict(zip(STARS, row, strict=True))
 
+    async def bump_many(
+        self, deltas: dict[str, dict[int, int]], version: float, chunk: int = 500
+    ) -> dict[str, dict[int, int]]:
+        """`bump` for many movies in a few statements; returns each movie's new counts.
+
+        Rows are written in movie id order (every multi-movie writer uses that order, so two
+        of them never wait for each other's locks in a cycle).
+        """
+        if not deltas:
+            return {}
+        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        names = [f"stars_{star}" for star in STARS]
+        movie_ids = sorted(deltas)
+        out: dict[str, dict[int, int]] = {}
+        for start in range(0, len(movie_ids), chunk):
+            rows = [
+                {"movie_id": movie_id, "version": version,
+                 **{name: deltas[movie_id].get(star, 0) for star, name in zip(STARS, names,
+                                                                              strict=True)}}
+                for movie_id in movie_ids[start:start + chunk]
+            ]
+            stmt = insert(MovieSummary).values(rows)
+            upsert = stmt.on_conflict_do_update(
+                index_elements=[MovieSummary.movie_id],
+                set_={**{name: _column(star) + stmt.excluded[name]
+                         for star, name in zip(STARS, names, strict=True)},
+                      "version": stmt.excluded.version},
+            ).returning(MovieSummary.movie_id, *(_column(star) for star in STARS))
+            for row in (await self.session.execute(upsert)).all():
+                out[row[0]] = dict(zip(STARS, row[1:], strict=True))
+        return out
+
     async def counts(self, movie_id: str) -> dict[int, int] | None:
         row = (await self.session.execute(
             select(*(_column(star) for star in STARS)).where(MovieSummary.movie_id == movie_id)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_kit.auth import Identity
 from streamia_kit.cache import Cache, SingleFlight, cache_aside
-from streamia_kit.db import Database
+from streamia_kit.db import Database, on_commit
 from streamia_kit.errors import Conflict, Forbidden, NotFound
 from streamia_kit.events import (
     MovieDeleted,
@@ -157,25 +157,38 @@ class RatingsService:
                                  self.cache_seconds, load)
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:
-        """user.deleted: tombstone, remove the user's ratings, re-announce each movie's summary."""
+        """user.deleted: tombstone, remove the user's ratings, re-announce each movie's summary.
+
+        A few statements whatever the number of ratings: one delete, one multi-row upsert of
+        the counters (in movie id order, like every other multi-movie writer), one batched
+        outbox insert with a `rating.deleted` per removed rating carrying its movie's new
+        summary. The cached summaries are dropped once the transaction has committed.
+        """
         await self.tombstones.bury(session, USER, user_id)
-        removed = await RatingsRepository(session).remove_for_user(user_id)
-        by_movie: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for rating_id, movie_id, stars in removed:
-            by_movie[movie_id].append((rating_id, stars))
-        for movie_id in sorted(by_movie):  # one lock order for every cleanup: no deadlocks
-            deltas: dict[int, int] = defaultdict(int)
-            for _, stars in by_movie[movie_id]:
-                deltas[stars] -= 1
-            version = time.time()
-            summary = Summary(await RatingsRepository(session).bump(movie_id, deltas, version))
-            for rating_id, stars in by_movie[movie_id]:
-                await self.outbox.add(session, RatingDeleted(
-                    rating_id=rating_id, movie_id=movie_id, user_id=user_id, rating=stars,
-                    summary=RatingSummary(**summary.short()), version=version,
-                ))
-            await self.cache.set(summary_key(movie_id), summary.full(movie_id),
-                                 self.cache_seconds)
+        repo = RatingsRepository(session)
+        removed = await repo.remove_for_user(user_id)
+        if not removed:
+            return
+        deltas: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        for _, movie_id, stars in removed:
+            deltas[movie_id][stars] -= 1
+        version = time.time()
+        counts = await repo.bump_many(deltas, version)
+        summaries = {movie_id: RatingSummary(**Summary(c).short())
+                     for movie_id, c in counts.items()}
+        await self.outbox.add_many(session, [
+            RatingDeleted(rating_id=rating_id, movie_id=movie_id, user_id=user_id,
+                          rating=stars, summary=summaries[movie_id], version=version)
+            for rating_id, movie_id, stars in sorted(removed, key=lambda r: (r[1], r[0]))
+        ])
+        keys = [summary_key(movie_id) for movie_id in sorted(counts)]
+
+        async def drop_cached() -> None:
+            # Dropped rather than rewritten after the commit: a rating written meanwhile
+            # may already have cached a newer summary, which must not be overwritten.
+            await self.cache.delete(*keys)
+
+        on_commit(session, drop_cached)
 
     async def forget_movie(self, session: AsyncSession, event: MovieDeleted) -> None:
         """movie.deleted: tombstone the movie, then remove its ratings and summary."""
