@@ -1,13 +1,20 @@
 """Movie service benchmarks (issue 3), loopback only, bounded in time.
 
-    .venv/bin/python bench/movies.py [--quick] [--skip-upload]
+    .venv/bin/python bench/movies.py [--quick] [--skip-upload] [--skip-stream] [--skip-postgres]
 
 Starts its own movies service and gateway (`streamia serve ...`, embedded adapters, a temp
-data dir) and an nginx on free ports, then prints, side by side:
+data dir), a second pair on PostgreSQL (database `streamia_bench_movies` on 127.0.0.1:5432,
+when it answers) and an nginx on free ports, then prints, side by side:
 
-1. GET /api/movies/:id through the gateway at a fixed 500 req/s: cache hit vs miss (p50/p99).
+1. GET /api/movies/:id through the gateway at a fixed 500 req/s: cache hit vs miss (p50/p99),
+   from an open-loop generator in its own process (latency counted from each request's
+   intended send time, so a stalled generator or server cannot hide its own queueing), with
+   the CPU time each server process spent per request.
 2. Range streaming of a 200 MB file: gateway vs movie service vs nginx (MB/s, via curl).
-3. /explore over a 100,000-movie catalogue: p50/p99, directly and through the gateway.
+3. /explore over a 100,000-movie catalogue, SQLite vs PostgreSQL: p50/p99 of a first pass
+   right after start (every total uncounted yet) and of a repeat pass, directly and through
+   the gateway. Titles and descriptions come from 40 words, so a common term matches about
+   half the catalogue: the dense worst case of both the count and the sort.
 4. Memory: RSS of the movie service before, at peak during and after a 2 GiB upload.
 """
 
@@ -147,22 +154,24 @@ def stop(proc: subprocess.Popen | None) -> None:
 # -- 1. cache hit vs miss at a fixed rate -----------------------------------------------------
 
 
-async def fixed_rate(urls: list[str], rate: float) -> tuple[list[float], int]:
-    """Open-loop load: request i starts at t0 + i/rate; returns latencies (ms) and errors."""
+async def _open_loop(urls: list[str], rate: float, connections: int) -> dict:
+    """Request i is due at t0 + i/rate and sent then, however the earlier ones fare; its
+    latency runs from that due time (no coordinated omission)."""
     import aiohttp
 
     latencies: list[float] = []
+    lag: list[float] = []
     errors = 0
-    connector = aiohttp.TCPConnector(limit=256)
+    connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
-        start = time.perf_counter() + 0.05
+        # Open a few pooled connections before the clock starts.
+        for r in await asyncio.gather(*(session.get(urls[0]) for _ in range(8))):
+            await r.read()
+            r.release()
 
-        async def one(i: int, url: str) -> None:
+        async def one(due: float, url: str) -> None:
             nonlocal errors
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            t = time.perf_counter()
+            lag.append(time.perf_counter() - due)
             try:
                 async with session.get(url) as r:
                     await r.read()
@@ -170,10 +179,40 @@ async def fixed_rate(urls: list[str], rate: float) -> tuple[list[float], int]:
                         errors += 1
             except aiohttp.ClientError:
                 errors += 1
-            latencies.append((time.perf_counter() - t) * 1000)
+            latencies.append((time.perf_counter() - due) * 1000)
 
-        await asyncio.gather(*(one(i, u) for i, u in enumerate(urls)))
-    return latencies, errors
+        tasks = []
+        start = time.perf_counter() + 0.05
+        for i, url in enumerate(urls):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(due, url)))
+        await asyncio.gather(*tasks)
+    return {"latencies": latencies, "errors": errors, "lag_p99": pct(lag, 99) * 1000}
+
+
+def _open_loop_process(urls: list[str], rate: float, connections: int) -> dict:
+    import uvloop
+
+    return uvloop.run(_open_loop(urls, rate, connections))
+
+
+async def fixed_rate(urls: list[str], rate: float, connections: int = 128) -> dict:
+    """Open-loop load from a separate process, so the generator's own work is not queued
+    behind (or in front of) the measurement in one event loop."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
+        return await asyncio.get_running_loop().run_in_executor(
+            pool, _open_loop_process, urls, rate, connections)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def capacity(url: str, seconds: float = 2.0, concurrency: int = 16) -> float:
@@ -204,24 +243,21 @@ CATEGORIES = ["Acción", "Drama", "Comedia", "Terror", "Ciencia ficción", "Docu
               "Animación", "Romance"]
 
 
-async def fill_catalogue(data_dir: Path, count: int) -> list[str]:
-    """Insert `count` movies straight into the service's SQLite file (bench setup only)."""
-    from sqlalchemy import insert
-    from streamia_kit.db import Database
-    from streamia_movies.movies.models import Movie
+POSTGRES_URL = os.environ.get(
+    "STREAMIA_BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/streamia_bench_movies")
+
+
+def catalogue_rows(count: int) -> list[dict]:
     from streamia_movies.movies.search import fold, search_document
 
-    db = Database(f"sqlite+aiosqlite:///{data_dir / 'movies.sqlite'}")
     rng = random.Random(7)
     base = datetime.now(UTC) - timedelta(days=3650)
-    ids = []
     rows = []
     for i in range(count):
         title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 4))).capitalize()
         description = " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 30)))
         category = rng.choice(CATEGORIES)
-        movie_id = os.urandom(16).hex()
-        ids.append(movie_id)
+        movie_id = f"{rng.getrandbits(128):032x}"
         created = base + timedelta(minutes=i * 30)
         rows.append(dict(
             id=movie_id, title=title, description=description, category=category,
@@ -231,22 +267,71 @@ async def fill_catalogue(data_dir: Path, count: int) -> list[str]:
             search_text=search_document(title, description), created_at=created,
             updated_at=created,
         ))
-    async with db.transaction() as session:
-        for chunk in range(0, len(rows), 5000):
-            await session.execute(insert(Movie), rows[chunk : chunk + 5000])
-    await db.dispose()
-    return ids
+    return rows
+
+
+async def fill_catalogue(url: str, rows: list[dict]) -> None:
+    """Create and migrate the movies database at `url` and bulk-insert `rows` (bench setup
+    only: the service is not running, so no cache holds anything about them yet)."""
+    from sqlalchemy import insert, text
+    from streamia_kit.db import Database, drop_database, ensure_database
+    from streamia_kit.migrations import migrate
+    from streamia_movies.app import MIGRATIONS
+    from streamia_movies.movies.models import Movie
+
+    await drop_database(url)
+    await ensure_database(url)
+    await migrate(MIGRATIONS, url)
+    db = Database(url)
+    try:
+        async with db.transaction() as session:
+            for chunk in range(0, len(rows), 5000):
+                await session.execute(insert(Movie), rows[chunk : chunk + 5000])
+        if not db.is_sqlite:  # planner statistics, as autovacuum would gather them
+            async with db.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await conn.execute(text("VACUUM ANALYZE movies"))
+    finally:
+        await db.dispose()
+
+
+def postgres_available() -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", 5432)) == 0
 
 
 async def closed_loop(urls: list[str]) -> list[float]:
+    """One request at a time (aiohttp, one pooled connection); latency per request."""
+    import aiohttp
+
     latencies = []
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
         for url in urls:
             t = time.perf_counter()
-            r = await client.get(url)
+            async with session.get(url) as r:
+                body = await r.read()
             latencies.append((time.perf_counter() - t) * 1000)
-            assert r.status_code == 200, r.text
+            assert r.status == 200, body[:300]
     return latencies
+
+
+def explore_urls(count: int) -> list[str]:
+    terms = ["accion", "noche", "misterio viaje", "heroe", "xyzzy", "robot futuro", "mar"]
+    urls = []
+    rng = random.Random(3)
+    for i in range(count):
+        params = {"search": rng.choice(terms), "sort": rng.choice(["newest", "title", "rating"])}
+        if i % 3 == 0:
+            params["category"] = rng.choice(CATEGORIES)
+        if i % 5 == 0:
+            params["page"] = str(rng.randint(1, 5))
+        urls.append("/api/movies/explore?" + "&".join(f"{k}={v}" for k, v in params.items()))
+    return urls
+
+
+def summary(latencies: list[float]) -> str:
+    return f"p50 {pct(latencies, 50):.1f} p99 {pct(latencies, 99):.1f} ms"
 
 
 # -- 2. streaming -----------------------------------------------------------------------------
@@ -321,9 +406,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="smaller catalogue and runs")
     parser.add_argument("--skip-upload", action="store_true", help="skip the 2 GiB upload")
+    parser.add_argument("--skip-stream", action="store_true", help="skip the 200 MB streaming")
+    parser.add_argument("--skip-postgres", action="store_true", help="/explore on SQLite only")
     args = parser.parse_args()
     catalogue = 20_000 if args.quick else 100_000
     seconds = 3 if args.quick else 6
+    use_postgres = not args.skip_postgres and postgres_available()
 
     work = Path(tempfile.mkdtemp(prefix="streamia-bench-movies-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user
@@ -340,18 +428,37 @@ async def main() -> None:
     }
     procs: list[subprocess.Popen] = []
     results: list[tuple[str, str]] = []
+
+    def report(name: str, value: str) -> None:
+        results.append((name, value))
+        print(results[-1], flush=True)
+
     try:
-        print(f"work dir {work}; filling a {catalogue:,}-movie catalogue ...", flush=True)
-        # Migrate by starting once, stop, bulk-insert, start again for the measurements.
-        movies = start_service("movies", env, movies_port, work / "movies.log")
-        stop(movies)
-        ids = await fill_catalogue(work / "data", catalogue)
+        backends = "SQLite" + (" and PostgreSQL" if use_postgres else "")
+        print(f"work dir {work}; filling a {catalogue:,}-movie catalogue ({backends}) ...",
+              flush=True)
+        rows = catalogue_rows(catalogue)
+        ids = [row["id"] for row in rows]
+        await fill_catalogue(f"sqlite+aiosqlite:///{work / 'data' / 'movies.sqlite'}", rows)
+        if use_postgres:
+            await fill_catalogue(POSTGRES_URL, rows)
+        del rows
         movies = start_service("movies", env, movies_port, work / "movies.log")
         procs.append(movies)
         gateway = start_service("gateway", env, gateway_port, work / "gateway.log")
         procs.append(gateway)
         direct = f"http://127.0.0.1:{movies_port}"
         through = f"http://127.0.0.1:{gateway_port}"
+        stacks = {"SQLite": (direct, through)}
+        if use_postgres:
+            pg_movies_port, pg_gateway_port = free_port(), free_port()
+            pg_env = {**env, "STREAMIA_DATA_DIR": str(work / "data-pg"),
+                      "STREAMIA_DATABASE_URL": POSTGRES_URL,
+                      "STREAMIA_MOVIES_URL": f"http://127.0.0.1:{pg_movies_port}"}
+            procs.append(start_service("movies", pg_env, pg_movies_port, work / "movies-pg.log"))
+            procs.append(start_service("gateway", pg_env, pg_gateway_port, work / "gateway-pg.log"))
+            stacks["PostgreSQL"] = (f"http://127.0.0.1:{pg_movies_port}",
+                                    f"http://127.0.0.1:{pg_gateway_port}")
 
         # 1. cache hit vs miss, 500 req/s through the gateway
         n = 500 * seconds
@@ -359,71 +466,72 @@ async def main() -> None:
         httpx.get(f"{through}/api/movies/{hot}")  # warm
         cap_gw = await capacity(f"{through}/api/movies/{hot}")
         cap_direct = await capacity(f"{direct}/api/movies/{hot}")
-        results.append(("GET /api/movies/:id closed-loop capacity (hit)",
-                        f"gateway {cap_gw:,.0f} req/s | direct {cap_direct:,.0f} req/s"))
-        print(results[-1], flush=True)
-        hit, hit_err = await fixed_rate([f"{through}/api/movies/{hot}"] * n, 500)
-        cold = random.sample(ids[1:], n)
-        miss, miss_err = await fixed_rate([f"{through}/api/movies/{i}" for i in cold], 500)
-        results.append(("GET /api/movies/:id via gateway @500 req/s",
-                        f"hit p50 {pct(hit, 50):.1f} ms p99 {pct(hit, 99):.1f} ms ({hit_err} err) | "
-                        f"miss p50 {pct(miss, 50):.1f} ms p99 {pct(miss, 99):.1f} ms ({miss_err} err)"))
-        print(results[-1], flush=True)
+        report("GET /api/movies/:id closed-loop capacity (hit)",
+               f"gateway {cap_gw:,.0f} req/s | direct {cap_direct:,.0f} req/s")
+        runs = {}
+        cold = random.Random(5).sample(ids[1:], n)
+        for name, urls in (("hit", [f"{through}/api/movies/{hot}"] * n),
+                           ("miss", [f"{through}/api/movies/{i}" for i in cold])):
+            cpu = (cpu_seconds(gateway.pid), cpu_seconds(movies.pid))
+            runs[name] = await fixed_rate(urls, 500)
+            runs[name]["cpu"] = ((cpu_seconds(gateway.pid) - cpu[0]) / n * 1e6,
+                                 (cpu_seconds(movies.pid) - cpu[1]) / n * 1e6)
+        report("GET /api/movies/:id via gateway @500 req/s", " | ".join(
+            f"{name} p50 {pct(r['latencies'], 50):.1f} ms p99 {pct(r['latencies'], 99):.1f} ms "
+            f"({r['errors']} err)" for name, r in runs.items()))
+        report("  generator lag p99; server CPU per request", " | ".join(
+            f"{name}: lag {r['lag_p99']:.1f} ms; gateway {r['cpu'][0]:.0f} us, movies "
+            f"{r['cpu'][1]:.0f} us" for name, r in runs.items()))
 
-        # 3. /explore over the catalogue
-        terms = ["accion", "noche", "misterio viaje", "heroe", "xyzzy", "robot futuro", "mar"]
-        urls = []
-        rng = random.Random(3)
-        for i in range(300 if not args.quick else 120):
-            params = {"search": rng.choice(terms), "sort": rng.choice(["newest", "title", "rating"])}
-            if i % 3 == 0:
-                params["category"] = rng.choice(CATEGORIES)
-            if i % 5 == 0:
-                params["page"] = str(rng.randint(1, 5))
-            urls.append("/api/movies/explore?" + "&".join(f"{k}={v}" for k, v in params.items()))
-        explore_direct = await closed_loop([direct + u for u in urls])
-        explore_gw = await closed_loop([through + u for u in urls])
-        results.append((f"/explore over {catalogue:,} movies",
-                        f"direct p50 {pct(explore_direct, 50):.1f} ms p99 {pct(explore_direct, 99):.1f} ms | "
-                        f"gateway p50 {pct(explore_gw, 50):.1f} ms p99 {pct(explore_gw, 99):.1f} ms"))
-        print(results[-1], flush=True)
+        # 3. /explore over the catalogue, each backend: a first pass right after start (no
+        # total counted yet), the same requests again, then through the gateway.
+        urls = explore_urls(120 if args.quick else 300)
+        explore: dict[str, tuple[list[float], ...]] = {}
+        for backend, (base, gw) in stacks.items():
+            first = await closed_loop([base + u for u in urls])
+            repeat = await closed_loop([base + u for u in urls])
+            explore[backend] = (first, repeat, await closed_loop([gw + u for u in urls]))
+        for i, label in enumerate(("direct, first pass", "direct, repeated", "via gateway")):
+            report(f"/explore over {catalogue:,} movies, {label}", " | ".join(
+                f"{backend} {summary(runs_[i])}" + (f" (max {max(runs_[i]):.0f})" if i == 0 else "")
+                for backend, runs_ in explore.items()))
 
         # 2. Range streaming of a 200 MB file
-        big = work / "big.mp4"
-        with big.open("wb") as f:
-            f.write(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41")
-            chunk = os.urandom(MB)
-            for _ in range(200):
-                f.write(chunk)
-        with big.open("rb") as f:
-            up = httpx.post(f"{direct}/api/movies/upload", headers={"Authorization": f"Bearer {token}"},
-                            data={"title": "Stream bench"}, files={"video": ("big.mp4", f, "video/mp4")},
-                            timeout=300)
-        assert up.status_code == 201, up.text
-        movie_id = up.json()["data"]["id"]
-        nginx_root = work / "nginx-root"
-        nginx_root.mkdir()
-        os.link(big, nginx_root / "big.mp4")
-        procs.append(start_nginx(nginx_root, nginx_port, work))
-        runs = 2 if args.quick else 3
-        speeds = {
-            "gateway": curl_speed(f"{through}/api/movies/{movie_id}/stream", runs),
-            "movies": curl_speed(f"{direct}/api/movies/{movie_id}/stream", runs),
-            "nginx": curl_speed(f"http://127.0.0.1:{nginx_port}/big.mp4", runs),
-        }
-        results.append(("Range stream 200 MB (bytes=0-)",
-                        " | ".join(f"{k} {v:,.0f} MB/s" for k, v in speeds.items())
-                        + f" | gateway/nginx {speeds['gateway'] / speeds['nginx']:.0%}"))
-        print(results[-1], flush=True)
+        if not args.skip_stream:
+            big = work / "big.mp4"
+            with big.open("wb") as f:
+                f.write(b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41")
+                chunk = os.urandom(MB)
+                for _ in range(200):
+                    f.write(chunk)
+            with big.open("rb") as f:
+                up = httpx.post(f"{direct}/api/movies/upload",
+                                headers={"Authorization": f"Bearer {token}"},
+                                data={"title": "Stream bench"},
+                                files={"video": ("big.mp4", f, "video/mp4")}, timeout=300)
+            assert up.status_code == 201, up.text
+            movie_id = up.json()["data"]["id"]
+            nginx_root = work / "nginx-root"
+            nginx_root.mkdir()
+            os.link(big, nginx_root / "big.mp4")
+            procs.append(start_nginx(nginx_root, nginx_port, work))
+            runs_n = 2 if args.quick else 3
+            speeds = {
+                "gateway": curl_speed(f"{through}/api/movies/{movie_id}/stream", runs_n),
+                "movies": curl_speed(f"{direct}/api/movies/{movie_id}/stream", runs_n),
+                "nginx": curl_speed(f"http://127.0.0.1:{nginx_port}/big.mp4", runs_n),
+            }
+            report("Range stream 200 MB (bytes=0-)",
+                   " | ".join(f"{k} {v:,.0f} MB/s" for k, v in speeds.items())
+                   + f" | gateway/nginx {speeds['gateway'] / speeds['nginx']:.0%}")
 
         # 4. memory during a 2 GiB upload
         if not args.skip_upload:
             size = 2 * 1024 * MB
             before, peak, after, rate = upload_rss(movies_port, token, movies.pid, size)
-            results.append(("2 GiB upload, movie service RSS",
-                            f"before {before:.0f} MB, peak {peak:.0f} MB (+{peak - before:.0f}), "
-                            f"after {after:.0f} MB; {rate:,.0f} MB/s"))
-            print(results[-1], flush=True)
+            report("2 GiB upload, movie service RSS",
+                   f"before {before:.0f} MB, peak {peak:.0f} MB (+{peak - before:.0f}), "
+                   f"after {after:.0f} MB; {rate:,.0f} MB/s")
     finally:
         for proc in reversed(procs):
             stop(proc)

@@ -246,23 +246,35 @@ class MovieProjection:
         self.table = table
         self.tombstones = tombstones
         self.client = client
+        self._statements: dict[str, Any] = {}
 
     async def apply(self, session: AsyncSession, event: MovieSnapshot) -> None:
         """movie.created / movie.updated: the newest version wins; deleted stays deleted."""
         if not valid_id(event.movie_id):
             raise MalformedMessage(f"invalid movie id {event.movie_id[:80]!r}")
-        values = dict(
-            title=event.title, poster=event.cover_image, video_url=event.video_url,
-            duration=event.duration, category=event.category, version=event.version,
-            updated_at=utcnow(),
-        )
-        stmt = _upsert(session, self.table).values(movie_id=event.movie_id, deleted=False, **values)
-        current = self.table.c
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[current.movie_id],
-            set_={k: stmt.excluded[k] for k in values},
-            where=current.deleted.is_(False) & (current.version < stmt.excluded.version),
-        ))
+        await session.execute(self._apply_statement(_dialect(session)), {
+            "movie_id": event.movie_id, "deleted": False, "title": event.title,
+            "poster": event.cover_image, "video_url": event.video_url,
+            "duration": event.duration, "category": event.category, "version": event.version,
+            "updated_at": utcnow(),
+        })
+
+    _APPLIED = ("title", "poster", "video_url", "duration", "category", "version", "updated_at")
+
+    def _apply_statement(self, dialect: str) -> Any:
+        """The upsert of `apply`, built once per dialect: it runs for every movie event."""
+        cached = self._statements.get(dialect)
+        if cached is None:
+            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+            stmt = insert(self.table)
+            current = self.table.c
+            cached = stmt.on_conflict_do_update(
+                index_elements=[current.movie_id],
+                set_={k: stmt.excluded[k] for k in self._APPLIED},
+                where=current.deleted.is_(False) & (current.version < stmt.excluded.version),
+            )
+            self._statements[dialect] = cached
+        return cached
 
     async def remove(self, session: AsyncSession, event: MovieDeleted) -> None:
         """movie.deleted: tombstone the movie (call before deleting the rows that cite it)."""

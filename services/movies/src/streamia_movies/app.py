@@ -54,6 +54,7 @@ def create_app(
         store or default_store, stores,
         MediaProber(settings.ffprobe_path, settings.ffmpeg_path, settings.ffmpeg_timeout_seconds),
         service.outbox, service.cache, settings.movie_cache_ttl_seconds,
+        settings.explore_totals_ttl_seconds,
     )
     consumers.register(service, movies)
     app = service.create_app(

@@ -33,6 +33,9 @@ class MoviesSettings(ServiceSettings):
     ffmpeg_timeout_seconds: float = 60.0
 
     movie_cache_ttl_seconds: float = 60.0
+    # /explore totals are also dropped by every catalogue change; the TTL only bounds how
+    # long a lost invalidation (a crash between commit and cache write) could linger.
+    explore_totals_ttl_seconds: float = 300.0
 
     @property
     def media_root(self) -> Path:

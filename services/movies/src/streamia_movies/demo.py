@@ -127,6 +127,7 @@ async def _seed(app: Any) -> str:
                         _staged("subtitle", sub, name),
                     )
             await movies.invalidate(movie.id)
+            await movies.catalogue_changed()
             created.append(title)
     if not have_ffmpeg:
         log.warning("demo_without_ffmpeg", hint="install ffmpeg for generated demo videos")

@@ -68,6 +68,9 @@ class Movie(Base):
         Index("ix_movies_title", "title_key", "seq"),
         Index("ix_movies_rating", "rating_average", "rating_count", "seq"),
         Index("ix_movies_category_created", "category_key", "created_at", "seq"),
+        Index("ix_movies_category_title", "category_key", "title_key", "seq"),
+        Index("ix_movies_category_rating", "category_key", "rating_average", "rating_count", "seq"),
+        # SQLite only (see the explore_indexes migration): ix_movies_seq_category.
     )
 
 

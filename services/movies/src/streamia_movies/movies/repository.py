@@ -4,15 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, delete, func, literal_column, select, text, update
+from sqlalchemy import (
+    Select,
+    delete,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_movies.movies.models import Movie, Subtitle
-from streamia_movies.movies.search import fold
 
 # Below three characters a trigram index cannot help; those queries scan the folded column.
 _MIN_INDEXED = 3
+# SQLite's plan choice for /explore (see `page_items`): a walked row costs ~1.5 µs (filter
+# included), a fetched and sorted FTS5 match about as much as two walked rows. A walk is
+# always fine up to _MIN_WALK_ROWS and never chosen past _MAX_WALK_ROWS.
+_ROW_MS = 0.0015
+_FETCH_ROWS = 2
+_MIN_WALK_ROWS = 2000
+_MAX_WALK_ROWS = 40_000
+# A bounded walk covers twice the rows it expects to visit, plus this many.
+_WINDOW_SLACK = 500
 
 
 @dataclass(frozen=True)
@@ -60,45 +79,142 @@ class MoviesRepository:
     async def flush(self) -> None:
         await self.session.flush()
 
-    def _search_clause(self, query: Select, search: str) -> Select:
-        if len(search) >= _MIN_INDEXED and self._dialect == "sqlite":
-            # FTS5 trigram index over the folded text (kept in sync by triggers).
-            matches = text("SELECT rowid FROM movies_fts WHERE movies_fts MATCH :phrase").bindparams(
-                phrase=_fts_phrase(search)
-            )
-            return query.where(Movie.seq.in_(matches.columns(literal_column("rowid"))))
-        # PostgreSQL: a pg_trgm GIN index serves this LIKE; SQLite short queries scan.
-        return query.where(Movie.search_text.like(_like_pattern(search), escape="\\"))
+    def _like(self, search: str) -> Any:
+        """Literal substring match on the folded text. PostgreSQL: served by the pg_trgm GIN
+        index (>= 3 characters); SQLite: checked row by row (see `_fts_rowids`)."""
+        return Movie.search_text.like(_like_pattern(search), escape="\\")
 
-    async def page(
+    def _scan(self, search: str) -> Any:
+        """The same match, tested on each row walked: PostgreSQL's strpos() is one the
+        trigram index cannot serve, so the walk is the plan it gets."""
+        if self._dialect == "sqlite":
+            return self._like(search)
+        return func.strpos(Movie.search_text, search) > 0
+
+    @staticmethod
+    def _fts_rowids(search: str) -> Any:
+        """SQLite: the rowids whose folded text contains `search`, from the FTS5 trigram index."""
+        return text("SELECT rowid FROM movies_fts WHERE movies_fts MATCH :phrase").bindparams(
+            phrase=_fts_phrase(search)
+        ).columns(literal_column("rowid"))
+
+    @staticmethod
+    def _sort_columns(sort: str) -> tuple[Any, ...]:
+        """The sort key, most significant first: ascending for title, descending otherwise."""
+        if sort == "title":
+            return (Movie.title_key, Movie.seq)
+        if sort == "rating":
+            return (Movie.rating_average, Movie.rating_count, Movie.seq)
+        return (Movie.created_at, Movie.seq)
+
+    @classmethod
+    def _order(cls, sort: str) -> tuple[Any, ...]:
+        columns = cls._sort_columns(sort)
+        return tuple(c.asc() if sort == "title" else c.desc() for c in columns)
+
+    async def category_totals(self, search: str) -> dict[str, int]:
+        """How many movies match the folded `search` ("" = every movie), per `category_key`.
+
+        One pass answers the total of every category filter and of none (their sum)."""
+        if search and len(search) >= _MIN_INDEXED and self._dialect == "sqlite":
+            # The match set from FTS5, each rowid's category from the narrow covering index
+            # (the planner would otherwise read every matching row of the wide table).
+            result = await self.session.execute(
+                text(
+                    "SELECT m.category_key, count(*) FROM movies_fts AS f "
+                    "JOIN movies AS m INDEXED BY ix_movies_seq_category ON m.seq = f.rowid "
+                    "WHERE movies_fts MATCH :phrase GROUP BY m.category_key"
+                ),
+                {"phrase": _fts_phrase(search)},
+            )
+        else:
+            query = select(Movie.category_key, func.count()).group_by(Movie.category_key)
+            if search:
+                query = query.where(self._like(search))
+            result = await self.session.execute(query)
+        return {category: int(count) for category, count in result.all()}
+
+    async def page_items(
         self,
         *,
         page: int,
         limit: int,
         sort: str,
-        category: str | None = None,
-        search: str | None = None,
-    ) -> Page:
-        """One page of movies, filtered, sorted, and the total that matched."""
-        query = select(Movie)
-        if category:
-            query = query.where(Movie.category_key == fold(category))
-        folded = fold(search)
-        if folded:
-            query = self._search_clause(query, folded)
-        total = await self.session.scalar(
-            select(func.count()).select_from(query.order_by(None).subquery())
+        category_key: str | None,
+        search: str,
+        total: int,
+        scope: int,
+        match_ms: float = 0.0,
+    ) -> list[Movie]:
+        """One page of movies, filtered and sorted, given how many match (`total`, exact),
+        how many rows the sort order walks over (`scope`: the category's or all) and what
+        finding the matches through the search index cost (`match_ms`, when measured)."""
+        offset = (page - 1) * limit
+        wanted = min(limit, total - offset)
+        if wanted <= 0:
+            return []
+        order = self._order(sort)
+        in_category = [] if category_key is None else [Movie.category_key == category_key]
+        if not search or len(search) < _MIN_INDEXED:
+            # Walk the sort (or category + sort) index; short terms have no index to use.
+            where = [*in_category, self._like(search)] if search else in_category
+            return await self._rows(
+                select(Movie).where(*where).order_by(*order).offset(offset).limit(limit)
+            )
+        # The plan is chosen here, by selectivity: SQLite cannot estimate an FTS5 match, and
+        # PostgreSQL's guess for a LIKE '%...%' comes from a 100-entry histogram (it takes a
+        # 1.7 % term for 10 rows and rechecks 23,000 trigram candidates). Walking the sort
+        # order visits about (offset + limit) * scope / total rows to fill the page: cheap
+        # when the term is common, hopeless when it is rare. The other plan repeats the index
+        # pass (as costly as the counting one, `match_ms`: tens of ms when the term's
+        # trigrams are all common) and fetches and sorts every match.
+        walk = (offset + limit) * scope / total
+        candidates = match_ms / _ROW_MS + _FETCH_ROWS * total
+        if walk > min(_MAX_WALK_ROWS, max(_MIN_WALK_ROWS, candidates)):
+            return await self._candidates(search, category_key, order, offset, limit)
+        plain = (
+            select(Movie).where(*in_category, self._scan(search)).order_by(*order)
+            .offset(offset).limit(limit)
         )
-        if sort == "title":
-            order = (Movie.title_key.asc(), Movie.seq.asc())
-        elif sort == "rating":
-            order = (Movie.rating_average.desc(), Movie.rating_count.desc(), Movie.seq.desc())
+        window = int(2 * walk) + _WINDOW_SLACK
+        if window < scope:
+            # The walk is bounded to a window of the sort order, twice the expected rows: it
+            # stops at the page, or at the window's last row. Matches clustering past it
+            # come back as a short page, and the index candidates answer instead, so an
+            # uneven catalogue never turns this into a full scan.
+            columns = self._sort_columns(sort)
+            edge = (await self.session.execute(
+                select(*columns).where(*in_category).order_by(*order).offset(window).limit(1)
+            )).first()
+            if edge is not None:
+                key = tuple_(*columns)
+                last = tuple_(*(literal(v, c.type) for c, v in zip(columns, edge, strict=True)))
+                within = key <= last if sort == "title" else key >= last
+                plain = plain.where(within)
+        items = await self._rows(plain)
+        if len(items) >= wanted:
+            return items
+        return await self._candidates(search, category_key, order, offset, limit)
+
+    async def _candidates(
+        self, search: str, category_key: str | None, order: tuple[Any, ...], offset: int,
+        limit: int,
+    ) -> list[Movie]:
+        """The match set from the search index (SQLite: FTS5 rowids; PostgreSQL: the
+        pg_trgm GIN index), then filtered by category and sorted."""
+        if self._dialect != "sqlite":
+            query = select(Movie).where(self._like(search))
+            if category_key is not None:
+                query = query.where(Movie.category_key == category_key)
         else:
-            order = (Movie.created_at.desc(), Movie.seq.desc())
-        rows = await self.session.scalars(
-            query.order_by(*order).offset((page - 1) * limit).limit(limit)
-        )
-        return Page(list(rows.unique()), int(total or 0))
+            query = select(Movie).where(Movie.seq.in_(self._fts_rowids(search)))
+            if category_key is not None:
+                # `|| ''` keeps the planner from driving this by the category index instead.
+                query = query.where(Movie.category_key.concat("") == category_key)
+        return await self._rows(query.order_by(*order).offset(offset).limit(limit))
+
+    async def _rows(self, query: Select) -> list[Movie]:
+        return list((await self.session.scalars(query)).unique())
 
     async def subtitle(self, movie_id: str, language: str) -> Subtitle | None:
         return await self.session.scalar(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,17 @@ from streamia_movies.movies.search import fold, search_document
 log = structlog.get_logger("streamia.movies")
 
 MOVIE_NOT_FOUND = "Movie not found"
+
+# /explore totals: `<_TOTALS_KEY>:<catalogue version>:<hash of the folded search>` holds
+# {"counts": {category_key: count}, "ms": counting time}; a new version (any create, update
+# or delete) orphans them all. Rating changes move no total, so they keep the version.
+_TOTALS_KEY = "movies:explore:totals"
+_VERSION_KEY = "movies:catalogue:version"
+_VERSION_TTL = 7 * 24 * 3600.0
+
+
+def _total(totals: dict[str, int], category_key: str | None) -> int:
+    return sum(totals.values()) if category_key is None else totals.get(category_key, 0)
 
 
 def _not_found() -> NotFound:
@@ -70,6 +82,7 @@ class MoviesService:
         outbox: Outbox,
         cache: Cache,
         cache_ttl: float = 60.0,
+        totals_ttl: float = 300.0,
     ) -> None:
         self.store = store  # where new media goes
         self.stores = stores  # every provider this process can still reach, for reads/deletes
@@ -77,6 +90,7 @@ class MoviesService:
         self.outbox = outbox
         self.cache = cache
         self.cache_ttl = cache_ttl
+        self.totals_ttl = totals_ttl
         self._flight = SingleFlight()
 
     @property
@@ -134,10 +148,58 @@ class MoviesService:
         return movie
 
     async def list(self, session: AsyncSession, query: schemas.ExploreQuery) -> Page:
-        return await MoviesRepository(session).page(
-            page=query.page, limit=query.limit, sort=query.sort,
-            category=query.category, search=query.search,
+        """One page and the exact total. Totals are cached per folded search for the
+        current catalogue version, so the count over a large match set runs once per
+        catalogue change, not per request (and per search, not per category filter)."""
+        repo = MoviesRepository(session)
+        search = fold(query.search)
+        category_key = fold(query.category) if query.category else None
+        version = await self._catalogue_version()
+        totals = await self._category_totals(repo, version, search)
+        total = _total(totals["counts"], category_key)
+        scope = total
+        if search:  # how many rows the sort order walks over, to weigh the plans against
+            scope = _total((await self._category_totals(repo, version, ""))["counts"], category_key)
+        items = await repo.page_items(
+            page=query.page, limit=query.limit, sort=query.sort, category_key=category_key,
+            search=search, total=total, scope=scope, match_ms=totals["ms"],
         )
+        return Page(items, total)
+
+    async def _category_totals(
+        self, repo: MoviesRepository, version: str, search: str
+    ) -> dict[str, Any]:
+        """{"counts": {category_key: count}, "ms": how long counting took}, cached."""
+        digest = hashlib.sha256(search.encode()).hexdigest()[:32]
+        key = f"{_TOTALS_KEY}:{version}:{digest}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+
+        async def load() -> dict[str, Any]:
+            started = time.perf_counter()
+            counts = await repo.category_totals(search)
+            # The time of the index pass that found the matches prices the plan that
+            # fetches them all again (SQLite); the walk is priced per row.
+            totals = {"counts": counts, "ms": (time.perf_counter() - started) * 1000}
+            await self.cache.set(key, totals, self.totals_ttl)
+            return totals
+
+        return await self._flight.do(key, load)
+
+    async def _catalogue_version(self) -> str:
+        version = await self.cache.get(_VERSION_KEY)
+        if version is None:  # first use, or expired/evicted: any fresh token will do
+            version = new_id()
+            await self.cache.set(_VERSION_KEY, version, _VERSION_TTL)
+        return str(version)
+
+    async def catalogue_changed(self) -> None:
+        """After a committed create, update or delete: cached /explore totals are stale.
+
+        Called once the transaction has committed (a count that read the old rows under
+        the old version can then only be stored under that version, never read again)."""
+        await self.cache.set(_VERSION_KEY, new_id(), _VERSION_TTL)
 
     async def subtitles(self, session: AsyncSession, movie_id: str) -> tuple[Movie, list[Subtitle]]:
         movie = await self.get(session, movie_id)
