@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -22,11 +22,18 @@ app.add_typer(users_app, name="users")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _run(main: Any) -> Any:
+    """Run a server coroutine on uvloop (the event loop uvicorn is configured for)."""
+    import uvloop
+
+    return uvloop.run(main)
+
+
 @app.command()
 def up() -> None:
     """Start the whole platform in one process (embedded mode) and print where to open it."""
     try:
-        asyncio.run(platform.run_embedded(seed=True))
+        _run(platform.run_embedded(seed=True))
     except KeyboardInterrupt:
         pass
 
@@ -37,7 +44,7 @@ def serve(service: Annotated[str, typer.Argument(help=", ".join(platform.ALL_SER
     if service not in platform.ALL_SERVICES:
         raise typer.BadParameter(f"choose one of {', '.join(platform.ALL_SERVICES)}")
     try:
-        asyncio.run(platform.serve_one(service))
+        _run(platform.serve_one(service))
     except KeyboardInterrupt:
         pass
 
