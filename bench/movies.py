@@ -39,6 +39,7 @@ from pathlib import Path
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from streamia_kit.auth import SigningKey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +93,10 @@ class JwksServer(ThreadingHTTPServer):
 def start_service(name: str, env: dict[str, str], port: int, log: Path) -> subprocess.Popen:
     full = {**os.environ, **env, "STREAMIA_PORT": str(port), "STREAMIA_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(
-        [str(STREAMIA), "serve", name], env=full, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [str(STREAMIA), "serve", name],
+        env=full,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     deadline = time.time() + 60
@@ -130,8 +134,11 @@ http {{
     }}
 }}
 """)
-    proc = subprocess.Popen([NGINX, "-c", str(conf), "-e", str(work / "nginx-error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [NGINX, "-c", str(conf), "-e", str(work / "nginx-error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(100):
         with suppress(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=1)
@@ -144,7 +151,9 @@ def stop(proc: subprocess.Popen | None) -> None:
     if proc is None or proc.poll() is not None:
         return
     with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM) if proc.pid == os.getpgid(proc.pid) else proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM) if proc.pid == os.getpgid(
+            proc.pid
+        ) else proc.terminate()
     try:
         proc.wait(10)
     except subprocess.TimeoutExpired:
@@ -207,7 +216,8 @@ async def fixed_rate(urls: list[str], rate: float, connections: int = 128) -> di
 
     with concurrent.futures.ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, _open_loop_process, urls, rate, connections)
+            pool, _open_loop_process, urls, rate, connections
+        )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -236,15 +246,26 @@ async def capacity(url: str, seconds: float = 2.0, concurrency: int = 16) -> flo
 
 # -- catalogue --------------------------------------------------------------------------------
 
-WORDS = ("acción amor aventura noche ciudad verano sombra río montaña secreto guerra paz "
-         "misterio viaje familia fuego hielo tiempo sueño camino luz mar cielo estrella "
-         "película historia héroe ladrón detective robot futuro pasado niño mujer hombre").split()
-CATEGORIES = ["Acción", "Drama", "Comedia", "Terror", "Ciencia ficción", "Documental",
-              "Animación", "Romance"]
+WORDS = (
+    "acción amor aventura noche ciudad verano sombra río montaña secreto guerra paz "
+    "misterio viaje familia fuego hielo tiempo sueño camino luz mar cielo estrella "
+    "película historia héroe ladrón detective robot futuro pasado niño mujer hombre"
+).split()
+CATEGORIES = [
+    "Acción",
+    "Drama",
+    "Comedia",
+    "Terror",
+    "Ciencia ficción",
+    "Documental",
+    "Animación",
+    "Romance",
+]
 
 
 POSTGRES_URL = os.environ.get(
-    "STREAMIA_BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/streamia_bench_movies")
+    "STREAMIA_BENCH_POSTGRES", "postgresql+asyncpg://postgres@127.0.0.1:5432/streamia_bench_movies"
+)
 
 
 def catalogue_rows(count: int) -> list[dict]:
@@ -259,14 +280,24 @@ def catalogue_rows(count: int) -> list[dict]:
         category = rng.choice(CATEGORIES)
         movie_id = f"{rng.getrandbits(128):032x}"
         created = base + timedelta(minutes=i * 30)
-        rows.append(dict(
-            id=movie_id, title=title, description=description, category=category,
-            provider="external", video_url=f"https://cdn.example.com/{movie_id}.mp4",
-            rating_average=round(rng.uniform(0, 5), 2), rating_count=rng.randint(0, 500),
-            rating_version=0.0, title_key=fold(title), category_key=fold(category),
-            search_text=search_document(title, description), created_at=created,
-            updated_at=created,
-        ))
+        rows.append(
+            dict(
+                id=movie_id,
+                title=title,
+                description=description,
+                category=category,
+                provider="external",
+                video_url=f"https://cdn.example.com/{movie_id}.mp4",
+                rating_average=round(rng.uniform(0, 5), 2),
+                rating_count=rng.randint(0, 500),
+                rating_version=0.0,
+                title_key=fold(title),
+                category_key=fold(category),
+                search_text=search_document(title, description),
+                created_at=created,
+                updated_at=created,
+            )
+        )
     return rows
 
 
@@ -274,6 +305,7 @@ async def fill_catalogue(url: str, rows: list[dict]) -> None:
     """Create and migrate the movies database at `url` and bulk-insert `rows` (bench setup
     only: the service is not running, so no cache holds anything about them yet)."""
     from sqlalchemy import insert, text
+
     from streamia_kit.db import Database, drop_database, ensure_database
     from streamia_kit.migrations import migrate
     from streamia_movies.app import MIGRATIONS
@@ -342,9 +374,21 @@ def curl_speed(url: str, runs: int) -> float:
     best = 0.0
     for _ in range(runs):
         out = subprocess.run(
-            ["curl", "-s", "-o", "/dev/null", "-H", "Range: bytes=0-", "-w",
-             "%{http_code} %{speed_download} %{size_download}", url],
-            capture_output=True, text=True, timeout=120, check=True,
+            [
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-H",
+                "Range: bytes=0-",
+                "-w",
+                "%{http_code} %{speed_download} %{size_download}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         ).stdout.split()
         assert out[0] == "206", out
         best = max(best, float(out[1]) / MB)
@@ -357,9 +401,11 @@ def curl_speed(url: str, runs: int) -> float:
 def upload_rss(port: int, token: str, pid: int, size: int) -> tuple[float, float, float, float]:
     """Stream a generated `size`-byte video (never in memory here either) and sample RSS."""
     boundary = "benchboundary" + os.urandom(8).hex()
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nBig\r\n"
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"video\"; filename=\"big.mp4\"\r\n"
-            "Content-Type: video/mp4\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="title"\r\n\r\nBig\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="big.mp4"\r\n'
+        "Content-Type: video/mp4\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     block = os.urandom(MB)
     first = b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00isomiso2avc1mp41" + block[32:]
@@ -386,10 +432,14 @@ def upload_rss(port: int, token: str, pid: int, size: int) -> tuple[float, float
     started = time.perf_counter()
     try:
         r = httpx.post(
-            f"http://127.0.0.1:{port}/api/movies/upload", content=body(), timeout=600,
-            headers={"Authorization": f"Bearer {token}",
-                     "Content-Type": f"multipart/form-data; boundary={boundary}",
-                     "Content-Length": str(len(head) + size + len(tail))},
+            f"http://127.0.0.1:{port}/api/movies/upload",
+            content=body(),
+            timeout=600,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Content-Length": str(len(head) + size + len(tail)),
+            },
         )
     finally:
         done.set()
@@ -435,8 +485,9 @@ async def main() -> None:
 
     try:
         backends = "SQLite" + (" and PostgreSQL" if use_postgres else "")
-        print(f"work dir {work}; filling a {catalogue:,}-movie catalogue ({backends}) ...",
-              flush=True)
+        print(
+            f"work dir {work}; filling a {catalogue:,}-movie catalogue ({backends}) ...", flush=True
+        )
         rows = catalogue_rows(catalogue)
         ids = [row["id"] for row in rows]
         await fill_catalogue(f"sqlite+aiosqlite:///{work / 'data' / 'movies.sqlite'}", rows)
@@ -452,13 +503,18 @@ async def main() -> None:
         stacks = {"SQLite": (direct, through)}
         if use_postgres:
             pg_movies_port, pg_gateway_port = free_port(), free_port()
-            pg_env = {**env, "STREAMIA_DATA_DIR": str(work / "data-pg"),
-                      "STREAMIA_DATABASE_URL": POSTGRES_URL,
-                      "STREAMIA_MOVIES_URL": f"http://127.0.0.1:{pg_movies_port}"}
+            pg_env = {
+                **env,
+                "STREAMIA_DATA_DIR": str(work / "data-pg"),
+                "STREAMIA_DATABASE_URL": POSTGRES_URL,
+                "STREAMIA_MOVIES_URL": f"http://127.0.0.1:{pg_movies_port}",
+            }
             procs.append(start_service("movies", pg_env, pg_movies_port, work / "movies-pg.log"))
             procs.append(start_service("gateway", pg_env, pg_gateway_port, work / "gateway-pg.log"))
-            stacks["PostgreSQL"] = (f"http://127.0.0.1:{pg_movies_port}",
-                                    f"http://127.0.0.1:{pg_gateway_port}")
+            stacks["PostgreSQL"] = (
+                f"http://127.0.0.1:{pg_movies_port}",
+                f"http://127.0.0.1:{pg_gateway_port}",
+            )
 
         # 1. cache hit vs miss, 500 req/s through the gateway
         n = 500 * seconds
@@ -466,22 +522,38 @@ async def main() -> None:
         httpx.get(f"{through}/api/movies/{hot}")  # warm
         cap_gw = await capacity(f"{through}/api/movies/{hot}")
         cap_direct = await capacity(f"{direct}/api/movies/{hot}")
-        report("GET /api/movies/:id closed-loop capacity (hit)",
-               f"gateway {cap_gw:,.0f} req/s | direct {cap_direct:,.0f} req/s")
+        report(
+            "GET /api/movies/:id closed-loop capacity (hit)",
+            f"gateway {cap_gw:,.0f} req/s | direct {cap_direct:,.0f} req/s",
+        )
         runs = {}
         cold = random.Random(5).sample(ids[1:], n)
-        for name, urls in (("hit", [f"{through}/api/movies/{hot}"] * n),
-                           ("miss", [f"{through}/api/movies/{i}" for i in cold])):
+        for name, urls in (
+            ("hit", [f"{through}/api/movies/{hot}"] * n),
+            ("miss", [f"{through}/api/movies/{i}" for i in cold]),
+        ):
             cpu = (cpu_seconds(gateway.pid), cpu_seconds(movies.pid))
             runs[name] = await fixed_rate(urls, 500)
-            runs[name]["cpu"] = ((cpu_seconds(gateway.pid) - cpu[0]) / n * 1e6,
-                                 (cpu_seconds(movies.pid) - cpu[1]) / n * 1e6)
-        report("GET /api/movies/:id via gateway @500 req/s", " | ".join(
-            f"{name} p50 {pct(r['latencies'], 50):.1f} ms p99 {pct(r['latencies'], 99):.1f} ms "
-            f"({r['errors']} err)" for name, r in runs.items()))
-        report("  generator lag p99; server CPU per request", " | ".join(
-            f"{name}: lag {r['lag_p99']:.1f} ms; gateway {r['cpu'][0]:.0f} us, movies "
-            f"{r['cpu'][1]:.0f} us" for name, r in runs.items()))
+            runs[name]["cpu"] = (
+                (cpu_seconds(gateway.pid) - cpu[0]) / n * 1e6,
+                (cpu_seconds(movies.pid) - cpu[1]) / n * 1e6,
+            )
+        report(
+            "GET /api/movies/:id via gateway @500 req/s",
+            " | ".join(
+                f"{name} p50 {pct(r['latencies'], 50):.1f} ms p99 {pct(r['latencies'], 99):.1f} ms "
+                f"({r['errors']} err)"
+                for name, r in runs.items()
+            ),
+        )
+        report(
+            "  generator lag p99; server CPU per request",
+            " | ".join(
+                f"{name}: lag {r['lag_p99']:.1f} ms; gateway {r['cpu'][0]:.0f} us, movies "
+                f"{r['cpu'][1]:.0f} us"
+                for name, r in runs.items()
+            ),
+        )
 
         # 3. /explore over the catalogue, each backend: a first pass right after start (no
         # total counted yet), the same requests again, then through the gateway.
@@ -492,9 +564,14 @@ async def main() -> None:
             repeat = await closed_loop([base + u for u in urls])
             explore[backend] = (first, repeat, await closed_loop([gw + u for u in urls]))
         for i, label in enumerate(("direct, first pass", "direct, repeated", "via gateway")):
-            report(f"/explore over {catalogue:,} movies, {label}", " | ".join(
-                f"{backend} {summary(runs_[i])}" + (f" (max {max(runs_[i]):.0f})" if i == 0 else "")
-                for backend, runs_ in explore.items()))
+            report(
+                f"/explore over {catalogue:,} movies, {label}",
+                " | ".join(
+                    f"{backend} {summary(runs_[i])}"
+                    + (f" (max {max(runs_[i]):.0f})" if i == 0 else "")
+                    for backend, runs_ in explore.items()
+                ),
+            )
 
         # 2. Range streaming of a 200 MB file
         if not args.skip_stream:
@@ -505,10 +582,13 @@ async def main() -> None:
                 for _ in range(200):
                     f.write(chunk)
             with big.open("rb") as f:
-                up = httpx.post(f"{direct}/api/movies/upload",
-                                headers={"Authorization": f"Bearer {token}"},
-                                data={"title": "Stream bench"},
-                                files={"video": ("big.mp4", f, "video/mp4")}, timeout=300)
+                up = httpx.post(
+                    f"{direct}/api/movies/upload",
+                    headers={"Authorization": f"Bearer {token}"},
+                    data={"title": "Stream bench"},
+                    files={"video": ("big.mp4", f, "video/mp4")},
+                    timeout=300,
+                )
             assert up.status_code == 201, up.text
             movie_id = up.json()["data"]["id"]
             nginx_root = work / "nginx-root"
@@ -521,17 +601,21 @@ async def main() -> None:
                 "movies": curl_speed(f"{direct}/api/movies/{movie_id}/stream", runs_n),
                 "nginx": curl_speed(f"http://127.0.0.1:{nginx_port}/big.mp4", runs_n),
             }
-            report("Range stream 200 MB (bytes=0-)",
-                   " | ".join(f"{k} {v:,.0f} MB/s" for k, v in speeds.items())
-                   + f" | gateway/nginx {speeds['gateway'] / speeds['nginx']:.0%}")
+            report(
+                "Range stream 200 MB (bytes=0-)",
+                " | ".join(f"{k} {v:,.0f} MB/s" for k, v in speeds.items())
+                + f" | gateway/nginx {speeds['gateway'] / speeds['nginx']:.0%}",
+            )
 
         # 4. memory during a 2 GiB upload
         if not args.skip_upload:
             size = 2 * 1024 * MB
             before, peak, after, rate = upload_rss(movies_port, token, movies.pid, size)
-            report("2 GiB upload, movie service RSS",
-                   f"before {before:.0f} MB, peak {peak:.0f} MB (+{peak - before:.0f}), "
-                   f"after {after:.0f} MB; {rate:,.0f} MB/s")
+            report(
+                "2 GiB upload, movie service RSS",
+                f"before {before:.0f} MB, peak {peak:.0f} MB (+{peak - before:.0f}), "
+                f"after {after:.0f} MB; {rate:,.0f} MB/s",
+            )
     finally:
         for proc in reversed(procs):
             stop(proc)

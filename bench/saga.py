@@ -44,7 +44,8 @@ SERVICES = ("favorites", "ratings", "comments")
 
 def load_harness():  # noqa: ANN201 - the module
     spec = importlib.util.spec_from_file_location(
-        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py")
+        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
@@ -67,25 +68,39 @@ async def wait_for_projections(platform, movie_ids: list[str], limit: float = 60
     marks = ",".join("?" * len(movie_ids))
     async with platform.databases() as dbs:
         for service in SERVICES:
+
             async def seen(service: str = service) -> bool:
-                n = await dbs.count(service, "SELECT count(*) FROM movie_projection WHERE"
-                                    f" movie_id IN ({marks})", *movie_ids)
+                n = await dbs.count(
+                    service,
+                    f"SELECT count(*) FROM movie_projection WHERE movie_id IN ({marks})",
+                    *movie_ids,
+                )
                 return n == len(movie_ids)
 
-            await harness.wait_until(seen, limit, interval=0.1,
-                                     message=f"{service}'s movie projection")
+            await harness.wait_until(
+                seen, limit, interval=0.1, message=f"{service}'s movie projection"
+            )
 
 
-async def saga_latency(platform, client: httpx.AsyncClient, movie_ids: list[str], runs: int,
-                       deadline: float, per_service: dict[str, list[float]]) -> list[float]:
+async def saga_latency(
+    platform,
+    client: httpx.AsyncClient,
+    movie_ids: list[str],
+    runs: int,
+    deadline: float,
+    per_service: dict[str, list[float]],
+) -> list[float]:
     """Milliseconds from each DELETE's response to an empty footprint in all three services."""
     samples: list[float] = []
     per_service_run: dict[str, float] = {}
     async with platform.databases() as dbs:
         queries = [
             (service, f"SELECT count(*) FROM {table} WHERE user_id = ?")
-            for service, table in (("favorites", "favorites"), ("ratings", "ratings"),
-                                   ("comments", "comments"))
+            for service, table in (
+                ("favorites", "favorites"),
+                ("ratings", "ratings"),
+                ("comments", "comments"),
+            )
         ]
 
         async def remaining(user_id: str) -> list[int]:
@@ -96,8 +111,9 @@ async def saga_latency(platform, client: httpx.AsyncClient, movie_ids: list[str]
                 print(f"  time budget spent after {run - 1} runs", flush=True)
                 break
             account = await platform.register(client, firstName="Bench")
-            await harness.add_activity(platform, client, account, movie_ids, concurrency=32,
-                                       direct=True)
+            await harness.add_activity(
+                platform, client, account, movie_ids, concurrency=32, direct=True
+            )
             counts = await remaining(account.id)
             if counts != [len(movie_ids)] * 3:
                 raise SystemExit(f"run {run}: expected {len(movie_ids)} of each, found {counts}")
@@ -120,8 +136,11 @@ async def saga_latency(platform, client: httpx.AsyncClient, movie_ids: list[str]
                 per_service[service].append(ms)
             per_service_run.clear()
             if run % 10 == 0 or run == runs:
-                print(f"  run {run:>3}: {samples[-1]:7.1f} ms  (p50 so far "
-                      f"{statistics.median(samples):.1f} ms)", flush=True)
+                print(
+                    f"  run {run:>3}: {samples[-1]:7.1f} ms  (p50 so far "
+                    f"{statistics.median(samples):.1f} ms)",
+                    flush=True,
+                )
     return samples
 
 
@@ -138,6 +157,7 @@ async def consumer_throughput(platform, events: int) -> tuple[float, float, floa
     """(events/s overall, events/s between 10 % and 90 % done, seconds to publish, CPU ms
     the consumer's process spent per event — what the rate would be bound by on an idle core)."""
     import aio_pika
+
     from streamia_kit.bus import encode
     from streamia_kit.events import Envelope, MovieCreated
     from streamia_kit.testing import AMQP
@@ -145,9 +165,9 @@ async def consumer_throughput(platform, events: int) -> tuple[float, float, floa
     queue = "favorites.movie.created"
     routing_key = f"{platform.namespace}.{queue}"
     async with platform.databases() as dbs:
+
         async def processed() -> int:
-            return await dbs.count("favorites", "SELECT count(*) FROM inbox WHERE queue = ?",
-                                   queue)
+            return await dbs.count("favorites", "SELECT count(*) FROM inbox WHERE queue = ?", queue)
 
         before = await processed()
         pid = platform.procs["favorites"].pid
@@ -155,9 +175,15 @@ async def consumer_throughput(platform, events: int) -> tuple[float, float, floa
         bodies = []
         for n in range(events):
             envelope = Envelope.wrap(
-                MovieCreated(movie_id=f"bench{uuid.uuid4().hex[:20]}", title=f"Bench {n}",
-                             category="Bench", duration=60.0, version=time.time()),
-                "bench/saga")
+                MovieCreated(
+                    movie_id=f"bench{uuid.uuid4().hex[:20]}",
+                    title=f"Bench {n}",
+                    category="Bench",
+                    duration=60.0,
+                    version=time.time(),
+                ),
+                "bench/saga",
+            )
             bodies.append((envelope.id, encode(envelope)))
 
         connection = await aio_pika.connect(AMQP, timeout=10)
@@ -169,14 +195,22 @@ async def consumer_throughput(platform, events: int) -> tuple[float, float, floa
             # Straight onto the favorites queue (the default exchange routes by queue name):
             # only the consumer under test works, the others stay idle.
             for offset in range(0, events, 500):
-                await asyncio.gather(*(
-                    channel.default_exchange.publish(
-                        aio_pika.Message(body, message_id=event_id, type="movie.created",
-                                         content_type="application/cloudevents+json",
-                                         headers={"x-streamia-attempt": 1},
-                                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                        routing_key=routing_key)
-                    for event_id, body in bodies[offset:offset + 500]))
+                await asyncio.gather(
+                    *(
+                        channel.default_exchange.publish(
+                            aio_pika.Message(
+                                body,
+                                message_id=event_id,
+                                type="movie.created",
+                                content_type="application/cloudevents+json",
+                                headers={"x-streamia-attempt": 1},
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            ),
+                            routing_key=routing_key,
+                        )
+                        for event_id, body in bodies[offset : offset + 500]
+                    )
+                )
             published = time.perf_counter() - start
             await watcher
         cpu_after = cpu_seconds(pid)
@@ -188,8 +222,9 @@ async def consumer_throughput(platform, events: int) -> tuple[float, float, floa
         return events / total, steady, published, cpu_ms
 
 
-async def _watch(processed, before: int, events: int, start: float, marks: dict[str, float],
-                 limit: float = 120.0) -> None:
+async def _watch(
+    processed, before: int, events: int, start: float, marks: dict[str, float], limit: float = 120.0
+) -> None:
     give_up = time.monotonic() + limit
     while True:
         done = await processed() - before
@@ -211,11 +246,15 @@ async def bench(args: argparse.Namespace, platform) -> int:
         movie_ids = await harness.create_movies(platform, client, args.items)
         await wait_for_projections(platform, movie_ids)
 
-        print(f"saga latency: {args.runs} runs, {args.items} favorites + {args.items} ratings"
-              f" + {args.items} comments per user", flush=True)
+        print(
+            f"saga latency: {args.runs} runs, {args.items} favorites + {args.items} ratings"
+            f" + {args.items} comments per user",
+            flush=True,
+        )
         per_service: dict[str, list[float]] = {s: [] for s in SERVICES}
-        samples = await saga_latency(platform, client, movie_ids, args.runs, budget_end,
-                                     per_service)
+        samples = await saga_latency(
+            platform, client, movie_ids, args.runs, budget_end, per_service
+        )
 
     print(f"consumer throughput: {args.events} movie.created events -> favorites", flush=True)
     overall, steady, published, cpu_ms = await consumer_throughput(platform, args.events)
@@ -224,34 +263,53 @@ async def bench(args: argparse.Namespace, platform) -> int:
     saga_ok = p99 < SAGA_TARGET_P99_MS
     rate_ok = overall >= THROUGHPUT_TARGET
     print()
-    print(f"Saga (mode {platform.mode}), {len(samples)} runs, "
-          f"{args.items}+{args.items}+{args.items} rows per user")
-    print(f"  DELETE response -> cascade complete:  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
-          f"min {min(samples):.1f}   max {max(samples):.1f}")
+    print(
+        f"Saga (mode {platform.mode}), {len(samples)} runs, "
+        f"{args.items}+{args.items}+{args.items} rows per user"
+    )
+    print(
+        f"  DELETE response -> cascade complete:  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
+        f"min {min(samples):.1f}   max {max(samples):.1f}"
+    )
     for service, values in per_service.items():
-        print(f"    {service:<10} done after  p50 {percentile(values, 50):7.1f} ms   "
-              f"p99 {percentile(values, 99):7.1f} ms")
+        print(
+            f"    {service:<10} done after  p50 {percentile(values, 50):7.1f} ms   "
+            f"p99 {percentile(values, 99):7.1f} ms"
+        )
     print(f"  target p99 < {SAGA_TARGET_P99_MS:.0f} ms: {'PASS' if saga_ok else 'FAIL'}")
     print(f"One consumer (favorites, movie.created), {args.events} events")
-    print(f"  {overall:8.0f} events/s end to end   {steady:8.0f} events/s steady (10-90 %)   "
-          f"(publishing took {published:.2f} s)")
+    print(
+        f"  {overall:8.0f} events/s end to end   {steady:8.0f} events/s steady (10-90 %)   "
+        f"(publishing took {published:.2f} s)"
+    )
     if cpu_ms:
-        print(f"  consumer CPU {cpu_ms:.2f} ms/event -> at most {1000 / cpu_ms:.0f} events/s on"
-              f" one idle core")
+        print(
+            f"  consumer CPU {cpu_ms:.2f} ms/event -> at most {1000 / cpu_ms:.0f} events/s on"
+            f" one idle core"
+        )
     print(f"  target >= {THROUGHPUT_TARGET:.0f} events/s: {'PASS' if rate_ok else 'FAIL'}")
-    print(f"(machine load average while measuring: {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} CPUs)")
+    print(
+        f"(machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+    )
     return 0 if (saga_ok and rate_ok) or not args.strict else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=50)
-    parser.add_argument("--items", type=int, default=100,
-                        help="favorites, ratings and comments per user (and movies made)")
+    parser.add_argument(
+        "--items",
+        type=int,
+        default=100,
+        help="favorites, ratings and comments per user (and movies made)",
+    )
     parser.add_argument("--events", type=int, default=5000)
-    parser.add_argument("--max-minutes", type=float, default=10.0,
-                        help="stop the latency runs early once this much time has gone")
+    parser.add_argument(
+        "--max-minutes",
+        type=float,
+        default=10.0,
+        help="stop the latency runs early once this much time has gone",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
 

@@ -39,8 +39,9 @@ async def test_dlq_list_show_and_replay(stack, monkeypatch):
 
     infra.bus.subscribe("favorites", "user.deleted", handler)
     await infra.start()
-    poison = Envelope.wrap(UserDeleted(user_id="u-1", email="a@b.io", first_name="A",
-                                       last_name="B"), "streamia/test")
+    poison = Envelope.wrap(
+        UserDeleted(user_id="u-1", email="a@b.io", first_name="A", last_name="B"), "streamia/test"
+    )
     try:
         await infra.bus.publish([poison])
 
@@ -75,8 +76,9 @@ def test_users_create_admin_and_promote(tmp_path, monkeypatch):
     for key in ("STREAMIA_DATABASE_URL", "STREAMIA_AMQP_URL", "STREAMIA_REDIS_URL"):
         monkeypatch.delenv(key, raising=False)
     runner = CliRunner()
-    created = runner.invoke(app, ["users", "create-admin", "boss@example.com",
-                                  "--password", "Adm1n!Secret"])
+    created = runner.invoke(
+        app, ["users", "create-admin", "boss@example.com", "--password", "Adm1n!Secret"]
+    )
     assert created.exit_code == 0, created.output
     assert "boss@example.com is an admin" in created.output
     weak = runner.invoke(app, ["users", "create-admin", "weak@example.com", "--password", "weak"])

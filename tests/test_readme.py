@@ -19,4 +19,6 @@ def test_the_quick_start_has_exactly_the_two_commands():
     quick = README.read_text().split("## Quick start")[1].split("##")[0]
     block = quick.split("```sh")[1].split("```")[0].strip().splitlines()
     assert [line.split("#")[0].strip() for line in block] == [
-        "python3 run.py up", "python3 run.py test"]
+        "python3 run.py up",
+        "python3 run.py test",
+    ]

@@ -94,7 +94,9 @@ def dlq_list() -> None:
 @dlq_app.command("show")
 def dlq_show(queue: str, limit: int = 20) -> None:
     """Print the dead letters of a queue (`favorites.user.deleted`) as JSON lines."""
-    letters = asyncio.run(_with_bus(lambda bus: bus.dead_letters(queue.removesuffix(".dlq"), limit)))
+    letters = asyncio.run(
+        _with_bus(lambda bus: bus.dead_letters(queue.removesuffix(".dlq"), limit))
+    )
     for letter in letters:
         typer.echo(orjson.dumps(letter.as_dict()).decode())
     if not letters:
@@ -187,8 +189,9 @@ def makemigrations(service: str, message: str = "initial") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/scratch.sqlite"
         asyncio.run(migrate(module.app.MIGRATIONS, url))
-        command.revision(alembic_config(module.app.MIGRATIONS, url), message=message,
-                         autogenerate=True)
+        command.revision(
+            alembic_config(module.app.MIGRATIONS, url), message=message, autogenerate=True
+        )
 
 
 def main() -> None:

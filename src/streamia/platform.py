@@ -42,8 +42,11 @@ def load(name: str) -> ServiceModule | None:
             return None
         raise
     settings_cls = next(
-        obj for obj in vars(config).values()
-        if isinstance(obj, type) and issubclass(obj, ServiceSettings) and obj is not ServiceSettings
+        obj
+        for obj in vars(config).values()
+        if isinstance(obj, type)
+        and issubclass(obj, ServiceSettings)
+        and obj is not ServiceSettings
         and getattr(obj, "service_name", None) == name
     )
     return ServiceModule(name, app, settings_cls)
@@ -63,17 +66,28 @@ class _Server(uvicorn.Server):
 
 def _uvicorn_config(app: Any, host: str, port: int, lifespan: str) -> uvicorn.Config:
     return uvicorn.Config(
-        app, host=host, port=port, lifespan=lifespan, access_log=False, log_config=None,
-        loop="uvloop", http="httptools", timeout_graceful_shutdown=5,
+        app,
+        host=host,
+        port=port,
+        lifespan=lifespan,
+        access_log=False,
+        log_config=None,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=5,
     )
 
 
-def build_embedded(overrides: dict[str, Any] | None = None) -> tuple[Infrastructure, list[tuple[str, Any, ServiceSettings]]]:
+def build_embedded(
+    overrides: dict[str, Any] | None = None,
+) -> tuple[Infrastructure, list[tuple[str, Any, ServiceSettings]]]:
     """Every service's app, sharing one in-process bus, cache and revocation store."""
     overrides = overrides or {}
     base = ServiceSettings(**overrides)
     if base.amqp_url or base.redis_url:
-        raise SystemExit("embedded mode uses in-process adapters: unset STREAMIA_AMQP_URL/REDIS_URL")
+        raise SystemExit(
+            "embedded mode uses in-process adapters: unset STREAMIA_AMQP_URL/REDIS_URL"
+        )
     base.data_dir.mkdir(parents=True, exist_ok=True)
     infra = Infrastructure.from_settings(base)
     apps = []
@@ -104,8 +118,11 @@ async def run_embedded(
             except Exception:  # a broken demo must not keep the platform from starting
                 log.exception("demo_seed_failed")
     servers = [
-        _Server(_uvicorn_config(
-            app, settings.host, settings.bind_port, "on" if name == "gateway" else "off"))
+        _Server(
+            _uvicorn_config(
+                app, settings.host, settings.bind_port, "on" if name == "gateway" else "off"
+            )
+        )
         for name, app, settings in apps
     ]
 
@@ -144,10 +161,14 @@ def _print_banner(apps: list[tuple[str, Any, ServiceSettings]]) -> None:
         lines.append(f"  API docs:  http://{_browser_host(gateway.host)}:{gateway.bind_port}/docs")
     for name, _, settings in apps:
         if name != "gateway":
-            lines.append(f"  {name:<13} http://{_browser_host(settings.host)}:{settings.bind_port}  (docs: /docs)")
+            lines.append(
+                f"  {name:<13} http://{_browser_host(settings.host)}:{settings.bind_port}  (docs: /docs)"
+            )
     data_dir = apps[0][2].data_dir.resolve()
     lines.append(f"  Data:      {data_dir}")
-    lines.append(f"  Emails:    {data_dir / 'outbox'} (welcome, reset-password and farewell emails)")
+    lines.append(
+        f"  Emails:    {data_dir / 'outbox'} (welcome, reset-password and farewell emails)"
+    )
     lines.append("Press Ctrl+C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -172,7 +193,8 @@ DEMO_ADMIN_PASSWORD = "Admin!2345"
 
 
 async def seed_demo(
-    overrides: dict[str, Any] | None = None, apps: list[tuple[str, Any, ServiceSettings]] | None = None
+    overrides: dict[str, Any] | None = None,
+    apps: list[tuple[str, Any, ServiceSettings]] | None = None,
 ) -> str:
     """An admin account plus the movie service's demo catalogue (videos and subtitles)."""
     owned = apps is None
@@ -192,7 +214,8 @@ async def seed_demo(
             users_app = by_name["users"][0]
             async with users_app.state.service.db.transaction() as session:
                 await users_app.state.users.create_admin(
-                    session, DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, "Admin", "Streamia")
+                    session, DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, "Admin", "Streamia"
+                )
             lines.append(f"Demo admin: {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}")
         if "movies" in by_name:
             demo = importlib.import_module("streamia_movies.demo")
@@ -230,7 +253,9 @@ def env_table() -> str:
             else:
                 shown = f"`{default}`" if str(default) != "" else "(empty)"
             if name.endswith(("password", "secret", "api_key", "private_key")) and shown not in (
-                    "–", "(empty)"):
+                "–",
+                "(empty)",
+            ):
                 shown = "(development default)"
             description = (field.description or "").replace("|", "\\|")
             if var in rows:

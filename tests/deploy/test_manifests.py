@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import REGISTRY
-from streamia_kit.config import DEFAULT_PORTS, ServiceSettings
 
 from streamia import platform
+from streamia_kit.config import DEFAULT_PORTS, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

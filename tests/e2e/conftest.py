@@ -17,6 +17,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+
 from streamia_kit.testing import require_infrastructure
 
 
@@ -84,10 +85,31 @@ def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("ffmpeg is not installed: no video to upload")
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
     subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc=duration=1:size=160x120:rate=10",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
-         "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(path)],
-        check=True, timeout=60, capture_output=True,
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=160x120:rate=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=1",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+        capture_output=True,
     )
     return path

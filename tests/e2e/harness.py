@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+
 from streamia_kit.infra import random_namespace
 from streamia_kit.testing import AMQP, POSTGRES, REDIS, TcpProxy, free_port
 
@@ -47,8 +48,9 @@ class ThreadedProxy:
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="amqp-proxy")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="amqp-proxy"
+        )
         self._thread.start()
         self._proxy = self._call(self._make(target_host, target_port))
         self.port = self._proxy.port
@@ -122,34 +124,38 @@ class Platform:
     def env(self) -> dict[str, str]:
         """The environment every process of this platform (and its CLI calls) runs with."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
-        env.update({
-            "STREAMIA_ENVIRONMENT": "test",
-            "STREAMIA_HOST": "127.0.0.1",
-            "STREAMIA_DATA_DIR": str(self.data_dir),
-            "STREAMIA_LOG_LEVEL": "WARNING",
-            "STREAMIA_ACCESS_LOG": "false",
-            "STREAMIA_ARGON2_TIME_COST": "1",
-            "STREAMIA_ARGON2_MEMORY_KIB": "1024",
-            "STREAMIA_ARGON2_PARALLELISM": "1",
-            "STREAMIA_RETRY_BASE_DELAY_SECONDS": "0.05",
-            "STREAMIA_OUTBOX_POLL_SECONDS": "0.2",
-            # Everything comes from 127.0.0.1: keep the global per-IP limit out of the way;
-            # the per-login limit stays at its normal value (5 failures per 10 minutes).
-            "STREAMIA_RATE_LIMIT_GLOBAL": "1000000/minute",
-            "STREAMIA_EMAIL_SENDER": "file",
-        })
+        env.update(
+            {
+                "STREAMIA_ENVIRONMENT": "test",
+                "STREAMIA_HOST": "127.0.0.1",
+                "STREAMIA_DATA_DIR": str(self.data_dir),
+                "STREAMIA_LOG_LEVEL": "WARNING",
+                "STREAMIA_ACCESS_LOG": "false",
+                "STREAMIA_ARGON2_TIME_COST": "1",
+                "STREAMIA_ARGON2_MEMORY_KIB": "1024",
+                "STREAMIA_ARGON2_PARALLELISM": "1",
+                "STREAMIA_RETRY_BASE_DELAY_SECONDS": "0.05",
+                "STREAMIA_OUTBOX_POLL_SECONDS": "0.2",
+                # Everything comes from 127.0.0.1: keep the global per-IP limit out of the way;
+                # the per-login limit stays at its normal value (5 failures per 10 minutes).
+                "STREAMIA_RATE_LIMIT_GLOBAL": "1000000/minute",
+                "STREAMIA_EMAIL_SENDER": "file",
+            }
+        )
         for name, port in self.ports.items():
             env[f"STREAMIA_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
         if self.distributed:
             assert self.proxy is not None
             amqp = urlparse(AMQP)
             auth = f"{amqp.username or 'guest'}:{amqp.password or 'guest'}@"
-            env.update({
-                "STREAMIA_DATABASE_URL": f"{POSTGRES}/{self.namespace}_{{service}}",
-                "STREAMIA_REDIS_URL": REDIS,
-                "STREAMIA_AMQP_URL": f"amqp://{auth}127.0.0.1:{self.proxy.port}{amqp.path or '/'}",
-                "STREAMIA_NAMESPACE": self.namespace,
-            })
+            env.update(
+                {
+                    "STREAMIA_DATABASE_URL": f"{POSTGRES}/{self.namespace}_{{service}}",
+                    "STREAMIA_REDIS_URL": REDIS,
+                    "STREAMIA_AMQP_URL": f"amqp://{auth}127.0.0.1:{self.proxy.port}{amqp.path or '/'}",
+                    "STREAMIA_NAMESPACE": self.namespace,
+                }
+            )
         env.update(self.extra_env)
         return env
 
@@ -166,8 +172,13 @@ class Platform:
             log.write(f"\n=== start {time.strftime('%H:%M:%S')} {' '.join(args[1:])}\n".encode())
             log.flush()
             self.procs[name] = subprocess.Popen(
-                args, env=self.env(), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                args,
+                env=self.env(),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
 
     def _health_targets(self, name: str) -> list[str]:
@@ -183,14 +194,16 @@ class Platform:
                         if proc is not None and proc.poll() is not None:
                             raise PlatformError(
                                 f"{name} exited with code {proc.returncode} before {target}/health"
-                                f" answered\n{self.log_tail(name)}")
+                                f" answered\n{self.log_tail(name)}"
+                            )
                         with contextlib.suppress(httpx.HTTPError):
                             if client.get(self.url(target) + "/health").status_code == 200:
                                 break
                         if time.monotonic() > deadline:
                             raise PlatformError(
                                 f"{target} /health not 200 within {timeout:.0f}s\n"
-                                f"{self.log_tail(name)}")
+                                f"{self.log_tail(name)}"
+                            )
                         time.sleep(0.1)
 
     def log_tail(self, name: str, lines: int = 40) -> str:
@@ -228,8 +241,9 @@ class Platform:
             raise ValueError(f"unknown service {service!r}")
         return service
 
-    def stop(self, service: str = EMBEDDED_PROCESS, sig: int = signal.SIGTERM,
-             timeout: float = 15.0) -> None:
+    def stop(
+        self, service: str = EMBEDDED_PROCESS, sig: int = signal.SIGTERM, timeout: float = 15.0
+    ) -> None:
         """Stop the process running `service` (the whole platform when embedded)."""
         name = self._process(service)
         proc = self.procs.pop(name, None)
@@ -248,8 +262,9 @@ class Platform:
         """SIGKILL, no goodbye: what an OOM kill or a node failure does."""
         self.stop(service, signal.SIGKILL)
 
-    def start_service(self, service: str = EMBEDDED_PROCESS,
-                      timeout: float = HEALTH_TIMEOUT) -> None:
+    def start_service(
+        self, service: str = EMBEDDED_PROCESS, timeout: float = HEALTH_TIMEOUT
+    ) -> None:
         name = self._process(service)
         if name in self.procs and self.procs[name].poll() is None:
             return
@@ -287,23 +302,30 @@ class Platform:
             try:
                 keys = [k async for k in redis.scan_iter(match=f"{self.namespace}*", count=1000)]
                 for start in range(0, len(keys), 500):
-                    await redis.delete(*keys[start:start + 500])
+                    await redis.delete(*keys[start : start + 500])
             finally:
                 await redis.aclose()
 
     # -- command line ------------------------------------------------------------------
 
-    def cli(self, *args: str, timeout: float = 60.0,
-            check: bool = True) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, timeout: float = 60.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         """Run `streamia <args>` with this platform's environment."""
         result = subprocess.run(
-            [str(BIN / "streamia"), *args], env=self.env(), cwd=ROOT, capture_output=True,
-            text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+            [str(BIN / "streamia"), *args],
+            env=self.env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
             raise PlatformError(
                 f"streamia {' '.join(args)} exited {result.returncode}\n"
-                f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-4000:]}")
+                f"stdout: {result.stdout[-2000:]}\nstderr: {result.stderr[-4000:]}"
+            )
         return result
 
     def dlq_counts(self) -> dict[str, int]:
@@ -338,12 +360,19 @@ class Platform:
         if resp.status_code != 201:
             raise PlatformError(f"register -> {resp.status_code} {resp.text[:500]}")
         data = resp.json()
-        return Account(data["user"]["id"], body["email"], body["password"], data["token"],
-                       body["firstName"], body["lastName"])
+        return Account(
+            data["user"]["id"],
+            body["email"],
+            body["password"],
+            data["token"],
+            body["firstName"],
+            body["lastName"],
+        )
 
     async def login(self, client: httpx.AsyncClient, email: str, password: str) -> str:
-        resp = await client.post(self.gateway + "/api/users/login",
-                                 json={"email": email, "password": password})
+        resp = await client.post(
+            self.gateway + "/api/users/login", json={"email": email, "password": password}
+        )
         if resp.status_code != 200:
             raise PlatformError(f"login -> {resp.status_code} {resp.text[:500]}")
         return resp.json()["token"]
@@ -354,8 +383,10 @@ class Platform:
         return self.data_dir / f"{service}.sqlite"
 
     def postgres_dsn(self, service: str) -> str:
-        return POSTGRES.replace("postgresql+asyncpg://", "postgresql://") + \
-            f"/{self.namespace}_{service}"
+        return (
+            POSTGRES.replace("postgresql+asyncpg://", "postgresql://")
+            + f"/{self.namespace}_{service}"
+        )
 
     @contextlib.asynccontextmanager
     async def databases(self) -> AsyncIterator[Databases]:
@@ -397,8 +428,13 @@ class Databases:
                 path = self.platform.sqlite_path(service)
                 if not path.exists():
                     raise PlatformError(f"{path} does not exist")
-                conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5,
-                                       isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    f"file:{path}?mode=ro",
+                    uri=True,
+                    timeout=5,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
             self._conns[service] = conn
         return conn
 
@@ -474,8 +510,9 @@ def new_movie(**fields: Any) -> dict[str, Any]:
     return body
 
 
-async def wait_until(condition: Any, seconds: float, interval: float = 0.02,
-                     message: str = "condition") -> Any:
+async def wait_until(
+    condition: Any, seconds: float, interval: float = 0.02, message: str = "condition"
+) -> Any:
     """Poll an async condition until truthy; AssertionError (with its last value) after
     `seconds`."""
     deadline = time.monotonic() + seconds
@@ -485,8 +522,9 @@ async def wait_until(condition: Any, seconds: float, interval: float = 0.02,
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {message} "
-                                 f"(last value {value!r})")
+            raise AssertionError(
+                f"timed out after {seconds}s waiting for {message} (last value {value!r})"
+            )
         await asyncio.sleep(interval)
 
 
@@ -496,8 +534,11 @@ USER_TABLES = {
     # service -> (table, column) rows that belong to a user
     "favorites": [("favorites", "user_id")],
     "ratings": [("ratings", "user_id")],
-    "comments": [("comments", "user_id"), ("comment_reports", "reporter_id"),
-                 ("authors", "user_id")],
+    "comments": [
+        ("comments", "user_id"),
+        ("comment_reports", "reporter_id"),
+        ("authors", "user_id"),
+    ],
 }
 MOVIE_TABLES = {
     "movies": [("movies", "id"), ("subtitles", "movie_id")],
@@ -507,29 +548,33 @@ MOVIE_TABLES = {
 }
 
 
-async def leftovers(dbs: Databases, tables: dict[str, list[tuple[str, str]]],
-                    subject_id: str) -> dict[str, int]:
+async def leftovers(
+    dbs: Databases, tables: dict[str, list[tuple[str, str]]], subject_id: str
+) -> dict[str, int]:
     """`service.table` -> rows still pointing at `subject_id` (only the non-zero ones)."""
     found = {}
     for service, pairs in tables.items():
         for table, column in pairs:
-            n = await dbs.count(service, f"SELECT count(*) FROM {table} WHERE {column} = ?",
-                                subject_id)
+            n = await dbs.count(
+                service, f"SELECT count(*) FROM {table} WHERE {column} = ?", subject_id
+            )
             if n:
                 found[f"{service}.{table}"] = n
     return found
 
 
-async def create_movies(platform: Platform, client: httpx.AsyncClient, count: int,
-                        concurrency: int = 8, **fields: Any) -> list[str]:
+async def create_movies(
+    platform: Platform, client: httpx.AsyncClient, count: int, concurrency: int = 8, **fields: Any
+) -> list[str]:
     """`count` movies made by the admin through `POST /api/movies`; their ids."""
     headers = bearer(await platform.admin_token(client))
     gate = asyncio.Semaphore(concurrency)
 
     async def one() -> str:
         async with gate:
-            resp = await client.post(platform.gateway + "/api/movies", json=new_movie(**fields),
-                                     headers=headers)
+            resp = await client.post(
+                platform.gateway + "/api/movies", json=new_movie(**fields), headers=headers
+            )
         if resp.status_code != 201:
             raise PlatformError(f"POST /api/movies -> {resp.status_code} {resp.text[:300]}")
         return resp.json()["data"]["id"]
@@ -537,10 +582,18 @@ async def create_movies(platform: Platform, client: httpx.AsyncClient, count: in
     return list(await asyncio.gather(*(one() for _ in range(count))))
 
 
-async def add_activity(platform: Platform, client: httpx.AsyncClient, account: Account,
-                       movie_ids: list[str], stars: int = 4, favorites: bool = True,
-                       ratings: bool = True, comments: bool = True, concurrency: int = 8,
-                       direct: bool = False) -> None:
+async def add_activity(
+    platform: Platform,
+    client: httpx.AsyncClient,
+    account: Account,
+    movie_ids: list[str],
+    stars: int = 4,
+    favorites: bool = True,
+    ratings: bool = True,
+    comments: bool = True,
+    concurrency: int = 8,
+    direct: bool = False,
+) -> None:
     """A favorite, a rating and a comment by `account` on each movie, through the gateway
     (or straight at each service when `direct`)."""
     gate = asyncio.Semaphore(concurrency)
@@ -550,11 +603,13 @@ async def add_activity(platform: Platform, client: httpx.AsyncClient, account: A
 
     async def post(service: str, body: dict[str, Any]) -> None:
         async with gate:
-            resp = await client.post(f"{base(service)}/api/{service}", json=body,
-                                     headers=account.auth)
+            resp = await client.post(
+                f"{base(service)}/api/{service}", json=body, headers=account.auth
+            )
         if resp.status_code not in (200, 201):
-            raise PlatformError(f"POST /api/{service} {body} -> {resp.status_code} "
-                                f"{resp.text[:300]}")
+            raise PlatformError(
+                f"POST /api/{service} {body} -> {resp.status_code} {resp.text[:300]}"
+            )
 
     jobs = []
     for movie_id in movie_ids:
@@ -568,7 +623,11 @@ async def add_activity(platform: Platform, client: httpx.AsyncClient, account: A
 
 
 async def delete_account(platform: Platform, client: httpx.AsyncClient, account: Account) -> None:
-    resp = await client.request("DELETE", platform.gateway + "/api/users/me",
-                                headers=account.auth, json={"password": account.password})
+    resp = await client.request(
+        "DELETE",
+        platform.gateway + "/api/users/me",
+        headers=account.auth,
+        json={"password": account.password},
+    )
     if resp.status_code != 204:
         raise PlatformError(f"DELETE /api/users/me -> {resp.status_code} {resp.text[:300]}")

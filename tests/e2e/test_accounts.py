@@ -12,14 +12,24 @@ import httpx
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from streamia_kit.auth import SigningKey
 
 pytestmark = pytest.mark.e2e
 
 NO_TOKEN = "No token provided"
 BAD_TOKEN = "Invalid or expired token"
-USER_FIELDS = {"id", "_id", "firstName", "lastName", "age", "email", "role", "createdAt",
-               "updatedAt"}
+USER_FIELDS = {
+    "id",
+    "_id",
+    "firstName",
+    "lastName",
+    "age",
+    "email",
+    "role",
+    "createdAt",
+    "updatedAt",
+}
 
 
 def assert_error(resp: httpx.Response, status: int, message: str | None = None) -> dict:
@@ -52,8 +62,9 @@ def assert_user(user: dict, email: str) -> None:
     assert user["id"] == user["_id"]
     assert user["email"] == email
     assert user["role"] == "user"
-    forbidden = {k for k in user if "password" in k.lower() or "hash" in k.lower()
-                 or "reset" in k.lower()}
+    forbidden = {
+        k for k in user if "password" in k.lower() or "hash" in k.lower() or "reset" in k.lower()
+    }
     assert not forbidden, user
 
 
@@ -72,8 +83,9 @@ async def test_registering_logging_in_and_editing_the_profile(platform, api, har
 
     assert_error(await api.post("/api/users/register", json=body), 409)
 
-    resp = await api.post("/api/users/login",
-                          json={"email": body["email"], "password": body["password"]})
+    resp = await api.post(
+        "/api/users/login", json={"email": body["email"], "password": body["password"]}
+    )
     assert resp.status_code == 200, resp.text
     login = resp.json()
     assert login["message"] == "Login successful"
@@ -87,8 +99,9 @@ async def test_registering_logging_in_and_editing_the_profile(platform, api, har
     assert resp.json()["user"]["firstName"] == "Ana"
 
     new_email = f"e2e-{uuid.uuid4().hex[:12]}@example.com"
-    resp = await api.put("/api/users/me", headers=auth,
-                         json={"firstName": "Anabel", "age": 32, "email": new_email})
+    resp = await api.put(
+        "/api/users/me", headers=auth, json={"firstName": "Anabel", "age": 32, "email": new_email}
+    )
     assert resp.status_code == 200, resp.text
     updated = resp.json()
     assert "message" in updated
@@ -102,20 +115,30 @@ async def test_registering_logging_in_and_editing_the_profile(platform, api, har
     assert_error(await api.put("/api/users/me", headers=auth, json={"email": other.email}), 409)
     assert_validation_error(await api.put("/api/users/me", headers=auth, json={"age": 12}), "age")
     assert_validation_error(
-        await api.put("/api/users/me", headers=auth, json={"firstName": ""}), "firstName")
+        await api.put("/api/users/me", headers=auth, json={"firstName": ""}), "firstName"
+    )
 
 
 async def test_login_errors(platform, api) -> None:
     account = await platform.register(api)
-    assert_error(await api.post("/api/users/login",
-                                json={"email": account.email, "password": "Wr0ng!Password"}),
-                 401, "Email or password incorrect")
-    assert_error(await api.post("/api/users/login",
-                                json={"email": f"nobody-{uuid.uuid4().hex}@example.com",
-                                      "password": "Wr0ng!Password"}),
-                 401, "Email or password incorrect")
-    assert_validation_error(await api.post("/api/users/login", json={"email": account.email}),
-                            "password")
+    assert_error(
+        await api.post(
+            "/api/users/login", json={"email": account.email, "password": "Wr0ng!Password"}
+        ),
+        401,
+        "Email or password incorrect",
+    )
+    assert_error(
+        await api.post(
+            "/api/users/login",
+            json={"email": f"nobody-{uuid.uuid4().hex}@example.com", "password": "Wr0ng!Password"},
+        ),
+        401,
+        "Email or password incorrect",
+    )
+    assert_validation_error(
+        await api.post("/api/users/login", json={"email": account.email}), "password"
+    )
 
 
 async def test_registration_validation_errors(api, harness) -> None:
@@ -134,22 +157,26 @@ async def test_registration_validation_errors(api, harness) -> None:
         errors = body_out["details"]
         assert errors["fieldErrors"].get(field) or errors["formErrors"], (field, body_out)
     # age must be a JSON number, not a numeric string.
-    assert_validation_error(await api.post("/api/users/register",
-                                           json=harness.new_user(age="30")), "age")
+    assert_validation_error(
+        await api.post("/api/users/register", json=harness.new_user(age="30")), "age"
+    )
 
 
 async def test_no_token_and_bad_tokens_are_refused(platform, api, harness) -> None:
     account = await platform.register(api)
     assert_error(await api.get("/api/users/me"), 401, NO_TOKEN)
-    assert_error(await api.get("/api/users/me", headers={"Authorization": "Token abc"}), 401,
-                 NO_TOKEN)
+    assert_error(
+        await api.get("/api/users/me", headers={"Authorization": "Token abc"}), 401, NO_TOKEN
+    )
     assert_error(await api.get("/api/users/me", headers={"Authorization": "Bearer"}), 401)
-    assert_error(await api.get("/api/users/me", headers=harness.bearer("not.a.jwt")), 401,
-                 BAD_TOKEN)
+    assert_error(
+        await api.get("/api/users/me", headers=harness.bearer("not.a.jwt")), 401, BAD_TOKEN
+    )
 
     # Same claims, signed by a key the platform never published.
-    forged = SigningKey(Ed25519PrivateKey.generate()).issue(account.id, account.email, "admin",
-                                                            3600)
+    forged = SigningKey(Ed25519PrivateKey.generate()).issue(
+        account.id, account.email, "admin", 3600
+    )
     assert_error(await api.get("/api/users/me", headers=harness.bearer(forged)), 401, BAD_TOKEN)
 
     # A genuine token with its payload edited (role: admin): the signature no longer holds.
@@ -157,13 +184,19 @@ async def test_no_token_and_bad_tokens_are_refused(platform, api, harness) -> No
     claims = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["role"] = "admin"
     edited = base64.urlsafe_b64encode(orjson.dumps(claims)).rstrip(b"=").decode()
-    assert_error(await api.get("/api/users/me", headers=harness.bearer(f"{head}.{edited}.{sig}")),
-                 401, BAD_TOKEN)
+    assert_error(
+        await api.get("/api/users/me", headers=harness.bearer(f"{head}.{edited}.{sig}")),
+        401,
+        BAD_TOKEN,
+    )
 
     # "alg": "none".
     none_head = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
-    assert_error(await api.get("/api/users/me", headers=harness.bearer(f"{none_head}.{payload}.")),
-                 401, BAD_TOKEN)
+    assert_error(
+        await api.get("/api/users/me", headers=harness.bearer(f"{none_head}.{payload}.")),
+        401,
+        BAD_TOKEN,
+    )
 
     # Signed with the platform's real key, but expired an hour ago.
     key = SigningKey.from_pem((platform.data_dir / "users-jwt-ed25519.pem").read_bytes())
@@ -210,26 +243,71 @@ async def test_changing_the_password_revokes_other_sessions(platform, api, harne
     other_session = await platform.login(api, account.email, account.password)
     new_password = "N3w!Passw0rd"
 
-    assert_error(await api.put("/api/users/change-password", json={
-        "currentPassword": account.password, "newPassword": new_password,
-        "confirmPassword": new_password}), 401, NO_TOKEN)
-    assert_error(await api.put("/api/users/change-password", headers=auth, json={
-        "currentPassword": "Wr0ng!Password", "newPassword": new_password,
-        "confirmPassword": new_password}), 401)
-    assert_validation_error(await api.put("/api/users/change-password", headers=auth, json={
-        "currentPassword": account.password, "newPassword": "weakpassword",
-        "confirmPassword": "weakpassword"}), "newPassword")
-    resp = await api.put("/api/users/change-password", headers=auth, json={
-        "currentPassword": account.password, "newPassword": new_password,
-        "confirmPassword": "N3w!Passw0rdX"})
+    assert_error(
+        await api.put(
+            "/api/users/change-password",
+            json={
+                "currentPassword": account.password,
+                "newPassword": new_password,
+                "confirmPassword": new_password,
+            },
+        ),
+        401,
+        NO_TOKEN,
+    )
+    assert_error(
+        await api.put(
+            "/api/users/change-password",
+            headers=auth,
+            json={
+                "currentPassword": "Wr0ng!Password",
+                "newPassword": new_password,
+                "confirmPassword": new_password,
+            },
+        ),
+        401,
+    )
+    assert_validation_error(
+        await api.put(
+            "/api/users/change-password",
+            headers=auth,
+            json={
+                "currentPassword": account.password,
+                "newPassword": "weakpassword",
+                "confirmPassword": "weakpassword",
+            },
+        ),
+        "newPassword",
+    )
+    resp = await api.put(
+        "/api/users/change-password",
+        headers=auth,
+        json={
+            "currentPassword": account.password,
+            "newPassword": new_password,
+            "confirmPassword": "N3w!Passw0rdX",
+        },
+    )
     assert resp.status_code == 400, resp.text
     assert_validation_error(resp)
-    assert_validation_error(await api.put("/api/users/change-password", headers=auth, json={
-        "newPassword": new_password, "confirmPassword": new_password}), "currentPassword")
+    assert_validation_error(
+        await api.put(
+            "/api/users/change-password",
+            headers=auth,
+            json={"newPassword": new_password, "confirmPassword": new_password},
+        ),
+        "currentPassword",
+    )
 
-    resp = await api.put("/api/users/change-password", headers=auth, json={
-        "currentPassword": account.password, "newPassword": new_password,
-        "confirmPassword": new_password})
+    resp = await api.put(
+        "/api/users/change-password",
+        headers=auth,
+        json={
+            "currentPassword": account.password,
+            "newPassword": new_password,
+            "confirmPassword": new_password,
+        },
+    )
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert {"message", "token"} <= set(body)
@@ -238,9 +316,13 @@ async def test_changing_the_password_revokes_other_sessions(platform, api, harne
     await refused_within(api, account.token)
     resp = await api.get("/api/users/me", headers=harness.bearer(body["token"]))
     assert resp.status_code == 200
-    assert_error(await api.post("/api/users/login",
-                                json={"email": account.email, "password": account.password}),
-                 401, "Email or password incorrect")
+    assert_error(
+        await api.post(
+            "/api/users/login", json={"email": account.email, "password": account.password}
+        ),
+        401,
+        "Email or password incorrect",
+    )
     assert await platform.login(api, account.email, new_password)
 
 
@@ -248,26 +330,38 @@ async def test_deleting_the_account(platform, api, harness) -> None:
     account = await platform.register(api)
     other_session = await platform.login(api, account.email, account.password)
 
-    assert_error(await api.request("DELETE", "/api/users/me",
-                                   json={"password": account.password}), 401, NO_TOKEN)
-    assert_validation_error(await api.request("DELETE", "/api/users/me", headers=account.auth,
-                                              json={}), "password")
-    assert_error(await api.request("DELETE", "/api/users/me", headers=account.auth,
-                                   json={"password": "Wr0ng!Password"}), 401)
+    assert_error(
+        await api.request("DELETE", "/api/users/me", json={"password": account.password}),
+        401,
+        NO_TOKEN,
+    )
+    assert_validation_error(
+        await api.request("DELETE", "/api/users/me", headers=account.auth, json={}), "password"
+    )
+    assert_error(
+        await api.request(
+            "DELETE", "/api/users/me", headers=account.auth, json={"password": "Wr0ng!Password"}
+        ),
+        401,
+    )
     assert (await api.get("/api/users/me", headers=account.auth)).status_code == 200
 
-    resp = await api.request("DELETE", "/api/users/me", headers=account.auth,
-                             json={"password": account.password})
+    resp = await api.request(
+        "DELETE", "/api/users/me", headers=account.auth, json={"password": account.password}
+    )
     assert resp.status_code == 204, resp.text
     assert resp.content == b""
 
     await refused_within(api, account.token)
     await refused_within(api, other_session)
-    assert_error(await api.post("/api/users/login",
-                                json={"email": account.email, "password": account.password}),
-                 401, "Email or password incorrect")
-    assert await platform.count("users", "SELECT count(*) FROM users WHERE id = ?",
-                                account.id) == 0
+    assert_error(
+        await api.post(
+            "/api/users/login", json={"email": account.email, "password": account.password}
+        ),
+        401,
+        "Email or password incorrect",
+    )
+    assert await platform.count("users", "SELECT count(*) FROM users WHERE id = ?", account.id) == 0
     # The address is free again.
     again = await platform.register(api, email=account.email)
     assert again.id != account.id
@@ -287,8 +381,9 @@ async def test_the_sixth_failed_login_in_ten_minutes_gets_429(platform, api) -> 
     assert int(retry_after) <= 600
     assert "RateLimit-Limit" in resp.headers and "RateLimit-Reset" in resp.headers, resp.headers
     # Even the right password waits out the window.
-    resp = await api.post("/api/users/login",
-                          json={"email": account.email, "password": account.password})
+    resp = await api.post(
+        "/api/users/login", json={"email": account.email, "password": account.password}
+    )
     assert resp.status_code == 429, resp.text
 
 
@@ -299,10 +394,12 @@ async def test_malformed_requests_get_4xx_json(platform, api) -> None:
     # Missing fields.
     assert_validation_error(await api.post("/api/users/register", json={}), "email")
     # Wrong types.
-    assert_validation_error(await api.post("/api/users/login",
-                                           json={"email": 42, "password": ["x"]}))
-    assert_validation_error(await api.put("/api/users/me", headers=account.auth,
-                                          json={"age": "thirty"}), "age")
+    assert_validation_error(
+        await api.post("/api/users/login", json={"email": 42, "password": ["x"]})
+    )
+    assert_validation_error(
+        await api.put("/api/users/me", headers=account.auth, json={"age": "thirty"}), "age"
+    )
     # A JSON body that is not an object.
     resp = await api.post("/api/users/login", content=b"[1, 2, 3]", headers=json_headers)
     assert 400 <= resp.status_code < 500, resp.text
@@ -312,15 +409,16 @@ async def test_malformed_requests_get_4xx_json(platform, api) -> None:
         resp = await api.post("/api/users/login", content=raw, headers=json_headers)
         assert resp.status_code == 400, (raw, resp.status_code, resp.text)
         assert_error(resp, 400)
-        resp = await api.put("/api/users/me", content=raw, headers={**json_headers,
-                                                                    **account.auth})
+        resp = await api.put("/api/users/me", content=raw, headers={**json_headers, **account.auth})
         assert resp.status_code == 400, (raw, resp.status_code, resp.text)
         assert_error(resp, 400)
     # A 1 MB body (login has its own tighter cap; register and /me the services' limit).
     big = orjson.dumps({"email": "a@example.com", "password": "x" * (1024 * 1024)})
-    for method, path, headers in (("POST", "/api/users/login", json_headers),
-                                  ("POST", "/api/users/register", json_headers),
-                                  ("PUT", "/api/users/me", {**json_headers, **account.auth})):
+    for method, path, headers in (
+        ("POST", "/api/users/login", json_headers),
+        ("POST", "/api/users/register", json_headers),
+        ("PUT", "/api/users/me", {**json_headers, **account.auth}),
+    ):
         resp = await api.request(method, path, content=big, headers=headers)
         assert resp.status_code == 413, (path, resp.status_code, resp.text[:300])
         assert_error(resp, 413)
@@ -335,12 +433,20 @@ async def test_a_refused_cors_origin_gets_403_json(api) -> None:
     resp = await api.get("/api/movies", headers=evil)
     assert_error(resp, 403)
     assert "access-control-allow-origin" not in {k.lower() for k in resp.headers}
-    resp = await api.options("/api/users/login", headers={
-        **evil, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type"})
+    resp = await api.options(
+        "/api/users/login",
+        headers={
+            **evil,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
     assert_error(resp, 403)
-    resp = await api.post("/api/users/login", headers=evil,
-                          json={"email": "a@example.com", "password": "Wr0ng!Password"})
+    resp = await api.post(
+        "/api/users/login",
+        headers=evil,
+        json={"email": "a@example.com", "password": "Wr0ng!Password"},
+    )
     assert_error(resp, 403)
     # An allowed origin gets CORS headers.
     resp = await api.get("/api/movies", headers={"Origin": "http://localhost:5173"})

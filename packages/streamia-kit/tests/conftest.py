@@ -36,7 +36,8 @@ def make_harness(stack: Stack, **overrides: object) -> Harness:
     metadata = MetaData(naming_convention=NAMING)
     outbox_table, inbox_table = messaging_tables(metadata)
     applied = Table(
-        "applied", metadata,
+        "applied",
+        metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False),
     )
@@ -44,8 +45,16 @@ def make_harness(stack: Stack, **overrides: object) -> Harness:
     db = Database(settings.resolved_database_url())
     relay = OutboxRelay(db, infra.bus, outbox_table, poll_seconds=0.2)
     db.after_outbox_commit.append(relay.wake)
-    harness = Harness(stack, settings, infra, db, Outbox(outbox_table, "streamia/test"),
-                      Inbox(inbox_table), relay, applied)
+    harness = Harness(
+        stack,
+        settings,
+        infra,
+        db,
+        Outbox(outbox_table, "streamia/test"),
+        Inbox(inbox_table),
+        relay,
+        applied,
+    )
     harness.metadata = metadata  # type: ignore[attr-defined]
     return harness
 

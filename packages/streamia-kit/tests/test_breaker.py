@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from streamia_kit.breaker import CircuitBreaker, State
 
 

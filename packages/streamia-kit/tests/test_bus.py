@@ -30,8 +30,9 @@ async def test_an_event_reaches_only_the_queues_bound_to_its_type(harness):
     env = user_deleted()
     await bus.publish([env])
     await wait_for(lambda: deleted == [env.id], message="delivery")
-    other = Envelope.wrap(UserRegistered(user_id="u", email="e@x.io", first_name="A",
-                                         last_name="B"), "t")
+    other = Envelope.wrap(
+        UserRegistered(user_id="u", email="e@x.io", first_name="A", last_name="B"), "t"
+    )
     await bus.publish([other])
     await wait_for(lambda: registered == [other.id], message="second delivery")
     assert deleted == [env.id]
@@ -80,8 +81,10 @@ async def test_a_handler_that_keeps_failing_lands_in_the_dlq_and_replay_brings_i
 
     healthy = True
     assert await bus.replay("flaky.user.deleted") == 1
-    await wait_for(lambda: len(attempts) == harness.settings.max_delivery_attempts + 1,
-                   message="replayed delivery")
+    await wait_for(
+        lambda: len(attempts) == harness.settings.max_delivery_attempts + 1,
+        message="replayed delivery",
+    )
     await wait_for(lambda: _not(dead()), message="dlq emptied")
 
 
@@ -160,6 +163,7 @@ async def test_dead_letters_are_counted_for_prometheus(harness):
         return now == before + 1
 
     await wait_for(counted, message="dead-letter counter")
-    retries = REGISTRY.get_sample_value("streamia_events_consumed_total",
-                                        {"queue": queue, "outcome": "retry"})
+    retries = REGISTRY.get_sample_value(
+        "streamia_events_consumed_total", {"queue": queue, "outcome": "retry"}
+    )
     assert retries is not None and retries >= harness.settings.max_delivery_attempts - 1

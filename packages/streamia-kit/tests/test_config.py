@@ -15,8 +15,11 @@ def test_production_refuses_the_development_internal_secret():
 
 def test_production_refuses_template_placeholders():
     with pytest.raises(ValidationError, match="STREAMIA_DATABASE_URL"):
-        ServiceSettings(environment="production", internal_secret="s3cr3t-from-vault",
-                        database_url="postgresql+asyncpg://app:REPLACE_ME@db/streamia_{service}")
+        ServiceSettings(
+            environment="production",
+            internal_secret="s3cr3t-from-vault",
+            database_url="postgresql+asyncpg://app:REPLACE_ME@db/streamia_{service}",
+        )
 
 
 def test_production_starts_with_real_secrets_and_development_with_defaults():
@@ -31,4 +34,5 @@ def test_database_url_template_names_the_service_database(tmp_path):
     url = "postgresql+asyncpg://postgres@127.0.0.1:5432/streamia_{service}"
     assert Users(database_url=url).resolved_database_url().endswith("/streamia_users")
     assert Users(data_dir=tmp_path).resolved_database_url() == (
-        f"sqlite+aiosqlite:///{tmp_path.resolve()}/users.sqlite")
+        f"sqlite+aiosqlite:///{tmp_path.resolve()}/users.sqlite"
+    )

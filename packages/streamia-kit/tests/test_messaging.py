@@ -81,8 +81,10 @@ async def test_a_redelivery_through_the_bus_is_applied_once(harness):
         await session.execute(insert(applied).values(event_id=envelope.id))
 
     harness.infra.bus.subscribe(
-        "probe", "user.deleted",
-        idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply))
+        "probe",
+        "user.deleted",
+        idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply),
+    )
     await harness.infra.start()
     envelope = Envelope.wrap(_event(), "streamia/test")
     await harness.infra.bus.publish([envelope, envelope, envelope])
@@ -92,8 +94,11 @@ async def test_a_redelivery_through_the_bus_is_applied_once(harness):
 
     async def marker_applied() -> bool:
         async with harness.db.sessions() as session:
-            return bool(await session.scalar(
-                select(func.count()).select_from(applied).where(applied.c.event_id == marker.id)))
+            return bool(
+                await session.scalar(
+                    select(func.count()).select_from(applied).where(applied.c.event_id == marker.id)
+                )
+            )
 
     await wait_for(marker_applied, message="the marker event")
     assert await _count(harness, applied) == 2
@@ -126,8 +131,9 @@ async def test_an_event_written_while_rabbitmq_is_unreachable_is_published_once_
 ):
     make_harness, open_harness = harness_factory
     proxy = await TcpProxy("127.0.0.1", 5672).start()
-    harness = make_harness(distributed_stack,
-                           amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/")
+    harness = make_harness(
+        distributed_stack, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+    )
     await open_harness(harness)
     received: list[Envelope] = []
 
@@ -148,12 +154,16 @@ async def test_an_event_written_while_rabbitmq_is_unreachable_is_published_once_
         assert await _count(harness, harness.outbox.table) >= 1
 
         await proxy.restore()
-        await wait_for(lambda: {e.id for e in received} >= {envelope.id}, timeout=30,
-                       message="event published after the outage")
+        await wait_for(
+            lambda: {e.id for e in received} >= {envelope.id},
+            timeout=30,
+            message="event published after the outage",
+        )
         await wait_for(lambda: len(received) >= 2, timeout=30, message="second event")
         # The relay deletes a batch just after the broker confirms it.
-        await wait_for(lambda: _is_zero(_count(harness, harness.outbox.table)),
-                       message="outbox drained")
+        await wait_for(
+            lambda: _is_zero(_count(harness, harness.outbox.table)), message="outbox drained"
+        )
     finally:
         await harness.relay.stop()
         await harness.infra.close()
@@ -178,8 +188,15 @@ async def test_a_batch_with_a_poison_event_applies_the_others_once_and_parks_onl
     sub = bus.subscribe("probe", "user.deleted", handler)
     deliveries = [(e.model_dump_json().encode(), 1) for e in [*good[:2], poison, *good[2:]]]
     verdicts = await bus.dispatch_many(sub, [*deliveries, deliveries[0]])
-    assert [v.outcome.value for v in verdicts] == ["done", "done", "dead", "done", "done",
-                                                   "done", "done"]
+    assert [v.outcome.value for v in verdicts] == [
+        "done",
+        "done",
+        "dead",
+        "done",
+        "done",
+        "done",
+        "done",
+    ]
     assert await _count(harness, applied) == 5
     # A batch without the poison is one transaction; redeliveries in it are skipped.
     assert all(v.outcome.value == "done" for v in await bus.dispatch_many(sub, deliveries[:2]))

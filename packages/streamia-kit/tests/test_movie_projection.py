@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from sqlalchemy import MetaData
+
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import NAMING, Database, ensure_database
 from streamia_kit.errors import NotFound, ServiceUnavailable
@@ -99,11 +100,23 @@ def test_ids_are_checked_before_they_reach_sql_or_urls():
 
 
 def test_an_api_movie_becomes_a_snapshot():
-    data = {"id": "m1", "title": "T", "coverImage": "c", "videoUrl": "v", "duration": 10,
-            "category": "k", "updatedAt": "2025-01-01T00:00:00.000Z"}
+    data = {
+        "id": "m1",
+        "title": "T",
+        "coverImage": "c",
+        "videoUrl": "v",
+        "duration": 10,
+        "category": "k",
+        "updatedAt": "2025-01-01T00:00:00.000Z",
+    }
     snap = snapshot_from_api(data, "m1")
     assert (snap.title, snap.cover_image, snap.video_url, snap.duration, snap.category) == (
-        "T", "c", "v", 10.0, "k")
+        "T",
+        "c",
+        "v",
+        10.0,
+        "k",
+    )
     assert snap.version == 1735689600.0
     assert snapshot_from_api({**data, "id": "other"}, "m1") is None
     assert snapshot_from_api(None, "m1") is None
@@ -151,4 +164,3 @@ async def test_the_client_maps_answers_and_opens_its_breaker_on_failures(movie_s
         assert statuses  # the open breaker left the remaining failures unanswered
     finally:
         await client.close()
-

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import pytest
+
 from streamia_comments.app import create_app
 from streamia_comments.config import CommentsSettings
 from streamia_kit.auth import SigningKey, StaticKeys
@@ -50,4 +51,3 @@ def movie_for():
         return event
 
     return make
-

@@ -11,16 +11,20 @@ FIELDS = {"id", "_id", "movieId", "text", "status", "user", "createdAt", "update
 
 
 async def post(client, user, movie_id: str, text: object):  # noqa: ANN001, ANN201
-    return await client.post("/api/comments", json={"movieId": movie_id, "text": text},
-                             headers=user.headers)
+    return await client.post(
+        "/api/comments", json={"movieId": movie_id, "text": text}, headers=user.headers
+    )
 
 
 async def test_a_comment_carries_the_authors_name_but_never_the_email(
     client, caller, movie, publish, processed
 ):
     user = caller()
-    named = await publish(UserRegistered(user_id=user.id, email="secret@example.com",
-                                         first_name="Ana", last_name="García"))
+    named = await publish(
+        UserRegistered(
+            user_id=user.id, email="secret@example.com", first_name="Ana", last_name="García"
+        )
+    )
     await wait_for(lambda: processed(named), message="author projected")
     film = await movie()
     resp = await post(client, user, film.movie_id, "  <b>Great</b> film  ")
@@ -40,8 +44,7 @@ async def test_the_newest_display_name_wins(client, caller, movie, publish, proc
     comment = (await post(client, user, film.movie_id, "hello")).json()
     assert comment["user"]["firstName"] == ""
     newer = UserUpdated(user_id=user.id, email="e@example.com", first_name="New", last_name="N")
-    older = UserRegistered(user_id=user.id, email="e@example.com", first_name="Old",
-                           last_name="O")
+    older = UserRegistered(user_id=user.id, email="e@example.com", first_name="Old", last_name="O")
     from streamia_kit.events import Envelope
 
     old_env = Envelope.wrap(older, "streamia/users")
@@ -75,9 +78,7 @@ async def test_public_lists_are_newest_first_paged_and_served_on_both_paths(
     assert (await client.get("/api/comments/%00")).json() == []
 
 
-async def test_text_is_trimmed_and_must_be_1_to_500_characters(
-    client, caller, movie, assert_error
-):
+async def test_text_is_trimmed_and_must_be_1_to_500_characters(client, caller, movie, assert_error):
     film = await movie()
     user = caller()
     for bad in ("", "   ", "x" * 501, 42, None, "nul\u0000"):
@@ -85,35 +86,37 @@ async def test_text_is_trimmed_and_must_be_1_to_500_characters(
         assert "text" in body["details"]["fieldErrors"], bad
     padded = await post(client, user, film.movie_id, "  " + "y" * 500 + "  ")
     assert padded.status_code == 201 and len(padded.json()["text"]) == 500
-    assert "movieId" in assert_error(
-        await client.post("/api/comments", json={"text": "hi"}, headers=user.headers), 400
-    )["details"]["fieldErrors"]
+    assert (
+        "movieId"
+        in assert_error(
+            await client.post("/api/comments", json={"text": "hi"}, headers=user.headers), 400
+        )["details"]["fieldErrors"]
+    )
     assert_error(await post(client, user, uuid.uuid4().hex, "hi"), 404, "Movie not found")
 
 
 async def test_writes_need_a_bearer_token(client, movie, assert_error):
     film = await movie()
     cid = uuid.uuid4().hex
-    calls = [("POST", "/api/comments", {"movieId": film.movie_id, "text": "x"}),
-             ("PUT", f"/api/comments/{cid}", {"text": "x"}),
-             ("DELETE", f"/api/comments/{cid}", None),
-             ("POST", f"/api/comments/{cid}/report", None),
-             ("GET", "/api/comments/moderation", None),
-             ("PATCH", f"/api/comments/{cid}", {"status": "hidden"})]
+    calls = [
+        ("POST", "/api/comments", {"movieId": film.movie_id, "text": "x"}),
+        ("PUT", f"/api/comments/{cid}", {"text": "x"}),
+        ("DELETE", f"/api/comments/{cid}", None),
+        ("POST", f"/api/comments/{cid}/report", None),
+        ("GET", "/api/comments/moderation", None),
+        ("PATCH", f"/api/comments/{cid}", {"status": "hidden"}),
+    ]
     for method, path, body in calls:
         assert_error(await client.request(method, path, json=body), 401, "No token provided")
 
 
-async def test_only_the_owner_edits_and_owner_or_admin_deletes(
-    client, caller, movie, assert_error
-):
+async def test_only_the_owner_edits_and_owner_or_admin_deletes(client, caller, movie, assert_error):
     owner, other, admin = caller(), caller(), caller("admin")
     film = await movie()
     comment = (await post(client, owner, film.movie_id, "first draft")).json()
     path = f"/api/comments/{comment['id']}"
     for intruder in (other, admin):
-        assert_error(await client.put(path, json={"text": "hacked"}, headers=intruder.headers),
-                     403)
+        assert_error(await client.put(path, json={"text": "hacked"}, headers=intruder.headers), 403)
     assert_error(await client.delete(path, headers=other.headers), 403)
     assert_error(await client.put(path, json={"text": " "}, headers=owner.headers), 400)
     edited = await client.put(path, json={"text": "final"}, headers=owner.headers)
@@ -129,14 +132,17 @@ async def test_only_the_owner_edits_and_owner_or_admin_deletes(
     assert (await client.get(f"/api/comments/{film.movie_id}")).json() == []
 
 
-async def test_blocked_words_flag_a_comment_whatever_the_case_or_accents(
-    client, caller, movie
-):
+async def test_blocked_words_flag_a_comment_whatever_the_case_or_accents(client, caller, movie):
     film = await movie()
     user = caller()
-    cases = {"Eres un CABRÓN": "flagged", "what a pile of SHIT": "flagged",
-             "hijo   de  puta": "flagged", "Shitake mushrooms": "visible",
-             "Computadora": "visible", "un cono de helado": "visible"}
+    cases = {
+        "Eres un CABRÓN": "flagged",
+        "what a pile of SHIT": "flagged",
+        "hijo   de  puta": "flagged",
+        "Shitake mushrooms": "visible",
+        "Computadora": "visible",
+        "un cono de helado": "visible",
+    }
     for text, status in cases.items():
         assert (await post(client, user, film.movie_id, text)).json()["status"] == status, text
     public = (await client.get(f"/api/comments/{film.movie_id}")).json()
@@ -150,8 +156,9 @@ async def test_the_word_list_is_configurable(make_app, caller, movie_for):
     async with serve_app(app) as client:
         film = await movie_for(app)
         user = caller()
-        assert (await post(client, user, film.movie_id, "SPOILER: he dies")).json()["status"] \
-            == "flagged"
+        assert (await post(client, user, film.movie_id, "SPOILER: he dies")).json()[
+            "status"
+        ] == "flagged"
         assert (await post(client, user, film.movie_id, "mierda")).json()["status"] == "visible"
 
 
@@ -183,8 +190,11 @@ async def test_reporting_flags_a_comment_for_the_moderation_queue(
     mine = [c for c in queue if c["id"] == comment["id"]]
     assert mine and mine[0]["status"] == "flagged" and mine[0]["reports"] == 1
     assert_error(await client.get("/api/comments/moderation", headers=reporter.headers), 403)
-    assert_error(await client.post(f"/api/comments/{uuid.uuid4().hex}/report",
-                                   headers=reporter.headers), 404, "Comment not found")
+    assert_error(
+        await client.post(f"/api/comments/{uuid.uuid4().hex}/report", headers=reporter.headers),
+        404,
+        "Comment not found",
+    )
 
 
 async def test_an_admin_hides_and_restores_a_comment(client, caller, movie, assert_error):
@@ -193,8 +203,11 @@ async def test_an_admin_hides_and_restores_a_comment(client, caller, movie, asse
     comment = (await post(client, author, film.movie_id, "borderline")).json()
     path = f"/api/comments/{comment['id']}"
     assert_error(await client.patch(path, json={"status": "hidden"}, headers=author.headers), 403)
-    assert_error(await client.patch(path, json={"status": "flagged"}, headers=admin.headers),
-                 400, "Validation error")
+    assert_error(
+        await client.patch(path, json={"status": "flagged"}, headers=admin.headers),
+        400,
+        "Validation error",
+    )
     assert_error(await client.patch(path, json={}, headers=admin.headers), 400)
     hidden = await client.patch(path, json={"status": "hidden"}, headers=admin.headers)
     assert hidden.status_code == 200 and hidden.json()["status"] == "hidden"
@@ -207,10 +220,15 @@ async def test_an_admin_hides_and_restores_a_comment(client, caller, movie, asse
     assert_error(await client.post(f"{path}/report", headers=caller().headers), 404)
     shown = await client.patch(path, json={"status": "visible"}, headers=admin.headers)
     assert shown.json()["status"] == "visible"
-    assert [c["id"] for c in (await client.get(f"/api/comments/{film.movie_id}")).json()] \
-        == [comment["id"]]
-    assert_error(await client.patch(f"/api/comments/{uuid.uuid4().hex}",
-                                    json={"status": "hidden"}, headers=admin.headers), 404)
+    assert [c["id"] for c in (await client.get(f"/api/comments/{film.movie_id}")).json()] == [
+        comment["id"]
+    ]
+    assert_error(
+        await client.patch(
+            f"/api/comments/{uuid.uuid4().hex}", json={"status": "hidden"}, headers=admin.headers
+        ),
+        404,
+    )
 
 
 async def test_posting_and_deleting_publish_comment_events(probe, client, caller, movie):
@@ -220,5 +238,7 @@ async def test_posting_and_deleting_publish_comment_events(probe, client, caller
     await client.delete(f"/api/comments/{comment['id']}", headers=user.headers)
     await wait_for(lambda: len(probe) == 2, message="two comment events")
     assert [e.type for e in probe] == ["comment.created", "comment.deleted"]
-    assert all(e.data == {"comment_id": comment["id"], "user_id": user.id,
-                          "movie_id": film.movie_id} for e in probe)
+    assert all(
+        e.data == {"comment_id": comment["id"], "user_id": user.id, "movie_id": film.movie_id}
+        for e in probe
+    )

@@ -13,17 +13,20 @@ async def test_an_unprojected_movie_is_fetched_once_from_the_movie_service(
     client, caller, fake_movies, publish, processed, projected
 ):
     remote = fake_movies.add(title="Caught up", category="noir")
-    first = await client.post("/api/comments", json={"movieId": remote["id"], "text": "hi"},
-                              headers=caller().headers)
+    first = await client.post(
+        "/api/comments", json={"movieId": remote["id"], "text": "hi"}, headers=caller().headers
+    )
     assert first.status_code == 201, first.text
     assert first.json()["movieId"] == remote["id"]
-    second = await client.post("/api/comments", json={"movieId": remote["id"], "text": "hi"},
-                               headers=caller().headers)
+    second = await client.post(
+        "/api/comments", json={"movieId": remote["id"], "text": "hi"}, headers=caller().headers
+    )
     assert second.status_code == 201
     assert fake_movies.hits == [remote["id"]]
     # The movie.created event that arrives later (same version) changes nothing.
-    late = await publish(MovieCreated(movie_id=remote["id"], title="Caught up", category="noir",
-                                      version=0.0))
+    late = await publish(
+        MovieCreated(movie_id=remote["id"], title="Caught up", category="noir", version=0.0)
+    )
     await wait_for(lambda: processed(late), message="late movie.created consumed")
     assert (await projected(remote["id"])).title == "Caught up"
 
@@ -34,8 +37,11 @@ async def test_a_down_movie_service_gives_a_fast_503(make_app, caller, assert_er
     app = make_app(movies_url=f"http://127.0.0.1:{free_port()}")
     async with serve_app(app) as client:
         started = time.monotonic()
-        resp = await client.post("/api/comments", json={"movieId": uuid.uuid4().hex, "text": "hi"},
-                                 headers=caller().headers)
+        resp = await client.post(
+            "/api/comments",
+            json={"movieId": uuid.uuid4().hex, "text": "hi"},
+            headers=caller().headers,
+        )
         assert time.monotonic() - started < 1.0
     body = assert_error(resp, 503, "Movie service unavailable")
     assert body["code"] == "movies_unavailable" and resp.headers["retry-after"]
@@ -50,8 +56,9 @@ async def test_an_open_breaker_refuses_without_calling_the_movie_service(
         breaker.record(breaker.acquire(), False)
     breaker.release(permit)
     remote = fake_movies.add()
-    resp = await client.post("/api/comments", json={"movieId": remote["id"], "text": "hi"},
-                             headers=caller().headers)
+    resp = await client.post(
+        "/api/comments", json={"movieId": remote["id"], "text": "hi"}, headers=caller().headers
+    )
     assert_error(resp, 503, "Movie service unavailable")
     assert fake_movies.hits == []
 
@@ -64,7 +71,8 @@ async def test_a_slow_movie_service_times_out_into_a_503(
     async with serve_app(app) as client:
         started = time.monotonic()
         movie_id = fake_movies.add()["id"]
-        resp = await client.post("/api/comments", json={"movieId": movie_id, "text": "hi"},
-                                 headers=caller().headers)
+        resp = await client.post(
+            "/api/comments", json={"movieId": movie_id, "text": "hi"}, headers=caller().headers
+        )
         assert time.monotonic() - started < 1.5
     assert_error(resp, 503, "Movie service unavailable")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import func, select
+
 from streamia_comments.comments.models import Author, Comment, Report
 from streamia_kit.events import MovieDeleted, UserDeleted, UserUpdated
 from streamia_kit.testing import wait_for
@@ -21,8 +22,9 @@ async def count(app, model, *where) -> int:  # noqa: ANN001
 
 
 async def post(client, user, movie_id: str, text: str = "hello"):  # noqa: ANN001, ANN201
-    return await client.post("/api/comments", json={"movieId": movie_id, "text": text},
-                             headers=user.headers)
+    return await client.post(
+        "/api/comments", json={"movieId": movie_id, "text": text}, headers=user.headers
+    )
 
 
 async def test_deleting_a_user_removes_their_comments_reports_and_name(
@@ -30,8 +32,9 @@ async def test_deleting_a_user_removes_their_comments_reports_and_name(
 ):
     gone, stays = caller(), caller()
     film = await movie()
-    named = await publish(UserUpdated(user_id=gone.id, email="g@example.com", first_name="Gone",
-                                      last_name="User"))
+    named = await publish(
+        UserUpdated(user_id=gone.id, email="g@example.com", first_name="Gone", last_name="User")
+    )
     await wait_for(lambda: processed(named), message="name projected")
     mine = (await post(client, gone, film.movie_id, "mine")).json()
     theirs = (await post(client, stays, film.movie_id, "theirs")).json()
@@ -39,17 +42,20 @@ async def test_deleting_a_user_removes_their_comments_reports_and_name(
     await publish(user_deleted(gone.id))
 
     async def cleaned() -> bool:
-        return (await count(app, Comment, Comment.user_id == gone.id) == 0
-                and await count(app, Report, Report.reporter_id == gone.id) == 0
-                and await count(app, Author, Author.user_id == gone.id) == 0)
+        return (
+            await count(app, Comment, Comment.user_id == gone.id) == 0
+            and await count(app, Report, Report.reporter_id == gone.id) == 0
+            and await count(app, Author, Author.user_id == gone.id) == 0
+        )
 
     await wait_for(cleaned, message="user's traces removed")
     assert await count(app, Comment, Comment.id == theirs["id"]) == 1
     assert mine["id"] not in (await client.get(f"/api/comments/{film.movie_id}")).text
     assert_error(await post(client, gone, film.movie_id), 401, "Invalid or expired token")
     # A late user.updated does not bring the deleted user's name back.
-    late = await publish(UserUpdated(user_id=gone.id, email="g@example.com", first_name="Back",
-                                     last_name="Again"))
+    late = await publish(
+        UserUpdated(user_id=gone.id, email="g@example.com", first_name="Back", last_name="Again")
+    )
     await wait_for(lambda: processed(late), message="late update consumed")
     assert await count(app, Author, Author.user_id == gone.id) == 0
 
@@ -64,8 +70,9 @@ async def test_deleting_a_movie_removes_its_comments_and_refuses_new_ones(
     await publish(MovieDeleted(movie_id=film.movie_id))
 
     async def cleaned() -> bool:
-        return (await projected(film.movie_id)).deleted and \
-            await count(app, Comment, Comment.movie_id == film.movie_id) == 0
+        return (await projected(film.movie_id)).deleted and await count(
+            app, Comment, Comment.movie_id == film.movie_id
+        ) == 0
 
     await wait_for(cleaned, message="movie's comments removed")
     assert len((await client.get(f"/api/comments/{kept.movie_id}")).json()) == 1
@@ -88,8 +95,9 @@ async def test_comments_racing_a_user_deletion_never_leave_an_orphan(
     assert set(statuses) <= {201, 401}, statuses
 
     async def done() -> bool:
-        return (await post(client, user, films[0].movie_id)).status_code == 401 and \
-            await count(app, Comment, Comment.user_id == user.id) == 0
+        return (await post(client, user, films[0].movie_id)).status_code == 401 and await count(
+            app, Comment, Comment.user_id == user.id
+        ) == 0
 
     await wait_for(done, message="cleanup complete")
     assert await count(app, Comment, Comment.user_id == user.id) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from streamia_favorites.app import create_app
 from streamia_favorites.config import FavoritesSettings
 from streamia_kit.auth import SigningKey, StaticKeys

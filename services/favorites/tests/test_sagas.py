@@ -24,8 +24,9 @@ async def test_deleting_a_user_removes_their_favorites_and_no_one_elses(
     films = [await movie() for _ in range(3)]
     for film in films:
         for user in (gone, stays):
-            await client.post("/api/favorites", json={"movieId": film.movie_id},
-                              headers=user.headers)
+            await client.post(
+                "/api/favorites", json={"movieId": film.movie_id}, headers=user.headers
+            )
     await publish(user_deleted(gone.id))
     await wait_for(lambda: _empty(client, gone), message="favorites removed")
     assert len(await favorites_of(client, stays)) == 3
@@ -44,13 +45,15 @@ async def test_a_deleted_user_cannot_add_favorites_afterwards(
     other = await movie()
 
     async def refused() -> bool:
-        resp = await client.post("/api/favorites", json={"movieId": film.movie_id},
-                                 headers=gone.headers)
+        resp = await client.post(
+            "/api/favorites", json={"movieId": film.movie_id}, headers=gone.headers
+        )
         return resp.status_code == 401
 
     await wait_for(refused, message="write refused after user.deleted")
-    resp = await client.post("/api/favorites", json={"movieId": other.movie_id},
-                             headers=gone.headers)
+    resp = await client.post(
+        "/api/favorites", json={"movieId": other.movie_id}, headers=gone.headers
+    )
     assert_error(resp, 401, "Invalid or expired token")
     assert await favorites_of(client, gone) == []
 
@@ -62,8 +65,7 @@ async def test_deleting_a_movie_removes_it_from_everyones_favorites_and_tombston
     film, kept = await movie(title="Doomed"), await movie(title="Kept")
     for user in users:
         for f in (film, kept):
-            await client.post("/api/favorites", json={"movieId": f.movie_id},
-                              headers=user.headers)
+            await client.post("/api/favorites", json={"movieId": f.movie_id}, headers=user.headers)
     await publish(MovieDeleted(movie_id=film.movie_id, title="Doomed"))
 
     async def cleaned() -> bool:
@@ -72,8 +74,9 @@ async def test_deleting_a_movie_removes_it_from_everyones_favorites_and_tombston
 
     await wait_for(cleaned, message="movie removed from favorites")
     assert (await projected(film.movie_id)).deleted
-    resp = await client.post("/api/favorites", json={"movieId": film.movie_id},
-                             headers=caller().headers)
+    resp = await client.post(
+        "/api/favorites", json={"movieId": film.movie_id}, headers=caller().headers
+    )
     assert_error(resp, 404, "Movie not found")
 
 
@@ -83,12 +86,14 @@ async def test_a_late_movie_update_does_not_bring_a_deleted_movie_back(
     film = await movie()
     await publish(MovieDeleted(movie_id=film.movie_id))
     await wait_for(lambda: _deleted(projected, film.movie_id), message="tombstone")
-    update = await publish(MovieUpdated(movie_id=film.movie_id, title="Zombie",
-                                        version=film.version + 100))
+    update = await publish(
+        MovieUpdated(movie_id=film.movie_id, title="Zombie", version=film.version + 100)
+    )
     await wait_for(lambda: processed(update), message="late update consumed")
     assert (await projected(film.movie_id)).deleted
-    resp = await client.post("/api/favorites", json={"movieId": film.movie_id},
-                             headers=caller().headers)
+    resp = await client.post(
+        "/api/favorites", json={"movieId": film.movie_id}, headers=caller().headers
+    )
     assert_error(resp, 404, "Movie not found")
 
 
@@ -107,8 +112,11 @@ async def test_the_newest_movie_version_wins_whatever_the_arrival_order(
     await wait_for(lambda: _titled(projected, film.movie_id, "New title"), message="update")
     stale = await publish(older)
     await wait_for(lambda: processed(stale), message="stale update consumed")
-    fav = (await client.post("/api/favorites", json={"movieId": film.movie_id},
-                             headers=caller().headers)).json()
+    fav = (
+        await client.post(
+            "/api/favorites", json={"movieId": film.movie_id}, headers=caller().headers
+        )
+    ).json()
     assert fav["title"] == "New title"
 
 
@@ -146,8 +154,9 @@ async def test_writes_racing_a_movie_deletion_never_leave_an_orphan(
     users = [caller() for _ in range(12)]
 
     async def add(user) -> int:  # noqa: ANN001
-        resp = await client.post("/api/favorites", json={"movieId": film.movie_id},
-                                 headers=user.headers)
+        resp = await client.post(
+            "/api/favorites", json={"movieId": film.movie_id}, headers=user.headers
+        )
         return resp.status_code
 
     early = [asyncio.create_task(add(u)) for u in users[:6]]
@@ -156,16 +165,18 @@ async def test_writes_racing_a_movie_deletion_never_leave_an_orphan(
     statuses = await asyncio.gather(*early, *late)
     assert set(statuses) <= {201, 404}, statuses
     from sqlalchemy import func, select
+
     from streamia_favorites.favorites.models import Favorite
 
     async def remaining() -> int:
         async with app.state.service.db.sessions() as session:
             return await session.scalar(
-                select(func.count()).select_from(Favorite)
-                .where(Favorite.movie_id == film.movie_id))
+                select(func.count()).select_from(Favorite).where(Favorite.movie_id == film.movie_id)
+            )
 
-    await wait_for(lambda: _deleted_and_empty(app, film.movie_id, remaining),
-                   message="cleanup done")
+    await wait_for(
+        lambda: _deleted_and_empty(app, film.movie_id, remaining), message="cleanup done"
+    )
     # Any write still in flight after the tombstone is refused; nothing can reappear.
     assert await add(caller()) == 404
     assert await remaining() == 0

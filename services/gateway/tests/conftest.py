@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from streamia_gateway.testing import (
     FakeUpstream,
     RunningGateway,

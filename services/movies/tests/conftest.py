@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.testing import Stack, serve_app
 from streamia_movies.app import create_app
@@ -61,11 +62,29 @@ def clip(tmp_path_factory) -> Path:
     """A 3-second mp4 with a test picture and a tone."""
     path = tmp_path_factory.mktemp("clips") / "clip.mp4"
     subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=3",
-         "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
-         "-c:v", "libx264", "-c:a", "aac", "-shortest", str(path)],
-        check=True, timeout=60,
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=160x120:rate=10:duration=3",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=3",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
     )
     return path
 
@@ -108,7 +127,11 @@ def upload(tokens, clip):
     async def send(client, data: bytes | None = None, filename: str = "clip.mp4", **fields):
         form = {"title": "Clip", **fields}
         content = clip.read_bytes() if data is None else data
-        return await client.post("/api/movies/upload", headers=tokens("admin"), data=form,
-                                 files={"video": (filename, content, "video/mp4")})
+        return await client.post(
+            "/api/movies/upload",
+            headers=tokens("admin"),
+            data=form,
+            files={"video": (filename, content, "video/mp4")},
+        )
 
     return send

@@ -18,6 +18,7 @@ import pytest
 import structlog
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
+
 from streamia_kit.events import Envelope, Event
 from streamia_kit.infra import Infrastructure
 from streamia_kit.logging import configure_logging
@@ -73,8 +74,9 @@ class MailServer:
     async def stop(self) -> None:
         await asyncio.to_thread(self._stop)
 
-    def find(self, event_id: str | None = None, to: str | None = None,
-             kind: str | None = None) -> list[EmailMessage]:
+    def find(
+        self, event_id: str | None = None, to: str | None = None, kind: str | None = None
+    ) -> list[EmailMessage]:
         with self._lock:
             found = list(self.messages)
         if event_id is not None:
@@ -146,8 +148,10 @@ def publish() -> Callable[..., Any]:
 
 
 def emails_total(kind: str, outcome: str) -> float:
-    return REGISTRY.get_sample_value(
-        "streamia_emails_total", {"kind": kind, "outcome": outcome}) or 0.0
+    return (
+        REGISTRY.get_sample_value("streamia_emails_total", {"kind": kind, "outcome": outcome})
+        or 0.0
+    )
 
 
 @pytest.fixture
@@ -210,11 +214,15 @@ class CapturedLogs(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self.lines: list[str] = []
-        self.setFormatter(structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        structlog.processors.JSONRenderer()],
-            foreign_pre_chain=[structlog.stdlib.add_log_level],
-        ))
+        self.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=[
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.JSONRenderer(),
+                ],
+                foreign_pre_chain=[structlog.stdlib.add_log_level],
+            )
+        )
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.name.startswith("mail.log"):

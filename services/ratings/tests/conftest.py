@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.testing import FakeMovies, Stack
 from streamia_ratings.app import create_app

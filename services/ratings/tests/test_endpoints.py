@@ -10,8 +10,9 @@ RATING_FIELDS = {"id", "_id", "movieId", "userId", "rating", "createdAt", "updat
 
 
 async def rate(client, user, movie_id: str, stars: object):  # noqa: ANN001, ANN201
-    return await client.post("/api/ratings", json={"movieId": movie_id, "rating": stars},
-                             headers=user.headers)
+    return await client.post(
+        "/api/ratings", json={"movieId": movie_id, "rating": stars}, headers=user.headers
+    )
 
 
 async def test_rating_a_movie_creates_then_updates_the_callers_rating(client, caller, movie):
@@ -36,8 +37,12 @@ async def test_the_public_summary_has_average_count_and_distribution(client, cal
         await rate(client, caller(), film.movie_id, stars)
     resp = await client.get(f"/api/ratings/movie/{film.movie_id}")
     assert resp.status_code == 200
-    assert resp.json() == {"movieId": film.movie_id, "average": 4.33, "count": 3,
-                           "distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1}}
+    assert resp.json() == {
+        "movieId": film.movie_id,
+        "average": 4.33,
+        "count": 3,
+        "distribution": {"1": 0, "2": 0, "3": 0, "4": 2, "5": 1},
+    }
     unrated = await movie()
     empty = (await client.get(f"/api/ratings/movie/{unrated.movie_id}")).json()
     assert empty["count"] == 0 and empty["average"] == 0
@@ -72,8 +77,9 @@ async def test_the_rating_must_be_an_integer_json_number_from_1_to_5(
         assert "rating" in body["details"]["fieldErrors"], bad
     missing = await client.post("/api/ratings", json={"rating": 3}, headers=user.headers)
     assert "movieId" in assert_error(missing, 400)["details"]["fieldErrors"]
-    garbage = await client.post("/api/ratings", content=b"{", headers={
-        **user.headers, "content-type": "application/json"})
+    garbage = await client.post(
+        "/api/ratings", content=b"{", headers={**user.headers, "content-type": "application/json"}
+    )
     assert_error(garbage, 400)
 
 
@@ -107,13 +113,13 @@ async def test_a_user_reads_their_own_ratings_and_an_admin_reads_anyones(
     assert [r["movieId"] for r in own.json()] == [f.movie_id for f in reversed(films)]
     paged = await client.get(f"/api/ratings/{owner.id}?limit=2&page=2", headers=owner.headers)
     assert [r["movieId"] for r in paged.json()] == [films[0].movie_id]
-    assert (await client.get(f"/api/ratings/{owner.id}", headers=admin.headers)).json() \
-        == own.json()
+    assert (
+        await client.get(f"/api/ratings/{owner.id}", headers=admin.headers)
+    ).json() == own.json()
     assert_error(await client.get(f"/api/ratings/{owner.id}", headers=other.headers), 403)
     assert (await client.get(f"/api/ratings/{other.id}", headers=other.headers)).json() == []
     assert_error(await client.get(f"/api/ratings/{owner.id}"), 401, "No token provided")
-    assert_error(await client.get(f"/api/ratings/{owner.id}?limit=500",
-                                  headers=owner.headers), 400)
+    assert_error(await client.get(f"/api/ratings/{owner.id}?limit=500", headers=owner.headers), 400)
 
 
 async def test_only_the_owner_changes_or_deletes_a_rating(client, caller, movie, assert_error):
@@ -136,8 +142,9 @@ async def test_only_the_owner_changes_or_deletes_a_rating(client, caller, movie,
     assert deleted.json()["summary"] == {"average": 0.0, "count": 0} and deleted.json()["message"]
     assert_error(await client.delete(path, headers=owner.headers), 404, "Rating not found")
     assert_error(await client.put(path, json={"rating": 2}, headers=owner.headers), 404)
-    assert_error(await client.put("/api/ratings/%00", json={"rating": 2},
-                                  headers=owner.headers), 404)
+    assert_error(
+        await client.put("/api/ratings/%00", json={"rating": 2}, headers=owner.headers), 404
+    )
 
 
 async def test_writes_publish_rating_events_with_the_summary(probe, client, caller, movie):
@@ -149,8 +156,10 @@ async def test_writes_publish_rating_events_with_the_summary(probe, client, call
     await wait_for(lambda: len(probe) == 3, message="three rating events")
     assert [e.type for e in probe] == ["rating.created", "rating.updated", "rating.deleted"]
     assert [e.data["summary"] for e in probe] == [
-        {"average": 4.0, "count": 1}, {"average": 2.0, "count": 1}, {"average": 0.0, "count": 0}]
+        {"average": 4.0, "count": 1},
+        {"average": 2.0, "count": 1},
+        {"average": 0.0, "count": 0},
+    ]
     versions = [e.data["version"] for e in probe]
     assert versions == sorted(versions)
-    assert all(e.data["rating_id"] == rating["id"] and e.data["user_id"] == user.id
-               for e in probe)
+    assert all(e.data["rating_id"] == rating["id"] and e.data["user_id"] == user.id for e in probe)

@@ -13,8 +13,9 @@ def user_deleted(user_id: str) -> UserDeleted:
 
 
 async def rate(client, user, movie_id: str, stars: int) -> int:  # noqa: ANN001
-    resp = await client.post("/api/ratings", json={"movieId": movie_id, "rating": stars},
-                             headers=user.headers)
+    resp = await client.post(
+        "/api/ratings", json={"movieId": movie_id, "rating": stars}, headers=user.headers
+    )
     return resp.status_code
 
 
@@ -36,12 +37,15 @@ async def test_deleting_a_user_removes_their_ratings_and_republishes_each_summar
         summary = (await client.get(f"/api/ratings/movie/{film.movie_id}")).json()
         assert summary["count"] == 1 and summary["average"] == 1.0
     assert len((await client.get(f"/api/ratings/{stays.id}", headers=stays.headers)).json()) == 2
-    await wait_for(lambda: sum(e.type == "rating.deleted" for e in probe) == 2,
-                   message="rating.deleted per removed rating")
+    await wait_for(
+        lambda: sum(e.type == "rating.deleted" for e in probe) == 2,
+        message="rating.deleted per removed rating",
+    )
     deleted = [e.data for e in probe if e.type == "rating.deleted"]
     assert {d["movie_id"] for d in deleted} == {f.movie_id for f in films}
-    assert all(d["user_id"] == gone.id and d["summary"] == {"average": 1.0, "count": 1}
-               for d in deleted)
+    assert all(
+        d["user_id"] == gone.id and d["summary"] == {"average": 1.0, "count": 1} for d in deleted
+    )
 
 
 async def test_a_deleted_user_can_no_longer_rate(client, caller, movie, publish, assert_error):
@@ -111,14 +115,19 @@ async def test_ratings_racing_a_movie_deletion_never_leave_an_orphan(
     statuses = await asyncio.gather(*early, *late)
     assert set(statuses) <= {201, 404}, statuses
     from sqlalchemy import func, select
+
     from streamia_ratings.ratings.models import MovieSummary, Rating
 
     async def leftovers() -> tuple[int, int]:
         async with app.state.service.db.sessions() as session:
-            ratings = await session.scalar(select(func.count()).select_from(Rating)
-                                           .where(Rating.movie_id == film.movie_id))
-            summaries = await session.scalar(select(func.count()).select_from(MovieSummary)
-                                             .where(MovieSummary.movie_id == film.movie_id))
+            ratings = await session.scalar(
+                select(func.count()).select_from(Rating).where(Rating.movie_id == film.movie_id)
+            )
+            summaries = await session.scalar(
+                select(func.count())
+                .select_from(MovieSummary)
+                .where(MovieSummary.movie_id == film.movie_id)
+            )
         return ratings, summaries
 
     async def done() -> bool:
@@ -134,8 +143,9 @@ async def test_concurrent_ratings_of_one_movie_keep_an_exact_summary(client, cal
     film = await movie()
     users = [caller() for _ in range(10)]
     stars = [1, 2, 3, 4, 5, 5, 4, 3, 2, 1]
-    await asyncio.gather(*(rate(client, u, film.movie_id, s)
-                           for u, s in zip(users, stars, strict=True)))
+    await asyncio.gather(
+        *(rate(client, u, film.movie_id, s) for u, s in zip(users, stars, strict=True))
+    )
     summary = (await client.get(f"/api/ratings/movie/{film.movie_id}")).json()
     assert summary["count"] == 10 and summary["average"] == 3.0
     assert summary["distribution"] == {"1": 2, "2": 2, "3": 2, "4": 2, "5": 2}

@@ -4,6 +4,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+
 from streamia_kit.testing import Stack, serve_app
 from streamia_users.app import create_app
 from streamia_users.config import UsersSettings
@@ -13,9 +14,12 @@ PASSWORD = "Str0ng!Passw0rd"
 
 def registration(**overrides: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "firstName": "Ana", "lastName": "García", "age": 31,
+        "firstName": "Ana",
+        "lastName": "García",
+        "age": 31,
         "email": f"ana-{uuid.uuid4().hex[:10]}@example.com",
-        "password": PASSWORD, "confirmPassword": PASSWORD,
+        "password": PASSWORD,
+        "confirmPassword": PASSWORD,
     }
     body.update(overrides)
     return body

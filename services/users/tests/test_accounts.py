@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import jwt
+
 from streamia_kit.auth import SigningKey
 
 PASSWORD = "Str0ng!Passw0rd"
@@ -28,8 +29,17 @@ async def test_registering_returns_the_user_and_a_token_with_the_monolith_claims
     assert user["id"] == user["_id"]
     assert user["email"] == "mixed.case@example.com"
     assert user["role"] == "user"
-    assert set(user) == {"id", "_id", "firstName", "lastName", "age", "email", "role",
-                         "createdAt", "updatedAt"}
+    assert set(user) == {
+        "id",
+        "_id",
+        "firstName",
+        "lastName",
+        "age",
+        "email",
+        "role",
+        "createdAt",
+        "updatedAt",
+    }
     header = jwt.get_unverified_header(data["token"])
     claims = jwt.decode(data["token"], options={"verify_signature": False})
     assert header["kid"] and header["alg"] == "EdDSA"
@@ -45,9 +55,16 @@ async def test_registering_a_taken_email_is_a_conflict(client, new_user):
 
 
 async def test_registration_validation_errors_use_the_monolith_shape(client):
-    resp = await client.post("/api/users/register", json={
-        "firstName": "", "age": "31", "email": "not-an-email", "password": "weakpass",
-        "confirmPassword": "other"})
+    resp = await client.post(
+        "/api/users/register",
+        json={
+            "firstName": "",
+            "age": "31",
+            "email": "not-an-email",
+            "password": "weakpass",
+            "confirmPassword": "other",
+        },
+    )
     body = assert_error(resp, 400, "Validation error")
     fields = body["details"]["fieldErrors"]
     assert set(fields) >= {"firstName", "lastName", "age", "email", "password"}
@@ -57,26 +74,50 @@ async def test_registration_validation_errors_use_the_monolith_shape(client):
 async def test_each_password_rule_is_enforced(client, new_user):
 
     for weak in ("Sh0rt!", "nouppercase1!", "NOLOWERCASE1!", "NoDigits!!", "NoSpecial123"):
-        resp = await client.post("/api/users/register", json={
-            "firstName": "A", "lastName": "B", "age": 20, "email": "x@example.com",
-            "password": weak, "confirmPassword": weak})
+        resp = await client.post(
+            "/api/users/register",
+            json={
+                "firstName": "A",
+                "lastName": "B",
+                "age": 20,
+                "email": "x@example.com",
+                "password": weak,
+                "confirmPassword": weak,
+            },
+        )
         body = assert_error(resp, 400)
         assert "password" in body["details"]["fieldErrors"], weak
 
 
 async def test_mismatched_confirmation_is_reported_on_confirm_password(client):
-    resp = await client.post("/api/users/register", json={
-        "firstName": "A", "lastName": "B", "age": 20, "email": "y@example.com",
-        "password": PASSWORD, "confirmPassword": PASSWORD + "x"})
+    resp = await client.post(
+        "/api/users/register",
+        json={
+            "firstName": "A",
+            "lastName": "B",
+            "age": 20,
+            "email": "y@example.com",
+            "password": PASSWORD,
+            "confirmPassword": PASSWORD + "x",
+        },
+    )
     body = assert_error(resp, 400)
     assert body["details"]["fieldErrors"]["confirmPassword"] == ["Passwords do not match"]
 
 
 async def test_age_must_be_a_json_integer_within_range(client):
     for age in ("31", 31.5, 12, 151, None, True):
-        resp = await client.post("/api/users/register", json={
-            "firstName": "A", "lastName": "B", "age": age, "email": "z@example.com",
-            "password": PASSWORD, "confirmPassword": PASSWORD})
+        resp = await client.post(
+            "/api/users/register",
+            json={
+                "firstName": "A",
+                "lastName": "B",
+                "age": age,
+                "email": "z@example.com",
+                "password": PASSWORD,
+                "confirmPassword": PASSWORD,
+            },
+        )
         body = assert_error(resp, 400)
         assert "age" in body["details"]["fieldErrors"], age
 
@@ -94,8 +135,11 @@ async def test_bad_bodies_get_400_json_never_500(client):
 
 
 async def test_a_one_megabyte_body_is_refused_with_413_json(client):
-    resp = await client.post("/api/users/register", content=b"a" * (1024 * 1024),
-                             headers={"content-type": "application/json"})
+    resp = await client.post(
+        "/api/users/register",
+        content=b"a" * (1024 * 1024),
+        headers={"content-type": "application/json"},
+    )
     assert_error(resp, 413)
 
 
@@ -107,19 +151,28 @@ async def test_login_returns_a_token_and_rejects_wrong_credentials(client, new_u
     assert ok.json()["user"]["email"] == body["email"]
     wrong = await client.post("/api/users/login", json={"email": body["email"], "password": "x"})
     assert_error(wrong, 401, "Email or password incorrect")
-    unknown = await client.post("/api/users/login",
-                                json={"email": "nobody@example.com", "password": PASSWORD})
+    unknown = await client.post(
+        "/api/users/login", json={"email": "nobody@example.com", "password": PASSWORD}
+    )
     assert_error(unknown, 401, "Email or password incorrect")
 
 
 async def test_me_needs_a_valid_token(client, new_user, auth):
     _, data = await new_user(client)
-    assert (await client.get("/api/users/me", headers=auth(data["token"]))).json()["user"] == data["user"]
+    assert (await client.get("/api/users/me", headers=auth(data["token"]))).json()["user"] == data[
+        "user"
+    ]
     assert_error(await client.get("/api/users/me"), 401, "No token provided")
-    assert_error(await client.get("/api/users/me", headers={"Authorization": "Token abc"}), 401,
-                 "No token provided")
-    assert_error(await client.get("/api/users/me", headers=auth("abc.def.ghi")), 401,
-                 "Invalid or expired token")
+    assert_error(
+        await client.get("/api/users/me", headers={"Authorization": "Token abc"}),
+        401,
+        "No token provided",
+    )
+    assert_error(
+        await client.get("/api/users/me", headers=auth("abc.def.ghi")),
+        401,
+        "Invalid or expired token",
+    )
 
 
 async def test_forged_and_expired_tokens_are_refused(client, new_user, auth, users_app):
@@ -127,12 +180,16 @@ async def test_forged_and_expired_tokens_are_refused(client, new_user, auth, use
     forged = SigningKey.load_or_create(users_app.state.users.settings.data_dir / "forger.pem")
     claims = jwt.decode(data["token"], options={"verify_signature": False})
     forged_token = forged.issue(claims["id"], claims["email"], "admin", 3600)
-    assert_error(await client.get("/api/users/me", headers=auth(forged_token)), 401,
-                 "Invalid or expired token")
+    assert_error(
+        await client.get("/api/users/me", headers=auth(forged_token)),
+        401,
+        "Invalid or expired token",
+    )
     real = users_app.state.users.key
     expired = real.issue(claims["id"], claims["email"], "user", 60, now=time.time() - 3600)
-    assert_error(await client.get("/api/users/me", headers=auth(expired)), 401,
-                 "Invalid or expired token")
+    assert_error(
+        await client.get("/api/users/me", headers=auth(expired)), 401, "Invalid or expired token"
+    )
     tampered = data["token"][:-4] + ("AAAA" if not data["token"].endswith("AAAA") else "BBBB")
     assert_error(await client.get("/api/users/me", headers=auth(tampered)), 401)
 
@@ -141,14 +198,16 @@ async def test_updating_the_profile(client, new_user, auth):
     _, data = await new_user(client)
     _, other = await new_user(client)
     headers = auth(data["token"])
-    resp = await client.put("/api/users/me", headers=headers,
-                            json={"firstName": "  Lucía ", "age": 40})
+    resp = await client.put(
+        "/api/users/me", headers=headers, json={"firstName": "  Lucía ", "age": 40}
+    )
     assert resp.status_code == 200
     assert resp.json()["user"]["firstName"] == "Lucía"
     assert resp.json()["user"]["age"] == 40
     assert resp.json()["message"]
-    taken = await client.put("/api/users/me", headers=headers,
-                             json={"email": other["user"]["email"]})
+    taken = await client.put(
+        "/api/users/me", headers=headers, json={"email": other["user"]["email"]}
+    )
     assert_error(taken, 409)
     invalid = await client.put("/api/users/me", headers=headers, json={"age": "forty"})
     assert_error(invalid, 400, "Validation error")
@@ -156,12 +215,16 @@ async def test_updating_the_profile(client, new_user, auth):
 
 async def test_logout_revokes_only_that_token(client, new_user, auth):
     body, data = await new_user(client)
-    second = (await client.post("/api/users/login",
-                                json={"email": body["email"], "password": PASSWORD})).json()
+    second = (
+        await client.post("/api/users/login", json={"email": body["email"], "password": PASSWORD})
+    ).json()
     resp = await client.post("/api/users/logout", headers=auth(data["token"]))
     assert resp.status_code == 200 and resp.json()["message"]
-    assert_error(await client.get("/api/users/me", headers=auth(data["token"])), 401,
-                 "Invalid or expired token")
+    assert_error(
+        await client.get("/api/users/me", headers=auth(data["token"])),
+        401,
+        "Invalid or expired token",
+    )
     assert (await client.get("/api/users/me", headers=auth(second["token"]))).status_code == 200
 
 
@@ -169,28 +232,45 @@ async def test_changing_the_password_revokes_other_sessions_and_returns_a_new_to
     client, new_user, auth
 ):
     body, data = await new_user(client)
-    resp = await client.put("/api/users/change-password", headers=auth(data["token"]), json={
-        "currentPassword": PASSWORD, "newPassword": NEW_PASSWORD, "confirmPassword": NEW_PASSWORD})
+    resp = await client.put(
+        "/api/users/change-password",
+        headers=auth(data["token"]),
+        json={
+            "currentPassword": PASSWORD,
+            "newPassword": NEW_PASSWORD,
+            "confirmPassword": NEW_PASSWORD,
+        },
+    )
     assert resp.status_code == 200, resp.text
     new_token = resp.json()["token"]
     assert_error(await client.get("/api/users/me", headers=auth(data["token"])), 401)
     assert (await client.get("/api/users/me", headers=auth(new_token))).status_code == 200
     old = await client.post("/api/users/login", json={"email": body["email"], "password": PASSWORD})
     assert old.status_code == 401
-    new = await client.post("/api/users/login",
-                            json={"email": body["email"], "password": NEW_PASSWORD})
+    new = await client.post(
+        "/api/users/login", json={"email": body["email"], "password": NEW_PASSWORD}
+    )
     assert new.status_code == 200
 
 
 async def test_change_password_checks_the_current_password_and_the_rules(client, new_user, auth):
     _, data = await new_user(client)
     headers = auth(data["token"])
-    wrong = await client.put("/api/users/change-password", headers=headers, json={
-        "currentPassword": "Wrong!Pass1", "newPassword": NEW_PASSWORD,
-        "confirmPassword": NEW_PASSWORD})
+    wrong = await client.put(
+        "/api/users/change-password",
+        headers=headers,
+        json={
+            "currentPassword": "Wrong!Pass1",
+            "newPassword": NEW_PASSWORD,
+            "confirmPassword": NEW_PASSWORD,
+        },
+    )
     assert_error(wrong, 401)
-    weak = await client.put("/api/users/change-password", headers=headers, json={
-        "currentPassword": PASSWORD, "newPassword": "weak", "confirmPassword": "weak"})
+    weak = await client.put(
+        "/api/users/change-password",
+        headers=headers,
+        json={"currentPassword": PASSWORD, "newPassword": "weak", "confirmPassword": "weak"},
+    )
     assert "newPassword" in assert_error(weak, 400)["details"]["fieldErrors"]
     assert (await client.get("/api/users/me", headers=headers)).status_code == 200
 
@@ -198,15 +278,21 @@ async def test_change_password_checks_the_current_password_and_the_rules(client,
 async def test_deleting_the_account_needs_the_password_and_revokes_tokens(client, new_user, auth):
     body, data = await new_user(client)
     headers = auth(data["token"])
-    assert_error(await client.request("DELETE", "/api/users/me", headers=headers,
-                                      json={"password": "Wrong!Pass1"}), 401)
+    assert_error(
+        await client.request(
+            "DELETE", "/api/users/me", headers=headers, json={"password": "Wrong!Pass1"}
+        ),
+        401,
+    )
     assert_error(await client.request("DELETE", "/api/users/me", headers=headers, json={}), 400)
-    resp = await client.request("DELETE", "/api/users/me", headers=headers,
-                                json={"password": PASSWORD})
+    resp = await client.request(
+        "DELETE", "/api/users/me", headers=headers, json={"password": PASSWORD}
+    )
     assert resp.status_code == 204
     assert_error(await client.get("/api/users/me", headers=headers), 401)
-    login = await client.post("/api/users/login",
-                              json={"email": body["email"], "password": PASSWORD})
+    login = await client.post(
+        "/api/users/login", json={"email": body["email"], "password": PASSWORD}
+    )
     assert login.status_code == 401
     again = await client.post("/api/users/register", json=body)
     assert again.status_code == 201
@@ -224,14 +310,24 @@ async def test_jwks_publishes_the_signing_key(client, new_user):
 
 
 async def test_text_no_database_can_store_is_refused_with_400(client, new_user, auth):
-    resp = await client.post("/api/users/register", json={
-        "firstName": "Ana\u0000", "lastName": "B", "age": 20, "email": "nul@example.com",
-        "password": PASSWORD, "confirmPassword": PASSWORD})
+    resp = await client.post(
+        "/api/users/register",
+        json={
+            "firstName": "Ana\u0000",
+            "lastName": "B",
+            "age": 20,
+            "email": "nul@example.com",
+            "password": PASSWORD,
+            "confirmPassword": PASSWORD,
+        },
+    )
     assert "firstName" in assert_error(resp, 400)["details"]["fieldErrors"]
     _, data = await new_user(client)
-    resp = await client.put("/api/users/me", headers=auth(data["token"]),
-                            content='{"lastName": "\\ud800"}',
-                            )
+    resp = await client.put(
+        "/api/users/me",
+        headers=auth(data["token"]),
+        content='{"lastName": "\\ud800"}',
+    )
     assert_error(resp, 400)
     login = await client.post("/api/users/login", json={"email": "a\u0000@x.io", "password": "p"})
     assert_error(login, 400)

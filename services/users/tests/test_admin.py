@@ -15,8 +15,9 @@ async def test_create_admin_creates_an_admin_and_promotes_existing_accounts(
     async with db.transaction() as session:
         admin = await users.create_admin(session, "boss@example.com", "Adm1n!Secret", "Bo", "Ss")
     assert admin.role == "admin"
-    login = await client.post("/api/users/login",
-                              json={"email": "boss@example.com", "password": "Adm1n!Secret"})
+    login = await client.post(
+        "/api/users/login", json={"email": "boss@example.com", "password": "Adm1n!Secret"}
+    )
     assert jwt.decode(login.json()["token"], options={"verify_signature": False})["role"] == "admin"
 
     body, data = await new_user(client)
@@ -25,5 +26,7 @@ async def test_create_admin_creates_an_admin_and_promotes_existing_accounts(
     assert promoted.id == data["user"]["id"] and promoted.role == "admin"
     # The old token said role=user; it is revoked so no stale role lingers.
     assert (await client.get("/api/users/me", headers=auth(data["token"]))).status_code == 401
-    fresh = await client.post("/api/users/login", json={"email": body["email"], "password": PASSWORD})
+    fresh = await client.post(
+        "/api/users/login", json={"email": body["email"], "password": PASSWORD}
+    )
     assert fresh.json()["user"]["role"] == "admin"

@@ -18,8 +18,12 @@ async def test_account_lifecycle_events_carry_what_consumers_need(stack, new_use
         seen.setdefault(envelope.type, []).append(envelope)
 
     bus = app.state.service.infra.bus
-    for event_type in ("user.registered", "user.updated", "user.deleted",
-                       "password.reset.requested"):
+    for event_type in (
+        "user.registered",
+        "user.updated",
+        "user.deleted",
+        "password.reset.requested",
+    ):
         bus.subscribe("probe", event_type, probe)
 
     async with serve_app(app) as client:
@@ -30,15 +34,22 @@ async def test_account_lifecycle_events_carry_what_consumers_need(stack, new_use
         await client.post("/api/users/forgot-password", json={"email": body["email"]})
         await client.post("/api/users/forgot-password", json={"email": "nobody@example.com"})
         resp = await client.request(
-            "DELETE", "/api/users/me", json={"password": PASSWORD},
-            headers={**headers, "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"})
+            "DELETE",
+            "/api/users/me",
+            json={"password": PASSWORD},
+            headers={**headers, "traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01"},
+        )
         assert resp.status_code == 204
         await wait_for(lambda: len(seen.get("user.deleted", [])) == 1, message="user.deleted")
         await wait_for(lambda: "password.reset.requested" in seen, message="reset event")
 
     registered = seen["user.registered"][0]
-    assert registered.data == {"user_id": user_id, "email": body["email"],
-                               "first_name": "Ana", "last_name": "García"}
+    assert registered.data == {
+        "user_id": user_id,
+        "email": body["email"],
+        "first_name": "Ana",
+        "last_name": "García",
+    }
     assert registered.source == "streamia/users" and registered.specversion == "1.0"
     assert seen["user.updated"][0].data["last_name"] == "Nueva"
     [reset] = seen["password.reset.requested"]  # none for the unknown address
@@ -52,7 +63,8 @@ async def test_account_lifecycle_events_carry_what_consumers_need(stack, new_use
 async def test_forgot_password_answers_the_same_for_unknown_addresses(client, new_user):
     body, _ = await new_user(client)
     known = await client.post("/api/users/forgot-password", json={"email": body["email"]})
-    unknown = await client.post("/api/users/forgot-password",
-                                json={"email": "nobody-here@example.com"})
+    unknown = await client.post(
+        "/api/users/forgot-password", json={"email": "nobody-here@example.com"}
+    )
     assert known.status_code == unknown.status_code == 200
     assert known.json() == unknown.json()

@@ -6,6 +6,7 @@ import hashlib
 from datetime import timedelta
 
 from sqlalchemy import select, update
+
 from streamia_kit.db import utcnow
 from streamia_kit.testing import serve_app, wait_for
 from streamia_users.app import create_app
@@ -26,8 +27,9 @@ async def test_a_reset_token_resets_once_and_revokes_earlier_sessions(stack, new
     app.state.service.infra.bus.subscribe("probe", "password.reset.requested", probe)
     async with serve_app(app) as client:
         body, data = await new_user(client)
-        assert (await client.post("/api/users/forgot-password",
-                                  json={"email": body["email"]})).status_code == 200
+        assert (
+            await client.post("/api/users/forgot-password", json={"email": body["email"]})
+        ).status_code == 200
         await wait_for(lambda: tokens, message="reset token event")
         raw = tokens[0]
 
@@ -43,7 +45,9 @@ async def test_a_reset_token_resets_once_and_revokes_earlier_sessions(stack, new
         assert again.status_code == 400
         assert again.json()["message"] == "Expired or invalid token"
         assert (await client.get("/api/users/me", headers=auth(data["token"]))).status_code == 401
-        login = await client.post("/api/users/login", json={"email": body["email"], "password": NEW})
+        login = await client.post(
+            "/api/users/login", json={"email": body["email"], "password": NEW}
+        )
         assert login.status_code == 200
 
 
@@ -60,13 +64,18 @@ async def test_an_expired_or_unknown_reset_token_is_refused(stack, new_user):
         await client.post("/api/users/forgot-password", json={"email": body["email"]})
         await wait_for(lambda: tokens, message="reset token event")
         async with app.state.service.db.transaction() as session:
-            await session.execute(update(PasswordResetToken).values(
-                expires_at=utcnow() - timedelta(seconds=1)))
+            await session.execute(
+                update(PasswordResetToken).values(expires_at=utcnow() - timedelta(seconds=1))
+            )
         for token in (tokens[0], "not-a-real-token"):
-            resp = await client.post("/api/users/reset-password", json={
-                "token": token, "newPassword": NEW, "confirmPassword": NEW})
+            resp = await client.post(
+                "/api/users/reset-password",
+                json={"token": token, "newPassword": NEW, "confirmPassword": NEW},
+            )
             assert resp.status_code == 400
             assert resp.json()["message"] == "Expired or invalid token"
-        weak = await client.post("/api/users/reset-password", json={
-            "token": tokens[0], "newPassword": "weak", "confirmPassword": "weak"})
+        weak = await client.post(
+            "/api/users/reset-password",
+            json={"token": tokens[0], "newPassword": "weak", "confirmPassword": "weak"},
+        )
         assert weak.status_code == 400 and "newPassword" in weak.json()["details"]["fieldErrors"]

@@ -126,8 +126,7 @@ class EventBus(abc.ABC):
         key = (sub.queue, verdict.outcome)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = EVENTS_CONSUMED.labels(sub.queue,
-                                                                   verdict.outcome.value)
+            counter = self._counters[key] = EVENTS_CONSUMED.labels(sub.queue, verdict.outcome.value)
         counter.inc()
         if verdict.outcome is Outcome.DEAD:
             DEAD_LETTERS.labels(sub.queue).inc()
@@ -165,8 +164,12 @@ class EventBus(abc.ABC):
             try:
                 invalid = set(await batch([env for _, env in parsed]))
             except Exception as exc:
-                log.info("batch_failed_one_by_one", queue=sub.queue, size=len(parsed),
-                         error=f"{type(exc).__name__}: {exc}"[:300])
+                log.info(
+                    "batch_failed_one_by_one",
+                    queue=sub.queue,
+                    size=len(parsed),
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                )
             else:
                 alone = []
                 for n, (position, envelope) in enumerate(parsed):
@@ -176,7 +179,8 @@ class EventBus(abc.ABC):
                         verdicts[position] = self._count(sub, Verdict(Outcome.DONE))
         for position, envelope in alone:
             verdicts[position] = self._count(
-                sub, await self._run(sub, envelope, deliveries[position][1]))
+                sub, await self._run(sub, envelope, deliveries[position][1])
+            )
         return verdicts  # type: ignore[return-value]
 
     @staticmethod
@@ -196,12 +200,23 @@ class EventBus(abc.ABC):
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"[:1000]
             if attempt >= self.max_attempts:
-                log.error("dead_lettered", queue=sub.queue, event_id=envelope.id,
-                          attempts=attempt, error=error)
+                log.error(
+                    "dead_lettered",
+                    queue=sub.queue,
+                    event_id=envelope.id,
+                    attempts=attempt,
+                    error=error,
+                )
                 return Verdict(Outcome.DEAD, error)
             delay = self.backoff(attempt)
-            log.warning("handler_failed", queue=sub.queue, event_id=envelope.id,
-                        attempt=attempt, retry_in=delay, error=error)
+            log.warning(
+                "handler_failed",
+                queue=sub.queue,
+                event_id=envelope.id,
+                attempt=attempt,
+                retry_in=delay,
+                error=error,
+            )
             return Verdict(Outcome.RETRY, error, delay)
         return Verdict(Outcome.DONE)
 

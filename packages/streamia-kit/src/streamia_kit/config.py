@@ -29,46 +29,83 @@ class ServiceSettings(BaseSettings):
 
     service_name: ClassVar[str] = "service"
 
-    environment: Literal["development", "test", "production"] = Field("development", description='development, test or production (production refuses default secrets)')
-    host: str = Field("127.0.0.1", description='interface to bind (0.0.0.0 in containers)')
-    port: int | None = Field(None, description="port for `streamia serve` (default: the port of the service's own URL)")
-    data_dir: Path = Field(Path(".streamia"), description='SQLite files, in-process bus, media, email outbox, dev signing key')
-    log_level: str = Field("INFO", description='DEBUG, INFO, WARNING, ...')
-    log_format: Literal["json", "console"] = Field("json", description='json (default) or console')
+    environment: Literal["development", "test", "production"] = Field(
+        "development",
+        description="development, test or production (production refuses default secrets)",
+    )
+    host: str = Field("127.0.0.1", description="interface to bind (0.0.0.0 in containers)")
+    port: int | None = Field(
+        None, description="port for `streamia serve` (default: the port of the service's own URL)"
+    )
+    data_dir: Path = Field(
+        Path(".streamia"),
+        description="SQLite files, in-process bus, media, email outbox, dev signing key",
+    )
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ...")
+    log_format: Literal["json", "console"] = Field("json", description="json (default) or console")
 
     # Infrastructure. Unset => embedded adapters (SQLite file, in-process bus and cache).
     # database_url may contain "{service}", e.g. postgresql+asyncpg://postgres@127.0.0.1/streamia_{service}
-    database_url: str | None = Field(None, description='SQLAlchemy URL; `{service}` becomes the service name. Unset: SQLite under data_dir')
-    amqp_url: str | None = Field(None, description='RabbitMQ URL. Unset: the in-process bus')
-    redis_url: str | None = Field(None, description='Redis URL (cache, rate limits, revocation, email jobs). Unset: in process')
-    create_database: bool = Field(True, description='create the PostgreSQL database on start if missing')
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL; `{service}` becomes the service name. Unset: SQLite under data_dir",
+    )
+    amqp_url: str | None = Field(None, description="RabbitMQ URL. Unset: the in-process bus")
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (cache, rate limits, revocation, email jobs). Unset: in process",
+    )
+    create_database: bool = Field(
+        True, description="create the PostgreSQL database on start if missing"
+    )
     # Prefix for exchange/queue names and Redis keys: keeps parallel test runs apart.
-    namespace: str = Field("", description='prefix for exchanges, queues and Redis keys (isolates parallel runs)')
+    namespace: str = Field(
+        "", description="prefix for exchanges, queues and Redis keys (isolates parallel runs)"
+    )
 
     # Where the other services live (the gateway proxies to them; services fetch JWKS).
-    gateway_url: str = Field("http://127.0.0.1:8080", description='where the gateway listens')
-    users_url: str = Field("http://127.0.0.1:3001", description='users service base URL (also the JWKS source)')
-    movies_url: str = Field("http://127.0.0.1:3002", description='movies service base URL')
-    favorites_url: str = Field("http://127.0.0.1:3003", description='favorites service base URL')
-    ratings_url: str = Field("http://127.0.0.1:3004", description='ratings service base URL')
-    comments_url: str = Field("http://127.0.0.1:3005", description='comments service base URL')
-    notifications_url: str = Field("http://127.0.0.1:3006", description='notification service base URL')
-    frontend_url: str = Field("http://localhost:8080", description='web app base URL used in email links (`/reset-password/<token>`)')
+    gateway_url: str = Field("http://127.0.0.1:8080", description="where the gateway listens")
+    users_url: str = Field(
+        "http://127.0.0.1:3001", description="users service base URL (also the JWKS source)"
+    )
+    movies_url: str = Field("http://127.0.0.1:3002", description="movies service base URL")
+    favorites_url: str = Field("http://127.0.0.1:3003", description="favorites service base URL")
+    ratings_url: str = Field("http://127.0.0.1:3004", description="ratings service base URL")
+    comments_url: str = Field("http://127.0.0.1:3005", description="comments service base URL")
+    notifications_url: str = Field(
+        "http://127.0.0.1:3006", description="notification service base URL"
+    )
+    frontend_url: str = Field(
+        "http://localhost:8080",
+        description="web app base URL used in email links (`/reset-password/<token>`)",
+    )
 
     # Messaging.
-    max_delivery_attempts: int = Field(5, description='deliveries of an event before it goes to `<queue>.dlq`')
-    retry_base_delay_seconds: float = Field(0.5, description='first retry delay; doubles each attempt')
-    prefetch: int = Field(64, description='RabbitMQ prefetch per consumer channel')
-    outbox_poll_seconds: float = Field(1.0, description='outbox relay poll interval (it is also woken on commit)')
+    max_delivery_attempts: int = Field(
+        5, description="deliveries of an event before it goes to `<queue>.dlq`"
+    )
+    retry_base_delay_seconds: float = Field(
+        0.5, description="first retry delay; doubles each attempt"
+    )
+    prefetch: int = Field(64, description="RabbitMQ prefetch per consumer channel")
+    outbox_poll_seconds: float = Field(
+        1.0, description="outbox relay poll interval (it is also woken on commit)"
+    )
 
     # Requests.
-    max_json_body_bytes: int = Field(64 * 1024, description='largest JSON request body (413 above it)')
+    max_json_body_bytes: int = Field(
+        64 * 1024, description="largest JSON request body (413 above it)"
+    )
 
     # Observability.
-    otlp_endpoint: str | None = Field(None, description='OTLP/HTTP endpoint for traces (e.g. Jaeger), unset: no export')
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP endpoint for traces (e.g. Jaeger), unset: no export"
+    )
 
     # Shared secret for service-to-service calls that carry no user (e.g. projections catch-up).
-    internal_secret: str = Field(DEV_INTERNAL_SECRET, description='shared secret for service-to-service calls')
+    internal_secret: str = Field(
+        DEV_INTERNAL_SECRET, description="shared secret for service-to-service calls"
+    )
 
     @property
     def is_production(self) -> bool:

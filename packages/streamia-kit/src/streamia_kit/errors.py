@@ -116,8 +116,11 @@ def validation_details(errors: list[dict[str, Any]]) -> tuple[str, str, dict[str
     form_errors: list[str] = []
     for err in errors:
         if err.get("type") == "json_invalid":
-            return "Malformed JSON body", "invalid_json", {"formErrors": [
-                "Request body is not valid JSON"], "fieldErrors": {}}
+            return (
+                "Malformed JSON body",
+                "invalid_json",
+                {"formErrors": ["Request body is not valid JSON"], "fieldErrors": {}},
+            )
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         msg = _clean(str(err.get("msg", "Invalid value")))
         if err.get("type") == "missing" and not loc:
@@ -126,8 +129,11 @@ def validation_details(errors: list[dict[str, Any]]) -> tuple[str, str, dict[str
             field_errors.setdefault(".".join(loc), []).append(msg)
         else:
             form_errors.append(msg)
-    return "Validation error", "validation_error", {
-        "formErrors": form_errors, "fieldErrors": field_errors}
+    return (
+        "Validation error",
+        "validation_error",
+        {"formErrors": form_errors, "fieldErrors": field_errors},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -35,7 +35,10 @@ class Envelope(BaseModel):
     @classmethod
     def wrap(cls, event: Event, source: str, traceparent: str | None = None) -> Envelope:
         return cls(
-            source=source, type=event.type, traceparent=traceparent, data=event.model_dump(mode="json")
+            source=source,
+            type=event.type,
+            traceparent=traceparent,
+            data=event.model_dump(mode="json"),
         )
 
 
@@ -187,10 +190,20 @@ class CommentDeleted(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
-        UserRegistered, UserUpdated, UserDeleted, PasswordResetRequested,
-        MovieCreated, MovieUpdated, MovieDeleted,
-        RatingCreated, RatingUpdated, RatingDeleted,
-        FavoriteAdded, FavoriteRemoved, CommentCreated, CommentDeleted,
+        UserRegistered,
+        UserUpdated,
+        UserDeleted,
+        PasswordResetRequested,
+        MovieCreated,
+        MovieUpdated,
+        MovieDeleted,
+        RatingCreated,
+        RatingUpdated,
+        RatingDeleted,
+        FavoriteAdded,
+        FavoriteRemoved,
+        CommentCreated,
+        CommentDeleted,
     )
 }
 

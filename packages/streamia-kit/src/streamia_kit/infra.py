@@ -26,7 +26,9 @@ class Infrastructure:
     started: bool = field(default=False, init=False)
 
     @classmethod
-    def from_settings(cls, settings: ServiceSettings, namespace: str | None = None) -> Infrastructure:
+    def from_settings(
+        cls, settings: ServiceSettings, namespace: str | None = None
+    ) -> Infrastructure:
         ns = settings.namespace if namespace is None else namespace
         bus_args = dict(
             max_attempts=settings.max_delivery_attempts,

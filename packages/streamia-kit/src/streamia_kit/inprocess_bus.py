@@ -170,21 +170,27 @@ class InProcessBus(EventBus):
                 continue
             # One transaction for the whole batch when the handler can (see dispatch_many).
             verdicts = await self.dispatch_many(
-                sub, [(body, attempt) for _, body, attempt in batch])
-            done = [row_id for (row_id, _, _), v in zip(batch, verdicts, strict=True)
-                    if v.outcome is Outcome.DONE]
+                sub, [(body, attempt) for _, body, attempt in batch]
+            )
+            done = [
+                row_id
+                for (row_id, _, _), v in zip(batch, verdicts, strict=True)
+                if v.outcome is Outcome.DONE
+            ]
             if done:
                 await self._settle_done(done)
             for (row_id, _, attempt), verdict in zip(batch, verdicts, strict=True):
                 if verdict.outcome is not Outcome.DONE:
-                    await self._settle(row_id, attempt, verdict.outcome, verdict.error,
-                                       verdict.delay)
+                    await self._settle(
+                        row_id, attempt, verdict.outcome, verdict.error, verdict.delay
+                    )
 
     async def _settle_done(self, row_ids: list[int]) -> None:
         db = await self._conn()
         async with self._lock:
             await db.execute(
-                f"DELETE FROM messages WHERE id IN ({','.join('?' * len(row_ids))})", row_ids)
+                f"DELETE FROM messages WHERE id IN ({','.join('?' * len(row_ids))})", row_ids
+            )
 
     async def _settle(
         self, row_id: int, attempt: int, outcome: Outcome, error: str | None, delay: float

@@ -87,11 +87,18 @@ class Outbox:
         traceparent = current_traceparent()
         now = utcnow()
         envelopes = [Envelope.wrap(event, self.source, traceparent) for event in events]
-        await session.execute(insert(self.table), [
-            {"event_id": env.id, "type": env.type, "envelope": env.model_dump_json(),
-             "created_at": now}
-            for env in envelopes
-        ])
+        await session.execute(
+            insert(self.table),
+            [
+                {
+                    "event_id": env.id,
+                    "type": env.type,
+                    "envelope": env.model_dump_json(),
+                    "created_at": now,
+                }
+                for env in envelopes
+            ],
+        )
         session.info[OUTBOX_INFO_KEY] = True
         return envelopes
 
@@ -100,7 +107,11 @@ class OutboxRelay:
     """Publishes committed outbox rows in order, deleting each batch once the broker confirms."""
 
     def __init__(
-        self, db: Database, bus: EventBus, table: Table, poll_seconds: float = 1.0,
+        self,
+        db: Database,
+        bus: EventBus,
+        table: Table,
+        poll_seconds: float = 1.0,
         batch: int = 200,
     ) -> None:
         self.db = db
@@ -143,8 +154,9 @@ class OutboxRelay:
                 # Short and capped: once the broker is back, events wait at most ~2 s (and
                 # the bus wakes the relay as soon as its connection is restored).
                 delay = min(0.2 * 2 ** min(failures, 4), MAX_RETRY_SECONDS)
-                log.warning("outbox_publish_failed", error=f"{type(exc).__name__}: {exc}",
-                            retry_in=delay)
+                log.warning(
+                    "outbox_publish_failed", error=f"{type(exc).__name__}: {exc}", retry_in=delay
+                )
             self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
@@ -156,8 +168,11 @@ class OutboxRelay:
         sent = 0
         while True:
             async with self.db.transaction() as session:
-                query = select(self.table.c.seq, self.table.c.envelope).order_by(
-                    self.table.c.seq).limit(self.batch)
+                query = (
+                    select(self.table.c.seq, self.table.c.envelope)
+                    .order_by(self.table.c.seq)
+                    .limit(self.batch)
+                )
                 if not self.db.is_sqlite:
                     # Several replicas may relay at once; each row goes out through one of them.
                     query = query.with_for_update(skip_locked=True)
@@ -189,7 +204,8 @@ class Inbox:
     async def claim(self, session: AsyncSession, queue: str, event_id: str) -> bool:
         """True the first time this queue sees this event id; False for a redelivery."""
         result = await session.execute(
-            self._insert(session).values(queue=queue, event_id=event_id, processed_at=utcnow())
+            self._insert(session)
+            .values(queue=queue, event_id=event_id, processed_at=utcnow())
             .on_conflict_do_nothing()
         )
         return bool(result.rowcount)
@@ -204,14 +220,26 @@ class Inbox:
         unique = list(dict.fromkeys(keys))
         if session.bind is not None and session.bind.dialect.name == "postgresql":
             # One statement text whatever the batch size: compiled and prepared once.
-            rows = await session.execute(self._claim_arrays(), {
-                "queues": [queue for queue, _ in unique],
-                "ids": [event_id for _, event_id in unique], "now": now})
+            rows = await session.execute(
+                self._claim_arrays(),
+                {
+                    "queues": [queue for queue, _ in unique],
+                    "ids": [event_id for _, event_id in unique],
+                    "now": now,
+                },
+            )
         else:
-            rows = await session.execute(self._insert(session).values(
-                [{"queue": queue, "event_id": event_id, "processed_at": now}
-                 for queue, event_id in unique]
-            ).on_conflict_do_nothing().returning(self.table.c.queue, self.table.c.event_id))
+            rows = await session.execute(
+                self._insert(session)
+                .values(
+                    [
+                        {"queue": queue, "event_id": event_id, "processed_at": now}
+                        for queue, event_id in unique
+                    ]
+                )
+                .on_conflict_do_nothing()
+                .returning(self.table.c.queue, self.table.c.event_id)
+            )
         return {(row[0], row[1]) for row in rows}
 
     def _claim_arrays(self):  # noqa: ANN202 - an insert statement
@@ -241,7 +269,11 @@ class IdempotentHandler:
     """
 
     def __init__(
-        self, db: Database, inbox: Inbox, consumer: str, event_cls: type[E],
+        self,
+        db: Database,
+        inbox: Inbox,
+        consumer: str,
+        event_cls: type[E],
         handler: EventHandler[E],
     ) -> None:
         self.db = db
@@ -255,20 +287,27 @@ class IdempotentHandler:
             return self.event_cls.model_validate(envelope.data)
         except ValidationError as exc:
             raise MalformedMessage(
-                f"{envelope.type} payload invalid: {exc.error_count()} errors") from None
+                f"{envelope.type} payload invalid: {exc.error_count()} errors"
+            ) from None
 
     async def _apply(
         self, session: AsyncSession, queue: str, event: Event, envelope: Envelope
     ) -> None:
-        with span_from(envelope.traceparent, f"consume {envelope.type}",
-                       **{"messaging.destination": queue, "messaging.message_id": envelope.id}):
+        with span_from(
+            envelope.traceparent,
+            f"consume {envelope.type}",
+            **{"messaging.destination": queue, "messaging.message_id": envelope.id},
+        ):
             await self.handler(session, event, envelope)  # type: ignore[arg-type]
 
     async def __call__(self, envelope: Envelope) -> None:
         event = self._event(envelope)
         queue = queue_name(self.consumer, envelope.type)
-        with span_from(envelope.traceparent, f"consume {envelope.type}",
-                       **{"messaging.destination": queue, "messaging.message_id": envelope.id}):
+        with span_from(
+            envelope.traceparent,
+            f"consume {envelope.type}",
+            **{"messaging.destination": queue, "messaging.message_id": envelope.id},
+        ):
             async with self.db.transaction() as session:
                 if not await self.inbox.claim(session, queue, envelope.id):
                     log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)

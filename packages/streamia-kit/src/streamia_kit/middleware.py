@@ -27,7 +27,9 @@ HTTP_REQUESTS = Counter(
     "streamia_http_requests_total", "HTTP requests served", ["service", "method", "status"]
 )
 HTTP_LATENCY = Histogram(
-    "streamia_http_request_duration_seconds", "HTTP request latency", ["service", "method"],
+    "streamia_http_request_duration_seconds",
+    "HTTP request latency",
+    ["service", "method"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
@@ -113,8 +115,12 @@ class RequestContextMiddleware:
             self._observe(method, status, elapsed)
             if scope["path"] not in self.quiet and _access_stdlib.isEnabledFor(logging.INFO):
                 access_log.info(
-                    "request", service=self.service, method=method, path=scope["path"],
-                    status=status, duration_ms=round(elapsed * 1000, 2),
+                    "request",
+                    service=self.service,
+                    method=method,
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
                 )
             request_id_var.reset(token)
 
@@ -180,12 +186,18 @@ class _BodyTooLarge(HTTPException):
 
 
 async def _too_large(send: Any, limit: int) -> None:
-    body = orjson.dumps(error_body(
-        f"Request body too large (limit {limit} bytes)", "payload_too_large"))
-    await send({
-        "type": "http.response.start",
-        "status": 413,
-        "headers": [(b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
-    })
+    body = orjson.dumps(
+        error_body(f"Request body too large (limit {limit} bytes)", "payload_too_large")
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -114,9 +114,7 @@ class Tombstones:
         else:
             # SQLite has one writer at a time and only takes the write lock at the first
             # write: a no-op write takes it now, so every read after it is current.
-            await session.execute(
-                update(self.table).where(false()).values(kind=self.table.c.kind)
-            )
+            await session.execute(update(self.table).where(false()).values(kind=self.table.c.kind))
 
     async def is_buried(self, session: AsyncSession, kind: str, subject_id: str) -> bool:
         found = await session.scalar(
@@ -126,8 +124,9 @@ class Tombstones:
         )
         return found is not None
 
-    async def guard(self, session: AsyncSession, kind: str, subject_id: str,
-                    exclusive: bool = False) -> bool:
+    async def guard(
+        self, session: AsyncSession, kind: str, subject_id: str, exclusive: bool = False
+    ) -> bool:
         """Hold the subject and report whether it is still alive."""
         await self.hold(session, kind, subject_id, exclusive)
         return not await self.is_buried(session, kind, subject_id)
@@ -167,7 +166,9 @@ class MovieClient:
     """`GET {movies_url}/api/movies/{id}` behind a circuit breaker and a short timeout."""
 
     def __init__(
-        self, movies_url: str, timeout_seconds: float = 2.0,
+        self,
+        movies_url: str,
+        timeout_seconds: float = 2.0,
         breaker: CircuitBreaker | None = None,
     ) -> None:
         self.base = movies_url.rstrip("/")
@@ -180,7 +181,8 @@ class MovieClient:
 
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable(
-            MOVIES_UNAVAILABLE, code="movies_unavailable",
+            MOVIES_UNAVAILABLE,
+            code="movies_unavailable",
             headers={"Retry-After": self.breaker.retry_after_header()},
         )
 
@@ -196,15 +198,17 @@ class MovieClient:
             async with self._http.get(url) as resp:
                 if resp.status >= 500:
                     raise aiohttp.ClientResponseError(
-                        resp.request_info, resp.history, status=resp.status)
+                        resp.request_info, resp.history, status=resp.status
+                    )
                 body = await resp.json(content_type=None) if resp.status == 200 else None
         except asyncio.CancelledError:
             self.breaker.release(permit)
             raise
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             self.breaker.record(permit, False)
-            log.warning("movie_lookup_failed", movie_id=movie_id,
-                        error=f"{type(exc).__name__}: {exc}"[:300])
+            log.warning(
+                "movie_lookup_failed", movie_id=movie_id, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
             raise self._unavailable() from exc
         self.breaker.record(permit, True)
         if body is None:
@@ -252,12 +256,20 @@ class MovieProjection:
         """movie.created / movie.updated: the newest version wins; deleted stays deleted."""
         if not valid_id(event.movie_id):
             raise MalformedMessage(f"invalid movie id {event.movie_id[:80]!r}")
-        await session.execute(self._apply_statement(_dialect(session)), {
-            "movie_id": event.movie_id, "deleted": False, "title": event.title,
-            "poster": event.cover_image, "video_url": event.video_url,
-            "duration": event.duration, "category": event.category, "version": event.version,
-            "updated_at": utcnow(),
-        })
+        await session.execute(
+            self._apply_statement(_dialect(session)),
+            {
+                "movie_id": event.movie_id,
+                "deleted": False,
+                "title": event.title,
+                "poster": event.cover_image,
+                "video_url": event.video_url,
+                "duration": event.duration,
+                "category": event.category,
+                "version": event.version,
+                "updated_at": utcnow(),
+            },
+        )
 
     _APPLIED = ("title", "poster", "video_url", "duration", "category", "version", "updated_at")
 
@@ -282,13 +294,18 @@ class MovieProjection:
             raise MalformedMessage(f"invalid movie id {event.movie_id[:80]!r}")
         await self.tombstones.bury(session, MOVIE, event.movie_id)
         stmt = _upsert(session, self.table).values(
-            movie_id=event.movie_id, title=event.title, deleted=True, version=0.0,
+            movie_id=event.movie_id,
+            title=event.title,
+            deleted=True,
+            version=0.0,
             updated_at=utcnow(),
         )
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[self.table.c.movie_id],
-            set_={"deleted": True, "updated_at": stmt.excluded.updated_at},
-        ))
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[self.table.c.movie_id],
+                set_={"deleted": True, "updated_at": stmt.excluded.updated_at},
+            )
+        )
 
     async def get(self, session: AsyncSession, movie_id: str) -> Movie | None:
         if not valid_id(movie_id):
@@ -301,10 +318,18 @@ class MovieProjection:
         if not ids:
             return {}
         c = self.table.c
-        rows = await session.execute(select(
-            c.movie_id, c.title, c.poster, c.video_url, c.duration, c.category, c.deleted,
-            c.version,
-        ).where(c.movie_id.in_(ids)))
+        rows = await session.execute(
+            select(
+                c.movie_id,
+                c.title,
+                c.poster,
+                c.video_url,
+                c.duration,
+                c.category,
+                c.deleted,
+                c.version,
+            ).where(c.movie_id.in_(ids))
+        )
         return {row.movie_id: Movie(*row) for row in rows}
 
     async def is_deleted(self, session: AsyncSession, movie_id: str) -> bool:

@@ -100,7 +100,11 @@ class RabbitMQBus(EventBus):
     """
 
     def __init__(
-        self, url: str, prefetch: int = 64, workers: int = 4, batch_size: int = 32,
+        self,
+        url: str,
+        prefetch: int = 64,
+        workers: int = 4,
+        batch_size: int = 32,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -179,13 +183,19 @@ class RabbitMQBus(EventBus):
             pending.put_nowait(message)
 
         for n in range(max(1, self.workers)):
-            self._workers.append(asyncio.create_task(
-                self._work(channel, sub, pending, acks), name=f"bus:{sub.queue}:{n}"))
+            self._workers.append(
+                asyncio.create_task(
+                    self._work(channel, sub, pending, acks), name=f"bus:{sub.queue}:{n}"
+                )
+            )
         await queue.consume(on_message, no_ack=False)
 
     async def _work(
-        self, channel: AbstractChannel, sub: Subscription,
-        pending: asyncio.Queue[AbstractIncomingMessage], acks: _Acks,
+        self,
+        channel: AbstractChannel,
+        sub: Subscription,
+        pending: asyncio.Queue[AbstractIncomingMessage],
+        acks: _Acks,
     ) -> None:
         """Take whatever deliveries are waiting (up to a batch), run them, settle each."""
         while True:
@@ -209,25 +219,34 @@ class RabbitMQBus(EventBus):
             return 1
 
     async def _deliver(
-        self, channel: AbstractChannel, sub: Subscription,
-        messages: Sequence[AbstractIncomingMessage], acks: _Acks,
+        self,
+        channel: AbstractChannel,
+        sub: Subscription,
+        messages: Sequence[AbstractIncomingMessage],
+        acks: _Acks,
     ) -> None:
         attempts = [self._attempt(message) for message in messages]
         verdicts = await self.dispatch_many(
-            sub, [(message.body, attempt) for message, attempt in zip(messages, attempts,
-                                                                      strict=True)])
+            sub,
+            [(message.body, attempt) for message, attempt in zip(messages, attempts, strict=True)],
+        )
         settled = []
         for message, attempt, verdict in zip(messages, attempts, verdicts, strict=True):
             if verdict.outcome is Outcome.DONE or await self._park(
-                    channel, sub, message, attempt, verdict):
+                channel, sub, message, attempt, verdict
+            ):
                 settled.append(message)
             else:
                 await acks.nack(message)
         await acks.ack(settled)
 
     async def _park(
-        self, channel: AbstractChannel, sub: Subscription, message: AbstractIncomingMessage,
-        attempt: int, verdict: Verdict,
+        self,
+        channel: AbstractChannel,
+        sub: Subscription,
+        message: AbstractIncomingMessage,
+        attempt: int,
+        verdict: Verdict,
     ) -> bool:
         """Move a failed delivery to its retry queue or the DLQ; False if that failed (the
         delivery is then returned to the queue)."""
@@ -303,17 +322,19 @@ class RabbitMQBus(EventBus):
             if message is None:
                 break
             headers = message.headers or {}
-            out.append((
-                DeadLetter(
-                    queue=queue,
-                    message_id=message.message_id or "",
-                    type=message.type or "",
-                    attempts=int(headers.get(ATTEMPT_HEADER, 1)),  # type: ignore[arg-type]
-                    error=str(headers.get(ERROR_HEADER) or ""),
-                    body=message.body,
-                ),
-                message,
-            ))
+            out.append(
+                (
+                    DeadLetter(
+                        queue=queue,
+                        message_id=message.message_id or "",
+                        type=message.type or "",
+                        attempts=int(headers.get(ATTEMPT_HEADER, 1)),  # type: ignore[arg-type]
+                        error=str(headers.get(ERROR_HEADER) or ""),
+                        body=message.body,
+                    ),
+                    message,
+                )
+            )
         return out
 
     async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:

@@ -138,7 +138,8 @@ class Service:
             app.include_router(router)
         app.include_router(self._operations_router())
         app.add_middleware(
-            BodyLimitMiddleware, max_bytes=self.settings.max_json_body_bytes,
+            BodyLimitMiddleware,
+            max_bytes=self.settings.max_json_body_bytes,
             exempt=body_limit_exempt,
         )
         app.add_middleware(RequestContextMiddleware, service=self.name)

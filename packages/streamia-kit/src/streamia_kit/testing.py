@@ -112,8 +112,19 @@ async def delete_namespace_queues(namespace: str) -> None:
         return
     async with conn:
         channel = await conn.channel()
-        consumers = {"users", "movies", "favorites", "ratings", "comments", "notifications",
-                     "probe", "probe2", "flaky", "picky", "steady"}
+        consumers = {
+            "users",
+            "movies",
+            "favorites",
+            "ratings",
+            "comments",
+            "notifications",
+            "probe",
+            "probe2",
+            "flaky",
+            "picky",
+            "steady",
+        }
         for consumer in consumers:
             for event_type in EVENT_TYPES:
                 base = f"{namespace}.{consumer}.{event_type}"
@@ -152,7 +163,9 @@ def distributed_stack(tmp_path: Path) -> Stack:
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+async def serve_app(
+    app: Any, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
     """Run an ASGI app's lifespan and give an httpx client bound to it (no sockets)."""
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -161,7 +174,9 @@ async def serve_app(app: Any, base_url: str = "http://testserver") -> AsyncItera
 
 
 async def wait_for(
-    condition: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
+    condition: Callable[[], Any],
+    timeout: float = 10.0,
+    interval: float = 0.02,
     message: str = "condition",
 ) -> Any:
     """Poll a (sync or async) condition until it is truthy; fail after `timeout` seconds."""
@@ -256,10 +271,17 @@ class FakeMovies:
 
     def add(self, movie_id: str | None = None, **fields: Any) -> dict[str, Any]:
         movie_id = movie_id or new_test_id()
-        movie = {"id": movie_id, "_id": movie_id, "title": f"Film {movie_id[:6]}",
-                 "coverImage": f"https://cdn.example/{movie_id}.jpg",
-                 "videoUrl": f"https://cdn.example/{movie_id}.mp4", "duration": 5400.0,
-                 "category": "drama", "updatedAt": "2025-01-01T00:00:00.000Z", **fields}
+        movie = {
+            "id": movie_id,
+            "_id": movie_id,
+            "title": f"Film {movie_id[:6]}",
+            "coverImage": f"https://cdn.example/{movie_id}.jpg",
+            "videoUrl": f"https://cdn.example/{movie_id}.mp4",
+            "duration": 5400.0,
+            "category": "drama",
+            "updatedAt": "2025-01-01T00:00:00.000Z",
+            **fields,
+        }
         self.movies[movie_id] = movie
         return movie
 
@@ -276,8 +298,14 @@ async def fake_movies() -> AsyncIterator[FakeMovies]:
         if fake.delay:
             await asyncio.sleep(fake.delay)
         if movie_id not in fake.movies:
-            return web.json_response({"error": "Movie not found", "message": "Movie not found",
-                                      "code": "movie_not_found"}, status=404)
+            return web.json_response(
+                {
+                    "error": "Movie not found",
+                    "message": "Movie not found",
+                    "code": "movie_not_found",
+                },
+                status=404,
+            )
         return web.json_response({"source": "local", "data": fake.movies[movie_id]})
 
     server = web.Application()
@@ -368,7 +396,8 @@ def processed(app: Any) -> Callable[..., Any]:
     async def count(envelope: Any) -> int:
         async with app.state.service.db.sessions() as session:
             return await session.scalar(
-                select(func.count()).select_from(inbox).where(inbox.c.event_id == envelope.id))
+                select(func.count()).select_from(inbox).where(inbox.c.event_id == envelope.id)
+            )
 
     return count
 
@@ -393,11 +422,18 @@ def movie(publish: Any, projected: Any) -> Callable[..., Any]:
     from streamia_kit.events import MovieCreated
 
     async def make(**fields: Any) -> Any:
-        event = MovieCreated(**{"movie_id": new_test_id(), "title": "Nosferatu",
-                                "cover_image": "https://cdn.example/poster.jpg",
-                                "video_url": "https://cdn.example/video.mp4",
-                                "duration": 5640.0, "category": "horror",
-                                "version": time.time(), **fields})
+        event = MovieCreated(
+            **{
+                "movie_id": new_test_id(),
+                "title": "Nosferatu",
+                "cover_image": "https://cdn.example/poster.jpg",
+                "video_url": "https://cdn.example/video.mp4",
+                "duration": 5640.0,
+                "category": "horror",
+                "version": time.time(),
+                **fields,
+            }
+        )
         await publish(event)
         await wait_for(lambda: projected(event.movie_id), message="movie projected")
         return event

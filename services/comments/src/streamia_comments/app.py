@@ -5,10 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
-from streamia_kit.auth import KeySource
-from streamia_kit.infra import Infrastructure
-from streamia_kit.movie_projection import MovieClient, MovieProjection, Tombstones
-from streamia_kit.service import Service
 
 from streamia_comments import consumers
 from streamia_comments.comments.endpoints import router
@@ -16,13 +12,19 @@ from streamia_comments.comments.models import Base, movie_projection, tombstones
 from streamia_comments.comments.moderation import WordFilter
 from streamia_comments.comments.service import CommentsService
 from streamia_comments.config import CommentsSettings
+from streamia_kit.auth import KeySource
+from streamia_kit.infra import Infrastructure
+from streamia_kit.movie_projection import MovieClient, MovieProjection, Tombstones
+from streamia_kit.service import Service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(
-    settings: CommentsSettings | None = None, infra: Infrastructure | None = None,
-    manage_lifecycle: bool = True, keys: KeySource | None = None,
+    settings: CommentsSettings | None = None,
+    infra: Infrastructure | None = None,
+    manage_lifecycle: bool = True,
+    keys: KeySource | None = None,
 ) -> FastAPI:
     settings = settings or CommentsSettings()
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
@@ -30,12 +32,16 @@ def create_app(
     service.on_stop.append(client.close)
     graves = Tombstones(tombstones)
     comments = CommentsService(
-        service.outbox, MovieProjection(movie_projection, graves, client), graves,
-        WordFilter(settings.blocked_words), settings.report_threshold,
+        service.outbox,
+        MovieProjection(movie_projection, graves, client),
+        graves,
+        WordFilter(settings.blocked_words),
+        settings.report_threshold,
     )
     consumers.register(service, comments)
     app = service.create_app(
-        "Streamia comments", [router],
+        "Streamia comments",
+        [router],
         description="Comments on movies, reports and moderation.",
         manage_lifecycle=manage_lifecycle,
     )

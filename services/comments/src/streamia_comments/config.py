@@ -5,29 +5,66 @@ from __future__ import annotations
 from typing import ClassVar
 
 from pydantic import Field
+
 from streamia_kit.config import ServiceSettings
 
 # Flagged for moderation when they appear as whole words (case- and accent-insensitive).
 DEFAULT_BLOCKED_WORDS = [
     # English
-    "asshole", "bastard", "bitch", "bullshit", "cunt", "dickhead", "faggot", "fuck", "fucked",
-    "fucker", "fucking", "motherfucker", "nigger", "retard", "shit", "slut", "whore",
+    "asshole",
+    "bastard",
+    "bitch",
+    "bullshit",
+    "cunt",
+    "dickhead",
+    "faggot",
+    "fuck",
+    "fucked",
+    "fucker",
+    "fucking",
+    "motherfucker",
+    "nigger",
+    "retard",
+    "shit",
+    "slut",
+    "whore",
     # Spanish
-    "cabron", "cabrona", "chinga", "chingada", "culero", "gilipollas", "hijo de puta",
-    "hijoputa", "joder", "malparido", "maricon", "mierda", "pendejo", "pendeja", "puta", "puto",
-    "verga", "zorra",
+    "cabron",
+    "cabrona",
+    "chinga",
+    "chingada",
+    "culero",
+    "gilipollas",
+    "hijo de puta",
+    "hijoputa",
+    "joder",
+    "malparido",
+    "maricon",
+    "mierda",
+    "pendejo",
+    "pendeja",
+    "puta",
+    "puto",
+    "verga",
+    "zorra",
 ]
 
 
 class CommentsSettings(ServiceSettings):
     service_name: ClassVar[str] = "comments"
 
-    movie_lookup_timeout_seconds: float = Field(2.0, description=(
-        "timeout of the one catch-up call to the movie service when the movie projection "
-        "lags; down or slower means a fast 503"))
+    movie_lookup_timeout_seconds: float = Field(
+        2.0,
+        description=(
+            "timeout of the one catch-up call to the movie service when the movie projection "
+            "lags; down or slower means a fast 503"
+        ),
+    )
     blocked_words: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BLOCKED_WORDS),
         description="JSON list of words or phrases that flag a comment for moderation "
-                    "(whole words, case- and accent-insensitive); replaces the defaults")
+        "(whole words, case- and accent-insensitive); replaces the defaults",
+    )
     report_threshold: int = Field(
-        1, ge=1, description="distinct reports that flag a visible comment for moderation")
+        1, ge=1, description="distinct reports that flag a visible comment for moderation"
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from streamia_comments.comments.service import CommentsService
 from streamia_kit.events import (
     Envelope,
     MovieCreated,
@@ -14,8 +16,6 @@ from streamia_kit.events import (
     UserUpdated,
 )
 from streamia_kit.service import Service
-
-from streamia_comments.comments.service import CommentsService
 
 
 def register(service: Service, comments: CommentsService) -> None:
@@ -29,8 +29,9 @@ def register(service: Service, comments: CommentsService) -> None:
         session: AsyncSession, event: UserRegistered | UserUpdated, envelope: Envelope
     ) -> None:
         # The envelope's time orders a user's events: the newest names win.
-        await comments.remember_author(session, event.user_id, event.first_name,
-                                       event.last_name, envelope.time.timestamp())
+        await comments.remember_author(
+            session, event.user_id, event.first_name, event.last_name, envelope.time.timestamp()
+        )
 
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
         await comments.forget_user(session, event.user_id)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from streamia_favorites.favorites.service import FavoritesService
 from streamia_kit.events import (
     Envelope,
     MovieCreated,
@@ -12,8 +14,6 @@ from streamia_kit.events import (
     UserDeleted,
 )
 from streamia_kit.service import Service
-
-from streamia_favorites.favorites.service import FavoritesService
 
 
 def register(service: Service, favorites: FavoritesService) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from streamia_kit.dependencies import Page, PageDep  # noqa: F401 - shared list parameters
 
 from streamia_favorites.favorites.service import FavoritesService
+from streamia_kit.dependencies import Page, PageDep  # noqa: F401 - shared list parameters
 
 
 async def _favorites(request: Request) -> FavoritesService:

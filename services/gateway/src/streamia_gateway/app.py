@@ -14,17 +14,7 @@ import aiohttp
 import orjson
 import redis.asyncio as aioredis
 import structlog
-from streamia_kit.auth import (
-    JwksKeys,
-    MemoryRevocationStore,
-    RedisRevocationStore,
-    RevocationStore,
-    TokenVerifier,
-)
-from streamia_kit.errors import Unauthorized
-from streamia_kit.logging import configure_logging, new_request_id, request_id_var
 
-from streamia_kit.breaker import CircuitBreaker
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.cors import CorsPolicy
 from streamia_gateway.docs import ApiDocs, swagger_ui_page
@@ -35,6 +25,16 @@ from streamia_gateway.proxy import Proxy, Upstream, has_body
 from streamia_gateway.ratelimit import RateLimits, build_storage
 from streamia_gateway.tokens import CachedTokenVerifier
 from streamia_gateway.web import WebApp, wants_html
+from streamia_kit.auth import (
+    JwksKeys,
+    MemoryRevocationStore,
+    RedisRevocationStore,
+    RevocationStore,
+    TokenVerifier,
+)
+from streamia_kit.breaker import CircuitBreaker
+from streamia_kit.errors import Unauthorized
+from streamia_kit.logging import configure_logging, new_request_id, request_id_var
 
 log = structlog.get_logger("streamia.gateway")
 
@@ -335,8 +335,12 @@ class Gateway:
             if not close:
                 while (await ex.receive()).get("more_body", False):
                     pass
-            await ex.error(413, "Request body too large", "payload_too_large",
-                           [(b"connection", b"close")] if close else ())
+            await ex.error(
+                413,
+                "Request body too large",
+                "payload_too_large",
+                [(b"connection", b"close")] if close else (),
+            )
             return
 
         identity = None

@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar
 from limits import parse
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+
 from streamia_kit.config import ServiceSettings
 
 UPSTREAMS = ("users", "movies", "favorites", "ratings", "comments")
@@ -36,7 +37,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_key_prefix: str = "streamia:gateway:ratelimit"
     login_body_max_bytes: int = 16 * 1024
     max_upload_bytes: int = Field(
-        2 * 1024**3, description="largest upload (video/subtitle) the gateway lets through (413)")
+        2 * 1024**3, description="largest upload (video/subtitle) the gateway lets through (413)"
+    )
 
     # Circuit breaker per upstream (the seed's opossum values).
     breaker_enabled: bool = True

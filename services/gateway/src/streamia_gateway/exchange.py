@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 import orjson
+
 from streamia_kit.errors import error_body
 
 Headers = list[tuple[bytes, bytes]]

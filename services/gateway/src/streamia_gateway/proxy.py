@@ -9,11 +9,11 @@ from dataclasses import dataclass
 
 import aiohttp
 import structlog
-from streamia_kit.auth import Identity
 from yarl import URL
 
-from streamia_kit.breaker import CircuitBreaker
 from streamia_gateway.exchange import Exchange, Headers, Receive
+from streamia_kit.auth import Identity
+from streamia_kit.breaker import CircuitBreaker
 
 log = structlog.get_logger("streamia.gateway.proxy")
 

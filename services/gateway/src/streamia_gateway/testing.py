@@ -13,10 +13,10 @@ from typing import Any
 
 import uvicorn
 from aiohttp import web
-from streamia_kit.auth import RevocationStore, SigningKey
 
 from streamia_gateway.app import Gateway, create_app
 from streamia_gateway.config import GatewaySettings
+from streamia_kit.auth import RevocationStore, SigningKey
 
 LOGIN_PASSWORD = "Str0ng!Passw0rd"
 FAKE_OPENAPI = {

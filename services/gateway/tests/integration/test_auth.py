@@ -10,6 +10,7 @@ import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from streamia_gateway.testing import FakeUpstream, RunningGateway
 from streamia_kit.auth import INVALID_TOKEN, NO_TOKEN, SigningKey
 
@@ -172,6 +173,7 @@ async def test_a_logout_recorded_in_redis_is_refused_by_the_gateway(
     start_gateway, http: aiohttp.ClientSession, signing_key: SigningKey, redis_url: str
 ) -> None:
     import redis.asyncio as aioredis
+
     from streamia_kit.auth import RedisRevocationStore
 
     gw = await start_gateway(redis_url=redis_url)  # builds its own Redis revocation store

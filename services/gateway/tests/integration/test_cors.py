@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiohttp
+
 from streamia_gateway.testing import FakeUpstream, RunningGateway
 
 ALLOWED = "http://localhost:5173"

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from streamia_gateway.testing import LOGIN_PASSWORD, RunningGateway
 
 TOO_MANY = "Too many requests, please try again later."

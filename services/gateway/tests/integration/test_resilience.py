@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import aiohttp
-from streamia_kit.breaker import State
+
 from streamia_gateway.testing import FakeUpstream, RunningGateway, closed_port_url
+from streamia_kit.breaker import State
 from streamia_kit.testing import wait_for
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.testing import RunningGateway, closed_port_url, gateway_settings, run_gateway
 
@@ -108,6 +109,7 @@ async def test_the_index_links_to_the_apis(gateway: RunningGateway, http) -> Non
 async def test_gateway_can_run_without_lifespan_events(upstream) -> None:
     """httpx's ASGI transport sends no lifespan: the gateway starts lazily."""
     import httpx
+
     from streamia_gateway.app import create_app
 
     app = create_app(gateway_settings(upstream.url))

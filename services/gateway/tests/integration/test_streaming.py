@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import AsyncIterator
 
 import aiohttp
+
 from streamia_gateway.testing import STREAM_SIZE, FakeUpstream, RunningGateway, stream_bytes
 
 UPLOAD_SIZE = 50 * 1024 * 1024

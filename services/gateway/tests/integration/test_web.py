@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+
 from streamia_gateway.testing import RunningGateway
 from streamia_gateway.web import WEB_DIR
 

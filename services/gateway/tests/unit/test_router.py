@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from streamia_gateway.app import Router
 from streamia_gateway.config import GatewaySettings
 

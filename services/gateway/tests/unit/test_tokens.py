@@ -5,6 +5,7 @@ from __future__ import annotations
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from streamia_gateway.tokens import CachedTokenVerifier
 from streamia_kit.auth import MemoryRevocationStore, SigningKey, StaticKeys, TokenVerifier
 from streamia_kit.errors import Unauthorized

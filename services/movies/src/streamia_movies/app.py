@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from streamia_kit.auth import KeySource
 from streamia_kit.infra import Infrastructure
 from streamia_kit.service import Service
-
 from streamia_movies import consumers
 from streamia_movies.config import MoviesSettings
 from streamia_movies.media.probe import MediaProber
@@ -41,8 +41,10 @@ def media_stores(settings: MoviesSettings) -> tuple[MediaStore, dict[str, MediaS
 
 
 def create_app(
-    settings: MoviesSettings | None = None, infra: Infrastructure | None = None,
-    manage_lifecycle: bool = True, keys: KeySource | None = None,
+    settings: MoviesSettings | None = None,
+    infra: Infrastructure | None = None,
+    manage_lifecycle: bool = True,
+    keys: KeySource | None = None,
     store: MediaStore | None = None,
 ) -> FastAPI:
     settings = settings or MoviesSettings()
@@ -51,14 +53,18 @@ def create_app(
     if store is not None:
         stores[store.provider] = store
     movies = MoviesService(
-        store or default_store, stores,
+        store or default_store,
+        stores,
         MediaProber(settings.ffprobe_path, settings.ffmpeg_path, settings.ffmpeg_timeout_seconds),
-        service.outbox, service.cache, settings.movie_cache_ttl_seconds,
+        service.outbox,
+        service.cache,
+        settings.movie_cache_ttl_seconds,
         settings.explore_totals_ttl_seconds,
     )
     consumers.register(service, movies)
     app = service.create_app(
-        "Streamia movies", [router],
+        "Streamia movies",
+        [router],
         description="Catalogue, video upload and Range streaming, subtitles, search.",
         body_limit_exempt=is_upload_path,
         manage_lifecycle=manage_lifecycle,

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr
-from streamia_kit.config import ServiceSettings
 
+from streamia_kit.config import ServiceSettings
 from streamia_movies.media.uploads import DEFAULT_MAX_VIDEO_BYTES
 
 
@@ -19,7 +19,9 @@ class MoviesSettings(ServiceSettings):
     media_dir: Path | None = None  # default: <data_dir>/media
     cloudinary_url: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("STREAMIA_CLOUDINARY_URL", "CLOUDINARY_URL", "cloudinary_url"),
+        validation_alias=AliasChoices(
+            "STREAMIA_CLOUDINARY_URL", "CLOUDINARY_URL", "cloudinary_url"
+        ),
     )
     cloudinary_folder: str = "streamia"
     # Prefix of local media URLs as clients see them (through the gateway).

@@ -19,16 +19,51 @@ log = structlog.get_logger("streamia.movies.demo")
 
 # title, category, description, testsrc pattern, tone (Hz), Spanish line, English line
 DEMO_MOVIES = [
-    ("Acción en la Ciudad", "Acción", "Persecuciones por los tejados de Madrid.",
-     "testsrc2", 440, "¡Corre! La persecución empieza ahora.", "Run! The chase starts now."),
-    ("El Último Verano", "Drama", "Una familia pasa su último verano juntos en Galicia.",
-     "smptebars", 330, "Mañana todo será distinto.", "Tomorrow everything will be different."),
-    ("Risas en el Metro", "Comedia", "Un malentendido en la línea 6 se complica.",
-     "rgbtestsrc", 523, "¿Quién ha dejado este pingüino aquí?", "Who left this penguin here?"),
-    ("Niebla", "Terror", "Algo se esconde en la niebla del pueblo.",
-     "testsrc", 220, "No abras esa puerta, por favor.", "Please don't open that door."),
-    ("Órbita", "Ciencia ficción", "Una ingeniera repara la estación antes del amanecer.",
-     "smptehdbars", 660, "Quedan tres minutos de oxígeno.", "Three minutes of oxygen left."),
+    (
+        "Acción en la Ciudad",
+        "Acción",
+        "Persecuciones por los tejados de Madrid.",
+        "testsrc2",
+        440,
+        "¡Corre! La persecución empieza ahora.",
+        "Run! The chase starts now.",
+    ),
+    (
+        "El Último Verano",
+        "Drama",
+        "Una familia pasa su último verano juntos en Galicia.",
+        "smptebars",
+        330,
+        "Mañana todo será distinto.",
+        "Tomorrow everything will be different.",
+    ),
+    (
+        "Risas en el Metro",
+        "Comedia",
+        "Un malentendido en la línea 6 se complica.",
+        "rgbtestsrc",
+        523,
+        "¿Quién ha dejado este pingüino aquí?",
+        "Who left this penguin here?",
+    ),
+    (
+        "Niebla",
+        "Terror",
+        "Algo se esconde en la niebla del pueblo.",
+        "testsrc",
+        220,
+        "No abras esa puerta, por favor.",
+        "Please don't open that door.",
+    ),
+    (
+        "Órbita",
+        "Ciencia ficción",
+        "Una ingeniera repara la estación antes del amanecer.",
+        "smptehdbars",
+        660,
+        "Quedan tres minutos de oxígeno.",
+        "Three minutes of oxygen left.",
+    ),
 ]
 
 FALLBACK_VIDEO = "https://interactive-examples.mdn.mozilla.net/media/cc0-videos/flower.mp4"
@@ -114,16 +149,24 @@ async def _seed(app: Any) -> str:
                         movie = await movies.create_uploaded(session, data, stored)
             else:
                 async with db.transaction() as session:
-                    movie = await movies.create_external(session, schemas.CreateMovieIn(
-                        title=title, description=description, category=category,
-                        videoUrl=FALLBACK_VIDEO, videoFormat="mp4",
-                    ))
+                    movie = await movies.create_external(
+                        session,
+                        schemas.CreateMovieIn(
+                            title=title,
+                            description=description,
+                            category=category,
+                            videoUrl=FALLBACK_VIDEO,
+                            videoFormat="mp4",
+                        ),
+                    )
             for language, name, content in (("es", "es.srt", _srt(es)), ("en", "en.vtt", _vtt(en))):
                 sub = work / name
                 sub.write_bytes(content)
                 async with db.transaction() as session:
                     await movies.add_subtitle(
-                        session, movie.id, schemas.SubtitleIn(language=language),
+                        session,
+                        movie.id,
+                        schemas.SubtitleIn(language=language),
                         _staged("subtitle", sub, name),
                     )
             await movies.invalidate(movie.id)

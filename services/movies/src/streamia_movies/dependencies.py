@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from streamia_kit.db import Database
 
+from streamia_kit.db import Database
 from streamia_movies.config import MoviesSettings
 from streamia_movies.movies.service import MoviesService
 

@@ -4,17 +4,41 @@ import asyncio
 import uuid
 
 import pytest
+
 from streamia_movies.movies.repository import MoviesRepository
 
-MOVIE_KEYS = {"id", "_id", "title", "description", "category", "coverImage", "videoUrl",
-              "duration", "videoFormat", "hasAudio", "subtitles", "provider", "rating",
-              "createdAt", "updatedAt"}
+MOVIE_KEYS = {
+    "id",
+    "_id",
+    "title",
+    "description",
+    "category",
+    "coverImage",
+    "videoUrl",
+    "duration",
+    "videoFormat",
+    "hasAudio",
+    "subtitles",
+    "provider",
+    "rating",
+    "createdAt",
+    "updatedAt",
+}
 
 
 async def test_creating_an_external_movie_returns_the_full_representation(client, tokens):
-    resp = await client.post("/api/movies", headers=tokens("admin"), json={
-        "title": "  El Laberinto ", "description": "Fauno", "category": "Fantasía",
-        "videoUrl": "https://cdn.example.com/fauno.mp4", "duration": 118.5, "videoFormat": "MP4"})
+    resp = await client.post(
+        "/api/movies",
+        headers=tokens("admin"),
+        json={
+            "title": "  El Laberinto ",
+            "description": "Fauno",
+            "category": "Fantasía",
+            "videoUrl": "https://cdn.example.com/fauno.mp4",
+            "duration": 118.5,
+            "videoFormat": "MP4",
+        },
+    )
 
     assert resp.status_code == 201, resp.text
     body = resp.json()
@@ -23,7 +47,11 @@ async def test_creating_an_external_movie_returns_the_full_representation(client
     assert set(movie) == MOVIE_KEYS
     assert movie["id"] == movie["_id"]
     assert movie["title"] == "El Laberinto"
-    assert (movie["provider"], movie["videoFormat"], movie["duration"]) == ("external", "mp4", 118.5)
+    assert (movie["provider"], movie["videoFormat"], movie["duration"]) == (
+        "external",
+        "mp4",
+        118.5,
+    )
     assert movie["rating"] == {"average": 0.0, "count": 0}
     assert movie["subtitles"] == []
     assert movie["createdAt"].endswith("Z")
@@ -43,49 +71,76 @@ async def test_an_unknown_movie_is_404_movie_not_found(client, check_error):
     check_error(await client.get("/api/movies/" + "x" * 300), 404, "Movie not found")
 
 
-@pytest.mark.parametrize("body,field", [
-    ({"videoUrl": "https://x.example/v.mp4"}, "title"),
-    ({"title": "", "videoUrl": "https://x.example/v.mp4"}, "title"),
-    ({"title": "t" * 201, "videoUrl": "https://x.example/v.mp4"}, "title"),
-    ({"title": "A"}, "videoUrl"),
-    ({"title": "A", "videoUrl": "javascript:alert(1)"}, "videoUrl"),
-    ({"title": "A", "videoUrl": "https://x.example/v.mp4", "duration": -1}, "duration"),
-    ({"title": "A", "videoUrl": "https://x.example/v.mp4", "videoFormat": "exe"}, "videoFormat"),
-])
-async def test_invalid_metadata_is_a_400_in_the_monolith_shape(client, tokens, check_error, body, field):
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"videoUrl": "https://x.example/v.mp4"}, "title"),
+        ({"title": "", "videoUrl": "https://x.example/v.mp4"}, "title"),
+        ({"title": "t" * 201, "videoUrl": "https://x.example/v.mp4"}, "title"),
+        ({"title": "A"}, "videoUrl"),
+        ({"title": "A", "videoUrl": "javascript:alert(1)"}, "videoUrl"),
+        ({"title": "A", "videoUrl": "https://x.example/v.mp4", "duration": -1}, "duration"),
+        (
+            {"title": "A", "videoUrl": "https://x.example/v.mp4", "videoFormat": "exe"},
+            "videoFormat",
+        ),
+    ],
+)
+async def test_invalid_metadata_is_a_400_in_the_monolith_shape(
+    client, tokens, check_error, body, field
+):
     resp = await client.post("/api/movies", headers=tokens("admin"), json=body)
 
     error = check_error(resp, 400, "Validation error")
     assert field in error["details"]["fieldErrors"]
 
 
-@pytest.mark.parametrize("method,path", [
-    ("post", "/api/movies"), ("post", "/api/movies/upload"), ("put", "/api/movies/{id}"),
-    ("delete", "/api/movies/{id}"), ("post", "/api/movies/{id}/subtitles"),
-])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("post", "/api/movies"),
+        ("post", "/api/movies/upload"),
+        ("put", "/api/movies/{id}"),
+        ("delete", "/api/movies/{id}"),
+        ("post", "/api/movies/{id}/subtitles"),
+    ],
+)
 async def test_writes_need_the_admin_role(client, tokens, new_movie, check_error, method, path):
     movie = await new_movie(client)
     url = path.format(id=movie["id"])
 
     check_error(await client.request(method, url, headers=tokens("user"), json={"title": "x"}), 403)
     check_error(await client.request(method, url, json={"title": "x"}), 401, "No token provided")
-    check_error(await client.request(method, url, json={"title": "x"},
-                                     headers={"Authorization": "Bearer nope"}), 401,
-                "Invalid or expired token")
-    assert (await client.get(f"/api/movies/{movie['id']}")).json()["data"]["title"] == movie["title"]
+    check_error(
+        await client.request(
+            method, url, json={"title": "x"}, headers={"Authorization": "Bearer nope"}
+        ),
+        401,
+        "Invalid or expired token",
+    )
+    assert (await client.get(f"/api/movies/{movie['id']}")).json()["data"]["title"] == movie[
+        "title"
+    ]
 
 
 async def test_a_partial_update_changes_only_what_was_sent(client, tokens, new_movie):
     movie = await new_movie(client, description="old", category="Drama")
     await client.get(f"/api/movies/{movie['id']}")  # warm the cache
 
-    resp = await client.put(f"/api/movies/{movie['id']}", headers=tokens("admin"),
-                            json={"title": "Nuevo título", "category": None})
+    resp = await client.put(
+        f"/api/movies/{movie['id']}",
+        headers=tokens("admin"),
+        json={"title": "Nuevo título", "category": None},
+    )
 
     assert resp.status_code == 200, resp.text
     assert resp.json()["message"]
     updated = resp.json()["data"]
-    assert (updated["title"], updated["description"], updated["category"]) == ("Nuevo título", "old", None)
+    assert (updated["title"], updated["description"], updated["category"]) == (
+        "Nuevo título",
+        "old",
+        None,
+    )
     assert updated["updatedAt"] >= movie["updatedAt"]
     assert (await client.get(f"/api/movies/{movie['id']}")).json()["data"] == updated
 
@@ -101,11 +156,15 @@ async def test_updating_with_invalid_values_is_a_400(client, tokens, new_movie, 
 
 async def test_updating_or_deleting_an_unknown_movie_is_404(client, tokens, check_error):
     url = f"/api/movies/{uuid.uuid4().hex}"
-    check_error(await client.put(url, headers=tokens("admin"), json={"title": "x"}), 404, "Movie not found")
+    check_error(
+        await client.put(url, headers=tokens("admin"), json={"title": "x"}), 404, "Movie not found"
+    )
     check_error(await client.delete(url, headers=tokens("admin")), 404, "Movie not found")
 
 
-async def test_deleting_a_movie_removes_it_and_evicts_the_cache(client, tokens, new_movie, check_error):
+async def test_deleting_a_movie_removes_it_and_evicts_the_cache(
+    client, tokens, new_movie, check_error
+):
     movie = await new_movie(client)
     await client.get(f"/api/movies/{movie['id']}")
 
@@ -115,7 +174,9 @@ async def test_deleting_a_movie_removes_it_and_evicts_the_cache(client, tokens, 
     check_error(await client.get(f"/api/movies/{movie['id']}"), 404, "Movie not found")
 
 
-async def test_concurrent_cache_misses_for_one_movie_reach_the_database_once(client, app, new_movie, monkeypatch):
+async def test_concurrent_cache_misses_for_one_movie_reach_the_database_once(
+    client, app, new_movie, monkeypatch
+):
     movie = await new_movie(client)
     await app.state.movies.invalidate(movie["id"])
     loads = 0
@@ -149,13 +210,16 @@ async def test_the_list_keeps_the_monolith_envelope_with_paging(client, new_movi
     assert body["total"] >= 3
 
 
-@pytest.mark.parametrize("params", [{"page": 0}, {"limit": 0}, {"limit": 101}, {"page": "x"},
-                                    {"sort": "random"}])
+@pytest.mark.parametrize(
+    "params", [{"page": 0}, {"limit": 0}, {"limit": 101}, {"page": "x"}, {"sort": "random"}]
+)
 async def test_out_of_range_list_parameters_are_a_400(client, check_error, params):
     check_error(await client.get("/api/movies", params=params), 400, "Validation error")
 
 
-async def test_a_load_overlapping_an_update_does_not_cache_the_old_row(client, app, tokens, new_movie, monkeypatch):
+async def test_a_load_overlapping_an_update_does_not_cache_the_old_row(
+    client, app, tokens, new_movie, monkeypatch
+):
     movie = await new_movie(client, title="Antes")
     await app.state.movies.invalidate(movie["id"])
     original = MoviesRepository.get
@@ -172,7 +236,9 @@ async def test_a_load_overlapping_an_update_does_not_cache_the_old_row(client, a
     monkeypatch.setattr(MoviesRepository, "get", slow_get)
     stale_read = asyncio.create_task(client.get(f"/api/movies/{movie['id']}"))
     await loading.wait()
-    await client.put(f"/api/movies/{movie['id']}", headers=tokens("admin"), json={"title": "Después"})
+    await client.put(
+        f"/api/movies/{movie['id']}", headers=tokens("admin"), json={"title": "Después"}
+    )
     release.set()
     assert (await stale_read).json()["data"]["title"] == "Antes"
     monkeypatch.setattr(MoviesRepository, "get", original)

@@ -3,6 +3,7 @@
 import shutil
 
 import pytest
+
 from streamia_kit.testing import serve_app
 from streamia_movies.app import create_app
 from streamia_movies.config import MoviesSettings

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
+
 from streamia_movies.movies import repository as repository_module
 from streamia_movies.movies.models import Movie
 from streamia_movies.movies.repository import MoviesRepository
@@ -66,8 +67,11 @@ async def test_totals_are_counted_once_per_catalogue_version(client, new_movie, 
     await new_movie(client, title=f"Una {word}", category=category)
     count_calls.clear()
 
-    for params in ({"search": word}, {"search": word, "category": category},
-                   {"search": word.upper(), "sort": "title", "page": 2}):
+    for params in (
+        {"search": word},
+        {"search": word, "category": category},
+        {"search": word.upper(), "sort": "title", "page": 2},
+    ):
         await _explore(client, **params)
     # One count for the search (every category at once), one for the catalogue scope.
     assert sorted(count_calls) == ["", word]
@@ -99,13 +103,24 @@ async def catalogue(app, client):
         title = " ".join(words).capitalize()
         category = CATEGORIES[i % 3]
         created = base + timedelta(hours=i)
-        rows.append(dict(
-            id=uuid.uuid4().hex, title=title, description=None, category=category,
-            provider="external", video_url="https://cdn.example.com/v.mp4",
-            rating_average=round(rng.uniform(0, 5), 1), rating_count=rng.randint(0, 3),
-            rating_version=0.0, title_key=fold(title), category_key=fold(category),
-            search_text=search_document(title, None), created_at=created, updated_at=created,
-        ))
+        rows.append(
+            dict(
+                id=uuid.uuid4().hex,
+                title=title,
+                description=None,
+                category=category,
+                provider="external",
+                video_url="https://cdn.example.com/v.mp4",
+                rating_average=round(rng.uniform(0, 5), 1),
+                rating_count=rng.randint(0, 3),
+                rating_version=0.0,
+                title_key=fold(title),
+                category_key=fold(category),
+                search_text=search_document(title, None),
+                created_at=created,
+                updated_at=created,
+            )
+        )
     async with app.state.service.db.transaction() as session:
         await session.execute(insert(Movie), rows)
     return rows
@@ -113,8 +128,12 @@ async def catalogue(app, client):
 
 def _expected(rows, search, category_key, sort, offset, limit):
     """Brute force over the inserted rows (inserted in order: row i has the i-th seq)."""
-    matches = [(i, r) for i, r in enumerate(rows) if search in r["search_text"]
-               and (category_key is None or r["category_key"] == category_key)]
+    matches = [
+        (i, r)
+        for i, r in enumerate(rows)
+        if search in r["search_text"]
+        and (category_key is None or r["category_key"] == category_key)
+    ]
     if sort == "title":
         matches.sort(key=lambda x: (x[1]["title_key"], x[0]))
     elif sort == "rating":
@@ -122,7 +141,7 @@ def _expected(rows, search, category_key, sort, offset, limit):
     else:
         matches.sort(key=lambda x: (x[1]["created_at"], x[0]), reverse=True)
     matches = [r for _, r in matches]
-    return matches, matches[offset:offset + limit]
+    return matches, matches[offset : offset + limit]
 
 
 async def _page(app, *, search, category_key, sort, page, limit=20, match_ms=0.0):
@@ -135,15 +154,28 @@ async def _page(app, *, search, category_key, sort, page, limit=20, match_ms=0.0
             return sum(counts.values()) if category_key is None else counts.get(category_key, 0)
 
         return pick(totals), await repo.page_items(
-            page=page, limit=limit, sort=sort, category_key=category_key, search=search,
-            total=pick(totals), scope=pick(everything), match_ms=match_ms,
+            page=page,
+            limit=limit,
+            sort=sort,
+            category_key=category_key,
+            search=search,
+            total=pick(totals),
+            scope=pick(everything),
+            match_ms=match_ms,
         )
 
 
 CASES = [
-    ("luna", None, 1), ("luna", "drama", 3), ("luna", None, 30), ("eclipse", None, 1),
-    ("eclipse", "comedia", 1), ("fin", None, 1), ("fin", "terror", 2), ("fin", None, 4),
-    ("su", None, 2), ("nada de esto", None, 1),
+    ("luna", None, 1),
+    ("luna", "drama", 3),
+    ("luna", None, 30),
+    ("eclipse", None, 1),
+    ("eclipse", "comedia", 1),
+    ("fin", None, 1),
+    ("fin", "terror", 2),
+    ("fin", None, 4),
+    ("su", None, 2),
+    ("nada de esto", None, 1),
 ]
 
 
@@ -160,7 +192,8 @@ async def test_every_plan_returns_the_same_exact_page(app, catalogue, monkeypatc
         for sort in ("newest", "title", "rating"):
             case = (search, category_key, page, sort)
             total, items = await _page(
-                app, search=search, category_key=category_key, sort=sort, page=page)
+                app, search=search, category_key=category_key, sort=sort, page=page
+            )
 
             offset = (page - 1) * 20
             matches, expected = _expected(catalogue, search, category_key, sort, offset, 20)

@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+
 from streamia_kit.testing import wait_for
 from streamia_movies.media.storage import LocalMediaStore, MediaStoreError
 
@@ -70,25 +71,41 @@ async def test_an_upload_over_the_limit_gets_413_json(app_factory, upload, check
         assert (await client.get("/api/movies")).json()["total"] == 0
 
 
-async def test_an_upload_without_title_or_video_is_a_validation_error(client, tokens, clip, check_error):
-    no_title = await client.post("/api/movies/upload", headers=tokens("admin"), data={"description": "x"},
-                                 files={"video": ("a.mp4", clip.read_bytes(), "video/mp4")})
-    no_video = await client.post("/api/movies/upload", headers=tokens("admin"), data={"title": "x"},
-                                 files={"other": ("a.txt", b"x")})
+async def test_an_upload_without_title_or_video_is_a_validation_error(
+    client, tokens, clip, check_error
+):
+    no_title = await client.post(
+        "/api/movies/upload",
+        headers=tokens("admin"),
+        data={"description": "x"},
+        files={"video": ("a.mp4", clip.read_bytes(), "video/mp4")},
+    )
+    no_video = await client.post(
+        "/api/movies/upload",
+        headers=tokens("admin"),
+        data={"title": "x"},
+        files={"other": ("a.txt", b"x")},
+    )
 
     assert "title" in check_error(no_title, 400, "Validation error")["details"]["fieldErrors"]
     assert "video" in check_error(no_video, 400, "Validation error")["details"]["fieldErrors"]
     assert (await client.get("/api/movies")).json()["total"] == 0
 
 
-SRT_LATIN1 = "1\r\n00:00:01,000 --> 00:00:02,500\r\n¡Acción!\r\n\r\n2\r\n00:00:03,000 --> 00:00:04,000\r\nSeñor\r\n".encode("latin-1")
+SRT_LATIN1 = "1\r\n00:00:01,000 --> 00:00:02,500\r\n¡Acción!\r\n\r\n2\r\n00:00:03,000 --> 00:00:04,000\r\nSeñor\r\n".encode(
+    "latin-1"
+)
 
 
 async def test_a_latin1_srt_is_served_as_utf8_webvtt(client, tokens, new_movie):
     movie = await new_movie(client)
 
-    resp = await client.post(f"/api/movies/{movie['id']}/subtitles", headers=tokens("admin"),
-                             data={"language": "es"}, files={"subtitle": ("es.srt", SRT_LATIN1)})
+    resp = await client.post(
+        f"/api/movies/{movie['id']}/subtitles",
+        headers=tokens("admin"),
+        data={"language": "es"},
+        files={"subtitle": ("es.srt", SRT_LATIN1)},
+    )
 
     assert resp.status_code == 200, resp.text
     (track,) = resp.json()["data"]
@@ -101,16 +118,30 @@ async def test_a_latin1_srt_is_served_as_utf8_webvtt(client, tokens, new_movie):
     assert "00:00:01.000 --> 00:00:02.500\n¡Acción!" in text
 
 
-async def test_a_second_track_in_the_same_language_replaces_the_first(client, tokens, new_movie, app):
+async def test_a_second_track_in_the_same_language_replaces_the_first(
+    client, tokens, new_movie, app
+):
     movie = await new_movie(client)
     url = f"/api/movies/{movie['id']}/subtitles"
-    first = await client.post(url, headers=tokens("admin"), data={"language": "en", "label": "Old"},
-                              files={"subtitle": ("a.vtt", b"WEBVTT\n\n00:01.000 --> 00:02.000\nold\n")})
-    await client.post(url, headers=tokens("admin"), data={"language": "es"},
-                      files={"subtitle": ("b.srt", SRT_LATIN1)})
+    first = await client.post(
+        url,
+        headers=tokens("admin"),
+        data={"language": "en", "label": "Old"},
+        files={"subtitle": ("a.vtt", b"WEBVTT\n\n00:01.000 --> 00:02.000\nold\n")},
+    )
+    await client.post(
+        url,
+        headers=tokens("admin"),
+        data={"language": "es"},
+        files={"subtitle": ("b.srt", SRT_LATIN1)},
+    )
 
-    resp = await client.post(url, headers=tokens("admin"), data={"language": "EN", "label": "English"},
-                             files={"subtitle": ("c.vtt", b"WEBVTT\n\n00:01.000 --> 00:02.000\nnew\n")})
+    resp = await client.post(
+        url,
+        headers=tokens("admin"),
+        data={"language": "EN", "label": "English"},
+        files={"subtitle": ("c.vtt", b"WEBVTT\n\n00:01.000 --> 00:02.000\nnew\n")},
+    )
 
     tracks = resp.json()["data"]
     assert [(t["language"], t["label"]) for t in tracks] == [("en", "English"), ("es", "Español")]
@@ -122,17 +153,26 @@ async def test_a_second_track_in_the_same_language_replaces_the_first(client, to
     assert (await client.get(f"/api/movies/{movie['id']}")).json()["data"]["subtitles"] == tracks
 
 
-@pytest.mark.parametrize("filename,content,language", [
-    ("bad.srt", b"1\nnot a timing\nhello\n", "es"),
-    ("bad.vtt", b"NOT WEBVTT\n\n00:01.000 --> 00:02.000\nx\n", "es"),
-    ("sub.txt", b"1\n00:00:01,000 --> 00:00:02,000\nok\n", "es"),
-    ("ok.srt", b"1\n00:00:01,000 --> 00:00:02,000\nok\n", "not a language!"),
-])
-async def test_a_malformed_subtitle_upload_is_a_400(client, tokens, new_movie, check_error, filename, content, language):
+@pytest.mark.parametrize(
+    "filename,content,language",
+    [
+        ("bad.srt", b"1\nnot a timing\nhello\n", "es"),
+        ("bad.vtt", b"NOT WEBVTT\n\n00:01.000 --> 00:02.000\nx\n", "es"),
+        ("sub.txt", b"1\n00:00:01,000 --> 00:00:02,000\nok\n", "es"),
+        ("ok.srt", b"1\n00:00:01,000 --> 00:00:02,000\nok\n", "not a language!"),
+    ],
+)
+async def test_a_malformed_subtitle_upload_is_a_400(
+    client, tokens, new_movie, check_error, filename, content, language
+):
     movie = await new_movie(client)
 
-    resp = await client.post(f"/api/movies/{movie['id']}/subtitles", headers=tokens("admin"),
-                             data={"language": language}, files={"subtitle": (filename, content)})
+    resp = await client.post(
+        f"/api/movies/{movie['id']}/subtitles",
+        headers=tokens("admin"),
+        data={"language": language},
+        files={"subtitle": (filename, content)},
+    )
 
     check_error(resp, 400)
     assert (await client.get(f"/api/movies/{movie['id']}/subtitles")).json()["subtitles"] == []
@@ -141,14 +181,26 @@ async def test_a_malformed_subtitle_upload_is_a_400(client, tokens, new_movie, c
 async def test_subtitles_of_an_unknown_movie_are_404(client, tokens, check_error):
     url = f"/api/movies/{uuid.uuid4().hex}/subtitles"
     check_error(await client.get(url), 404, "Movie not found")
-    check_error(await client.post(url, headers=tokens("admin"), data={"language": "es"},
-                                  files={"subtitle": ("a.srt", SRT_LATIN1)}), 404, "Movie not found")
+    check_error(
+        await client.post(
+            url,
+            headers=tokens("admin"),
+            data={"language": "es"},
+            files={"subtitle": ("a.srt", SRT_LATIN1)},
+        ),
+        404,
+        "Movie not found",
+    )
 
 
 async def test_deleting_a_movie_removes_its_media_through_the_saga(client, app, tokens, upload):
     movie = (await upload(client)).json()["data"]
-    await client.post(f"/api/movies/{movie['id']}/subtitles", headers=tokens("admin"),
-                      data={"language": "es"}, files={"subtitle": ("es.srt", SRT_LATIN1)})
+    await client.post(
+        f"/api/movies/{movie['id']}/subtitles",
+        headers=tokens("admin"),
+        data={"language": "es"},
+        files={"subtitle": ("es.srt", SRT_LATIN1)},
+    )
     media_root = app.state.movies.store.root
     files = [p for p in media_root.rglob("*") if p.is_file() and movie["id"] in str(p)]
     assert len(files) == 3  # video, poster, subtitle
@@ -171,7 +223,9 @@ class FlakyStore(LocalMediaStore):
         await super().delete(key, kind)
 
 
-async def test_media_deletion_is_retried_until_the_store_recovers(app_factory, tmp_path, tokens, upload):
+async def test_media_deletion_is_retried_until_the_store_recovers(
+    app_factory, tmp_path, tokens, upload
+):
     from streamia_kit.testing import serve_app
 
     FlakyStore.attempts = 0
@@ -184,5 +238,7 @@ async def test_media_deletion_is_retried_until_the_store_recovers(app_factory, t
         resp = await client.delete(f"/api/movies/{movie['id']}", headers=tokens("admin"))
 
         assert resp.status_code == 200
-        await wait_for(lambda: not video.exists(), timeout=20, message="video deleted after retries")
+        await wait_for(
+            lambda: not video.exists(), timeout=20, message="video deleted after retries"
+        )
         assert FlakyStore.attempts >= 3

@@ -12,8 +12,14 @@ async def _publish(app, event):
 
 
 def _rating(cls, movie_id, average, count, version):
-    return cls(rating_id=uuid.uuid4().hex, movie_id=movie_id, user_id=uuid.uuid4().hex, rating=5,
-               summary=RatingSummary(average=average, count=count), version=version)
+    return cls(
+        rating_id=uuid.uuid4().hex,
+        movie_id=movie_id,
+        user_id=uuid.uuid4().hex,
+        rating=5,
+        summary=RatingSummary(average=average, count=count),
+        version=version,
+    )
 
 
 async def _rating_of(client, movie_id):
@@ -26,14 +32,20 @@ async def test_rating_events_update_the_movie_and_its_cached_copy(client, app, n
     now = time.time()
 
     await _publish(app, _rating(RatingCreated, movie["id"], 4.0, 1, now))
-    await wait_for(lambda: _has_rating(client, movie["id"], {"average": 4.0, "count": 1}),
-                   message="rating.created applied")
+    await wait_for(
+        lambda: _has_rating(client, movie["id"], {"average": 4.0, "count": 1}),
+        message="rating.created applied",
+    )
     await _publish(app, _rating(RatingUpdated, movie["id"], 3.5, 2, now + 1))
-    await wait_for(lambda: _has_rating(client, movie["id"], {"average": 3.5, "count": 2}),
-                   message="rating.updated applied")
+    await wait_for(
+        lambda: _has_rating(client, movie["id"], {"average": 3.5, "count": 2}),
+        message="rating.updated applied",
+    )
     await _publish(app, _rating(RatingDeleted, movie["id"], 3.0, 1, now + 2))
-    await wait_for(lambda: _has_rating(client, movie["id"], {"average": 3.0, "count": 1}),
-                   message="rating.deleted applied")
+    await wait_for(
+        lambda: _has_rating(client, movie["id"], {"average": 3.0, "count": 1}),
+        message="rating.deleted applied",
+    )
 
 
 async def _has_rating(client, movie_id, expected):
@@ -65,7 +77,9 @@ async def test_a_rating_for_an_unknown_movie_is_harmless(client, app, new_movie)
 
 async def test_the_list_sorts_by_rating(client, app, new_movie):
     category = f"rated-{uuid.uuid4().hex[:8]}"
-    low, high, mid = [await new_movie(client, title=t, category=category) for t in ("low", "high", "mid")]
+    low, high, mid = [
+        await new_movie(client, title=t, category=category) for t in ("low", "high", "mid")
+    ]
     now = time.time()
     for movie, average in ((low, 1.5), (high, 4.8), (mid, 3.0)):
         await _publish(app, _rating(RatingCreated, movie["id"], average, 2, now))
@@ -73,6 +87,8 @@ async def test_the_list_sorts_by_rating(client, app, new_movie):
     await wait_for(lambda: _has_rating(client, high["id"], {"average": 4.8, "count": 2}))
     await wait_for(lambda: _has_rating(client, low["id"], {"average": 1.5, "count": 2}))
 
-    body = (await client.get("/api/movies/explore", params={"category": category, "sort": "rating"})).json()
+    body = (
+        await client.get("/api/movies/explore", params={"category": category, "sort": "rating"})
+    ).json()
 
     assert [m["title"] for m in body["data"]] == ["high", "mid", "low"]

@@ -10,11 +10,16 @@ async def catalogue(client, new_movie):
     """A few movies in a category of their own, so other tests' movies never interfere."""
     category = f"Cat {uuid.uuid4().hex[:8]}"
     movies = {
-        "accion": await new_movie(client, title="Acción en la ciudad", category=category,
-                                  description="Persecuciones"),
+        "accion": await new_movie(
+            client, title="Acción en la ciudad", category=category, description="Persecuciones"
+        ),
         "regex": await new_movie(client, title="Symbols .*( and 100% _real_", category=category),
-        "desc": await new_movie(client, title="Silencio", category=category,
-                                description="Una historia de ACCIÓN y misterio"),
+        "desc": await new_movie(
+            client,
+            title="Silencio",
+            category=category,
+            description="Una historia de ACCIÓN y misterio",
+        ),
         "other": await new_movie(client, title="Comedia romántica", category=category),
     }
     return category, movies
@@ -45,7 +50,9 @@ async def test_accents_and_case_do_not_matter(client, catalogue, term):
 async def test_the_description_is_searched_as_well_as_the_title(client, catalogue):
     category, movies = catalogue
 
-    assert _ids(await _explore(client, category=category, search="misterio")) == {movies["desc"]["id"]}
+    assert _ids(await _explore(client, category=category, search="misterio")) == {
+        movies["desc"]["id"]
+    }
 
 
 @pytest.mark.parametrize("term", [".*(", "100%", "_real_", "%", "_", "(", "\\"])
@@ -101,7 +108,11 @@ async def test_sorting_by_title_ignores_case_and_accents(client, catalogue):
     body = await _explore(client, category=category, sort="title")
 
     assert [m["title"] for m in body["data"]] == [
-        "Acción en la ciudad", "Comedia romántica", "Silencio", "Symbols .*( and 100% _real_"]
+        "Acción en la ciudad",
+        "Comedia romántica",
+        "Silencio",
+        "Symbols .*( and 100% _real_",
+    ]
 
 
 async def test_newest_first_is_the_default(client, catalogue):
@@ -109,15 +120,22 @@ async def test_newest_first_is_the_default(client, catalogue):
 
     body = await _explore(client, category=category)
 
-    assert [m["id"] for m in body["data"]] == [movies[k]["id"] for k in ("other", "desc", "regex", "accion")]
+    assert [m["id"] for m in body["data"]] == [
+        movies[k]["id"] for k in ("other", "desc", "regex", "accion")
+    ]
 
 
 async def test_a_renamed_movie_is_found_by_its_new_title_only(client, tokens, catalogue):
     category, movies = catalogue
-    await client.put(f"/api/movies/{movies['other']['id']}", headers=tokens("admin"),
-                     json={"title": "Ñandú veloz"})
+    await client.put(
+        f"/api/movies/{movies['other']['id']}",
+        headers=tokens("admin"),
+        json={"title": "Ñandú veloz"},
+    )
 
-    assert _ids(await _explore(client, category=category, search="nandu")) == {movies["other"]["id"]}
+    assert _ids(await _explore(client, category=category, search="nandu")) == {
+        movies["other"]["id"]
+    }
     assert _ids(await _explore(client, category=category, search="comedia")) == set()
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from streamia_kit.infra import Infrastructure
 from streamia_kit.service import Service
-
 from streamia_notifications import consumers
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.renderer import EmailRenderer

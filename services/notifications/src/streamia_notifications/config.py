@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import SecretStr
+
 from streamia_kit.config import ServiceSettings
 
 SenderKind = Literal["file", "smtp", "sendgrid"]

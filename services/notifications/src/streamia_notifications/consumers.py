@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from streamia_kit.events import Envelope, PasswordResetRequested, UserDeleted, UserRegistered
 from streamia_kit.service import Service
-
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.queue import EmailQueue
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
 from streamia_kit.db import NAMING
 from streamia_kit.messaging import messaging_tables
 

@@ -66,8 +66,10 @@ async def test_a_job_queued_twice_for_one_event_sends_one_email(
             # Refused while the first job is still being settled; else queued and skipped.
             queued_again = await queue.enqueue(session, job)
         if queued_again:
-            await wait_for(lambda: counter("welcome", "duplicate") > duplicates,
-                           message="the second job skipped as a duplicate")
+            await wait_for(
+                lambda: counter("welcome", "duplicate") > duplicates,
+                message="the second job skipped as a duplicate",
+            )
         await asyncio.sleep(0.3)
         assert len(mail.find(event_id=envelope.id)) == 1
 
@@ -78,18 +80,26 @@ async def test_forgot_password_sends_a_link_that_resets_the_password_once(
     text_of, html_of = parts
     async with platform() as (users, _):
         email = new_address()
-        body = {"firstName": "Ana", "lastName": "García", "age": 31, "email": email,
-                "password": PASSWORD, "confirmPassword": PASSWORD}
+        body = {
+            "firstName": "Ana",
+            "lastName": "García",
+            "age": 31,
+            "email": email,
+            "password": PASSWORD,
+            "confirmPassword": PASSWORD,
+        }
         assert (await users.post("/api/users/register", json=body)).status_code == 201
         await wait_for(lambda: mail.find(to=email, kind="welcome"), message="welcome email")
 
         resp = await users.post("/api/users/forgot-password", json={"email": email})
         assert resp.status_code == 200
-        [message] = await wait_for(lambda: mail.find(to=email, kind="password-reset"),
-                                   message="reset email")
+        [message] = await wait_for(
+            lambda: mail.find(to=email, kind="password-reset"), message="reset email"
+        )
         assert message["Subject"] == "Restablece tu contraseña de Streamia"
-        match = re.search(rf"{re.escape(FRONTEND)}/reset-password/([A-Za-z0-9_\-]+)",
-                          text_of(message))
+        match = re.search(
+            rf"{re.escape(FRONTEND)}/reset-password/([A-Za-z0-9_\-]+)", text_of(message)
+        )
         assert match, text_of(message)
         token = match.group(1)
         assert f'href="{FRONTEND}/reset-password/{token}"' in html_of(message)
@@ -97,8 +107,9 @@ async def test_forgot_password_sends_a_link_that_resets_the_password_once(
         reset = {"token": token, "newPassword": NEW_PASSWORD, "confirmPassword": NEW_PASSWORD}
         resp = await users.post("/api/users/reset-password", json=reset)
         assert resp.status_code == 200, resp.text
-        login = await users.post("/api/users/login",
-                                 json={"email": email, "password": NEW_PASSWORD})
+        login = await users.post(
+            "/api/users/login", json={"email": email, "password": NEW_PASSWORD}
+        )
         assert login.status_code == 200
 
         again = await users.post("/api/users/reset-password", json=reset)
@@ -110,16 +121,27 @@ async def test_deleting_the_account_sends_a_farewell_email(mail, platform, new_a
     text_of, _ = parts
     async with platform() as (users, _):
         email = new_address()
-        body = {"firstName": "Luis", "lastName": "Pérez", "age": 40, "email": email,
-                "password": PASSWORD, "confirmPassword": PASSWORD}
+        body = {
+            "firstName": "Luis",
+            "lastName": "Pérez",
+            "age": 40,
+            "email": email,
+            "password": PASSWORD,
+            "confirmPassword": PASSWORD,
+        }
         resp = await users.post("/api/users/register", json=body)
         assert resp.status_code == 201
         token = resp.json()["token"]
-        resp = await users.request("DELETE", "/api/users/me", json={"password": PASSWORD},
-                                   headers={"Authorization": f"Bearer {token}"})
+        resp = await users.request(
+            "DELETE",
+            "/api/users/me",
+            json={"password": PASSWORD},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert resp.status_code == 204, resp.text
-        [message] = await wait_for(lambda: mail.find(to=email, kind="farewell"),
-                                   message="farewell email")
+        [message] = await wait_for(
+            lambda: mail.find(to=email, kind="farewell"), message="farewell email"
+        )
         assert message["Subject"] == "Tu cuenta de Streamia se ha eliminado"
         assert "Hola, Luis" in text_of(message)
         assert f"{FRONTEND}/register" in text_of(message)
@@ -133,11 +155,19 @@ async def test_an_expired_reset_request_sends_no_dead_link(
     async with serve_app(app):
         expired = counter("password-reset", "expired")
         to = new_address()
-        await publish(app, PasswordResetRequested(
-            user_id=new_id(), email=to, first_name="Ana", token="x" * 43,
-            expires_at=utcnow() - timedelta(seconds=1)))
-        await wait_for(lambda: counter("password-reset", "expired") > expired,
-                       message="expired reset skipped")
+        await publish(
+            app,
+            PasswordResetRequested(
+                user_id=new_id(),
+                email=to,
+                first_name="Ana",
+                token="x" * 43,
+                expires_at=utcnow() - timedelta(seconds=1),
+            ),
+        )
+        await wait_for(
+            lambda: counter("password-reset", "expired") > expired, message="expired reset skipped"
+        )
         assert mail.find(to=to) == []
 
 

@@ -20,13 +20,22 @@ async def test_the_reset_token_never_appears_in_any_log_line_even_on_retries(
         mail.fail_data = 2  # two transient failures: their error lines are logged too
         to = new_address()
         token = secrets.token_urlsafe(32)
-        envelope = await publish(app, PasswordResetRequested(
-            user_id=new_id(), email=to, first_name="Ana", token=token,
-            expires_at=utcnow() + timedelta(hours=1)))
+        envelope = await publish(
+            app,
+            PasswordResetRequested(
+                user_id=new_id(),
+                email=to,
+                first_name="Ana",
+                token=token,
+                expires_at=utcnow() + timedelta(hours=1),
+            ),
+        )
         [message] = await wait_for(lambda: mail.find(event_id=envelope.id), message="reset")
         assert token in message.get_body(preferencelist=("plain",)).get_content()
-        await wait_for(lambda: any("email_sent" in line for line in captured_logs.lines),
-                       message="the sent line")
+        await wait_for(
+            lambda: any("email_sent" in line for line in captured_logs.lines),
+            message="the sent line",
+        )
 
     lines = captured_logs.lines
     assert not [line for line in lines if token in line]

@@ -22,12 +22,20 @@ async def test_embedded_mode_writes_the_reset_email_to_the_outbox_folder(
     app = create_app(settings)
     async with serve_app(app):
         to = new_address()
-        await publish(app, PasswordResetRequested(
-            user_id=new_id(), email=to, first_name="Ana", token="tok-123_abc",
-            expires_at=utcnow() + timedelta(hours=1)))
+        await publish(
+            app,
+            PasswordResetRequested(
+                user_id=new_id(),
+                email=to,
+                first_name="Ana",
+                token="tok-123_abc",
+                expires_at=utcnow() + timedelta(hours=1),
+            ),
+        )
         outbox = tmp_path / "outbox"
-        [path] = await wait_for(lambda: list(outbox.glob(f"*-password-reset-{to}.eml")),
-                                message="the .eml file")
+        [path] = await wait_for(
+            lambda: list(outbox.glob(f"*-password-reset-{to}.eml")), message="the .eml file"
+        )
     message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "http://localhost:8080/reset-password/tok-123_abc" in text

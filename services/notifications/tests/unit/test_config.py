@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
+
 from streamia_notifications.config import NotificationsSettings
 
 PRODUCTION = {"environment": "production", "internal_secret": "s3cret-for-production"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from streamia_kit.auth import KeySource
 from streamia_kit.infra import Infrastructure
 from streamia_kit.movie_projection import MovieClient, MovieProjection, Tombstones
 from streamia_kit.service import Service
-
 from streamia_ratings import consumers
 from streamia_ratings.config import RatingsSettings
 from streamia_ratings.ratings.endpoints import router
@@ -20,8 +20,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(
-    settings: RatingsSettings | None = None, infra: Infrastructure | None = None,
-    manage_lifecycle: bool = True, keys: KeySource | None = None,
+    settings: RatingsSettings | None = None,
+    infra: Infrastructure | None = None,
+    manage_lifecycle: bool = True,
+    keys: KeySource | None = None,
 ) -> FastAPI:
     settings = settings or RatingsSettings()
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
@@ -29,12 +31,16 @@ def create_app(
     service.on_stop.append(client.close)
     graves = Tombstones(tombstones)
     ratings = RatingsService(
-        service.outbox, MovieProjection(movie_projection, graves, client), graves,
-        service.cache, settings.summary_cache_seconds,
+        service.outbox,
+        MovieProjection(movie_projection, graves, client),
+        graves,
+        service.cache,
+        settings.summary_cache_seconds,
     )
     consumers.register(service, ratings)
     app = service.create_app(
-        "Streamia ratings", [router],
+        "Streamia ratings",
+        [router],
         description="Ratings of 1 to 5 stars and each movie's cached summary.",
         manage_lifecycle=manage_lifecycle,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from streamia_kit.events import (
     Envelope,
     MovieCreated,
@@ -12,7 +13,6 @@ from streamia_kit.events import (
     UserDeleted,
 )
 from streamia_kit.service import Service
-
 from streamia_ratings.ratings.service import RatingsService
 
 

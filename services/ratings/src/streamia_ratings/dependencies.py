@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
-from streamia_kit.dependencies import Page, PageDep  # noqa: F401 - shared list parameters
 
+from streamia_kit.dependencies import Page, PageDep  # noqa: F401 - shared list parameters
 from streamia_ratings.ratings.service import RatingsService
 
 

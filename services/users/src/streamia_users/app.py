@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.infra import Infrastructure
 from streamia_kit.service import Service
-
 from streamia_users.config import UsersSettings
 from streamia_users.users.endpoints import keys_router, router
 from streamia_users.users.models import Base
@@ -26,14 +26,16 @@ def signing_key(settings: UsersSettings) -> SigningKey:
 
 
 def create_app(
-    settings: UsersSettings | None = None, infra: Infrastructure | None = None,
+    settings: UsersSettings | None = None,
+    infra: Infrastructure | None = None,
     manage_lifecycle: bool = True,
 ) -> FastAPI:
     settings = settings or UsersSettings()
     key = signing_key(settings)
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=StaticKeys(key))
     app = service.create_app(
-        "Streamia users", [router, keys_router],
+        "Streamia users",
+        [router, keys_router],
         description="Accounts, sessions, password reset and the JWKS.",
         manage_lifecycle=manage_lifecycle,
     )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from streamia_kit.dependencies import AdminUser, CurrentUser
 
 from streamia_comments.comments import schemas
 from streamia_comments.dependencies import CommentsServiceDep, PageDep
+from streamia_kit.dependencies import AdminUser, CurrentUser
 
 router = APIRouter(prefix="/api/comments", tags=["comments"])
 
@@ -20,7 +20,9 @@ def _db(request: Request):  # noqa: ANN202
 @router.post("", status_code=201)
 @router.post("/", status_code=201, include_in_schema=False)
 async def create_comment(
-    body: schemas.CreateCommentIn, identity: CurrentUser, comments: CommentsServiceDep,
+    body: schemas.CreateCommentIn,
+    identity: CurrentUser,
+    comments: CommentsServiceDep,
     request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:
@@ -50,8 +52,11 @@ async def movie_comments(
 
 @router.put("/{comment_id}")
 async def edit_comment(
-    comment_id: str, body: schemas.EditCommentIn, identity: CurrentUser,
-    comments: CommentsServiceDep, request: Request,
+    comment_id: str,
+    body: schemas.EditCommentIn,
+    identity: CurrentUser,
+    comments: CommentsServiceDep,
+    request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:
         shown = await comments.edit(session, identity, comment_id, body)
@@ -78,7 +83,10 @@ async def report_comment(
 
 @router.patch("/{comment_id}")
 async def moderate_comment(
-    comment_id: str, body: schemas.ModerateIn, _: AdminUser, comments: CommentsServiceDep,
+    comment_id: str,
+    body: schemas.ModerateIn,
+    _: AdminUser,
+    comments: CommentsServiceDep,
     request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:

@@ -15,13 +15,13 @@ def fold(text: str) -> str:
 
 class WordFilter:
     def __init__(self, words: Iterable[str]) -> None:
-        phrases = sorted({fold(w).strip() for w in words if w and w.strip()}, key=len,
-                         reverse=True)
+        phrases = sorted({fold(w).strip() for w in words if w and w.strip()}, key=len, reverse=True)
         # Words of a phrase may be separated by any run of spaces; \w-boundaries on both ends.
         alternatives = [r"\s+".join(map(re.escape, p.split())) for p in phrases]
         self._pattern = (
             re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)")
-            if alternatives else None
+            if alternatives
+            else None
         )
 
     def flags(self, text: str) -> bool:

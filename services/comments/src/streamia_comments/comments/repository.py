@@ -6,9 +6,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.db import utcnow
 
 from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment, Report
+from streamia_kit.db import utcnow
 
 
 class CommentGone(Exception):
@@ -29,26 +29,35 @@ class CommentsRepository:
         rows = await self.session.execute(
             self._with_author()
             .where(Comment.movie_id == movie_id, Comment.status == VISIBLE)
-            .order_by(Comment.created_at.desc(), Comment.id.desc()).offset(offset).limit(limit)
+            .order_by(Comment.created_at.desc(), Comment.id.desc())
+            .offset(offset)
+            .limit(limit)
         )
         return [(c, a) for c, a in rows]
 
     async def list_for_moderation(
         self, offset: int, limit: int
     ) -> list[tuple[Comment, Author | None, int]]:
-        reports = (select(func.count()).select_from(Report)
-                   .where(Report.comment_id == Comment.id).scalar_subquery())
+        reports = (
+            select(func.count())
+            .select_from(Report)
+            .where(Report.comment_id == Comment.id)
+            .scalar_subquery()
+        )
         rows = await self.session.execute(
             select(Comment, Author, reports)
             .outerjoin(Author, Author.user_id == Comment.user_id)
             .where(Comment.status.in_([FLAGGED, HIDDEN]))
-            .order_by(Comment.created_at.desc(), Comment.id.desc()).offset(offset).limit(limit)
+            .order_by(Comment.created_at.desc(), Comment.id.desc())
+            .offset(offset)
+            .limit(limit)
         )
         return [(c, a, n) for c, a, n in rows]
 
     async def get(self, comment_id: str) -> Comment | None:
         return await self.session.scalar(
-            select(Comment).where(Comment.id == comment_id)
+            select(Comment)
+            .where(Comment.id == comment_id)
             .execution_options(populate_existing=True)
         )
 
@@ -62,8 +71,10 @@ class CommentsRepository:
 
     async def update(self, comment_id: str, **values: object) -> Comment | None:
         return await self.session.scalar(
-            update(Comment).where(Comment.id == comment_id)
-            .values(**values, updated_at=utcnow()).returning(Comment)
+            update(Comment)
+            .where(Comment.id == comment_id)
+            .values(**values, updated_at=utcnow())
+            .returning(Comment)
             .execution_options(populate_existing=True)
         )
 
@@ -82,29 +93,39 @@ class CommentsRepository:
             inserted = await self.session.scalar(
                 self._insert()(Report)
                 .values(comment_id=comment_id, reporter_id=reporter_id, created_at=utcnow())
-                .on_conflict_do_nothing().returning(Report.reporter_id)
+                .on_conflict_do_nothing()
+                .returning(Report.reporter_id)
             )
         except IntegrityError as exc:
             raise CommentGone from exc
         return inserted is not None
 
     async def report_count(self, comment_id: str) -> int:
-        return await self.session.scalar(
-            select(func.count()).select_from(Report).where(Report.comment_id == comment_id)
-        ) or 0
+        return (
+            await self.session.scalar(
+                select(func.count()).select_from(Report).where(Report.comment_id == comment_id)
+            )
+            or 0
+        )
 
     async def upsert_author(
         self, user_id: str, first_name: str, last_name: str, version: float
     ) -> None:
         """Keep the newest names (events can arrive out of order)."""
         stmt = self._insert()(Author).values(
-            user_id=user_id, first_name=first_name, last_name=last_name, version=version)
-        await self.session.execute(stmt.on_conflict_do_update(
-            index_elements=[Author.user_id],
-            set_={"first_name": stmt.excluded.first_name, "last_name": stmt.excluded.last_name,
-                  "version": stmt.excluded.version},
-            where=Author.version < stmt.excluded.version,
-        ))
+            user_id=user_id, first_name=first_name, last_name=last_name, version=version
+        )
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Author.user_id],
+                set_={
+                    "first_name": stmt.excluded.first_name,
+                    "last_name": stmt.excluded.last_name,
+                    "version": stmt.excluded.version,
+                },
+                where=Author.version < stmt.excluded.version,
+            )
+        )
 
     async def remove_for_user(self, user_id: str) -> None:
         await self.session.execute(delete(Report).where(Report.reporter_id == user_id))

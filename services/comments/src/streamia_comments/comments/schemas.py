@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from streamia_comments.comments.models import Author, Comment
 from streamia_kit.db import iso
 from streamia_kit.movie_projection import valid_id
 from streamia_kit.validation import Storable
-
-from streamia_comments.comments.models import Author, Comment
 
 
 def _movie_id(value: str) -> str:
@@ -18,11 +18,10 @@ def _movie_id(value: str) -> str:
     return value
 
 
-
-
 MovieId = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_movie_id)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-                 Storable]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), Storable
+]
 
 
 class _In(BaseModel):

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.auth import Identity
-from streamia_kit.errors import Forbidden, NotFound
-from streamia_kit.events import CommentCreated, CommentDeleted, MovieDeleted
-from streamia_kit.messaging import Outbox
-from streamia_kit.movie_projection import USER, MovieProjection, Tombstones, valid_id
 
 from streamia_comments.comments import schemas
 from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment
 from streamia_comments.comments.moderation import WordFilter
 from streamia_comments.comments.repository import CommentGone, CommentsRepository
+from streamia_kit.auth import Identity
+from streamia_kit.errors import Forbidden, NotFound
+from streamia_kit.events import CommentCreated, CommentDeleted, MovieDeleted
+from streamia_kit.messaging import Outbox
+from streamia_kit.movie_projection import USER, MovieProjection, Tombstones, valid_id
 
 COMMENT_NOT_FOUND = "Comment not found"
 BY_WORDS, BY_REPORTS = "words", "reports"
@@ -33,8 +33,12 @@ def _not_found() -> NotFound:
 
 class CommentsService:
     def __init__(
-        self, outbox: Outbox, movies: MovieProjection, tombstones: Tombstones,
-        words: WordFilter, report_threshold: int,
+        self,
+        outbox: Outbox,
+        movies: MovieProjection,
+        tombstones: Tombstones,
+        words: WordFilter,
+        report_threshold: int,
     ) -> None:
         self.outbox = outbox
         self.movies = movies
@@ -50,12 +54,18 @@ class CommentsService:
         await self.tombstones.hold_user(session, identity.id)
         movie = await self.movies.hold(session, found)
         flagged = self.words.flags(data.text)
-        comment = await repo.add(Comment(
-            user_id=identity.id, movie_id=movie.id, text=data.text,
-            status=FLAGGED if flagged else VISIBLE, flag_reason=BY_WORDS if flagged else None,
-        ))
-        await self.outbox.add(session, CommentCreated(
-            comment_id=comment.id, user_id=identity.id, movie_id=movie.id))
+        comment = await repo.add(
+            Comment(
+                user_id=identity.id,
+                movie_id=movie.id,
+                text=data.text,
+                status=FLAGGED if flagged else VISIBLE,
+                flag_reason=BY_WORDS if flagged else None,
+            )
+        )
+        await self.outbox.add(
+            session, CommentCreated(comment_id=comment.id, user_id=identity.id, movie_id=movie.id)
+        )
         return Shown(comment, await repo.author(identity.id))
 
     async def list_for_movie(
@@ -79,7 +89,10 @@ class CommentsService:
         return comment
 
     async def edit(
-        self, session: AsyncSession, identity: Identity, comment_id: str,
+        self,
+        session: AsyncSession,
+        identity: Identity,
+        comment_id: str,
         data: schemas.EditCommentIn,
     ) -> Shown:
         """The owner rewrites the text; the filter runs again, an admin's hiding stays."""
@@ -106,8 +119,12 @@ class CommentsService:
         deleted = await CommentsRepository(session).delete(comment.id)
         if deleted is None:
             raise _not_found()
-        await self.outbox.add(session, CommentDeleted(
-            comment_id=deleted.id, user_id=deleted.user_id, movie_id=deleted.movie_id))
+        await self.outbox.add(
+            session,
+            CommentDeleted(
+                comment_id=deleted.id, user_id=deleted.user_id, movie_id=deleted.movie_id
+            ),
+        )
 
     async def report(self, session: AsyncSession, identity: Identity, comment_id: str) -> None:
         """Flag a comment for moderation once enough distinct users reported it."""
@@ -120,8 +137,11 @@ class CommentsService:
             new = await repo.add_report(comment.id, identity.id)
         except CommentGone:
             raise _not_found() from None
-        if new and comment.status == VISIBLE and \
-                await repo.report_count(comment.id) >= self.report_threshold:
+        if (
+            new
+            and comment.status == VISIBLE
+            and await repo.report_count(comment.id) >= self.report_threshold
+        ):
             await repo.update(comment.id, status=FLAGGED, flag_reason=BY_REPORTS)
 
     async def moderate(
@@ -137,13 +157,16 @@ class CommentsService:
         return Shown(updated, await repo.author(updated.user_id))
 
     async def remember_author(
-        self, session: AsyncSession, user_id: str, first_name: str, last_name: str,
+        self,
+        session: AsyncSession,
+        user_id: str,
+        first_name: str,
+        last_name: str,
         version: float,
     ) -> None:
         """user.registered / user.updated: a deleted account's names are not kept."""
         if valid_id(user_id) and await self.tombstones.guard(session, USER, user_id):
-            await CommentsRepository(session).upsert_author(user_id, first_name, last_name,
-                                                            version)
+            await CommentsRepository(session).upsert_author(user_id, first_name, last_name, version)
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:
         """user.deleted: tombstone, then the user's comments, reports and names."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from streamia_kit.dependencies import CurrentUser
 
 from streamia_favorites.dependencies import FavoritesServiceDep, PageDep
 from streamia_favorites.favorites import schemas
+from streamia_kit.dependencies import CurrentUser
 
 router = APIRouter(prefix="/api/favorites", tags=["favorites"])
 
@@ -30,7 +30,9 @@ async def list_favorites(
 @router.post("", status_code=201)
 @router.post("/", status_code=201, include_in_schema=False)
 async def add_favorite(
-    body: schemas.AddFavoriteIn, identity: CurrentUser, favorites: FavoritesServiceDep,
+    body: schemas.AddFavoriteIn,
+    identity: CurrentUser,
+    favorites: FavoritesServiceDep,
     request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:
@@ -40,13 +42,18 @@ async def add_favorite(
 
 @router.put("/{favorite_id}")
 async def update_favorite(
-    favorite_id: str, body: schemas.UpdateNoteIn, identity: CurrentUser,
-    favorites: FavoritesServiceDep, request: Request,
+    favorite_id: str,
+    body: schemas.UpdateNoteIn,
+    identity: CurrentUser,
+    favorites: FavoritesServiceDep,
+    request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:
         entry = await favorites.update_note(session, identity, favorite_id, body)
-    return {"message": "Favorite updated successfully",
-            "favorite": schemas.favorite_out(entry.favorite, entry.movie)}
+    return {
+        "message": "Favorite updated successfully",
+        "favorite": schemas.favorite_out(entry.favorite, entry.movie),
+    }
 
 
 @router.delete("/{movie_id}")
@@ -55,6 +62,7 @@ async def remove_favorite(
 ) -> Any:
     async with _db(request).transaction() as session:
         entry = await favorites.remove(session, identity, movie_id)
-    return {"message": "Movie removed from favorites",
-            "removedMovie": {"movieId": movie_id,
-                             "title": entry.movie.title if entry.movie else None}}
+    return {
+        "message": "Movie removed from favorites",
+        "removedMovie": {"movieId": movie_id, "title": entry.movie.title if entry.movie else None},
+    }

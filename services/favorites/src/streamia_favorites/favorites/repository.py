@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.db import utcnow
 
 from streamia_favorites.favorites.models import Favorite, movie_projection
+from streamia_kit.db import utcnow
 
 
 class DuplicateFavorite(Exception):

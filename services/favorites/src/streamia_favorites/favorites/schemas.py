@@ -5,20 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from streamia_favorites.favorites.models import Favorite
 from streamia_kit.db import iso
 from streamia_kit.movie_projection import Movie, valid_id
 from streamia_kit.validation import Storable
-
-from streamia_favorites.favorites.models import Favorite
 
 
 def _movie_id(value: str) -> str:
     if not valid_id(value):
         raise ValueError("Invalid movie id")
     return value
-
-
-
 
 
 MovieId = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_movie_id)]

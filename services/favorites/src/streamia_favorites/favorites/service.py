@@ -5,15 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from streamia_favorites.favorites import schemas
+from streamia_favorites.favorites.models import Favorite
+from streamia_favorites.favorites.repository import DuplicateFavorite, FavoritesRepository
 from streamia_kit.auth import Identity
 from streamia_kit.errors import Conflict, NotFound
 from streamia_kit.events import FavoriteAdded, FavoriteRemoved, MovieDeleted
 from streamia_kit.messaging import Outbox
 from streamia_kit.movie_projection import USER, Movie, MovieProjection, Tombstones, valid_id
-
-from streamia_favorites.favorites import schemas
-from streamia_favorites.favorites.models import Favorite
-from streamia_favorites.favorites.repository import DuplicateFavorite, FavoritesRepository
 
 ALREADY_FAVORITE = "This movie is already in your favorites"
 NOT_FAVORITE = "This movie is not in your favorites"
@@ -54,20 +54,29 @@ class FavoritesService:
             )
         except DuplicateFavorite:
             raise Conflict(ALREADY_FAVORITE, code="already_favorite") from None
-        await self.outbox.add(session, FavoriteAdded(
-            favorite_id=favorite.id, user_id=identity.id, movie_id=movie.id,
-        ))
+        await self.outbox.add(
+            session,
+            FavoriteAdded(
+                favorite_id=favorite.id,
+                user_id=identity.id,
+                movie_id=movie.id,
+            ),
+        )
         return Entry(favorite, movie)
 
     async def update_note(
-        self, session: AsyncSession, identity: Identity, favorite_id: str,
+        self,
+        session: AsyncSession,
+        identity: Identity,
+        favorite_id: str,
         data: schemas.UpdateNoteIn,
     ) -> Entry:
         """Only the owner's own favorites can be addressed; anyone else's do not exist."""
         favorite = None
         if valid_id(favorite_id):
             favorite = await FavoritesRepository(session).update_note(
-                favorite_id, identity.id, data.note)
+                favorite_id, identity.id, data.note
+            )
         if favorite is None:
             raise NotFound(FAVORITE_NOT_FOUND, code="favorite_not_found")
         return Entry(favorite, await self.movies.get(session, favorite.movie_id))
@@ -78,9 +87,14 @@ class FavoritesService:
             favorite = await FavoritesRepository(session).remove(identity.id, movie_id)
         if favorite is None:
             raise NotFound(NOT_FAVORITE, code="favorite_not_found")
-        await self.outbox.add(session, FavoriteRemoved(
-            favorite_id=favorite.id, user_id=identity.id, movie_id=movie_id,
-        ))
+        await self.outbox.add(
+            session,
+            FavoriteRemoved(
+                favorite_id=favorite.id,
+                user_id=identity.id,
+                movie_id=movie_id,
+            ),
+        )
         return Entry(favorite, await self.movies.get(session, movie_id))
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:

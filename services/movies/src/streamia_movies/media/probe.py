@@ -108,7 +108,9 @@ class MediaProber:
         fmt = info.get("format") or {}
         streams = info.get("streams") or []
         video = next((s for s in streams if s.get("codec_type") == "video"), None)
-        codecs = {str(s.get("codec_name")) for s in streams if s.get("codec_type") in ("video", "audio")}
+        codecs = {
+            str(s.get("codec_name")) for s in streams if s.get("codec_type") in ("video", "audio")
+        }
         duration: float | None
         try:
             duration = round(float(fmt["duration"]), 3)

@@ -19,6 +19,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
+
 from streamia_kit.errors import error_response
 
 IGNORE = "ignore"
@@ -100,7 +101,10 @@ class MediaFileResponse(FileResponse):
                         "Range Not Satisfiable",
                         416,
                         "range_not_satisfiable",
-                        headers={"Content-Range": f"bytes */{self._size}", "Accept-Ranges": "bytes"},
+                        headers={
+                            "Content-Range": f"bytes */{self._size}",
+                            "Accept-Ranges": "bytes",
+                        },
                     )
                     await response(scope, receive, send)
                     return

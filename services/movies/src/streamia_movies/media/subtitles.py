@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from charset_normalizer import from_bytes
+
 from streamia_kit.errors import BadRequest
 
 SUBTITLE_EXTENSIONS = frozenset({".vtt", ".srt"})

@@ -19,8 +19,8 @@ from typing import BinaryIO
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
-from streamia_kit.errors import BadRequest, PayloadTooLarge
 
+from streamia_kit.errors import BadRequest, PayloadTooLarge
 from streamia_movies.media.formats import SNIFF_BYTES, VIDEO_EXTENSIONS, sniff_video
 
 DEFAULT_MAX_VIDEO_BYTES = 2 * 1024**3
@@ -293,4 +293,6 @@ async def receive_multipart(
 
 def video_rule(max_bytes: int = DEFAULT_MAX_VIDEO_BYTES) -> FileRule:
     """The `video` field: up to `max_bytes`, and it must look like a supported container."""
-    return FileRule(max_bytes, check_video, f"Video exceeds the maximum size of {human_size(max_bytes)}")
+    return FileRule(
+        max_bytes, check_video, f"Video exceeds the maximum size of {human_size(max_bytes)}"
+    )

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+
 from streamia_kit.dependencies import AdminUser
 from streamia_kit.errors import NotFound
-
 from streamia_movies.dependencies import DatabaseDep, MoviesServiceDep, SettingsDep
 from streamia_movies.media.formats import VIDEO_CONTENT_TYPES, content_type_for
 from streamia_movies.media.streaming import MediaFileResponse
@@ -62,7 +62,10 @@ async def explore(
 
 @router.post("/upload", status_code=201)
 async def upload(
-    _: AdminUser, request: Request, movies: MoviesServiceDep, db: DatabaseDep,
+    _: AdminUser,
+    request: Request,
+    movies: MoviesServiceDep,
+    db: DatabaseDep,
     settings: SettingsDep,
 ) -> Any:
     form = await receive_multipart(
@@ -113,13 +116,17 @@ async def get_movie(movie_id: str, request: Request) -> Response:
     # serialized again by FastAPI. Same body, same content type.
     movies: MoviesService = request.app.state.movies
     data = await movies.get_cached(request.app.state.service.db, movie_id)
-    return Response(orjson.dumps({"source": movies.source, "data": data}),
-                    media_type="application/json")
+    return Response(
+        orjson.dumps({"source": movies.source, "data": data}), media_type="application/json"
+    )
 
 
 @router.put("/{movie_id}")
 async def update_movie(
-    movie_id: str, body: schemas.UpdateMovieIn, _: AdminUser, movies: MoviesServiceDep,
+    movie_id: str,
+    body: schemas.UpdateMovieIn,
+    _: AdminUser,
+    movies: MoviesServiceDep,
     db: DatabaseDep,
 ) -> Any:
     async with db.transaction() as session:
@@ -142,7 +149,11 @@ async def delete_movie(
 
 @router.post("/{movie_id}/subtitles")
 async def upload_subtitle(
-    movie_id: str, _: AdminUser, request: Request, movies: MoviesServiceDep, db: DatabaseDep,
+    movie_id: str,
+    _: AdminUser,
+    request: Request,
+    movies: MoviesServiceDep,
+    db: DatabaseDep,
     settings: SettingsDep,
 ) -> Any:
     rule = FileRule(

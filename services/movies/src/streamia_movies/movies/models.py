@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
 from streamia_kit.db import NAMING, UTCDateTime, new_id, utcnow
 from streamia_kit.messaging import messaging_tables
 
@@ -59,8 +60,11 @@ class Movie(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subtitles: Mapped[list[Subtitle]] = relationship(
-        back_populates="movie", lazy="selectin", order_by="Subtitle.language",
-        cascade="all, delete-orphan", passive_deletes=True,
+        back_populates="movie",
+        lazy="selectin",
+        order_by="Subtitle.language",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
     )
 
     __table_args__ = (

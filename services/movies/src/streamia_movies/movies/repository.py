@@ -94,9 +94,11 @@ class MoviesRepository:
     @staticmethod
     def _fts_rowids(search: str) -> Any:
         """SQLite: the rowids whose folded text contains `search`, from the FTS5 trigram index."""
-        return text("SELECT rowid FROM movies_fts WHERE movies_fts MATCH :phrase").bindparams(
-            phrase=_fts_phrase(search)
-        ).columns(literal_column("rowid"))
+        return (
+            text("SELECT rowid FROM movies_fts WHERE movies_fts MATCH :phrase")
+            .bindparams(phrase=_fts_phrase(search))
+            .columns(literal_column("rowid"))
+        )
 
     @staticmethod
     def _sort_columns(sort: str) -> tuple[Any, ...]:
@@ -173,8 +175,11 @@ class MoviesRepository:
         if walk > min(_MAX_WALK_ROWS, max(_MIN_WALK_ROWS, candidates)):
             return await self._candidates(search, category_key, order, offset, limit)
         plain = (
-            select(Movie).where(*in_category, self._scan(search)).order_by(*order)
-            .offset(offset).limit(limit)
+            select(Movie)
+            .where(*in_category, self._scan(search))
+            .order_by(*order)
+            .offset(offset)
+            .limit(limit)
         )
         window = int(2 * walk) + _WINDOW_SLACK
         if window < scope:
@@ -183,9 +188,11 @@ class MoviesRepository:
             # come back as a short page, and the index candidates answer instead, so an
             # uneven catalogue never turns this into a full scan.
             columns = self._sort_columns(sort)
-            edge = (await self.session.execute(
-                select(*columns).where(*in_category).order_by(*order).offset(window).limit(1)
-            )).first()
+            edge = (
+                await self.session.execute(
+                    select(*columns).where(*in_category).order_by(*order).offset(window).limit(1)
+                )
+            ).first()
             if edge is not None:
                 key = tuple_(*columns)
                 last = tuple_(*(literal(v, c.type) for c, v in zip(columns, edge, strict=True)))
@@ -197,7 +204,11 @@ class MoviesRepository:
         return await self._candidates(search, category_key, order, offset, limit)
 
     async def _candidates(
-        self, search: str, category_key: str | None, order: tuple[Any, ...], offset: int,
+        self,
+        search: str,
+        category_key: str | None,
+        order: tuple[Any, ...],
+        offset: int,
         limit: int,
     ) -> list[Movie]:
         """The match set from the search index (SQLite: FTS5 rowids; PostgreSQL: the

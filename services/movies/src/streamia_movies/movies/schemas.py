@@ -14,8 +14,8 @@ from pydantic import (
     StringConstraints,
     ValidationError,
 )
-from streamia_kit.db import iso
 
+from streamia_kit.db import iso
 from streamia_movies.media.formats import VIDEO_EXTENSIONS
 from streamia_movies.movies.models import Movie, Subtitle
 
@@ -41,10 +41,14 @@ def _language(value: str) -> str:
     return value
 
 
-Url = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048),
-                AfterValidator(_http_url)]
-VideoFormat = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True),
-                        AfterValidator(lambda v: _known_format(v))]
+Url = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_http_url)
+]
+VideoFormat = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True),
+    AfterValidator(lambda v: _known_format(v)),
+]
 Language = Annotated[str, StringConstraints(max_length=35), AfterValidator(_language)]
 
 
@@ -96,9 +100,15 @@ class UpdateMovieIn(_In):
         sent = self.model_dump(include=self.model_fields_set)
         for required in ("title", "videoUrl"):
             if required in sent and sent[required] is None:
-                raise RequestValidationError([{
-                    "type": "missing", "loc": ("body", required), "msg": "Cannot be null",
-                }])
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "missing",
+                            "loc": ("body", required),
+                            "msg": "Cannot be null",
+                        }
+                    ]
+                )
         return sent
 
 
@@ -132,9 +142,19 @@ def parse(model: type[M], data: dict[str, Any]) -> M:
 
 
 LANGUAGE_LABELS = {
-    "es": "Español", "en": "English", "fr": "Français", "de": "Deutsch", "it": "Italiano",
-    "pt": "Português", "pt-br": "Português (Brasil)", "es-419": "Español (Latinoamérica)",
-    "ca": "Català", "eu": "Euskara", "gl": "Galego", "ja": "日本語", "zh": "中文",
+    "es": "Español",
+    "en": "English",
+    "fr": "Français",
+    "de": "Deutsch",
+    "it": "Italiano",
+    "pt": "Português",
+    "pt-br": "Português (Brasil)",
+    "es-419": "Español (Latinoamérica)",
+    "ca": "Català",
+    "eu": "Euskara",
+    "gl": "Galego",
+    "ja": "日本語",
+    "zh": "中文",
 }
 
 
@@ -167,7 +187,10 @@ def movie_out(movie: Movie) -> dict[str, Any]:
         "hasAudio": movie.has_audio,
         "subtitles": [subtitle_out(s) for s in movie.subtitles],
         "provider": movie.provider,
-        "rating": {"average": round(movie.rating_average or 0.0, 2), "count": movie.rating_count or 0},
+        "rating": {
+            "average": round(movie.rating_average or 0.0, 2),
+            "count": movie.rating_count or 0,
+        },
         "createdAt": iso(movie.created_at),
         "updatedAt": iso(movie.updated_at),
     }

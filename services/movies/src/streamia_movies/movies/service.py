@@ -13,12 +13,12 @@ from typing import Any
 import structlog
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from streamia_kit.cache import Cache, SingleFlight
 from streamia_kit.db import Database, new_id, utcnow
 from streamia_kit.errors import NotFound, ValidationFailed
 from streamia_kit.events import MediaRef, MovieCreated, MovieDeleted, MovieUpdated, RatingEvent
 from streamia_kit.messaging import Outbox
-
 from streamia_movies.media.formats import content_type_for, sniff_video
 from streamia_movies.media.probe import MediaProber
 from streamia_movies.media.storage import Kind, LocalFile, MediaStore, StoredMedia
@@ -67,8 +67,12 @@ class StoredVideo:
 
 def _snapshot(movie: Movie) -> dict[str, Any]:
     return dict(
-        movie_id=movie.id, title=movie.title, cover_image=movie.cover_image,
-        video_url=movie.video_url, duration=movie.duration, category=movie.category,
+        movie_id=movie.id,
+        title=movie.title,
+        cover_image=movie.cover_image,
+        video_url=movie.video_url,
+        duration=movie.duration,
+        category=movie.category,
         version=movie.updated_at.timestamp(),
     )
 
@@ -161,8 +165,14 @@ class MoviesService:
         if search:  # how many rows the sort order walks over, to weigh the plans against
             scope = _total((await self._category_totals(repo, version, ""))["counts"], category_key)
         items = await repo.page_items(
-            page=query.page, limit=query.limit, sort=query.sort, category_key=category_key,
-            search=search, total=total, scope=scope, match_ms=totals["ms"],
+            page=query.page,
+            limit=query.limit,
+            sort=query.sort,
+            category_key=category_key,
+            search=search,
+            total=total,
+            scope=scope,
+            match_ms=totals["ms"],
         )
         return Page(items, total)
 
@@ -205,7 +215,9 @@ class MoviesService:
         movie = await self.get(session, movie_id)
         return movie, await MoviesRepository(session).subtitles(movie_id)
 
-    async def local_video(self, session: AsyncSession, movie_id: str) -> tuple[Movie, LocalFile | None]:
+    async def local_video(
+        self, session: AsyncSession, movie_id: str
+    ) -> tuple[Movie, LocalFile | None]:
         """The movie and, when its video is stored by a local store, the file to stream."""
         movie = await self.get(session, movie_id)
         store = self.stores.get(movie.provider)
@@ -244,7 +256,9 @@ class MoviesService:
         stored: StoredVideo | None = None
         try:
             video = await self.store.save_file(
-                f"videos/{movie_id}.{video_format or 'bin'}", staged.path, "video",
+                f"videos/{movie_id}.{video_format or 'bin'}",
+                staged.path,
+                "video",
                 content_type_for(video_format),
             )
             stored = StoredVideo(movie_id, video, video_format, probe.duration, probe.has_audio)
@@ -271,12 +285,19 @@ class MoviesService:
         self, session: AsyncSession, data: schemas.UploadIn, stored: StoredVideo
     ) -> Movie:
         movie = self._new_movie(
-            id=stored.movie_id, title=data.title, description=data.description,
-            category=data.category or None, provider=stored.video.provider,
-            video_key=stored.video.key, poster_key=stored.poster.key if stored.poster else None,
-            video_url=self._video_url(stored), cover_image=stored.poster.url if stored.poster else None,
-            video_format=stored.video_format, duration=stored.duration,
-            has_audio=stored.has_audio, size_bytes=stored.video.size,
+            id=stored.movie_id,
+            title=data.title,
+            description=data.description,
+            category=data.category or None,
+            provider=stored.video.provider,
+            video_key=stored.video.key,
+            poster_key=stored.poster.key if stored.poster else None,
+            video_url=self._video_url(stored),
+            cover_image=stored.poster.url if stored.poster else None,
+            video_format=stored.video_format,
+            duration=stored.duration,
+            has_audio=stored.has_audio,
+            size_bytes=stored.video.size,
         )
         await MoviesRepository(session).add(movie)
         await self.outbox.add(session, MovieCreated(**_snapshot(movie)))
@@ -290,9 +311,15 @@ class MoviesService:
 
     async def create_external(self, session: AsyncSession, data: schemas.CreateMovieIn) -> Movie:
         movie = self._new_movie(
-            title=data.title, description=data.description, category=data.category or None,
-            provider="external", video_url=data.videoUrl, cover_image=data.coverImage,
-            duration=data.duration, video_format=data.videoFormat, has_audio=data.hasAudio,
+            title=data.title,
+            description=data.description,
+            category=data.category or None,
+            provider="external",
+            video_url=data.videoUrl,
+            cover_image=data.coverImage,
+            duration=data.duration,
+            video_format=data.videoFormat,
+            has_audio=data.hasAudio,
         )
         await MoviesRepository(session).add(movie)
         await self.outbox.add(session, MovieCreated(**_snapshot(movie)))
@@ -307,11 +334,18 @@ class MoviesService:
             raise _not_found()
         changes = data.changes()
         if "videoUrl" in changes and movie.provider != "external":
-            raise ValidationFailed({"videoUrl": ["Only external movies can change their video URL"]})
+            raise ValidationFailed(
+                {"videoUrl": ["Only external movies can change their video URL"]}
+            )
         columns = {
-            "title": "title", "description": "description", "category": "category",
-            "coverImage": "cover_image", "videoUrl": "video_url", "duration": "duration",
-            "videoFormat": "video_format", "hasAudio": "has_audio",
+            "title": "title",
+            "description": "description",
+            "category": "category",
+            "coverImage": "cover_image",
+            "videoUrl": "video_url",
+            "duration": "duration",
+            "videoFormat": "video_format",
+            "hasAudio": "has_audio",
         }
         if not changes:
             return movie
@@ -336,7 +370,9 @@ class MoviesService:
             media.append(MediaRef(provider=movie.provider, key=movie.video_key, kind="video"))
         if movie.poster_key:
             media.append(MediaRef(provider=movie.provider, key=movie.poster_key, kind="poster"))
-        media += [MediaRef(provider=s.provider, key=s.key, kind="subtitle") for s in movie.subtitles]
+        media += [
+            MediaRef(provider=s.provider, key=s.key, kind="subtitle") for s in movie.subtitles
+        ]
         await self.outbox.add(
             session, MovieDeleted(movie_id=movie.id, title=movie.title, media=media)
         )
@@ -344,7 +380,10 @@ class MoviesService:
         return movie
 
     async def add_subtitle(
-        self, session: AsyncSession, movie_id: str, data: schemas.SubtitleIn,
+        self,
+        session: AsyncSession,
+        movie_id: str,
+        data: schemas.SubtitleIn,
         staged: StagedFile | None,
     ) -> tuple[list[Subtitle], StoredMedia | None]:
         """Convert and store a track; one per language. Returns the tracks and the replaced file."""
@@ -368,10 +407,16 @@ class MoviesService:
                 existing.label, existing.url, existing.key = label, stored.url, stored.key
                 existing.provider, existing.updated_at = stored.provider, utcnow()
             else:
-                await repo.add_subtitle(Subtitle(
-                    movie_id=movie_id, language=data.language, label=label, url=stored.url,
-                    key=stored.key, provider=stored.provider,
-                ))
+                await repo.add_subtitle(
+                    Subtitle(
+                        movie_id=movie_id,
+                        language=data.language,
+                        label=label,
+                        url=stored.url,
+                        key=stored.key,
+                        provider=stored.provider,
+                    )
+                )
             movie.updated_at = utcnow()
             await repo.flush()
             subtitles = await repo.subtitles(movie_id)
@@ -414,4 +459,3 @@ def _kind(value: str) -> Kind:
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
-

@@ -5,10 +5,21 @@ from pathlib import Path
 import pytest
 
 
-def make_video(path: Path, seconds: float = 2.0, audio: bool = True, args: tuple[str, ...] = ()) -> Path:
+def make_video(
+    path: Path, seconds: float = 2.0, audio: bool = True, args: tuple[str, ...] = ()
+) -> Path:
     """A tiny generated clip: testsrc picture, optionally a sine tone."""
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y",
-           "-f", "lavfi", "-i", f"testsrc=size=160x120:rate=10:duration={seconds}"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size=160x120:rate=10:duration={seconds}",
+    ]
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     cmd += [*args, "-shortest", str(path)]

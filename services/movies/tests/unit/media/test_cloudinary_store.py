@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from python_multipart import parse_form
+
 from streamia_movies.media.storage import CloudinaryConfig, CloudinaryMediaStore, MediaStoreError
 
 API_KEY = "123456789012345"
@@ -61,12 +62,18 @@ class _Handler(BaseHTTPRequestHandler):
             f.file_object.seek(0)
             file_bytes.extend(f.file_object.read())
 
-        parse_form({"Content-Type": self.headers["Content-Type"], "Content-Length": str(length)},
-                   io.BytesIO(body), on_field, on_file)
+        parse_form(
+            {"Content-Type": self.headers["Content-Type"], "Content-Length": str(length)},
+            io.BytesIO(body),
+            on_field,
+            on_file,
+        )
         _, version, cloud, resource_type, action = self.path.split("/")
         algorithm = self.server.signature_algorithm
         record = {
-            "path": self.path, "params": params, "bytes": len(file_bytes),
+            "path": self.path,
+            "params": params,
+            "bytes": len(file_bytes),
             "content_range": self.headers.get("Content-Range"),
             "upload_id": self.headers.get("X-Unique-Upload-Id"),
             "signature_ok": params.get("signature") == _expected_signature(params, algorithm)
@@ -93,8 +100,15 @@ class _Handler(BaseHTTPRequestHandler):
                 buf.extend(file_bytes)
                 total = len(buf)
             url = f"https://res.cloudinary.com/{CLOUD}/{resource_type}/upload/v1/{public_id}"
-            return self._reply(200, {"public_id": public_id, "bytes": total,
-                                     "resource_type": resource_type, "secure_url": url})
+            return self._reply(
+                200,
+                {
+                    "public_id": public_id,
+                    "bytes": total,
+                    "resource_type": resource_type,
+                    "secure_url": url,
+                },
+            )
         if action == "destroy":
             known = public_id in self.server.uploads and public_id not in self.server.deleted
             self.server.deleted.add(public_id)
@@ -117,8 +131,12 @@ def fake():
 def _store(fake, tmp_path, secret=API_SECRET, extra="", chunk_size=5 * 1024 * 1024):
     host, port = fake.server_address
     url = f"cloudinary://{API_KEY}:{secret}@{CLOUD}?upload_prefix=http://{host}:{port}{extra}"
-    return CloudinaryMediaStore(CloudinaryConfig.from_url(url), tmp_path / "staging",
-                                folder="streamia-test", chunk_size=chunk_size)
+    return CloudinaryMediaStore(
+        CloudinaryConfig.from_url(url),
+        tmp_path / "staging",
+        folder="streamia-test",
+        chunk_size=chunk_size,
+    )
 
 
 def _staged(tmp_path, data: bytes, name="upload.mp4"):
@@ -132,7 +150,9 @@ async def test_a_video_is_uploaded_in_signed_chunks_and_reassembles_exactly(fake
     data = random.randbytes(12 * 1024 * 1024 + 123)
     movie = uuid.uuid4().hex
 
-    stored = await store.save_file(f"videos/{movie}.mp4", _staged(tmp_path, data), "video", "video/mp4")
+    stored = await store.save_file(
+        f"videos/{movie}.mp4", _staged(tmp_path, data), "video", "video/mp4"
+    )
 
     public_id = f"streamia-test/videos/{movie}"
     assert [r["path"] for r in fake.requests] == [f"/v1_1/{CLOUD}/video/upload"] * 3
@@ -166,14 +186,19 @@ async def test_a_subtitle_is_uploaded_as_a_raw_file_keeping_its_extension(fake, 
 
 async def test_deleting_sends_a_signed_destroy_and_a_second_delete_still_succeeds(fake, tmp_path):
     store = _store(fake, tmp_path)
-    await store.save_file("posters/m1.jpg", _staged(tmp_path, b"\xff\xd8\xff" + b"j" * 100), "poster", "image/jpeg")
+    await store.save_file(
+        "posters/m1.jpg", _staged(tmp_path, b"\xff\xd8\xff" + b"j" * 100), "poster", "image/jpeg"
+    )
 
     await store.delete("posters/m1.jpg", "poster")
     await store.delete("posters/m1.jpg", "poster")
 
     destroys = [r for r in fake.requests if r["path"].endswith("/destroy")]
     assert [r["path"] for r in destroys] == [f"/v1_1/{CLOUD}/image/destroy"] * 2
-    assert all(r["signature_ok"] and r["params"]["public_id"] == "streamia-test/posters/m1" for r in destroys)
+    assert all(
+        r["signature_ok"] and r["params"]["public_id"] == "streamia-test/posters/m1"
+        for r in destroys
+    )
     assert "streamia-test/posters/m1" in fake.deleted
 
 
@@ -181,7 +206,9 @@ async def test_sha256_signatures_are_used_when_configured(fake, tmp_path):
     fake.signature_algorithm = "sha256"
     store = _store(fake, tmp_path, extra="&signature_algorithm=sha256")
 
-    await store.save_file("subtitles/m/en.vtt", _staged(tmp_path, b"WEBVTT\n"), "subtitle", "text/vtt")
+    await store.save_file(
+        "subtitles/m/en.vtt", _staged(tmp_path, b"WEBVTT\n"), "subtitle", "text/vtt"
+    )
 
     assert fake.requests[0]["signature_ok"]
     assert len(fake.requests[0]["params"]["signature"]) == 64

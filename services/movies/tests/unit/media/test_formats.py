@@ -1,4 +1,5 @@
 import pytest
+
 from streamia_movies.media.formats import content_type_for, sniff_video
 
 
@@ -11,8 +12,13 @@ def test_real_files_of_each_container_are_recognised_by_their_bytes(sample_video
 
 @pytest.mark.parametrize(
     "head",
-    [b"", b"hello world, not a video at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20,
-     b"RIFF\x00\x00\x00\x00WAVEfmt ", b"%PDF-1.7\n" + b"x" * 40],
+    [
+        b"",
+        b"hello world, not a video at all",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 20,
+        b"RIFF\x00\x00\x00\x00WAVEfmt ",
+        b"%PDF-1.7\n" + b"x" * 40,
+    ],
 )
 def test_other_content_is_not_taken_for_video(head):
     assert sniff_video(head) is None

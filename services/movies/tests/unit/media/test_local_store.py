@@ -2,6 +2,7 @@ import os
 import uuid
 
 import pytest
+
 from streamia_movies.media.storage import LocalMediaStore
 
 
@@ -74,7 +75,9 @@ async def test_deleting_removes_the_file_and_deleting_again_succeeds(store):
     assert os.listdir(store.root) in ([], [".staging"])
 
 
-@pytest.mark.parametrize("key", ["../etc/passwd", "/abs/path", "a/../../b", "", "a//b", "a\\b", "."])
+@pytest.mark.parametrize(
+    "key", ["../etc/passwd", "/abs/path", "a/../../b", "", "a//b", "a\\b", "."]
+)
 async def test_keys_cannot_escape_the_media_root(store, key):
     with pytest.raises(ValueError):
         await store.save(key, _chunks(b"x"), "video", "video/mp4")

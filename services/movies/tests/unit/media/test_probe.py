@@ -4,9 +4,10 @@ import shutil
 import time
 
 import pytest
+from structlog.testing import capture_logs
+
 from streamia_movies.media import probe as probe_module
 from streamia_movies.media.probe import MediaProber, container_name
-from structlog.testing import capture_logs
 
 needs_ffmpeg = pytest.mark.skipif(
     shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg not installed"

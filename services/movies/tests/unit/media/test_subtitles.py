@@ -1,6 +1,7 @@
 import codecs
 
 import pytest
+
 from streamia_movies.media.subtitles import InvalidSubtitle, decode_subtitle, to_webvtt
 
 SPANISH_SRT = (
@@ -50,7 +51,11 @@ def test_windows1252_curly_quotes_and_euro_sign_survive():
 
 @pytest.mark.parametrize(
     "bom,encoding",
-    [(codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be")],
+    [
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16-le"),
+        (codecs.BOM_UTF16_BE, "utf-16-be"),
+    ],
 )
 def test_a_byte_order_mark_decides_the_encoding_and_is_dropped(bom, encoding):
     raw = bom + SPANISH_SRT.encode(encoding)
@@ -65,7 +70,10 @@ def test_a_byte_order_mark_decides_the_encoding_and_is_dropped(bom, encoding):
 def test_decode_reports_the_detected_encoding():
     assert decode_subtitle("acción".encode())[1] == "utf-8"
     assert decode_subtitle("1\n00:00:01,000 --> 00:00:02,000\nacción\n".encode("latin-1"))[1] in (
-        "cp1252", "latin_1", "iso8859_15")
+        "cp1252",
+        "latin_1",
+        "iso8859_15",
+    )
 
 
 def test_a_valid_webvtt_file_is_kept_with_its_cue_settings_and_notes():

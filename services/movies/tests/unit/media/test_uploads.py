@@ -3,6 +3,7 @@ import uuid
 import httpx
 import pytest
 from fastapi import FastAPI, Request
+
 from streamia_kit.errors import install_error_handlers
 from streamia_movies.media.uploads import FileRule, receive_multipart, video_rule
 
@@ -33,8 +34,11 @@ async def client(staging):
             return {
                 "fields": form.fields,
                 "files": {
-                    name: {"filename": f.filename, "size": f.size,
-                           "data_ok": f.path.read_bytes() == request.app.state.expected.get(name)}
+                    name: {
+                        "filename": f.filename,
+                        "size": f.size,
+                        "data_ok": f.path.read_bytes() == request.app.state.expected.get(name),
+                    }
                     for name, f in form.files.items()
                 },
             }
@@ -50,12 +54,18 @@ async def client(staging):
 def _multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]], boundary: str):
     parts = []
     for name, value in fields.items():
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-                     + value.encode() + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+        )
     for name, (filename, data) in files.items():
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+            f"Content-Type: application/octet-stream\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     return b"".join(parts) + f"--{boundary}--\r\n".encode()
 
 
@@ -71,8 +81,11 @@ async def test_fields_and_the_video_arrive_intact_whatever_their_order(client, s
     body = _multipart({}, {"video": ("film.mp4", data)}, boundary)[: -len(f"--{boundary}--\r\n")]
     body += _multipart({"title": "Acción", "description": "d", "category": "drama"}, {}, boundary)
 
-    r = await client.post("/upload", content=_chunked(body),
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = await client.post(
+        "/upload",
+        content=_chunked(body),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
 
     assert r.status_code == 200, r.text
     assert r.json()["fields"] == {"title": "Acción", "description": "d", "category": "drama"}
@@ -81,8 +94,16 @@ async def test_fields_and_the_video_arrive_intact_whatever_their_order(client, s
     assert r.json()["files"]["video"]["filename"] == "film.mp4"
 
 
-@pytest.mark.parametrize("name,head", [("a.mkv", MKV_HEAD), ("a.webm", WEBM_HEAD), ("a.avi", AVI_HEAD),
-                                       ("a.mov", MOV_HEAD), ("noext", MP4_HEAD)])
+@pytest.mark.parametrize(
+    "name,head",
+    [
+        ("a.mkv", MKV_HEAD),
+        ("a.webm", WEBM_HEAD),
+        ("a.avi", AVI_HEAD),
+        ("a.mov", MOV_HEAD),
+        ("noext", MP4_HEAD),
+    ],
+)
 async def test_each_supported_container_is_accepted(client, name, head):
     r = await client.post("/upload", files={"video": (name, head + b"\x00" * 5000)})
 
@@ -91,12 +112,16 @@ async def test_each_supported_container_is_accepted(client, name, head):
 
 @pytest.mark.parametrize(
     "name,data",
-    [("film.mp4", b"<html>definitely not a video</html>" * 200),
-     ("film.mp4", b"tiny"),
-     ("film.exe", MP4_HEAD + b"\x00" * 5000),
-     ("film.txt", MP4_HEAD)],
+    [
+        ("film.mp4", b"<html>definitely not a video</html>" * 200),
+        ("film.mp4", b"tiny"),
+        ("film.exe", MP4_HEAD + b"\x00" * 5000),
+        ("film.txt", MP4_HEAD),
+    ],
 )
-async def test_a_file_that_is_not_a_supported_video_is_refused_by_content_or_name(client, staging, name, data):
+async def test_a_file_that_is_not_a_supported_video_is_refused_by_content_or_name(
+    client, staging, name, data
+):
     r = await client.post("/upload", files={"video": (name, data)})
 
     assert r.status_code == 400
@@ -112,22 +137,35 @@ async def test_a_declared_body_over_the_limit_gets_413_before_it_is_read(client,
         body_read = True
         yield b"x"
 
-    r = await client.post("/upload?limit=1000", content=body(), headers={
-        "Content-Type": "multipart/form-data; boundary=abc", "Content-Length": str(5 * 1024 * 1024)})
+    r = await client.post(
+        "/upload?limit=1000",
+        content=body(),
+        headers={
+            "Content-Type": "multipart/form-data; boundary=abc",
+            "Content-Length": str(5 * 1024 * 1024),
+        },
+    )
 
     assert r.status_code == 413
     assert r.json()["code"] == "payload_too_large"
-    assert r.json()["error"] == r.json()["message"] == "Video exceeds the maximum size of 1000 bytes"
+    assert (
+        r.json()["error"] == r.json()["message"] == "Video exceeds the maximum size of 1000 bytes"
+    )
     assert not body_read
 
 
 async def test_a_chunked_video_over_the_limit_gets_413_and_leaves_nothing_on_disk(client, staging):
     limit = 64 * 1024
     boundary = uuid.uuid4().hex
-    body = _multipart({"title": "t"}, {"video": ("a.mp4", MP4_HEAD + b"\x00" * (limit * 2))}, boundary)
+    body = _multipart(
+        {"title": "t"}, {"video": ("a.mp4", MP4_HEAD + b"\x00" * (limit * 2))}, boundary
+    )
 
-    r = await client.post(f"/upload?limit={limit}", content=_chunked(body),
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = await client.post(
+        f"/upload?limit={limit}",
+        content=_chunked(body),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
 
     assert r.status_code == 413
     assert r.json()["code"] == "payload_too_large"
@@ -155,8 +193,11 @@ async def test_a_truncated_body_is_a_400_and_leaves_nothing_on_disk(client, stag
     boundary = uuid.uuid4().hex
     body = _multipart({}, {"video": ("a.mp4", MP4_HEAD + b"\x00" * 10000)}, boundary)[:-200]
 
-    r = await client.post("/upload", content=body,
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = await client.post(
+        "/upload",
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
 
     assert r.status_code == 400
     assert list(staging.iterdir()) == []
@@ -166,22 +207,28 @@ async def test_two_videos_in_one_request_are_refused(client, staging):
     boundary = uuid.uuid4().hex
     one = _multipart({}, {"video": ("a.mp4", MP4_HEAD)}, boundary)[: -len(f"--{boundary}--\r\n")]
 
-    r = await client.post("/upload", content=one + one + f"--{boundary}--\r\n".encode(),
-                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = await client.post(
+        "/upload",
+        content=one + one + f"--{boundary}--\r\n".encode(),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
 
     assert r.status_code == 400
     assert list(staging.iterdir()) == []
 
 
 async def test_an_oversized_text_field_is_refused(client):
-    r = await client.post("/upload", data={"description": "x" * 100_000},
-                          files={"video": ("a.mp4", MP4_HEAD)})
+    r = await client.post(
+        "/upload", data={"description": "x" * 100_000}, files={"video": ("a.mp4", MP4_HEAD)}
+    )
 
     assert r.status_code == 400
 
 
 async def test_files_in_unexpected_fields_are_skipped(client, staging):
-    r = await client.post("/upload", files={"video": ("a.mp4", MP4_HEAD), "other": ("x.bin", b"z" * 5000)})
+    r = await client.post(
+        "/upload", files={"video": ("a.mp4", MP4_HEAD), "other": ("x.bin", b"z" * 5000)}
+    )
 
     assert r.status_code == 200
     assert set(r.json()["files"]) == {"video"}

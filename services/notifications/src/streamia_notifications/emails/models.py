@@ -6,8 +6,8 @@ from datetime import datetime
 
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
-from streamia_kit.db import UTCDateTime, utcnow
 
+from streamia_kit.db import UTCDateTime, utcnow
 from streamia_notifications.database import Base
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.db import utcnow
 
+from streamia_kit.db import utcnow
 from streamia_notifications.emails.models import SentEmail
 
 

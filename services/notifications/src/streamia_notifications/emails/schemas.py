@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
 from streamia_kit.events import Envelope, PasswordResetRequested, UserDeleted, UserRegistered
 
 Kind = Literal["welcome", "password-reset", "farewell"]

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
-from streamia_kit.db import Database
 
+from streamia_kit.db import Database
 from streamia_notifications.emails.renderer import EmailRenderer
 from streamia_notifications.emails.repository import SentEmailsRepository
 from streamia_notifications.emails.schemas import EmailJob

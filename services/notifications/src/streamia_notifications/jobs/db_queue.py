@@ -13,8 +13,8 @@ from datetime import datetime, timedelta
 import structlog
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.db import Database, utcnow
 
+from streamia_kit.db import Database, utcnow
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.policy import DeliveryPolicy

@@ -9,8 +9,8 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.db import utcnow
 
+from streamia_kit.db import utcnow
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.models import QueuedEmail
 

@@ -22,23 +22,32 @@ async def test_an_email_queued_while_the_mail_server_is_down_30s_is_delivered_on
     mail, settings_factory, publish, new_address, counter
 ):
     # Small backoff (0.5 s doubling to 4 s) so the outage spans several real retries.
-    app = create_app(settings_factory(email_retry_base_seconds=0.5, email_retry_max_seconds=4,
-                                      email_max_attempts=50))
+    app = create_app(
+        settings_factory(
+            email_retry_base_seconds=0.5, email_retry_max_seconds=4, email_max_attempts=50
+        )
+    )
     async with serve_app(app):
         retried = counter("welcome", "retried")
         await mail.stop()
         down_at = time.monotonic()
         to = new_address()
         envelope = await publish(app, _registered(to))
-        await wait_for(lambda: counter("welcome", "retried") >= retried + 3, timeout=20,
-                       message="three retries during the outage")
+        await wait_for(
+            lambda: counter("welcome", "retried") >= retried + 3,
+            timeout=20,
+            message="three retries during the outage",
+        )
         await asyncio.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
         retries_during_outage = counter("welcome", "retried") - retried
         assert retries_during_outage >= 5
 
         await mail.start()
-        await wait_for(lambda: mail.find(event_id=envelope.id), timeout=15,
-                       message="the email after the outage")
+        await wait_for(
+            lambda: mail.find(event_id=envelope.id),
+            timeout=15,
+            message="the email after the outage",
+        )
         marker = await publish(app, _registered(new_address("marker")))
         await wait_for(lambda: mail.find(event_id=marker.id), message="marker email")
         await asyncio.sleep(1.0)
@@ -100,7 +109,8 @@ async def test_a_restarted_service_resumes_pending_emails_and_never_resends_sent
         job = EmailJob.welcome(_registered(to_sent), sent)
         async with second.state.service.db.transaction() as session:
             assert await second.state.email_queue.enqueue(session, job)
-        await wait_for(lambda: counter("welcome", "duplicate") > duplicates,
-                       message="the resent job skipped")
+        await wait_for(
+            lambda: counter("welcome", "duplicate") > duplicates, message="the resent job skipped"
+        )
     assert len(mail.find(event_id=sent.id)) == 1
     assert len(mail.find(event_id=pending.id)) == 1

@@ -15,8 +15,13 @@ def _registered(email: str) -> UserRegistered:
 
 
 def _app(settings_factory, sendgrid):  # noqa: ANN001, ANN202
-    return create_app(settings_factory(email_sender="sendgrid", sendgrid_api_url=sendgrid.url,
-                                       sendgrid_api_key=sendgrid.API_KEY))
+    return create_app(
+        settings_factory(
+            email_sender="sendgrid",
+            sendgrid_api_url=sendgrid.url,
+            sendgrid_api_key=sendgrid.API_KEY,
+        )
+    )
 
 
 async def test_sendgrid_server_errors_and_rate_limits_are_retried_until_accepted(

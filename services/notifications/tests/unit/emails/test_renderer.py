@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from streamia_notifications.emails.renderer import EmailRenderer
 from streamia_notifications.emails.schemas import EmailJob, mask_email
 
@@ -17,8 +18,11 @@ SUBJECTS = {
 
 
 def _job(kind: str, reset_job: EmailJob) -> EmailJob:
-    return reset_job if kind == "password-reset" else reset_job.model_copy(
-        update={"kind": kind, "token": None, "expires_at": None})
+    return (
+        reset_job
+        if kind == "password-reset"
+        else reset_job.model_copy(update={"kind": kind, "token": None, "expires_at": None})
+    )
 
 
 @pytest.mark.parametrize(("language", "kind"), list(SUBJECTS))
@@ -77,4 +81,5 @@ def test_a_job_never_shows_its_token_or_full_address_in_repr(reset_job):
     assert "ana@example.com" not in shown
     assert mask_email("ana@example.com") == "a***@example.com"
     assert reset_job.redact(f"boom {reset_job.token} for ana@example.com") == (
-        "boom [token] for a***@example.com")
+        "boom [token] for a***@example.com"
+    )

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import pytest
+
 from streamia_notifications.senders.base import PermanentSendError, TransientSendError
 from streamia_notifications.senders.sendgrid import SendGridSender
 
 
 @pytest.fixture
 def sender(unit_settings, sendgrid):
-    return SendGridSender(unit_settings(email_sender="sendgrid", sendgrid_api_url=sendgrid.url,
-                                        sendgrid_api_key=sendgrid.API_KEY))
+    return SendGridSender(
+        unit_settings(
+            email_sender="sendgrid",
+            sendgrid_api_url=sendgrid.url,
+            sendgrid_api_key=sendgrid.API_KEY,
+        )
+    )
 
 
 async def test_a_message_is_posted_to_mail_send_with_the_bearer_key_and_both_parts(
@@ -48,8 +54,9 @@ async def test_other_client_errors_are_permanent(sender, sendgrid, renderer, wel
 
 
 async def test_a_wrong_key_is_a_permanent_failure(unit_settings, sendgrid, renderer, welcome_job):
-    sender = SendGridSender(unit_settings(sendgrid_api_url=sendgrid.url,
-                                          sendgrid_api_key="SG.wrong"))
+    sender = SendGridSender(
+        unit_settings(sendgrid_api_url=sendgrid.url, sendgrid_api_key="SG.wrong")
+    )
     with pytest.raises(PermanentSendError, match="401"):
         await sender.send(renderer.message(welcome_job))
     await sender.close()
@@ -58,8 +65,9 @@ async def test_a_wrong_key_is_a_permanent_failure(unit_settings, sendgrid, rende
 async def test_an_unreachable_api_is_transient(unit_settings, renderer, welcome_job):
     from streamia_kit.testing import free_port
 
-    sender = SendGridSender(unit_settings(sendgrid_api_url=f"http://127.0.0.1:{free_port()}",
-                                          sendgrid_api_key="SG.k"))
+    sender = SendGridSender(
+        unit_settings(sendgrid_api_url=f"http://127.0.0.1:{free_port()}", sendgrid_api_key="SG.k")
+    )
     with pytest.raises(TransientSendError):
         await sender.send(renderer.message(welcome_job))
     await sender.close()

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from streamia_kit.testing import free_port
 from streamia_notifications.senders.base import PermanentSendError, TransientSendError
 from streamia_notifications.senders.smtp import SmtpSender
@@ -28,15 +29,23 @@ def _server_tls(tmp: Path) -> ssl.SSLContext:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = dt.datetime.now(dt.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=1))
+        .not_valid_after(now + dt.timedelta(days=1))
         .sign(key, hashes.SHA256())
     )
     (tmp / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    (tmp / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp / "cert.pem", tmp / "key.pem")
     return context
@@ -53,7 +62,9 @@ class Inbox:
 
     def authenticate(self, server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN201
         ok = isinstance(auth_data, LoginPassword) and (
-            auth_data.login.decode(), auth_data.password.decode()) == (USER, PASSWORD)
+            auth_data.login.decode(),
+            auth_data.password.decode(),
+        ) == (USER, PASSWORD)
         if ok:
             self.logins.append(auth_data.login.decode())
         return AuthResult(success=ok, handled=False)  # handled=False: reply 535
@@ -64,22 +75,42 @@ async def secure_server(request, tmp_path):
     inbox, port = Inbox(), free_port()
     context = _server_tls(tmp_path)
     if request.param == "starttls":
-        controller = Controller(inbox, hostname="127.0.0.1", port=port, tls_context=context,
-                                require_starttls=True, authenticator=inbox.authenticate,
-                                auth_require_tls=True)
+        controller = Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=context,
+            require_starttls=True,
+            authenticator=inbox.authenticate,
+            auth_require_tls=True,
+        )
     else:  # implicit TLS: aiosmtpd only knows STARTTLS sessions as encrypted, so no auth check
-        controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context,
-                                authenticator=inbox.authenticate, auth_require_tls=False)
+        controller = Controller(
+            inbox,
+            hostname="127.0.0.1",
+            port=port,
+            ssl_context=context,
+            authenticator=inbox.authenticate,
+            auth_require_tls=False,
+        )
     await asyncio.to_thread(controller.start)
     yield request.param, port, inbox
     await asyncio.to_thread(controller.stop)
 
 
 def _sender(unit_settings, security: str, port: int, password: str = PASSWORD) -> SmtpSender:
-    return SmtpSender(unit_settings(
-        email_sender="smtp", smtp_host="127.0.0.1", smtp_port=port, smtp_security=security,
-        smtp_username=USER, smtp_password=password, smtp_validate_certs=False,
-        smtp_timeout_seconds=5))
+    return SmtpSender(
+        unit_settings(
+            email_sender="smtp",
+            smtp_host="127.0.0.1",
+            smtp_port=port,
+            smtp_security=security,
+            smtp_username=USER,
+            smtp_password=password,
+            smtp_validate_certs=False,
+            smtp_timeout_seconds=5,
+        )
+    )
 
 
 async def test_the_sender_encrypts_and_logs_in_before_sending(

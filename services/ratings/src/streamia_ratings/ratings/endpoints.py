@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from streamia_kit.dependencies import CurrentUser
 
+from streamia_kit.dependencies import CurrentUser
 from streamia_ratings.dependencies import PageDep, RatingsServiceDep
 from streamia_ratings.ratings import schemas
 
@@ -27,8 +27,11 @@ async def rate(
         result = await ratings.rate(session, identity, body)
     message = "Rating created successfully" if result.created else "Rating updated successfully"
     return JSONResponse(
-        {"message": message, "rating": schemas.rating_out(result.rating),
-         "summary": result.summary.short()},
+        {
+            "message": message,
+            "rating": schemas.rating_out(result.rating),
+            "summary": result.summary.short(),
+        },
         status_code=201 if result.created else 200,
     )
 
@@ -41,7 +44,10 @@ async def movie_summary(movie_id: str, ratings: RatingsServiceDep, request: Requ
 
 @router.get("/{user_id}")
 async def user_ratings(
-    user_id: str, identity: CurrentUser, ratings: RatingsServiceDep, page: PageDep,
+    user_id: str,
+    identity: CurrentUser,
+    ratings: RatingsServiceDep,
+    page: PageDep,
     request: Request,
 ) -> Any:
     async with _db(request).sessions() as session:
@@ -51,13 +57,19 @@ async def user_ratings(
 
 @router.put("/{rating_id}")
 async def change_rating(
-    rating_id: str, body: schemas.ChangeRatingIn, identity: CurrentUser,
-    ratings: RatingsServiceDep, request: Request,
+    rating_id: str,
+    body: schemas.ChangeRatingIn,
+    identity: CurrentUser,
+    ratings: RatingsServiceDep,
+    request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:
         result = await ratings.change(session, identity, rating_id, body)
-    return {"message": "Rating updated successfully", "rating": schemas.rating_out(result.rating),
-            "summary": result.summary.short()}
+    return {
+        "message": "Rating updated successfully",
+        "rating": schemas.rating_out(result.rating),
+        "summary": result.summary.short(),
+    }
 
 
 @router.delete("/{rating_id}")

@@ -8,8 +8,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from streamia_kit.db import utcnow
 
+from streamia_kit.db import utcnow
 from streamia_ratings.ratings.models import STARS, MovieSummary, Rating
 
 
@@ -26,10 +26,15 @@ class RatingsRepository:
         self.session = session
 
     async def list_for_user(self, user_id: str, offset: int, limit: int) -> Sequence[Rating]:
-        return (await self.session.scalars(
-            select(Rating).where(Rating.user_id == user_id)
-            .order_by(Rating.created_at.desc(), Rating.id.desc()).offset(offset).limit(limit)
-        )).all()
+        return (
+            await self.session.scalars(
+                select(Rating)
+                .where(Rating.user_id == user_id)
+                .order_by(Rating.created_at.desc(), Rating.id.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+        ).all()
 
     async def get(self, rating_id: str) -> Rating | None:
         return await self.session.scalar(select(Rating).where(Rating.id == rating_id))
@@ -37,13 +42,16 @@ class RatingsRepository:
     async def lock(self, rating_id: str) -> Rating | None:
         """Re-read a rating under a row lock (it may have been deleted meanwhile)."""
         return await self.session.scalar(
-            select(Rating).where(Rating.id == rating_id).with_for_update()
+            select(Rating)
+            .where(Rating.id == rating_id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
 
     async def find(self, user_id: str, movie_id: str) -> Rating | None:
         return await self.session.scalar(
-            select(Rating).where(Rating.user_id == user_id, Rating.movie_id == movie_id)
+            select(Rating)
+            .where(Rating.user_id == user_id, Rating.movie_id == movie_id)
             .execution_options(populate_existing=True)
         )
 
@@ -57,8 +65,10 @@ class RatingsRepository:
 
     async def set_rating(self, rating_id: str, value: int) -> Rating | None:
         return await self.session.scalar(
-            update(Rating).where(Rating.id == rating_id)
-            .values(rating=value, updated_at=utcnow()).returning(Rating)
+            update(Rating)
+            .where(Rating.id == rating_id)
+            .values(rating=value, updated_at=utcnow())
+            .returning(Rating)
         )
 
     async def delete(self, rating_id: str) -> Rating | None:
@@ -74,9 +84,13 @@ class RatingsRepository:
         stmt = insert(MovieSummary).values(movie_id=movie_id, version=version, **values)
         upsert = stmt.on_conflict_do_update(
             index_elements=[MovieSummary.movie_id],
-            set_={**{name: _column(star) + stmt.excluded[name]
-                     for star, name in zip(STARS, values, strict=True)},
-                  "version": stmt.excluded.version},
+            set_={
+                **{
+                    name: _column(star) + stmt.excluded[name]
+                    for star, name in zip(STARS, values, strict=True)
+                },
+                "version": stmt.excluded.version,
+            },
         ).returning(*(_column(star) for star in STARS))
         row = (await self.session.execute(upsert)).one()
         return dict(zip(STARS, row, strict=True))
@@ -98,32 +112,44 @@ class RatingsRepository:
         out: dict[str, dict[int, int]] = {}
         for start in range(0, len(movie_ids), chunk):
             rows = [
-                {"movie_id": movie_id, "version": version,
-                 **{name: deltas[movie_id].get(star, 0) for star, name in zip(STARS, names,
-                                                                              strict=True)}}
-                for movie_id in movie_ids[start:start + chunk]
+                {
+                    "movie_id": movie_id,
+                    "version": version,
+                    **{
+                        name: deltas[movie_id].get(star, 0)
+                        for star, name in zip(STARS, names, strict=True)
+                    },
+                }
+                for movie_id in movie_ids[start : start + chunk]
             ]
             stmt = insert(MovieSummary).values(rows)
             upsert = stmt.on_conflict_do_update(
                 index_elements=[MovieSummary.movie_id],
-                set_={**{name: _column(star) + stmt.excluded[name]
-                         for star, name in zip(STARS, names, strict=True)},
-                      "version": stmt.excluded.version},
+                set_={
+                    **{
+                        name: _column(star) + stmt.excluded[name]
+                        for star, name in zip(STARS, names, strict=True)
+                    },
+                    "version": stmt.excluded.version,
+                },
             ).returning(MovieSummary.movie_id, *(_column(star) for star in STARS))
             for row in (await self.session.execute(upsert)).all():
                 out[row[0]] = dict(zip(STARS, row[1:], strict=True))
         return out
 
     async def counts(self, movie_id: str) -> dict[int, int] | None:
-        row = (await self.session.execute(
-            select(*(_column(star) for star in STARS)).where(MovieSummary.movie_id == movie_id)
-        )).first()
+        row = (
+            await self.session.execute(
+                select(*(_column(star) for star in STARS)).where(MovieSummary.movie_id == movie_id)
+            )
+        ).first()
         return dict(zip(STARS, row, strict=True)) if row is not None else None
 
     async def remove_for_user(self, user_id: str) -> list[tuple[str, str, int]]:
         """Delete a user's ratings; returns (rating id, movie id, stars) of each one."""
         rows = await self.session.execute(
-            delete(Rating).where(Rating.user_id == user_id)
+            delete(Rating)
+            .where(Rating.user_id == user_id)
             .returning(Rating.id, Rating.movie_id, Rating.rating)
         )
         return [(r[0], r[1], r[2]) for r in rows]

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
 from streamia_kit.db import iso
 from streamia_kit.movie_projection import valid_id
-
 from streamia_ratings.ratings.models import STARS, Rating
 
 
@@ -60,8 +60,12 @@ class Summary:
         return {"average": self.average, "count": self.count}
 
     def full(self, movie_id: str) -> dict[str, Any]:
-        return {"movieId": movie_id, "average": self.average, "count": self.count,
-                "distribution": {str(star): self.distribution.get(star, 0) for star in STARS}}
+        return {
+            "movieId": movie_id,
+            "average": self.average,
+            "count": self.count,
+            "distribution": {str(star): self.distribution.get(star, 0) for star in STARS},
+        }
 
 
 def rating_out(rating: Rating) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from streamia_kit.auth import Identity
 from streamia_kit.cache import Cache, SingleFlight, cache_aside
 from streamia_kit.db import Database, on_commit
@@ -28,7 +29,6 @@ from streamia_kit.movie_projection import (
     Tombstones,
     valid_id,
 )
-
 from streamia_ratings.ratings import schemas
 from streamia_ratings.ratings.models import Rating
 from streamia_ratings.ratings.repository import DuplicateRating, RatingsRepository
@@ -50,7 +50,11 @@ class Rated:
 
 class RatingsService:
     def __init__(
-        self, outbox: Outbox, movies: MovieProjection, tombstones: Tombstones, cache: Cache,
+        self,
+        outbox: Outbox,
+        movies: MovieProjection,
+        tombstones: Tombstones,
+        cache: Cache,
         cache_seconds: float,
     ) -> None:
         self.outbox = outbox
@@ -71,10 +75,12 @@ class RatingsService:
         if existing is None:
             try:
                 rating = await repo.add(
-                    Rating(user_id=identity.id, movie_id=movie.id, rating=data.rating))
+                    Rating(user_id=identity.id, movie_id=movie.id, rating=data.rating)
+                )
             except DuplicateRating:
-                raise Conflict("Rating changed concurrently, try again",
-                               code="concurrent_update") from None
+                raise Conflict(
+                    "Rating changed concurrently, try again", code="concurrent_update"
+                ) from None
             summary = await self._record(session, RatingCreated, rating, {data.rating: 1})
             return Rated(rating, summary, created=True)
         old = existing.rating
@@ -93,7 +99,10 @@ class RatingsService:
         return list(await RatingsRepository(session).list_for_user(user_id, offset, limit))
 
     async def change(
-        self, session: AsyncSession, identity: Identity, rating_id: str,
+        self,
+        session: AsyncSession,
+        identity: Identity,
+        rating_id: str,
         data: schemas.ChangeRatingIn,
     ) -> Rated:
         repo = RatingsRepository(session)
@@ -126,20 +135,31 @@ class RatingsService:
         return rating
 
     async def _record(
-        self, session: AsyncSession, event_cls: type[RatingEvent], rating: Rating,
+        self,
+        session: AsyncSession,
+        event_cls: type[RatingEvent],
+        rating: Rating,
         deltas: dict[int, int],
     ) -> Summary:
         """Move the movie's counters, publish the event and refresh the cached summary."""
         version = time.time()
         summary = Summary(await RatingsRepository(session).bump(rating.movie_id, deltas, version))
-        await self.outbox.add(session, event_cls(
-            rating_id=rating.id, movie_id=rating.movie_id, user_id=rating.user_id,
-            rating=rating.rating, summary=RatingSummary(**summary.short()), version=version,
-        ))
+        await self.outbox.add(
+            session,
+            event_cls(
+                rating_id=rating.id,
+                movie_id=rating.movie_id,
+                user_id=rating.user_id,
+                rating=rating.rating,
+                summary=RatingSummary(**summary.short()),
+                version=version,
+            ),
+        )
         # Written while the counters' row lock is held, so concurrent writers refresh the
         # cache in commit order and the last one leaves the final summary.
-        await self.cache.set(summary_key(rating.movie_id), summary.full(rating.movie_id),
-                             self.cache_seconds)
+        await self.cache.set(
+            summary_key(rating.movie_id), summary.full(rating.movie_id), self.cache_seconds
+        )
         return summary
 
     async def movie_summary(self, db: Database, movie_id: str) -> dict[str, Any]:
@@ -153,8 +173,9 @@ class RatingsService:
                 counts = await RatingsRepository(session).counts(movie_id)
             return (Summary(counts) if counts else Summary.empty()).full(movie_id)
 
-        return await cache_aside(self.cache, self._flight, summary_key(movie_id),
-                                 self.cache_seconds, load)
+        return await cache_aside(
+            self.cache, self._flight, summary_key(movie_id), self.cache_seconds, load
+        )
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:
         """user.deleted: tombstone, remove the user's ratings, re-announce each movie's summary.
@@ -174,13 +195,23 @@ class RatingsService:
             deltas[movie_id][stars] -= 1
         version = time.time()
         counts = await repo.bump_many(deltas, version)
-        summaries = {movie_id: RatingSummary(**Summary(c).short())
-                     for movie_id, c in counts.items()}
-        await self.outbox.add_many(session, [
-            RatingDeleted(rating_id=rating_id, movie_id=movie_id, user_id=user_id,
-                          rating=stars, summary=summaries[movie_id], version=version)
-            for rating_id, movie_id, stars in sorted(removed, key=lambda r: (r[1], r[0]))
-        ])
+        summaries = {
+            movie_id: RatingSummary(**Summary(c).short()) for movie_id, c in counts.items()
+        }
+        await self.outbox.add_many(
+            session,
+            [
+                RatingDeleted(
+                    rating_id=rating_id,
+                    movie_id=movie_id,
+                    user_id=user_id,
+                    rating=stars,
+                    summary=summaries[movie_id],
+                    version=version,
+                )
+                for rating_id, movie_id, stars in sorted(removed, key=lambda r: (r[1], r[0]))
+            ],
+        )
         keys = [summary_key(movie_id) for movie_id in sorted(counts)]
 
         async def drop_cached() -> None:

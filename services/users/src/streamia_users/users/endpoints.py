@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from streamia_kit.dependencies import CurrentUser
 
+from streamia_kit.dependencies import CurrentUser
 from streamia_users.dependencies import UsersServiceDep
 from streamia_users.users import schemas
 
@@ -24,16 +24,22 @@ def _db(request: Request):  # noqa: ANN202
 async def register(body: schemas.RegisterIn, users: UsersServiceDep, request: Request) -> Any:
     async with _db(request).transaction() as session:
         result = await users.register(session, body)
-    return {"message": "User registered successfully", "user": schemas.user_out(result.user),
-            "token": result.token}
+    return {
+        "message": "User registered successfully",
+        "user": schemas.user_out(result.user),
+        "token": result.token,
+    }
 
 
 @router.post("/login")
 async def login(body: schemas.LoginIn, users: UsersServiceDep, request: Request) -> Any:
     async with _db(request).transaction() as session:
         result = await users.login(session, body)
-    return {"message": "Login successful", "token": result.token,
-            "user": schemas.user_out(result.user)}
+    return {
+        "message": "Login successful",
+        "token": result.token,
+        "user": schemas.user_out(result.user),
+    }
 
 
 @router.post("/logout")
@@ -87,7 +93,9 @@ async def delete_me(
 
 @router.put("/change-password")
 async def change_password(
-    body: schemas.ChangePasswordIn, identity: CurrentUser, users: UsersServiceDep,
+    body: schemas.ChangePasswordIn,
+    identity: CurrentUser,
+    users: UsersServiceDep,
     request: Request,
 ) -> Any:
     async with _db(request).transaction() as session:

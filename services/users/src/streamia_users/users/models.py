@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import ForeignKey, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from streamia_kit.db import NAMING, UTCDateTime, new_id, utcnow
 from streamia_kit.messaging import messaging_tables
 

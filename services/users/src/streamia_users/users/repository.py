@@ -53,8 +53,9 @@ class UsersRepository:
             return None
         result = await self.session.execute(
             update(PasswordResetToken)
-            .where(PasswordResetToken.token_hash == token_hash,
-                   PasswordResetToken.used_at.is_(None))
+            .where(
+                PasswordResetToken.token_hash == token_hash, PasswordResetToken.used_at.is_(None)
+            )
             .values(used_at=now)
         )
         return token if result.rowcount == 1 else None

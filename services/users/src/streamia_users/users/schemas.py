@@ -15,9 +15,9 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+
 from streamia_kit.db import iso
 from streamia_kit.validation import Storable
-
 from streamia_users.users.models import User
 
 SPECIALS = "!@#$%^&*()_+-=[]{};':\"\\|,.<>/?"
@@ -47,13 +47,16 @@ def _strong(value: str) -> str:
     return value
 
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), Storable,
-                  AfterValidator(_email)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
-                 Storable]
+Email = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=254), Storable, AfterValidator(_email)
+]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable
+]
 Age = Annotated[int, Field(strict=True, ge=13, le=150)]
-StrongPassword = Annotated[str, StringConstraints(max_length=128), Storable,
-                          AfterValidator(_strong)]
+StrongPassword = Annotated[
+    str, StringConstraints(max_length=128), Storable, AfterValidator(_strong)
+]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
 
 
@@ -82,8 +85,9 @@ class RegisterIn(_In):
 
 
 class LoginIn(_In):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254),
-                     Storable]
+    email: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=254), Storable
+    ]
     password: Password
 
 
@@ -92,8 +96,9 @@ class ForgotPasswordIn(_In):
 
 
 class ResetPasswordIn(_In):
-    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                     Storable]
+    token: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+    ]
     newPassword: StrongPassword
     confirmPassword: str
 

@@ -12,12 +12,12 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
+
 from streamia_kit.auth import Identity, RevocationStore, SigningKey
 from streamia_kit.db import utcnow
 from streamia_kit.errors import BadRequest, Conflict, NotFound, Unauthorized
 from streamia_kit.events import PasswordResetRequested, UserDeleted, UserRegistered, UserUpdated
 from streamia_kit.messaging import Outbox
-
 from streamia_users.config import UsersSettings
 from streamia_users.users import schemas
 from streamia_users.users.models import PasswordResetToken, User
@@ -46,7 +46,8 @@ class Passwords:
         def check() -> bool:
             try:
                 return self._hasher.verify(password_hash or self._dummy, password) and bool(
-                    password_hash)
+                    password_hash
+                )
             except (VerificationError, InvalidHashError):
                 return False
 
@@ -96,18 +97,25 @@ class UsersService:
         repo = UsersRepository(session)
         if await repo.email_taken(data.email):
             raise Conflict("Email already registered", code="email_taken")
-        user = await repo.add(User(
-            first_name=data.firstName,
-            last_name=data.lastName,
-            age=data.age,
-            email=data.email,
-            password_hash=await self.passwords.hash(data.password),
-            role="user",
-        ))
-        await self.outbox.add(session, UserRegistered(
-            user_id=user.id, email=user.email, first_name=user.first_name,
-            last_name=user.last_name,
-        ))
+        user = await repo.add(
+            User(
+                first_name=data.firstName,
+                last_name=data.lastName,
+                age=data.age,
+                email=data.email,
+                password_hash=await self.passwords.hash(data.password),
+                role="user",
+            )
+        )
+        await self.outbox.add(
+            session,
+            UserRegistered(
+                user_id=user.id,
+                email=user.email,
+                first_name=user.first_name,
+                last_name=user.last_name,
+            ),
+        )
         return Session(user, self._token(user))
 
     async def login(self, session: AsyncSession, data: schemas.LoginIn) -> Session:
@@ -146,10 +154,15 @@ class UsersService:
         user.age = changes.get("age", user.age)
         user.updated_at = utcnow()
         await session.flush()
-        await self.outbox.add(session, UserUpdated(
-            user_id=user.id, email=user.email, first_name=user.first_name,
-            last_name=user.last_name,
-        ))
+        await self.outbox.add(
+            session,
+            UserUpdated(
+                user_id=user.id,
+                email=user.email,
+                first_name=user.first_name,
+                last_name=user.last_name,
+            ),
+        )
         return user
 
     async def change_password(
@@ -172,10 +185,15 @@ class UsersService:
         user = await self.me(session, identity)
         if not await self.passwords.verify(user.password_hash, data.password):
             raise Unauthorized("Password is incorrect", code="invalid_credentials")
-        await self.outbox.add(session, UserDeleted(
-            user_id=user.id, email=user.email, first_name=user.first_name,
-            last_name=user.last_name,
-        ))
+        await self.outbox.add(
+            session,
+            UserDeleted(
+                user_id=user.id,
+                email=user.email,
+                first_name=user.first_name,
+                last_name=user.last_name,
+            ),
+        )
         await repo.delete(user)
         await self._revoke_all(user.id)
 
@@ -187,13 +205,23 @@ class UsersService:
             return
         raw = secrets.token_urlsafe(32)  # 32 random bytes
         expires = utcnow() + timedelta(seconds=self.settings.reset_token_lifetime_seconds)
-        await repo.add_reset_token(PasswordResetToken(
-            token_hash=_hash_token(raw), user_id=user.id, expires_at=expires,
-        ))
-        await self.outbox.add(session, PasswordResetRequested(
-            user_id=user.id, email=user.email, first_name=user.first_name, token=raw,
-            expires_at=expires,
-        ))
+        await repo.add_reset_token(
+            PasswordResetToken(
+                token_hash=_hash_token(raw),
+                user_id=user.id,
+                expires_at=expires,
+            )
+        )
+        await self.outbox.add(
+            session,
+            PasswordResetRequested(
+                user_id=user.id,
+                email=user.email,
+                first_name=user.first_name,
+                token=raw,
+                expires_at=expires,
+            ),
+        )
 
     async def reset_password(self, session: AsyncSession, data: schemas.ResetPasswordIn) -> None:
         repo = UsersRepository(session)
@@ -234,12 +262,23 @@ class UsersService:
             await self._revoke_all(user.id)  # old tokens carry the old role
             return user
         schemas._strong(password)
-        user = await repo.add(User(
-            first_name=first_name, last_name=last_name, age=30, email=email,
-            password_hash=await self.passwords.hash(password), role="admin",
-        ))
-        await self.outbox.add(session, UserRegistered(
-            user_id=user.id, email=user.email, first_name=user.first_name,
-            last_name=user.last_name,
-        ))
+        user = await repo.add(
+            User(
+                first_name=first_name,
+                last_name=last_name,
+                age=30,
+                email=email,
+                password_hash=await self.passwords.hash(password),
+                role="admin",
+            )
+        )
+        await self.outbox.add(
+            session,
+            UserRegistered(
+                user_id=user.id,
+                email=user.email,
+                first_name=user.first_name,
+                last_name=user.last_name,
+            ),
+        )
         return user
