@@ -75,6 +75,9 @@ def _uvicorn_config(app: Any, host: str, port: int, lifespan: str) -> uvicorn.Co
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=5,
+        # Longer than the gateway's pooled keep-alive (30 s): the proxy, not the service,
+        # closes idle connections, so it never reuses one the service just closed (a 502).
+        timeout_keep_alive=75,
     )
 
 

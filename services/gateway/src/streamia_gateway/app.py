@@ -210,7 +210,7 @@ class Gateway:
                 limit=s.upstream_pool_size,
                 limit_per_host=0,
                 ttl_dns_cache=60,
-                keepalive_timeout=30,
+                keepalive_timeout=30,  # below the services' 75 s (platform.py)
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
