@@ -42,6 +42,21 @@ function passwordRules(input) {
   return list;
 }
 
+/** Marks the new-password and confirmation fields; true when either is invalid. */
+function newPasswordInvalid(password, confirm) {
+  let bad = false;
+  const problems = passwordProblems(password.input.value);
+  if (problems.length) {
+    fieldError(password.input, `Missing: ${problems.join(', ')}.`);
+    bad = true;
+  }
+  if (confirm.input.value !== password.input.value) {
+    fieldError(confirm.input, 'Passwords do not match.');
+    bad = true;
+  }
+  return bad;
+}
+
 function passwordProblems(password) {
   return PASSWORD_RULES.filter(([, test]) => !test(password)).map(([text]) => text);
 }
@@ -141,15 +156,7 @@ export function registerView(main, _m, q) {
           fieldError(age.input, 'Enter a whole number from 13 to 150.');
           bad = true;
         }
-        const problems = passwordProblems(password.input.value);
-        if (problems.length) {
-          fieldError(password.input, `Missing: ${problems.join(', ')}.`);
-          bad = true;
-        }
-        if (confirm.input.value !== password.input.value) {
-          fieldError(confirm.input, 'Passwords do not match.');
-          bad = true;
-        }
+        if (newPasswordInvalid(password, confirm)) bad = true;
         if (bad) {
           form.querySelector('[aria-invalid="true"]')?.focus();
           return;
@@ -246,16 +253,7 @@ export function resetView(main, token) {
       onsubmit: async (event) => {
         event.preventDefault();
         clearFormErrors(form, alert);
-        const problems = passwordProblems(password.input.value);
-        let bad = false;
-        if (problems.length) {
-          fieldError(password.input, `Missing: ${problems.join(', ')}.`);
-          bad = true;
-        }
-        if (confirm.input.value !== password.input.value) {
-          fieldError(confirm.input, 'Passwords do not match.');
-          bad = true;
-        }
+        const bad = newPasswordInvalid(password, confirm);
         if (bad) return form.querySelector('[aria-invalid="true"]')?.focus();
         await busy(submit, async () => {
           try {
@@ -404,15 +402,7 @@ function passwordForm() {
           fieldError(current.input, 'Enter your current password.');
           bad = true;
         }
-        const problems = passwordProblems(password.input.value);
-        if (problems.length) {
-          fieldError(password.input, `Missing: ${problems.join(', ')}.`);
-          bad = true;
-        }
-        if (confirm.input.value !== password.input.value) {
-          fieldError(confirm.input, 'Passwords do not match.');
-          bad = true;
-        }
+        if (newPasswordInvalid(password, confirm)) bad = true;
         if (bad) return form.querySelector('[aria-invalid="true"]')?.focus();
         await busy(submit, async () => {
           try {
