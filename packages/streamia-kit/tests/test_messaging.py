@@ -208,3 +208,50 @@ async def test_add_many_writes_every_event_for_the_relay(harness):
         envelopes = await harness.outbox.add_many(session, [_event(n) for n in range(3)])
     assert len({e.id for e in envelopes}) == 3
     assert await _count(harness, harness.outbox.table) == 3
+
+
+async def test_a_batch_handler_gets_the_fresh_events_together_in_delivery_order(harness):
+    applied = harness.applied
+    calls: list[list[str]] = []
+
+    async def one(session, event, envelope):
+        calls.append([envelope.id])
+        await session.execute(insert(applied).values(event_id=envelope.id))
+
+    async def many(session, items):
+        calls.append([envelope.id for _, envelope in items])
+        assert all(isinstance(event, UserDeleted) for event, _ in items)
+        await session.execute(insert(applied), [{"event_id": env.id} for _, env in items])
+
+    handler = idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, one, many)
+    seen = Envelope.wrap(_event(0), "streamia/test")
+    await handler(seen)  # applied alone, before the batch: the batch skips it
+    fresh = [Envelope.wrap(_event(n), "streamia/test") for n in range(1, 4)]
+    assert await handler.batch([fresh[0], seen, fresh[1], fresh[1], fresh[2]]) == []
+    assert calls == [[seen.id], [e.id for e in fresh]]
+    assert await _count(harness, applied) == 4
+
+
+async def test_a_failing_batch_handler_leaves_nothing_and_the_bus_applies_each_alone(harness):
+    applied = harness.applied
+    batches = 0
+
+    async def one(session, event, envelope):
+        await session.execute(insert(applied).values(event_id=envelope.id))
+
+    async def many(session, items):
+        nonlocal batches
+        batches += 1
+        await session.execute(insert(applied), [{"event_id": env.id} for _, env in items])
+        raise RuntimeError("crash after writing")
+
+    handler = idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, one, many)
+    sub = harness.infra.bus.subscribe("probe", "user.deleted", handler)
+    envelopes = [Envelope.wrap(_event(n), "streamia/test") for n in range(3)]
+    verdicts = await harness.infra.bus.dispatch_many(
+        sub, [(e.model_dump_json().encode(), 1) for e in envelopes]
+    )
+    assert [v.outcome.value for v in verdicts] == ["done"] * 3
+    assert batches == 1
+    assert await _count(harness, applied) == 3  # the batch's writes were rolled back
+    assert await _count(harness, harness.inbox.table) == 3

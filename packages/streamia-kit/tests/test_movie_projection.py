@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import MetaData
 
+from streamia_kit.bus import MalformedMessage
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import NAMING, Database, ensure_database
 from streamia_kit.errors import NotFound, ServiceUnavailable
@@ -69,6 +70,42 @@ async def test_the_newest_version_wins_and_a_deleted_movie_stays_deleted(db):
             await projection.lookup(session, movie_id)
         with pytest.raises(NotFound):
             await projection.hold(session, movie)
+
+
+async def test_a_batch_upsert_keeps_each_movies_newest_version_whatever_the_order(db):
+    database, projection = db
+    a, b, gone = (uuid.uuid4().hex for _ in range(3))
+    async with database.transaction() as session:
+        await projection.apply(session, snapshot(b, "b5", 5.0))
+        await projection.remove(session, MovieDeleted(movie_id=gone, title="Gone"))
+    async with database.transaction() as session:
+        await projection.apply_many(
+            session,
+            [
+                snapshot(a, "a2", 2.0),
+                snapshot(b, "b4", 4.0),  # older than what is stored
+                snapshot(a, "a3", 3.0),
+                snapshot(gone, "zombie", 9.0),
+                snapshot(a, "a1", 1.0),  # older than the one before it in the batch
+            ],
+        )
+    async with database.sessions() as session:
+        found = await projection.get_many(session, [a, b, gone])
+    assert (found[a].title, found[a].version) == ("a3", 3.0)
+    assert found[b].title == "b5"
+    assert found[gone].deleted and found[gone].title == "Gone"
+
+
+async def test_a_batch_with_an_invalid_movie_id_writes_nothing(db):
+    database, projection = db
+    good = uuid.uuid4().hex
+    with pytest.raises(MalformedMessage):
+        async with database.transaction() as session:
+            await projection.apply_many(
+                session, [snapshot(good, "ok", 1.0), snapshot("../etc", "bad", 1.0)]
+            )
+    async with database.sessions() as session:
+        assert await projection.get(session, good) is None
 
 
 async def test_a_tombstone_for_an_unknown_movie_refuses_a_caught_up_snapshot(db):

@@ -87,7 +87,7 @@ class ServiceSettings(BaseSettings):
     retry_base_delay_seconds: float = Field(
         0.5, description="first retry delay; doubles each attempt"
     )
-    prefetch: int = Field(64, description="RabbitMQ prefetch per consumer channel")
+    prefetch: int = Field(256, description="RabbitMQ prefetch per consumer channel")
     outbox_poll_seconds: float = Field(
         1.0, description="outbox relay poll interval (it is also woken on commit)"
     )

@@ -28,12 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_kit.bus import EventBus, MalformedMessage
 from streamia_kit.db import Database, UTCDateTime, utcnow
 from streamia_kit.events import Envelope, Event, queue_name
-from streamia_kit.telemetry import current_traceparent, span_from
+from streamia_kit.telemetry import batch_span, current_traceparent, span_from
 
 log = structlog.get_logger("streamia.messaging")
 
 E = TypeVar("E", bound=Event)
 EventHandler = Callable[[AsyncSession, E, Envelope], Awaitable[None]]
+# Applies several fresh events of one type in the caller's transaction, in delivery order.
+BatchEventHandler = Callable[[AsyncSession, Sequence[tuple[E, Envelope]]], Awaitable[None]]
 
 OUTBOX_INFO_KEY = "streamia_outbox_dirty"
 MAX_RETRY_SECONDS = 2.0
@@ -265,7 +267,8 @@ class IdempotentHandler:
     Called with one envelope by the bus; `batch` applies several deliveries that arrived
     together in a single transaction (one inbox insert for all of them). When a batch fails
     the bus runs its deliveries again one by one, so a poison message still gets its own
-    retries and dead letter and the others go through.
+    retries and dead letter and the others go through. With `many`, the fresh events of a
+    batch are handed over together (one statement for all of them instead of one each).
     """
 
     def __init__(
@@ -275,12 +278,14 @@ class IdempotentHandler:
         consumer: str,
         event_cls: type[E],
         handler: EventHandler[E],
+        many: BatchEventHandler[E] | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
         self.consumer = consumer
         self.event_cls = event_cls
         self.handler = handler
+        self.many = many
 
     def _event(self, envelope: Envelope) -> Event:
         try:
@@ -333,21 +338,40 @@ class IdempotentHandler:
             return invalid
         async with self.db.transaction() as session:
             fresh = await self.inbox.claim_many(session, [(q, env.id) for q, _, env in items])
+            todo: list[tuple[str, Event, Envelope]] = []
             for queue, event, envelope in items:
                 key = (queue, envelope.id)
                 if key not in fresh:  # a redelivery, or the same event twice in this batch
                     log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)
                     continue
                 fresh.discard(key)
-                await self._apply(session, queue, event, envelope)
+                todo.append((queue, event, envelope))
+            if self.many is not None and len(todo) > 1:
+                queue, _, first = todo[0]
+                attributes = {
+                    "messaging.destination": queue,
+                    "messaging.batch.message_count": len(todo),
+                }
+                with batch_span(
+                    [env.traceparent for _, _, env in todo], f"consume {first.type}", **attributes
+                ):
+                    await self.many(session, [(event, env) for _, event, env in todo])  # type: ignore[misc]
+            else:
+                for queue, event, envelope in todo:
+                    await self._apply(session, queue, event, envelope)
         return invalid
 
 
 def idempotent_handler(
-    db: Database, inbox: Inbox, consumer: str, event_cls: type[E], handler: EventHandler[E]
+    db: Database,
+    inbox: Inbox,
+    consumer: str,
+    event_cls: type[E],
+    handler: EventHandler[E],
+    many: BatchEventHandler[E] | None = None,
 ) -> IdempotentHandler:
     """Validate the payload, then run `handler` once per event id in one transaction."""
-    return IdempotentHandler(db, inbox, consumer, event_cls, handler)
+    return IdempotentHandler(db, inbox, consumer, event_cls, handler, many)
 
 
 def dumps(value: object) -> str:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import aiohttp
@@ -36,7 +36,16 @@ from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.bus import MalformedMessage
 from streamia_kit.db import UTCDateTime, utcnow
 from streamia_kit.errors import NotFound, ServiceUnavailable, Unauthorized
-from streamia_kit.events import MovieDeleted, MovieSnapshot
+from streamia_kit.events import (
+    Envelope,
+    MovieCreated,
+    MovieDeleted,
+    MovieSnapshot,
+    MovieUpdated,
+)
+
+if TYPE_CHECKING:
+    from streamia_kit.service import Service
 
 log = structlog.get_logger("streamia.movie_projection")
 
@@ -254,10 +263,18 @@ class MovieProjection:
 
     async def apply(self, session: AsyncSession, event: MovieSnapshot) -> None:
         """movie.created / movie.updated: the newest version wins; deleted stays deleted."""
-        if not valid_id(event.movie_id):
-            raise MalformedMessage(f"invalid movie id {event.movie_id[:80]!r}")
-        await session.execute(
-            self._apply_statement(_dialect(session)),
+        await self.apply_many(session, [event])
+
+    async def apply_many(self, session: AsyncSession, events: Sequence[MovieSnapshot]) -> None:
+        """`apply` for events delivered together: one batched upsert (per-row version guard,
+        so a movie seen twice ends at its newest version whatever the order)."""
+        for event in events:
+            if not valid_id(event.movie_id):
+                raise MalformedMessage(f"invalid movie id {event.movie_id[:80]!r}")
+        if not events:
+            return
+        now = utcnow()
+        rows = [
             {
                 "movie_id": event.movie_id,
                 "deleted": False,
@@ -267,9 +284,28 @@ class MovieProjection:
                 "duration": event.duration,
                 "category": event.category,
                 "version": event.version,
-                "updated_at": utcnow(),
-            },
+                "updated_at": now,
+            }
+            for event in events
+        ]
+        await session.execute(
+            self._apply_statement(_dialect(session)), rows[0] if len(rows) == 1 else rows
         )
+
+    def subscribe(self, service: Service) -> None:
+        """Keep this projection from the service's `movie.created` and `movie.updated`
+        queues; events delivered together are upserted in one batch."""
+
+        async def one(session: AsyncSession, event: MovieSnapshot, _: Envelope) -> None:
+            await self.apply(session, event)
+
+        async def many(
+            session: AsyncSession, items: Sequence[tuple[MovieSnapshot, Envelope]]
+        ) -> None:
+            await self.apply_many(session, [event for event, _ in items])
+
+        service.consume(MovieCreated, one, many)
+        service.consume(MovieUpdated, one, many)
 
     _APPLIED = ("title", "poster", "video_url", "duration", "category", "version", "updated_at")
 

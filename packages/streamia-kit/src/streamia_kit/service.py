@@ -20,7 +20,14 @@ from streamia_kit.errors import install_error_handlers
 from streamia_kit.events import Event
 from streamia_kit.infra import Infrastructure
 from streamia_kit.logging import configure_logging
-from streamia_kit.messaging import EventHandler, Inbox, Outbox, OutboxRelay, idempotent_handler
+from streamia_kit.messaging import (
+    BatchEventHandler,
+    EventHandler,
+    Inbox,
+    Outbox,
+    OutboxRelay,
+    idempotent_handler,
+)
 from streamia_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from streamia_kit.migrations import migrate
 from streamia_kit.telemetry import configure_tracing
@@ -74,12 +81,19 @@ class Service:
     def cache(self):  # noqa: ANN201 - Cache
         return self.infra.cache
 
-    def consume(self, event_cls: type[E], handler: EventHandler[E]) -> None:
-        """Subscribe `handler(session, event, envelope)` behind the idempotent inbox."""
+    def consume(
+        self,
+        event_cls: type[E],
+        handler: EventHandler[E],
+        many: BatchEventHandler[E] | None = None,
+    ) -> None:
+        """Subscribe `handler(session, event, envelope)` behind the idempotent inbox; with
+        `many(session, [(event, envelope), ...])`, events delivered together are applied in
+        one call (it must do what `handler` would do for each, in order)."""
         self.infra.bus.subscribe(
             self.name,
             event_cls.type,
-            idempotent_handler(self.db, self.inbox, self.name, event_cls, handler),
+            idempotent_handler(self.db, self.inbox, self.name, event_cls, handler, many),
         )
 
     async def start(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -62,6 +62,23 @@ def span_from(traceparent: str | None, name: str, **attributes: Any) -> Iterator
             yield span
     finally:
         otel_context.detach(token)
+
+
+@contextmanager
+def batch_span(
+    traceparents: Sequence[str | None], name: str, **attributes: Any
+) -> Iterator[trace.Span]:
+    """One consumer span for events applied together, linked to each publisher's span."""
+    links = []
+    for traceparent in dict.fromkeys(tp for tp in traceparents if tp):
+        parent = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
+        context = parent.get_span_context()
+        if context.is_valid:
+            links.append(trace.Link(context))
+    with tracer().start_as_current_span(
+        name, kind=trace.SpanKind.CONSUMER, links=links, attributes=attributes
+    ) as span:
+        yield span
 
 
 @contextmanager

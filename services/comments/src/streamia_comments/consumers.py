@@ -7,10 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_comments.comments.service import CommentsService
 from streamia_kit.events import (
     Envelope,
-    MovieCreated,
     MovieDeleted,
-    MovieSnapshot,
-    MovieUpdated,
     UserDeleted,
     UserRegistered,
     UserUpdated,
@@ -19,9 +16,6 @@ from streamia_kit.service import Service
 
 
 def register(service: Service, comments: CommentsService) -> None:
-    async def on_movie_changed(session: AsyncSession, event: MovieSnapshot, _: Envelope) -> None:
-        await comments.movies.apply(session, event)
-
     async def on_movie_deleted(session: AsyncSession, event: MovieDeleted, _: Envelope) -> None:
         await comments.forget_movie(session, event)
 
@@ -36,8 +30,7 @@ def register(service: Service, comments: CommentsService) -> None:
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
         await comments.forget_user(session, event.user_id)
 
-    service.consume(MovieCreated, on_movie_changed)
-    service.consume(MovieUpdated, on_movie_changed)
+    comments.movies.subscribe(service)
     service.consume(MovieDeleted, on_movie_deleted)
     service.consume(UserRegistered, on_user_named)
     service.consume(UserUpdated, on_user_named)

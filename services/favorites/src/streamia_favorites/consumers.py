@@ -7,26 +7,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_favorites.favorites.service import FavoritesService
 from streamia_kit.events import (
     Envelope,
-    MovieCreated,
     MovieDeleted,
-    MovieSnapshot,
-    MovieUpdated,
     UserDeleted,
 )
 from streamia_kit.service import Service
 
 
 def register(service: Service, favorites: FavoritesService) -> None:
-    async def on_movie_changed(session: AsyncSession, event: MovieSnapshot, _: Envelope) -> None:
-        await favorites.movies.apply(session, event)
-
     async def on_movie_deleted(session: AsyncSession, event: MovieDeleted, _: Envelope) -> None:
         await favorites.forget_movie(session, event)
 
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
         await favorites.forget_user(session, event.user_id)
 
-    service.consume(MovieCreated, on_movie_changed)
-    service.consume(MovieUpdated, on_movie_changed)
+    favorites.movies.subscribe(service)
     service.consume(MovieDeleted, on_movie_deleted)
     service.consume(UserDeleted, on_user_deleted)

@@ -6,10 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.events import (
     Envelope,
-    MovieCreated,
     MovieDeleted,
-    MovieSnapshot,
-    MovieUpdated,
     UserDeleted,
 )
 from streamia_kit.service import Service
@@ -17,16 +14,12 @@ from streamia_ratings.ratings.service import RatingsService
 
 
 def register(service: Service, ratings: RatingsService) -> None:
-    async def on_movie_changed(session: AsyncSession, event: MovieSnapshot, _: Envelope) -> None:
-        await ratings.movies.apply(session, event)
-
     async def on_movie_deleted(session: AsyncSession, event: MovieDeleted, _: Envelope) -> None:
         await ratings.forget_movie(session, event)
 
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
         await ratings.forget_user(session, event.user_id)
 
-    service.consume(MovieCreated, on_movie_changed)
-    service.consume(MovieUpdated, on_movie_changed)
+    ratings.movies.subscribe(service)
     service.consume(MovieDeleted, on_movie_deleted)
     service.consume(UserDeleted, on_user_deleted)
