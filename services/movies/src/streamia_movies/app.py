@@ -60,8 +60,17 @@ def create_app(
         service.cache,
         settings.movie_cache_ttl_seconds,
         settings.explore_totals_ttl_seconds,
+        db=service.db,
+        warm_delay=settings.explore_warm_delay_seconds,
+        warm_searches=settings.explore_warm_searches,
     )
     consumers.register(service, movies)
+
+    async def warm_on_start() -> None:
+        movies.schedule_warm(delay=0.0)
+
+    service.on_start.append(warm_on_start)
+    service.on_stop.append(movies.stop_warming)
     app = service.create_app(
         "Streamia movies",
         [router],

@@ -38,6 +38,11 @@ class MoviesSettings(ServiceSettings):
     # /explore totals are also dropped by every catalogue change; the TTL only bounds how
     # long a lost invalidation (a crash between commit and cache write) could linger.
     explore_totals_ttl_seconds: float = 300.0
+    # After a catalogue change (debounced by this delay) and at start, the totals of the
+    # whole catalogue and of the most recent searches are counted again in the background,
+    # so the next visitor does not pay for the count. 0 searches: only the catalogue's.
+    explore_warm_delay_seconds: float = 1.0
+    explore_warm_searches: int = 32
 
     @property
     def media_root(self) -> Path:

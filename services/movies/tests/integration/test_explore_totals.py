@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
+from streamia_kit.testing import wait_for
 from streamia_movies.movies import repository as repository_module
 from streamia_movies.movies.models import Movie
 from streamia_movies.movies.repository import MoviesRepository
@@ -79,6 +80,34 @@ async def test_totals_are_counted_once_per_catalogue_version(client, new_movie, 
     await new_movie(client, title=f"Otra {word}", category=category)
     assert (await _explore(client, search=word, category=category))["total"] == 2
     assert sorted(count_calls) == ["", "", word, word]
+
+
+async def test_a_catalogue_change_recounts_recent_searches_in_the_background(
+    app, client, new_movie, count_calls
+):
+    movies = app.state.movies
+    movies.warm_delay = 0.01
+    category = f"Cat {uuid.uuid4().hex[:8]}"
+    word = f"zq{uuid.uuid4().hex[:6]}"
+    await new_movie(client, title=f"Una {word}", category=category)
+    assert (await _explore(client, search=word))["total"] == 1
+
+    await wait_for(lambda: movies._warm_task is None or movies._warm_task.done())
+    count_calls.clear()
+    await new_movie(client, title=f"Otra {word}", category=category)
+    # No request needed: the whole catalogue and the recent search are counted again.
+    await wait_for(lambda: sorted(count_calls) == ["", word], message="background recount")
+    assert (await _explore(client, search=word, category=category))["total"] == 2
+    assert (await _explore(client, category=category))["total"] == 2
+    assert sorted(count_calls) == ["", word]  # the visitors paid for no count
+
+
+async def test_the_recent_searches_are_bounded_newest_first(app, client):
+    movies = app.state.movies
+    movies.warm_searches = 3
+    for term in ("uno", "dos", "tres", "dos", "cuatro"):
+        await _explore(client, search=term.upper())
+    assert list(movies._recent) == ["tres", "dos", "cuatro"]
 
 
 # -- plans ------------------------------------------------------------------------------------

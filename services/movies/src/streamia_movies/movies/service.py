@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,6 +88,9 @@ class MoviesService:
         cache: Cache,
         cache_ttl: float = 60.0,
         totals_ttl: float = 300.0,
+        db: Database | None = None,
+        warm_delay: float = 1.0,
+        warm_searches: int = 32,
     ) -> None:
         self.store = store  # where new media goes
         self.stores = stores  # every provider this process can still reach, for reads/deletes
@@ -96,6 +100,13 @@ class MoviesService:
         self.cache_ttl = cache_ttl
         self.totals_ttl = totals_ttl
         self._flight = SingleFlight()
+        # Background recount of /explore totals (see `schedule_warm`); needs the database.
+        self.db = db
+        self.warm_delay = warm_delay
+        self.warm_searches = warm_searches
+        self._recent: OrderedDict[str, None] = OrderedDict()  # folded searches, newest last
+        self._warm_task: asyncio.Task[None] | None = None
+        self._warm_again = False
 
     @property
     def source(self) -> str:
@@ -159,6 +170,11 @@ class MoviesService:
         search = fold(query.search)
         category_key = fold(query.category) if query.category else None
         version = await self._catalogue_version()
+        if search and self.warm_searches > 0:
+            self._recent[search] = None
+            self._recent.move_to_end(search)
+            if len(self._recent) > self.warm_searches:
+                self._recent.popitem(last=False)
         totals = await self._category_totals(repo, version, search)
         total = _total(totals["counts"], category_key)
         scope = total
@@ -210,6 +226,51 @@ class MoviesService:
         Called once the transaction has committed (a count that read the old rows under
         the old version can then only be stored under that version, never read again)."""
         await self.cache.set(_VERSION_KEY, new_id(), _VERSION_TTL)
+        self.schedule_warm()
+
+    def schedule_warm(self, delay: float | None = None) -> None:
+        """Count the totals of the current catalogue version in the background: the whole
+        catalogue's (every list and category filter needs them) and the recent searches'.
+        Changes arriving meanwhile are coalesced into one more pass."""
+        if self.db is None:
+            return
+        if self._warm_task is not None and not self._warm_task.done():
+            self._warm_again = True
+            return
+        wait = self.warm_delay if delay is None else delay
+        self._warm_task = asyncio.create_task(self._warm_loop(wait), name="explore-totals-warm")
+
+    async def _warm_loop(self, delay: float) -> None:
+        while True:
+            self._warm_again = False
+            await asyncio.sleep(delay)
+            try:
+                await self.warm_totals()
+            except Exception as exc:  # a cold count later is the only cost
+                log.warning("explore_warm_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            if not self._warm_again:
+                return
+            delay = self.warm_delay
+
+    async def warm_totals(self) -> int:
+        """Count (or find cached) the totals of "" and of each recent search, newest first;
+        stops early once the catalogue changes again. Returns how many it went through."""
+        assert self.db is not None
+        version = await self._catalogue_version()
+        done = 0
+        for search in ["", *reversed(self._recent)]:
+            if await self._catalogue_version() != version:
+                break
+            async with self.db.sessions() as session:
+                await self._category_totals(MoviesRepository(session), version, search)
+            done += 1
+        return done
+
+    async def stop_warming(self) -> None:
+        if self._warm_task is not None:
+            self._warm_task.cancel()
+            await asyncio.gather(self._warm_task, return_exceptions=True)
+            self._warm_task = None
 
     async def subtitles(self, session: AsyncSession, movie_id: str) -> tuple[Movie, list[Subtitle]]:
         movie = await self.get(session, movie_id)
