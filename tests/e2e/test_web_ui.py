@@ -1,7 +1,8 @@
 """The web app at `/` in a real (headless) Chromium against the real platform.
 
-Needs Playwright for Python and a Chromium binary (`/usr/bin/chromium`, or the path in
-STREAMIA_CHROMIUM); skipped otherwise — neither is a project dependency.
+Playwright for Python is a dev dependency (in the lock); the browser is the system's Chromium
+(`apt-get install chromium`, or the path in STREAMIA_CHROMIUM), which `.ci/run` installs.
+Without one this test is skipped (Playwright's own browser download needs the internet).
 """
 
 from __future__ import annotations
