@@ -180,15 +180,15 @@ async def test_concurrent_cache_misses_for_one_movie_reach_the_database_once(
     movie = await new_movie(client)
     await app.state.movies.invalidate(movie["id"])
     loads = 0
-    original = MoviesRepository.get
+    original = MoviesRepository.public
 
-    async def counting_get(self, movie_id, for_update=False):
+    async def counting_load(self, movie_id):
         nonlocal loads
         loads += 1
         await asyncio.sleep(0.05)  # keep the first load in flight while the others miss
-        return await original(self, movie_id, for_update)
+        return await original(self, movie_id)
 
-    monkeypatch.setattr(MoviesRepository, "get", counting_get)
+    monkeypatch.setattr(MoviesRepository, "public", counting_load)
     responses = await asyncio.gather(*(client.get(f"/api/movies/{movie['id']}") for _ in range(20)))
 
     assert {r.status_code for r in responses} == {200}
@@ -222,18 +222,17 @@ async def test_a_load_overlapping_an_update_does_not_cache_the_old_row(
 ):
     movie = await new_movie(client, title="Antes")
     await app.state.movies.invalidate(movie["id"])
-    original = MoviesRepository.get
+    original = MoviesRepository.public
     loading = asyncio.Event()
     release = asyncio.Event()
 
-    async def slow_get(self, movie_id, for_update=False):
-        row = await original(self, movie_id, for_update)
-        if not for_update:
-            loading.set()
-            await release.wait()  # the old row is in hand while the update commits
+    async def slow_load(self, movie_id):
+        row = await original(self, movie_id)
+        loading.set()
+        await release.wait()  # the old row is in hand while the update commits
         return row
 
-    monkeypatch.setattr(MoviesRepository, "get", slow_get)
+    monkeypatch.setattr(MoviesRepository, "public", slow_load)
     stale_read = asyncio.create_task(client.get(f"/api/movies/{movie['id']}"))
     await loading.wait()
     await client.put(
@@ -241,6 +240,6 @@ async def test_a_load_overlapping_an_update_does_not_cache_the_old_row(
     )
     release.set()
     assert (await stale_read).json()["data"]["title"] == "Antes"
-    monkeypatch.setattr(MoviesRepository, "get", original)
+    monkeypatch.setattr(MoviesRepository, "public", original)
 
     assert (await client.get(f"/api/movies/{movie['id']}")).json()["data"]["title"] == "Después"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import (
     Select,
+    bindparam,
     delete,
     func,
     literal,
@@ -52,6 +54,8 @@ def _fts_phrase(folded: str) -> str:
 
 
 class MoviesRepository:
+    _public: Any = None  # the statement of `public`, built once
+
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -65,6 +69,38 @@ class MoviesRepository:
         if for_update:
             query = query.with_for_update()
         return await self.session.scalar(query)
+
+    async def public(self, movie_id: str) -> tuple[Any, list[Any]] | None:
+        """What `GET /:id` shows, in one round trip and without the ORM (the cache-miss
+        path): the movie's row and its subtitles' (objects with id, language, label, url)."""
+        if self._public is None:
+            movies, subs = Movie.__table__, Subtitle.__table__
+            type(self)._public = (
+                select(
+                    movies,
+                    subs.c.id.label("subtitle_id"),
+                    subs.c.language.label("subtitle_language"),
+                    subs.c.label.label("subtitle_label"),
+                    subs.c.url.label("subtitle_url"),
+                )
+                .outerjoin(subs, subs.c.movie_id == movies.c.id)
+                .where(movies.c.id == bindparam("movie_id"))
+                .order_by(subs.c.language)
+            )
+        rows = (await self.session.execute(self._public, {"movie_id": movie_id})).all()
+        if not rows:
+            return None
+        subtitles = [
+            SimpleNamespace(
+                id=row.subtitle_id,
+                language=row.subtitle_language,
+                label=row.subtitle_label,
+                url=row.subtitle_url,
+            )
+            for row in rows
+            if row.subtitle_id is not None
+        ]
+        return rows[0], subtitles
 
     async def add(self, movie: Movie) -> Movie:
         self.session.add(movie)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.exceptions import RequestValidationError
@@ -162,7 +163,7 @@ def default_label(language: str) -> str:
     return LANGUAGE_LABELS.get(language) or LANGUAGE_LABELS.get(language.split("-")[0]) or language
 
 
-def subtitle_out(subtitle: Subtitle) -> dict[str, Any]:
+def subtitle_out(subtitle: Subtitle | Any) -> dict[str, Any]:
     return {
         "id": subtitle.id,
         "_id": subtitle.id,
@@ -172,8 +173,9 @@ def subtitle_out(subtitle: Subtitle) -> dict[str, Any]:
     }
 
 
-def movie_out(movie: Movie) -> dict[str, Any]:
-    """API.md's `movie`."""
+def movie_out(movie: Movie | Any, subtitles: Sequence[Any] | None = None) -> dict[str, Any]:
+    """API.md's `movie`, from the ORM object or a row with the same column names (then with
+    its `subtitles` given)."""
     return {
         "id": movie.id,
         "_id": movie.id,
@@ -185,7 +187,9 @@ def movie_out(movie: Movie) -> dict[str, Any]:
         "duration": movie.duration,
         "videoFormat": movie.video_format,
         "hasAudio": movie.has_audio,
-        "subtitles": [subtitle_out(s) for s in movie.subtitles],
+        "subtitles": [
+            subtitle_out(s) for s in (movie.subtitles if subtitles is None else subtitles)
+        ],
         "provider": movie.provider,
         "rating": {
             "average": round(movie.rating_average or 0.0, 2),

@@ -136,8 +136,8 @@ class MoviesService:
         key = self.cache_key(movie_id)
         generation = await self.cache.get(key + ":gen")
         async with db.sessions() as session:
-            movie = await MoviesRepository(session).get(movie_id)
-            value = schemas.movie_out(movie) if movie else None
+            found = await MoviesRepository(session).public(movie_id)
+            value = schemas.movie_out(*found) if found else None
         if value is not None and await self.cache.get(key + ":gen") == generation:
             await self.cache.set(key, value, self.cache_ttl)
         return value
