@@ -164,9 +164,8 @@ def _print_banner(apps: list[tuple[str, Any, ServiceSettings]]) -> None:
         lines.append(f"  API docs:  http://{_browser_host(gateway.host)}:{gateway.bind_port}/docs")
     for name, _, settings in apps:
         if name != "gateway":
-            lines.append(
-                f"  {name:<13} http://{_browser_host(settings.host)}:{settings.bind_port}  (docs: /docs)"
-            )
+            address = f"http://{_browser_host(settings.host)}:{settings.bind_port}"
+            lines.append(f"  {name:<13} {address}  (docs: /docs)")
     data_dir = apps[0][2].data_dir.resolve()
     lines.append(f"  Data:      {data_dir}")
     lines.append(

@@ -152,7 +152,9 @@ class Platform:
                 {
                     "STREAMIA_DATABASE_URL": f"{POSTGRES}/{self.namespace}_{{service}}",
                     "STREAMIA_REDIS_URL": REDIS,
-                    "STREAMIA_AMQP_URL": f"amqp://{auth}127.0.0.1:{self.proxy.port}{amqp.path or '/'}",
+                    "STREAMIA_AMQP_URL": (
+                        f"amqp://{auth}127.0.0.1:{self.proxy.port}{amqp.path or '/'}"
+                    ),
                     "STREAMIA_NAMESPACE": self.namespace,
                 }
             )

@@ -48,7 +48,9 @@ class ServiceSettings(BaseSettings):
     # database_url may contain "{service}", e.g. postgresql+asyncpg://postgres@127.0.0.1/streamia_{service}
     database_url: str | None = Field(
         None,
-        description="SQLAlchemy URL; `{service}` becomes the service name. Unset: SQLite under data_dir",
+        description=(
+            "SQLAlchemy URL; `{service}` becomes the service name. Unset: SQLite under data_dir"
+        ),
     )
     amqp_url: str | None = Field(None, description="RabbitMQ URL. Unset: the in-process bus")
     redis_url: str | None = Field(

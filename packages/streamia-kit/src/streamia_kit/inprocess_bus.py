@@ -234,7 +234,10 @@ class InProcessBus(EventBus):
 
     async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         db = await self._conn()
-        sql = "UPDATE messages SET state='ready', attempt=1, available_at=? WHERE queue=? AND state='dead'"
+        sql = (
+            "UPDATE messages SET state='ready', attempt=1, available_at=? "
+            "WHERE queue=? AND state='dead'"
+        )
         params: list[object] = [time.time(), self.name(queue)]
         if message_ids:
             sql += f" AND message_id IN ({','.join('?' * len(message_ids))})"

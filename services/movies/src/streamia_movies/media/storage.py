@@ -93,7 +93,7 @@ def validate_key(key: str) -> PurePosixPath:
 
 
 async def _spool(chunks: AsyncIterable[bytes], directory: Path) -> tuple[Path, int]:
-    """Copy chunks to a new temp file in `directory` (flushing in a thread), return it and its size."""
+    """Copy chunks to a new temp file in `directory` (flushing in a thread); the file, its size."""
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=directory, prefix=".incoming-")
     size = 0
