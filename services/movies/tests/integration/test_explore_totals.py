@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from streamia_kit.testing import wait_for
 from streamia_movies.movies import repository as repository_module
@@ -251,3 +251,12 @@ async def test_a_clustered_match_set_falls_back_from_the_bounded_walk(app, catal
     expected = _expected(catalogue, "fin", None, "newest", 0, 20)[1]
     assert [m.id for m in items] == [r["id"] for r in expected]
     assert fallbacks == ["fin"]
+
+
+async def test_counting_changes_no_planner_setting_for_the_rest_of_the_transaction(app, catalogue):
+    async with app.state.service.db.sessions() as session:
+        if session.bind.dialect.name != "postgresql":
+            pytest.skip("a PostgreSQL planner setting")
+        totals = await MoviesRepository(session).category_totals("luna")
+        assert sum(totals.values()) == sum("luna" in r["search_text"] for r in catalogue)
+        assert await session.scalar(text("SHOW enable_seqscan")) == "on"

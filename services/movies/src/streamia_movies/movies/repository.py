@@ -169,7 +169,18 @@ class MoviesRepository:
             query = select(Movie.category_key, func.count()).group_by(Movie.category_key)
             if search:
                 query = query.where(self._like(search))
-            result = await self.session.execute(query)
+            indexed = bool(search) and len(search) >= _MIN_INDEXED
+            if indexed:
+                # PostgreSQL prices LIKE at one operator per row, so past ~40 % matches it
+                # scans every row instead of rechecking only the trigram candidates; the
+                # LIKE on each ~150-character text is the real cost, and the scan pays it
+                # for all rows: 30-40 % slower (measured on 100,000 movies). This count
+                # only, this transaction only.
+                await self.session.execute(text("SET LOCAL enable_seqscan = off"))
+            rows = (await self.session.execute(query)).all()
+            if indexed:
+                await self.session.execute(text("SET LOCAL enable_seqscan = on"))
+            return {category: int(count) for category, count in rows}
         return {category: int(count) for category, count in result.all()}
 
     async def page_items(
