@@ -1,4 +1,4 @@
-"""The style gate: `ruff check` and `ruff format --check` pass on the whole workspace."""
+"""The style gate: `ruff check`, `ruff format --check` and `mypy` pass on the workspace."""
 
 from __future__ import annotations
 
@@ -18,5 +18,21 @@ RUFF = Path(sys.executable).with_name("ruff")
 def test_ruff(command):
     result = subprocess.run(
         [str(RUFF), *command, "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy():
+    sources = [
+        "packages/streamia-kit/src",
+        *sorted(str(p) for p in ROOT.glob("services/*/src")),
+        "src",
+    ]
+    result = subprocess.run(
+        [str(RUFF.with_name("mypy")), *sources],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr

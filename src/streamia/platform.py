@@ -9,7 +9,7 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 import uvicorn
@@ -64,7 +64,9 @@ class _Server(uvicorn.Server):
         yield
 
 
-def _uvicorn_config(app: Any, host: str, port: int, lifespan: str) -> uvicorn.Config:
+def _uvicorn_config(
+    app: Any, host: str, port: int, lifespan: Literal["auto", "on", "off"]
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,

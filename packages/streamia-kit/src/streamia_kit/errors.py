@@ -154,7 +154,9 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response("Endpoint not found", 404, "endpoint_not_found")
         message = exc.detail if isinstance(exc.detail, str) else "Request failed"
         code = _CODE_FOR_STATUS.get(exc.status_code, "error")
-        return error_response(message, exc.status_code, code, headers=exc.headers)
+        return error_response(
+            message, exc.status_code, code, headers=dict(exc.headers) if exc.headers else None
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

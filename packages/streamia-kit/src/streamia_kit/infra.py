@@ -30,7 +30,7 @@ class Infrastructure:
         cls, settings: ServiceSettings, namespace: str | None = None
     ) -> Infrastructure:
         ns = settings.namespace if namespace is None else namespace
-        bus_args = dict(
+        bus_args: dict[str, Any] = dict(
             max_attempts=settings.max_delivery_attempts,
             retry_base_delay=settings.retry_base_delay_seconds,
             namespace=ns,

@@ -8,6 +8,7 @@ import sys
 from contextvars import ContextVar
 
 import structlog
+from structlog.types import EventDict, Processor
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -16,14 +17,14 @@ REQUEST_ID_HEADER = "x-request-id"
 _configured = False
 
 
-def _add_request_id(_: object, __: str, event: dict) -> dict:
+def _add_request_id(_: object, __: str, event: EventDict) -> EventDict:
     rid = request_id_var.get()
     if rid is not None:
         event.setdefault("request_id", rid)
     return event
 
 
-def _add_trace_id(_: object, __: str, event: dict) -> dict:
+def _add_trace_id(_: object, __: str, event: EventDict) -> EventDict:
     try:
         from opentelemetry import trace
 
@@ -46,7 +47,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.bus import EventBus, MalformedMessage
-from streamia_kit.db import Database, UTCDateTime, utcnow
+from streamia_kit.db import Database, UTCDateTime, rowcount, utcnow
 from streamia_kit.events import Envelope, Event, queue_name
 from streamia_kit.telemetry import batch_span, current_traceparent, span_from
 
@@ -210,7 +210,7 @@ class Inbox:
             .values(queue=queue, event_id=event_id, processed_at=utcnow())
             .on_conflict_do_nothing()
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))
 
     async def claim_many(
         self, session: AsyncSession, keys: Sequence[tuple[str, str]]

@@ -48,6 +48,12 @@ class _Acks:
         except Exception:  # its channel is closed
             return None
 
+    @staticmethod
+    def _tag(message: AbstractIncomingMessage) -> int:
+        tag = message.delivery_tag
+        assert tag is not None  # consumed with manual acks: every delivery is tagged
+        return tag
+
     def received(self, message: AbstractIncomingMessage) -> None:
         channel = self._channel_of(message)
         if channel is None:
@@ -57,7 +63,7 @@ class _Acks:
             self._outstanding.clear()
             self._settled.clear()
             self._nacked.clear()
-        heapq.heappush(self._outstanding, message.delivery_tag)
+        heapq.heappush(self._outstanding, self._tag(message))
 
     def _mine(self, message: AbstractIncomingMessage) -> bool:
         return self._channel is not None and self._channel_of(message) is self._channel
@@ -68,14 +74,14 @@ class _Acks:
             return
         with contextlib.suppress(Exception):
             await message.nack(requeue=True)
-        self._nacked.add(message.delivery_tag)
+        self._nacked.add(self._tag(message))
         await self.ack([])
 
     async def ack(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         channel = self._channel
         for message in messages:
             if self._mine(message):
-                self._settled.add(message.delivery_tag)
+                self._settled.add(self._tag(message))
         upto = None
         heap = self._outstanding
         while heap and (heap[0] in self._settled or heap[0] in self._nacked):
@@ -316,7 +322,7 @@ class RabbitMQBus(EventBus):
         self, channel: AbstractChannel, queue: str, limit: int
     ) -> list[tuple[DeadLetter, AbstractIncomingMessage]]:
         dlq = await channel.declare_queue(f"{self.name(queue)}.dlq", durable=True)
-        out = []
+        out: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
         while len(out) < limit:
             message = await dlq.get(no_ack=False, fail=False)
             if message is None:

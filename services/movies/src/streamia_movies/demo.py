@@ -136,7 +136,7 @@ async def _seed(app: Any) -> str:
     staging.mkdir(parents=True, exist_ok=True)
     for title, category, description, pattern, tone, es, en in DEMO_MOVIES:
         async with db.sessions() as session:
-            existing = await movies.list(session, schemas.ExploreQuery(search=title, limit=100))
+            existing = await movies.browse(session, schemas.ExploreQuery(search=title, limit=100))
         if any(m.title == title for m in existing.items):
             continue
         with tempfile.TemporaryDirectory(dir=staging) as tmp:

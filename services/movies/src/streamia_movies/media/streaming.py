@@ -94,7 +94,7 @@ class MediaFileResponse(FileResponse):
             if_range = request_headers.get("if-range")
             if http_range is not None and (if_range is None or self._should_use_range(if_range)):
                 ranges = parse_byte_ranges(http_range, self._size)
-                if ranges == IGNORE:
+                if isinstance(ranges, str):  # IGNORE
                     scope = _without_header(scope, b"range")
                 elif not ranges:
                     response = error_response(

@@ -45,7 +45,7 @@ async def list_movies(
     query: Annotated[schemas.ListQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
 ) -> Any:
     async with db.sessions() as session:
-        page = await movies.list(session, schemas.ExploreQuery(**query.model_dump()))
+        page = await movies.browse(session, schemas.ExploreQuery(**query.model_dump()))
     return _page_body(movies, page, query)
 
 
@@ -54,7 +54,7 @@ async def explore(
     query: Annotated[schemas.ExploreQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
 ) -> Any:
     async with db.sessions() as session:
-        page = await movies.list(session, query)
+        page = await movies.browse(session, query)
     body = _page_body(movies, page, query)
     body["filters"] = {"category": query.category or None, "search": query.search or None}
     return body

@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_kit.db import rowcount
 from streamia_movies.movies.models import Movie, Subtitle
 
 # Below three characters a trigram index cannot help; those queries scan the folded column.
@@ -297,4 +298,4 @@ class MoviesRepository:
             .values(rating_average=average, rating_count=count, rating_version=version)
             .execution_options(synchronize_session=False)
         )
-        return bool(result.rowcount)
+        return bool(rowcount(result))

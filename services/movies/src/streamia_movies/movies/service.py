@@ -162,7 +162,7 @@ class MoviesService:
             raise _not_found()
         return movie
 
-    async def list(self, session: AsyncSession, query: schemas.ExploreQuery) -> Page:
+    async def browse(self, session: AsyncSession, query: schemas.ExploreQuery) -> Page:
         """One page and the exact total. Totals are cached per folded search for the
         current catalogue version, so the count over a large match set runs once per
         catalogue change, not per request (and per search, not per category filter)."""

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_kit.db import rowcount
 from streamia_users.users.models import PasswordResetToken, User
 
 
@@ -58,7 +59,7 @@ class UsersRepository:
             )
             .values(used_at=now)
         )
-        return token if result.rowcount == 1 else None
+        return token if rowcount(result) == 1 else None
 
     async def invalidate_reset_tokens(self, user_id: str, now: datetime) -> None:
         await self.session.execute(
