@@ -362,16 +362,8 @@ class IdempotentHandler:
         return invalid
 
 
-def idempotent_handler(
-    db: Database,
-    inbox: Inbox,
-    consumer: str,
-    event_cls: type[E],
-    handler: EventHandler[E],
-    many: BatchEventHandler[E] | None = None,
-) -> IdempotentHandler:
-    """Validate the payload, then run `handler` once per event id in one transaction."""
-    return IdempotentHandler(db, inbox, consumer, event_cls, handler, many)
+# The name services and tests build it by.
+idempotent_handler = IdempotentHandler
 
 
 def dumps(value: object) -> str:
