@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-RUFF = Path(sys.executable).with_name("ruff")
+BIN = Path(sys.executable).parent  # ruff and mypy come with the dev group
 
 
 @pytest.mark.parametrize(
@@ -17,7 +17,7 @@ RUFF = Path(sys.executable).with_name("ruff")
 )
 def test_ruff(command):
     result = subprocess.run(
-        [str(RUFF), *command, "."], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [str(BIN / "ruff"), *command, "."], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -29,7 +29,7 @@ def test_mypy():
         "src",
     ]
     result = subprocess.run(
-        [str(RUFF.with_name("mypy")), *sources],
+        [str(BIN / "mypy"), *sources],
         cwd=ROOT,
         capture_output=True,
         text=True,

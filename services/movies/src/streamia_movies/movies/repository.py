@@ -37,6 +37,22 @@ _MAX_WALK_ROWS = 40_000
 _WINDOW_SLACK = 500
 
 
+_SUBTITLES = Subtitle.__table__
+# `GET /:id`'s movie with its subtitles, one row per track (one row with nulls when none).
+_PUBLIC = (
+    select(
+        Movie.__table__,
+        _SUBTITLES.c.id.label("subtitle_id"),
+        _SUBTITLES.c.language.label("subtitle_language"),
+        _SUBTITLES.c.label.label("subtitle_label"),
+        _SUBTITLES.c.url.label("subtitle_url"),
+    )
+    .outerjoin(_SUBTITLES, _SUBTITLES.c.movie_id == Movie.__table__.c.id)
+    .where(Movie.__table__.c.id == bindparam("movie_id"))
+    .order_by(_SUBTITLES.c.language)
+)
+
+
 @dataclass(frozen=True)
 class Page:
     items: Sequence[Movie]
@@ -55,8 +71,6 @@ def _fts_phrase(folded: str) -> str:
 
 
 class MoviesRepository:
-    _public: Any = None  # the statement of `public`, built once
-
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
@@ -74,21 +88,7 @@ class MoviesRepository:
     async def public(self, movie_id: str) -> tuple[Any, list[Any]] | None:
         """What `GET /:id` shows, in one round trip and without the ORM (the cache-miss
         path): the movie's row and its subtitles' (objects with id, language, label, url)."""
-        if self._public is None:
-            movies, subs = Movie.__table__, Subtitle.__table__
-            type(self)._public = (
-                select(
-                    movies,
-                    subs.c.id.label("subtitle_id"),
-                    subs.c.language.label("subtitle_language"),
-                    subs.c.label.label("subtitle_label"),
-                    subs.c.url.label("subtitle_url"),
-                )
-                .outerjoin(subs, subs.c.movie_id == movies.c.id)
-                .where(movies.c.id == bindparam("movie_id"))
-                .order_by(subs.c.language)
-            )
-        rows = (await self.session.execute(self._public, {"movie_id": movie_id})).all()
+        rows = (await self.session.execute(_PUBLIC, {"movie_id": movie_id})).all()
         if not rows:
             return None
         subtitles = [
@@ -155,22 +155,24 @@ class MoviesRepository:
         """How many movies match the folded `search` ("" = every movie), per `category_key`.
 
         One pass answers the total of every category filter and of none (their sum)."""
-        if search and len(search) >= _MIN_INDEXED and self._dialect == "sqlite":
+        indexed = len(search) >= _MIN_INDEXED
+        if indexed and self._dialect == "sqlite":
             # The match set from FTS5, each rowid's category from the narrow covering index
             # (the planner would otherwise read every matching row of the wide table).
-            result = await self.session.execute(
-                text(
-                    "SELECT m.category_key, count(*) FROM movies_fts AS f "
-                    "JOIN movies AS m INDEXED BY ix_movies_seq_category ON m.seq = f.rowid "
-                    "WHERE movies_fts MATCH :phrase GROUP BY m.category_key"
-                ),
-                {"phrase": _fts_phrase(search)},
-            )
+            rows: Sequence[Any] = (
+                await self.session.execute(
+                    text(
+                        "SELECT m.category_key, count(*) FROM movies_fts AS f "
+                        "JOIN movies AS m INDEXED BY ix_movies_seq_category ON m.seq = f.rowid "
+                        "WHERE movies_fts MATCH :phrase GROUP BY m.category_key"
+                    ),
+                    {"phrase": _fts_phrase(search)},
+                )
+            ).all()
         else:
             query = select(Movie.category_key, func.count()).group_by(Movie.category_key)
             if search:
                 query = query.where(self._like(search))
-            indexed = bool(search) and len(search) >= _MIN_INDEXED
             if indexed:
                 # PostgreSQL prices LIKE at one operator per row, so past ~40 % matches it
                 # scans every row instead of rechecking only the trigram candidates; the
@@ -181,8 +183,7 @@ class MoviesRepository:
             rows = (await self.session.execute(query)).all()
             if indexed:
                 await self.session.execute(text("SET LOCAL enable_seqscan = on"))
-            return {category: int(count) for category, count in rows}
-        return {category: int(count) for category, count in result.all()}
+        return {category: int(count) for category, count in rows}
 
     async def page_items(
         self,
