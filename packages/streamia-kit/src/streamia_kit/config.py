@@ -77,6 +77,13 @@ class ServiceSettings(BaseSettings):
     notifications_url: str = Field(
         "http://127.0.0.1:3006", description="notification service base URL"
     )
+    public_url: str | None = Field(
+        None,
+        description=(
+            "public base URL of the API: absolute media URLs and rewritten redirects."
+            " Unset: the gateway URL"
+        ),
+    )
     frontend_url: str = Field(
         "http://localhost:8080",
         description="web app base URL used in email links (`/reset-password/<token>`)",
@@ -124,6 +131,11 @@ class ServiceSettings(BaseSettings):
             return self.port
         url = getattr(self, f"{self.service_name}_url", None)
         return (urlparse(url).port if url else None) or DEFAULT_PORTS[self.service_name]
+
+    @property
+    def public_base(self) -> str:
+        """Where clients reach the API (no trailing slash): STREAMIA_PUBLIC_URL or the gateway."""
+        return (self.public_url or self.gateway_url).rstrip("/")
 
     def service_url(self, name: str) -> str:
         return getattr(self, f"{name}_url")

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request id, JSON access log, metrics, body-size limit."""
+"""Pure ASGI middleware: request id, JSON access log, metrics, body-size limit, one
+trailing slash."""
 
 from __future__ import annotations
 
@@ -123,6 +124,23 @@ class RequestContextMiddleware:
                     duration_ms=round(elapsed * 1000, 2),
                 )
             request_id_var.reset(token)
+
+
+class TrailingSlashMiddleware:
+    """Serve `/path/` as `/path`: Express answered both, and FastAPI's redirect to the
+    service's own address would name an internal URL and drop the client's token."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path[:-1]}
+            raw: bytes | None = scope.get("raw_path")
+            if raw and raw.endswith(b"/"):
+                scope["raw_path"] = raw[:-1]
+        await self.app(scope, receive, send)
 
 
 class BodyLimitMiddleware:

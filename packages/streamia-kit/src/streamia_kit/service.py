@@ -28,7 +28,11 @@ from streamia_kit.messaging import (
     OutboxRelay,
     idempotent_handler,
 )
-from streamia_kit.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from streamia_kit.middleware import (
+    BodyLimitMiddleware,
+    RequestContextMiddleware,
+    TrailingSlashMiddleware,
+)
 from streamia_kit.migrations import migrate
 from streamia_kit.telemetry import configure_tracing
 
@@ -145,6 +149,7 @@ class Service:
             # RequestContextMiddleware opens the request's server span (continuing the
             # caller's traceparent); FastAPI's own would be a second span per request.
             telemetry={"tracing": False},
+            redirect_slashes=False,  # TrailingSlashMiddleware serves both forms instead
         )
         app.state.service = self
         install_error_handlers(app)
@@ -157,6 +162,7 @@ class Service:
             exempt=body_limit_exempt,
         )
         app.add_middleware(RequestContextMiddleware, service=self.name)
+        app.add_middleware(TrailingSlashMiddleware)
         return app
 
     def _operations_router(self) -> APIRouter:

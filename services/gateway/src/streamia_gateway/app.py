@@ -226,7 +226,13 @@ class Gateway:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 read_bufsize=256 * 1024,
             )
-            self._proxy = Proxy(self._session, self.breakers, s.upstream_read_timeout_seconds)
+            self._proxy = Proxy(
+                self._session,
+                self.breakers,
+                s.upstream_read_timeout_seconds,
+                s.public_base,
+                s.upstream_urls().values(),
+            )
             # limits' in-memory storage starts a task when built, so build it in the loop.
             self.limits = RateLimits(s, build_storage(s, self._redis_pool))
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -96,10 +97,14 @@ class Proxy:
         session: aiohttp.ClientSession,
         breakers: dict[str, CircuitBreaker] | None,
         read_timeout: float,
+        public_base: str,
+        internal_urls: Iterable[str],
     ) -> None:
         self._session = session
         self._breakers = breakers
         self._read_timeout = read_timeout
+        self._public_base = public_base.rstrip("/")
+        self._internal = frozenset(_origin(url) for url in internal_urls)
 
     async def forward(
         self,
@@ -241,8 +246,7 @@ class Proxy:
             headers.append(("X-Streamia-User-Role", identity.role))
         return headers
 
-    @staticmethod
-    def _response_headers(resp: aiohttp.ClientResponse, drop_ratelimit: bool) -> Headers:
+    def _response_headers(self, resp: aiohttp.ClientResponse, drop_ratelimit: bool) -> Headers:
         out: Headers = []
         for name, value in resp.raw_headers:
             lower = name.lower()
@@ -250,8 +254,21 @@ class Proxy:
                 continue  # CORS is the gateway's business
             if drop_ratelimit and lower in _RATELIMIT:
                 continue
+            if lower == b"location":
+                value = self._public_location(value)
             out.append((lower, value))
         return out
+
+    def _public_location(self, value: bytes) -> bytes:
+        """A redirect to a service's own address, moved onto the public URL: a client can
+        neither reach the internal address nor should it learn it."""
+        url = urlsplit(value.decode("latin-1"))
+        if not url.scheme or _origin(value.decode("latin-1")) not in self._internal:
+            return value
+        public = self._public_base + (url.path or "/")
+        if url.query:
+            public += "?" + url.query
+        return public.encode("latin-1")
 
     @staticmethod
     async def _upstream_failed(ex: Exchange, upstream: Upstream, exc: Exception) -> None:
@@ -272,6 +289,16 @@ async def _wait_for_disconnect(receive: Receive) -> None:
     with contextlib.suppress(Exception):
         while (await receive())["type"] != "http.disconnect":
             pass
+
+
+def _origin(url: str) -> str:
+    """`scheme://host:port` of a URL, lowercased, with the scheme's default port made explicit."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:  # not a port number: not one of ours either
+        return url
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
 def _describe(exc: Exception) -> str:

@@ -89,6 +89,8 @@ class FakeUpstream:
             return await self._video(request)
         if path == "/api/movies/gated-stream":
             return await self._gated_stream(request)
+        if path == "/api/movies/redirect":
+            return web.Response(status=307, headers={"Location": request.query["to"]})
         if path == "/api/ratings/flaky":
             status = 500 if self.failing else 200
             return web.json_response({"failing": self.failing}, status=status)

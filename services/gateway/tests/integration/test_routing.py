@@ -122,3 +122,28 @@ async def test_gateway_can_run_without_lifespan_events(upstream) -> None:
 
 
 _ = run_gateway
+
+
+async def test_a_redirect_to_a_service_address_reaches_the_client_on_the_public_url(
+    upstream, start_gateway, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(public_url="https://streamia.example.com/")
+    target = f"{upstream.url}/api/users/me?x=1"
+    async with http.get(
+        gw.url + "/api/movies/redirect", params={"to": target}, allow_redirects=False
+    ) as resp:
+        assert resp.status == 307
+        assert resp.headers["Location"] == "https://streamia.example.com/api/users/me?x=1"
+
+
+@pytest.mark.parametrize(
+    "location", ["https://res.cloudinary.com/demo/video.mp4", "/api/movies/m1/stream"]
+)
+async def test_a_redirect_elsewhere_passes_through_unchanged(
+    gateway: RunningGateway, http: aiohttp.ClientSession, location: str
+) -> None:
+    async with http.get(
+        gateway.url + "/api/movies/redirect", params={"to": location}, allow_redirects=False
+    ) as resp:
+        assert resp.status == 307
+        assert resp.headers["Location"] == location

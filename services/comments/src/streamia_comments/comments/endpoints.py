@@ -18,7 +18,6 @@ def _db(request: Request):  # noqa: ANN202
 
 
 @router.post("", status_code=201)
-@router.post("/", status_code=201, include_in_schema=False)
 async def create_comment(
     body: schemas.CreateCommentIn,
     identity: CurrentUser,

@@ -18,7 +18,6 @@ def _db(request: Request):  # noqa: ANN202
 
 
 @router.get("")
-@router.get("/", include_in_schema=False)
 async def list_favorites(
     identity: CurrentUser, favorites: FavoritesServiceDep, page: PageDep, request: Request
 ) -> Any:
@@ -28,7 +27,6 @@ async def list_favorites(
 
 
 @router.post("", status_code=201)
-@router.post("/", status_code=201, include_in_schema=False)
 async def add_favorite(
     body: schemas.AddFavoriteIn,
     identity: CurrentUser,

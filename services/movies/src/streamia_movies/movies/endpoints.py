@@ -40,7 +40,6 @@ def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) ->
 
 
 @router.get("")
-@router.get("/", include_in_schema=False)
 async def list_movies(
     query: Annotated[schemas.ListQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
 ) -> Any:
@@ -83,7 +82,6 @@ async def upload(
 
 
 @router.post("", status_code=201)
-@router.post("/", status_code=201, include_in_schema=False)
 async def create_movie(
     body: schemas.CreateMovieIn, _: AdminUser, movies: MoviesServiceDep, db: DatabaseDep
 ) -> Any:

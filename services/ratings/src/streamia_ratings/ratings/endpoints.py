@@ -19,7 +19,6 @@ def _db(request: Request):  # noqa: ANN202
 
 
 @router.post("", status_code=201, responses={200: {"description": "Rating updated"}})
-@router.post("/", status_code=201, include_in_schema=False)
 async def rate(
     body: schemas.RateIn, identity: CurrentUser, ratings: RatingsServiceDep, request: Request
 ) -> Any:
