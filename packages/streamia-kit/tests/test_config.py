@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from streamia_kit.config import ServiceSettings
 
@@ -19,6 +19,18 @@ def test_production_refuses_template_placeholders():
             environment="production",
             internal_secret="s3cr3t-from-vault",
             database_url="postgresql+asyncpg://app:REPLACE_ME@db/streamia_{service}",
+        )
+
+
+def test_production_refuses_template_placeholders_in_secret_settings():
+    class Mailer(ServiceSettings):
+        smtp_password: SecretStr | None = None
+
+    with pytest.raises(ValidationError, match="STREAMIA_SMTP_PASSWORD"):
+        Mailer(
+            environment="production",
+            internal_secret="s3cr3t-from-vault",
+            smtp_password=SecretStr("REPLACE_ME-smtp-password"),
         )
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORTS = {
@@ -152,6 +152,8 @@ class ServiceSettings(BaseSettings):
         bad = ["STREAMIA_INTERNAL_SECRET"] if self.internal_secret == DEV_INTERNAL_SECRET else []
         for name in type(self).model_fields:
             value = getattr(self, name)
+            if isinstance(value, SecretStr):  # its str() is a mask: look at the real value
+                value = value.get_secret_value()
             if isinstance(value, str) and "REPLACE_ME" in value:
                 bad.append(f"STREAMIA_{name.upper()}")
         return bad

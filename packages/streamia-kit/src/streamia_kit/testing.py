@@ -23,7 +23,7 @@ AMQP = os.environ.get("STREAMIA_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/"
 REDIS = os.environ.get("STREAMIA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 REQUIRE_INFRA = os.environ.get("STREAMIA_REQUIRE_INFRA") == "1"
 
-# Cheap password hashing keeps the suite fast; production keeps the RFC 9106 profile.
+# Cheap password hashing keeps the suite fast; production keeps OWASP's argon2id minimum.
 FAST_HASHING = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
 
 _reachable: dict[str, bool] = {}

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -15,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.auth import Identity, RevocationStore, SigningKey
 from streamia_kit.db import utcnow
-from streamia_kit.errors import BadRequest, Conflict, NotFound, Unauthorized
+from streamia_kit.errors import BadRequest, Conflict, NotFound, ServiceUnavailable, Unauthorized
 from streamia_kit.events import PasswordResetRequested, UserDeleted, UserRegistered, UserUpdated
 from streamia_kit.messaging import Outbox
 from streamia_users.config import UsersSettings
@@ -25,10 +29,26 @@ from streamia_users.users.repository import UsersRepository
 
 LOGIN_FAILED = "Email or password incorrect"
 RESET_INVALID = "Expired or invalid token"
+BUSY_RETRY_AFTER_SECONDS = 1
+
+T = TypeVar("T")
+
+
+class Busy(ServiceUnavailable):
+    """Every password worker is taken and the queue is full: shed the request at once."""
+
+    code = "busy"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The server is busy, please retry shortly",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+        )
 
 
 class Passwords:
-    """argon2id hashing, run in a worker thread so the event loop keeps serving."""
+    """argon2id hashing in a bounded pool: a burst of logins queues a little, then is shed
+    with 503 `busy`, so it never piles up into timeouts that take the service down."""
 
     def __init__(self, settings: UsersSettings) -> None:
         self._hasher = PasswordHasher(
@@ -36,11 +56,28 @@ class Passwords:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
+        self._pool = ThreadPoolExecutor(settings.password_workers, thread_name_prefix="argon2")
+        # One slot per running or waiting hash; released by the pool when the hash ends, so a
+        # client that hangs up does not free a slot its hash still occupies.
+        self._slots = threading.BoundedSemaphore(
+            settings.password_workers + settings.password_queue_limit
+        )
         # Verified against when the email is unknown, so timing does not reveal accounts.
         self._dummy = self._hasher.hash(secrets.token_urlsafe(16))
 
+    async def _run(self, work: Callable[[], T]) -> T:
+        if not self._slots.acquire(blocking=False):
+            raise Busy()
+        try:
+            future = self._pool.submit(work)
+        except BaseException:
+            self._slots.release()
+            raise
+        future.add_done_callback(lambda _: self._slots.release())
+        return await asyncio.wrap_future(future)
+
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._run(lambda: self._hasher.hash(password))
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         def check() -> bool:
@@ -51,7 +88,7 @@ class Passwords:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        return await self._run(check)
 
     def needs_rehash(self, password_hash: str) -> bool:
         return self._hasher.check_needs_rehash(password_hash)
