@@ -18,6 +18,10 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 
 
+class ClientGone(Exception):
+    """The client disconnected before the gateway had read its request body."""
+
+
 class Exchange:
     """The request as the gateway sees it and the response it is sending back."""
 

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
 from yarl import URL
 
-from streamia_gateway.exchange import Exchange, Headers, Receive
+from streamia_gateway.config import GatewaySettings
+from streamia_gateway.exchange import ClientGone, Exchange, Headers, Receive
+from streamia_gateway.routing import Upstream
 from streamia_kit.auth import Identity
 from streamia_kit.breaker import CircuitBreaker
 
@@ -51,16 +52,6 @@ _SMALL_BODY = 64 * 1024
 OnStatus = Callable[[int], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    name: str
-    base_url: str
-
-
-class _ClientGone(Exception):
-    """The client disconnected while its request body was streaming upstream."""
-
-
 class RequestBody:
     """The ASGI request body as an async iterator aiohttp can stream upstream."""
 
@@ -74,7 +65,7 @@ class RequestBody:
             message = await self._receive()
             if message["type"] == "http.disconnect":
                 self.disconnected = True
-                raise _ClientGone
+                raise ClientGone
             chunk = message.get("body", b"")
             self.finished = not message.get("more_body", False)
             if chunk:
@@ -92,19 +83,54 @@ def has_body(headers: dict[bytes, bytes]) -> bool:
 class Proxy:
     """Sends one request to an upstream and streams the answer back to the client."""
 
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        breakers: dict[str, CircuitBreaker] | None,
-        read_timeout: float,
-        public_base: str,
-        internal_urls: Iterable[str],
-    ) -> None:
-        self._session = session
+    def __init__(self, settings: GatewaySettings, breakers: dict[str, CircuitBreaker]) -> None:
+        self._settings = settings
         self._breakers = breakers
-        self._read_timeout = read_timeout
-        self._public_base = public_base.rstrip("/")
-        self._internal = frozenset(_origin(url) for url in internal_urls)
+        self._read_timeout = settings.upstream_read_timeout_seconds
+        self._public_base = settings.public_base.rstrip("/")
+        self._internal = frozenset(_origin(url) for url in settings.upstream_urls().values())
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled upstream client (the gateway's probes and document fetches share it)."""
+        assert self._session is not None, "Proxy.open() first"
+        return self._session
+
+    @property
+    def is_open(self) -> bool:
+        return self._session is not None
+
+    def open(self) -> None:
+        """Open the pooled upstream client; aiohttp needs the running loop for it."""
+        if self._session is not None:
+            return
+        s = self._settings
+        connector = aiohttp.TCPConnector(
+            limit=s.upstream_pool_size,
+            limit_per_host=0,
+            ttl_dns_cache=60,
+            keepalive_timeout=30,  # below the services' 75 s (platform.py)
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=s.upstream_connect_timeout_seconds,
+                sock_connect=s.upstream_connect_timeout_seconds,
+                sock_read=s.breaker_timeout_seconds,
+            ),
+            auto_decompress=False,
+            # Pass the client's headers verbatim: add none of aiohttp's own.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            read_bufsize=256 * 1024,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     async def forward(
         self,
@@ -116,7 +142,7 @@ class Proxy:
         on_status: OnStatus | None = None,
     ) -> None:
         ex.upstream = upstream.name
-        breaker = self._breakers.get(upstream.name) if self._breakers else None
+        breaker = self._breakers.get(upstream.name)
         permit = breaker.acquire() if breaker is not None else None
         if breaker is not None and permit is None:
             await ex.error(
@@ -138,7 +164,7 @@ class Proxy:
             target += "?" + query.decode("latin-1")
 
         try:
-            resp = await self._session.request(
+            resp = await self.session.request(
                 ex.method,
                 URL(target, encoded=True),
                 headers=self._request_headers(ex, identity, keep_authorization),

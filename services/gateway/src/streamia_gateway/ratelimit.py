@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
+import redis.asyncio as aioredis
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -37,9 +37,9 @@ class Verdict:
         return [*self.headers, (b"retry-after", str(max(1, self.reset_seconds)).encode())]
 
 
-def build_storage(settings: GatewaySettings, redis_pool: Any | None) -> Storage:
+def build_storage(settings: GatewaySettings, redis: aioredis.Redis | None) -> Storage:
     """Redis-backed counters shared by every gateway replica, or in-process ones."""
-    if redis_pool is None:
+    if redis is None:
         return MemoryStorage(wrap_exceptions=True)
     uri = "async+" + settings.redis_url if settings.redis_url else "async+redis://"
     return RedisStorage(
@@ -47,7 +47,9 @@ def build_storage(settings: GatewaySettings, redis_pool: Any | None) -> Storage:
         wrap_exceptions=True,
         implementation="redispy",
         key_prefix=settings.limiter_key_prefix(),
-        connection_pool=redis_pool,
+        # The gateway's own pool, shared with revocations and /ready (limits' options are
+        # typed as scalars, but redispy takes the pool through them).
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
     )
 
 

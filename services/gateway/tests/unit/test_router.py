@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streamia_gateway.app import Router
 from streamia_gateway.config import GatewaySettings
+from streamia_gateway.routing import Router
 
 
 @pytest.fixture
