@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 UV_VERSION = "0.13.8"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+WEB = ROOT / "packages" / "streamia-web"
 
 
 def _stamp() -> str:
@@ -55,9 +57,33 @@ def ensure_environment() -> None:
     marker.write_text(_stamp())
 
 
+def ensure_web_tools() -> None:
+    """Install the web app's linter (Biome, pinned in package-lock.json) when npm is present.
+
+    Only the lint gate needs it; without Node the gate reports it skipped Biome.
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        return
+    marker = WEB / "node_modules" / ".streamia-installed"
+    stamp = hashlib.sha256((WEB / "package-lock.json").read_bytes()).hexdigest()
+    if marker.exists() and marker.read_text() == stamp:
+        return
+    print("Installing the web app's linter (npm ci) ...", flush=True)
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB, check=False
+    )
+    if done.returncode == 0:
+        marker.write_text(stamp)
+    else:
+        print("warning: npm ci failed; the JavaScript lint check will skip", flush=True)
+
+
 def main() -> None:
     ensure_environment()
     args = sys.argv[1:] or ["up"]
+    if args[0] == "test":
+        ensure_web_tools()
     os.execv(str(BIN / "streamia"), [str(BIN / "streamia"), *args])
 
 

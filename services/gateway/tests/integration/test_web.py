@@ -6,9 +6,10 @@ import aiohttp
 import pytest
 
 from streamia_gateway.testing import RunningGateway
-from streamia_gateway.web import WEB_DIR
+from streamia_web import static_root
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+WEB_DIR = static_root()
 NOT_FOUND = {
     "error": "Endpoint not found",
     "message": "Endpoint not found",

@@ -73,7 +73,9 @@ function readParams(q) {
 
 function hashFor(params) {
   const text = new URLSearchParams(
-    Object.entries(params).filter(([key, value]) => value && !(key === 'page' && value === 1) && !(key === 'sort' && value === 'newest')),
+    Object.entries(params).filter(
+      ([key, value]) => value && !(key === 'page' && value === 1) && !(key === 'sort' && value === 'newest'),
+    ),
   ).toString();
   return `#/${text ? `?${text}` : ''}`;
 }
@@ -90,7 +92,11 @@ export function catalogueView(main, _match, routeQuery) {
     autocomplete: 'off',
     value: params.search,
   });
-  const categorySelect = h('select', { id: 'catalogue-category', name: 'category' }, h('option', { value: '' }, 'All categories'));
+  const categorySelect = h(
+    'select',
+    { id: 'catalogue-category', name: 'category' },
+    h('option', { value: '' }, 'All categories'),
+  );
   const sortSelect = h(
     'select',
     { id: 'catalogue-sort', name: 'sort', value: params.sort },
@@ -176,7 +182,12 @@ export function catalogueView(main, _match, routeQuery) {
       grid.removeAttribute('aria-busy');
       replace(grid);
       replace(pager);
-      replace(status, h('span', { class: 'notice error inline' }, errorText(err)), ' ', h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'));
+      replace(
+        status,
+        h('span', { class: 'notice error inline' }, errorText(err)),
+        ' ',
+        h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'),
+      );
       return;
     }
     if (id !== requestId) return;
@@ -189,7 +200,10 @@ export function catalogueView(main, _match, routeQuery) {
     } else {
       status.textContent = `${total} movie${total === 1 ? '' : 's'}${filtered ? ' found' : ''}${pages > 1 ? ` · page ${params.page} of ${pages}` : ''}`;
     }
-    replace(grid, movies.map((movie) => movieCard(movie)));
+    replace(
+      grid,
+      movies.map((movie) => movieCard(movie)),
+    );
     renderPager(pages);
   }
 
@@ -198,8 +212,14 @@ export function catalogueView(main, _match, routeQuery) {
       replace(pager);
       return;
     }
-    const prev = params.page > 1 ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page - 1 }), rel: 'prev' }, '← Previous') : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, '← Previous');
-    const next = params.page < pages ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page + 1 }), rel: 'next' }, 'Next →') : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, 'Next →');
+    const prev =
+      params.page > 1
+        ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page - 1 }), rel: 'prev' }, '← Previous')
+        : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, '← Previous');
+    const next =
+      params.page < pages
+        ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page + 1 }), rel: 'next' }, 'Next →')
+        : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, 'Next →');
     replace(pager, prev, h('span', { class: 'pager-status' }, `Page ${params.page} of ${pages}`), next);
   }
 

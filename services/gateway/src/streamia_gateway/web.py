@@ -1,4 +1,4 @@
-"""The web app's static files (this folder), served by the gateway at `/`.
+"""The web app's static files (the `streamia_web` package), served by the gateway at `/`.
 
 Only files that exist here when the gateway starts can be served: a request path is looked up
 in a table built from the folder listing and is never joined onto a file-system path, so dot
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamia_gateway.exchange import Exchange
+from streamia_web import static_root
 
-WEB_DIR = Path(__file__).resolve().parent
 ASSETS_PREFIX = "/assets/"
 RESET_PREFIX = "/reset-password/"
 
@@ -59,7 +59,8 @@ class _Cached:
 class WebApp:
     """The static site: `/index.html`, `/assets/...` and the client routes that get the app."""
 
-    def __init__(self, root: Path = WEB_DIR) -> None:
+    def __init__(self, root: Path | None = None) -> None:
+        root = static_root() if root is None else root
         self.root = root
         self.index = root / "index.html"
         self._files: dict[str, Path] = {}

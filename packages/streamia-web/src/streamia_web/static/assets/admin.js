@@ -1,21 +1,8 @@
 // Administration (role "admin"): upload, edit and delete movies, subtitles, comment moderation.
 
 import { api, enc, errorText, query, session, upload } from './api.js';
-import {
-  alertBox,
-  busy,
-  clearFormErrors,
-  field,
-  formatBytes,
-  formatDateTime,
-  h,
-  replace,
-  showFormError,
-  showSuccess,
-  successBox,
-  toast,
-  toastError,
-} from './dom.js';
+import { busy, formatBytes, formatDateTime, h, replace, toast, toastError } from './dom.js';
+import { alertBox, apiForm, field, required, showSuccess, successBox } from './forms.js';
 import { go, href, link, requireLogin } from './router.js';
 
 const VIDEO_ACCEPT = '.mp4,.mov,.mkv,.webm,.avi,video/mp4,video/quicktime,video/x-matroska,video/webm,video/x-msvideo';
@@ -24,7 +11,16 @@ const LIST_SIZE = 20;
 function guard(main) {
   if (!requireLogin()) return false;
   if (!session.isAdmin) {
-    replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Administrators only'), h('p', {}, 'Your account cannot manage the catalogue.'), h('p', {}, link('/', '← Back to the catalogue'))));
+    replace(
+      main,
+      h(
+        'section',
+        { class: 'page narrow' },
+        h('h1', {}, 'Administrators only'),
+        h('p', {}, 'Your account cannot manage the catalogue.'),
+        h('p', {}, link('/', '← Back to the catalogue')),
+      ),
+    );
     return false;
   }
   return true;
@@ -53,7 +49,12 @@ export function adminView(main) {
 // Upload ------------------------------------------------------------------------------------
 
 function uploadForm(onDone) {
-  const file = field('Video file', 'video', { type: 'file', accept: VIDEO_ACCEPT, required: true, hint: 'mp4, mov, mkv, webm or avi' });
+  const file = field('Video file', 'video', {
+    type: 'file',
+    accept: VIDEO_ACCEPT,
+    required: true,
+    hint: 'mp4, mov, mkv, webm or avi',
+  });
   const title = field('Title', 'title', { maxlength: '200', required: true });
   const category = field('Category', 'category', { maxlength: '100' });
   const description = field('Description', 'description', { textarea: true, rows: '3', maxlength: '5000' });
@@ -68,30 +69,24 @@ function uploadForm(onDone) {
 
   file.input.addEventListener('change', () => {
     const chosen = file.input.files[0];
-    if (chosen && !title.input.value.trim()) title.input.value = chosen.name.replace(/\.[^.]+$/, '').replace(/[_-]+/g, ' ');
+    if (chosen && !title.input.value.trim())
+      title.input.value = chosen.name.replace(/\.[^.]+$/, '').replace(/[_-]+/g, ' ');
   });
-  cancel.addEventListener('click', () => current && current.abort());
+  cancel.addEventListener('click', () => current?.abort());
 
-  const form = h(
-    'form',
+  const form = apiForm(
     {
       class: 'panel card-form',
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        clearFormErrors(form, alert);
-        done.hidden = true;
+      submit,
+      alert,
+      done,
+      busyText: 'Uploading…',
+      check: () => {
+        required(file, 'Choose a video file.');
+        required(title, 'A title is required.');
+      },
+      send: async () => {
         const chosen = file.input.files[0];
-        if (!chosen) {
-          file.error.textContent = 'Choose a video file.';
-          file.input.setAttribute('aria-invalid', 'true');
-          return file.input.focus();
-        }
-        if (!title.input.value.trim()) {
-          title.error.textContent = 'A title is required.';
-          title.input.setAttribute('aria-invalid', 'true');
-          return title.input.focus();
-        }
         const data = new FormData();
         data.append('title', title.input.value.trim());
         if (description.input.value.trim()) data.append('description', description.input.value.trim());
@@ -100,7 +95,6 @@ function uploadForm(onDone) {
         progress.value = 0;
         progressText.textContent = `0 % of ${formatBytes(chosen.size)}`;
         progressWrap.hidden = false;
-        submit.disabled = true;
         cancel.hidden = false;
         current = upload('/api/movies/upload', data, (loaded, total) => {
           const pct = total ? Math.floor((loaded / total) * 100) : 0;
@@ -109,24 +103,28 @@ function uploadForm(onDone) {
         });
         try {
           const body = await current.promise;
-          const movie = body && body.data;
+          const movie = body?.data;
           form.reset();
-          replace(done, `${body.message || 'Movie uploaded.'} `, movie ? h('a', { href: href(`/movie/${enc(movie.id)}`) }, `Open “${movie.title}”`) : null, movie ? ' · ' : null, movie ? h('a', { href: href(`/admin/movie/${enc(movie.id)}`) }, 'add subtitles') : null);
+          replace(
+            done,
+            `${body.message || 'Movie uploaded.'} `,
+            movie ? link(`/movies/${enc(movie.id)}`, `Open “${movie.title}”`) : null,
+            movie ? ' · ' : null,
+            movie ? link(`/admin/movies/${enc(movie.id)}`, 'add subtitles') : null,
+          );
           done.hidden = false;
           onDone();
-        } catch (err) {
-          if (err && err.name === 'AbortError') {
-            replace(alert, 'Upload cancelled.');
-            alert.hidden = false;
-          } else {
-            showFormError(form, err, alert);
-          }
         } finally {
           current = null;
-          submit.disabled = false;
           cancel.hidden = true;
           progressWrap.hidden = true;
         }
+      },
+      onError: (err) => {
+        if (err?.name !== 'AbortError') return false;
+        replace(alert, 'Upload cancelled.');
+        alert.hidden = false;
+        return true;
       },
     },
     h('h2', {}, 'Upload a movie'),
@@ -151,29 +149,22 @@ function urlForm(onDone) {
   const alert = alertBox();
   const done = successBox();
   const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Add movie');
-  const form = h(
-    'form',
+  const form = apiForm(
     {
       class: 'panel card-form',
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        clearFormErrors(form, alert);
-        done.hidden = true;
+      submit,
+      alert,
+      done,
+      busyText: 'Adding…',
+      send: async () => {
         const body = { title: title.input.value.trim(), videoUrl: videoUrl.input.value.trim() };
         if (category.input.value.trim()) body.category = category.input.value.trim();
         if (description.input.value.trim()) body.description = description.input.value.trim();
         if (coverImage.input.value.trim()) body.coverImage = coverImage.input.value.trim();
-        await busy(submit, async () => {
-          try {
-            const res = await api('/api/movies', { method: 'POST', body });
-            form.reset();
-            showSuccess(done, res.message || 'Movie added.');
-            onDone();
-          } catch (err) {
-            showFormError(form, err, alert);
-          }
-        }, 'Adding…');
+        const res = await api('/api/movies', { method: 'POST', body });
+        form.reset();
+        showSuccess(done, res.message || 'Movie added.');
+        onDone();
       },
     },
     h('h2', {}, 'Add a movie by URL'),
@@ -203,7 +194,16 @@ function renderMovieTable(container) {
     try {
       res = await api(`/api/movies${query({ page, limit: LIST_SIZE, sort: 'newest' })}`, { auth: false });
     } catch (err) {
-      replace(body, h('div', { class: 'notice error' }, errorText(err), ' ', h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry')));
+      replace(
+        body,
+        h(
+          'div',
+          { class: 'notice error' },
+          errorText(err),
+          ' ',
+          h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'),
+        ),
+      );
       return;
     }
     const movies = res.data || [];
@@ -218,19 +218,49 @@ function renderMovieTable(container) {
         h('td', {}, movie.category || '—'),
         h('td', {}, movie.provider || '—'),
         h('td', {}, String((movie.subtitles || []).length)),
-        h('td', {}, `${(movie.rating && movie.rating.average) || 0} (${(movie.rating && movie.rating.count) || 0})`),
-        h('td', { class: 'row-actions' }, h('a', { class: 'btn small ghost', href: href(`/admin/movie/${enc(movie.id)}`) }, 'Edit'), del),
+        h('td', {}, `${movie.rating?.average || 0} (${movie.rating?.count || 0})`),
+        h(
+          'td',
+          { class: 'row-actions' },
+          h('a', { class: 'btn small ghost', href: href(`/admin/movie/${enc(movie.id)}`) }, 'Edit'),
+          del,
+        ),
       );
     });
-    const pager = pages > 1
-      ? h(
-          'div',
-          { class: 'pager' },
-          h('button', { type: 'button', class: 'btn small', disabled: page <= 1, onclick: () => { page -= 1; load(); } }, '← Previous'),
-          h('span', { class: 'pager-status' }, `Page ${page} of ${pages}`),
-          h('button', { type: 'button', class: 'btn small', disabled: page >= pages, onclick: () => { page += 1; load(); } }, 'Next →'),
-        )
-      : null;
+    const pager =
+      pages > 1
+        ? h(
+            'div',
+            { class: 'pager' },
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn small',
+                disabled: page <= 1,
+                onclick: () => {
+                  page -= 1;
+                  load();
+                },
+              },
+              '← Previous',
+            ),
+            h('span', { class: 'pager-status' }, `Page ${page} of ${pages}`),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'btn small',
+                disabled: page >= pages,
+                onclick: () => {
+                  page += 1;
+                  load();
+                },
+              },
+              'Next →',
+            ),
+          )
+        : null;
     replace(
       body,
       movies.length
@@ -241,7 +271,17 @@ function renderMovieTable(container) {
               'table',
               {},
               h('caption', { class: 'visually-hidden' }, 'Movies in the catalogue'),
-              h('thead', {}, h('tr', {}, ['Title', 'Category', 'Storage', 'Subtitles', 'Rating', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+              h(
+                'thead',
+                {},
+                h(
+                  'tr',
+                  {},
+                  ['Title', 'Category', 'Storage', 'Subtitles', 'Rating', 'Actions'].map((t) =>
+                    h('th', { scope: 'col' }, t),
+                  ),
+                ),
+              ),
               h('tbody', {}, rows),
             ),
           )
@@ -261,7 +301,7 @@ async function deleteMovie(movie, button, after) {
   await busy(button, async () => {
     try {
       const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'DELETE' });
-      toast((res && res.message) || 'Movie deleted.', 'success');
+      toast(res?.message || 'Movie deleted.', 'success');
       after();
     } catch (err) {
       toastError(err);
@@ -273,7 +313,12 @@ async function deleteMovie(movie, button, after) {
 
 function renderModeration(container) {
   const body = h('div', {});
-  replace(container, h('h2', { id: 'admin-moderation' }, 'Comment moderation'), h('p', { class: 'muted' }, 'Reported and hidden comments.'), body);
+  replace(
+    container,
+    h('h2', { id: 'admin-moderation' }, 'Comment moderation'),
+    h('p', { class: 'muted' }, 'Reported and hidden comments.'),
+    body,
+  );
 
   async function load() {
     replace(body, h('p', { class: 'loading' }, 'Loading…'));
@@ -281,7 +326,16 @@ function renderModeration(container) {
     try {
       items = await api(`/api/comments/moderation${query({ limit: 100 })}`);
     } catch (err) {
-      replace(body, h('div', { class: 'notice error' }, errorText(err), ' ', h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry')));
+      replace(
+        body,
+        h(
+          'div',
+          { class: 'notice error' },
+          errorText(err),
+          ' ',
+          h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'),
+        ),
+      );
       return;
     }
     const comments = Array.isArray(items) ? items : items.data || [];
@@ -289,13 +343,20 @@ function renderModeration(container) {
       replace(body, h('p', { class: 'empty' }, 'Nothing to review.'));
       return;
     }
-    replace(body, h('ul', { class: 'comment-list' }, comments.map((c) => moderationItem(c, load))));
+    replace(
+      body,
+      h(
+        'ul',
+        { class: 'comment-list' },
+        comments.map((c) => moderationItem(c, load)),
+      ),
+    );
   }
   load();
 }
 
 function moderationItem(comment, reload) {
-  const author = `${(comment.user && comment.user.firstName) || ''} ${(comment.user && comment.user.lastName) || ''}`.trim() || 'Former member';
+  const author = `${comment.user?.firstName || ''} ${comment.user?.lastName || ''}`.trim() || 'Former member';
   const setStatus = (status, button) =>
     busy(button, async () => {
       try {
@@ -333,7 +394,9 @@ function moderationItem(comment, reload) {
       h('strong', {}, author),
       h('time', { class: 'muted', datetime: comment.createdAt || '' }, formatDateTime(comment.createdAt)),
       h('span', { class: `chip small ${comment.status === 'hidden' ? 'warn' : ''}` }, comment.status || 'flagged'),
-      comment.reports ? h('span', { class: 'muted' }, `${comment.reports} report${comment.reports === 1 ? '' : 's'}`) : null,
+      comment.reports
+        ? h('span', { class: 'muted' }, `${comment.reports} report${comment.reports === 1 ? '' : 's'}`)
+        : null,
       h('a', { href: href(`/movie/${enc(comment.movieId)}`) }, 'View movie'),
     ),
     h('div', { class: 'comment-body' }, h('p', { class: 'comment-text' }, comment.text)),
@@ -351,7 +414,16 @@ export async function adminMovieView(main, [rawId]) {
   try {
     movie = (await api(`/api/movies/${enc(id)}`, { auth: false })).data;
   } catch (err) {
-    replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Movie unavailable'), h('p', { class: 'notice error' }, errorText(err)), h('p', {}, link('/admin', '← Administration'))));
+    replace(
+      main,
+      h(
+        'section',
+        { class: 'page narrow' },
+        h('h1', {}, 'Movie unavailable'),
+        h('p', { class: 'notice error' }, errorText(err)),
+        h('p', {}, link('/admin', '← Administration')),
+      ),
+    );
     return { title: 'Admin' };
   }
   const subtitlesBox = h('section', { class: 'panel', 'aria-labelledby': 'subs-heading' });
@@ -362,10 +434,22 @@ export async function adminMovieView(main, [rawId]) {
     h(
       'section',
       { class: 'page' },
-      h('p', { class: 'breadcrumb' }, link('/admin', '← Administration'), ' · ', link(`/movie/${enc(id)}`, 'View movie')),
+      h(
+        'p',
+        { class: 'breadcrumb' },
+        link('/admin', '← Administration'),
+        ' · ',
+        link(`/movie/${enc(id)}`, 'View movie'),
+      ),
       h('h1', {}, `Edit “${movie.title}”`),
       h('div', { class: 'columns' }, editForm(movie), subtitlesBox),
-      h('section', { class: 'panel danger-zone' }, h('h2', {}, 'Danger zone'), h('p', { class: 'muted' }, 'Deleting removes the video and everything attached to it.'), del),
+      h(
+        'section',
+        { class: 'panel danger-zone' },
+        h('h2', {}, 'Danger zone'),
+        h('p', { class: 'muted' }, 'Deleting removes the video and everything attached to it.'),
+        del,
+      ),
     ),
   );
   renderSubtitles(subtitlesBox, movie);
@@ -377,22 +461,25 @@ function editForm(movie) {
   const category = field('Category', 'category', { maxlength: '100', value: movie.category || '' });
   const description = field('Description', 'description', { textarea: true, rows: '5', maxlength: '5000' });
   description.input.value = movie.description || '';
-  const coverImage = field('Cover image URL', 'coverImage', { type: 'url', value: movie.coverImage && /^https?:/i.test(movie.coverImage) ? movie.coverImage : '', placeholder: movie.coverImage ? `Current: ${movie.coverImage}` : 'https://…', hint: 'Leave empty to keep the current cover.' });
-  const videoUrl = movie.provider === 'external'
-    ? field('Video URL', 'videoUrl', { type: 'url', value: movie.videoUrl || '' })
-    : null;
+  const coverImage = field('Cover image URL', 'coverImage', {
+    type: 'url',
+    value: movie.coverImage && /^https?:/i.test(movie.coverImage) ? movie.coverImage : '',
+    placeholder: movie.coverImage ? `Current: ${movie.coverImage}` : 'https://…',
+    hint: 'Leave empty to keep the current cover.',
+  });
+  const videoUrl =
+    movie.provider === 'external' ? field('Video URL', 'videoUrl', { type: 'url', value: movie.videoUrl || '' }) : null;
   const alert = alertBox();
   const done = successBox();
   const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save changes');
-  const form = h(
-    'form',
+  const form = apiForm(
     {
       class: 'panel card-form',
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        clearFormErrors(form, alert);
-        done.hidden = true;
+      submit,
+      alert,
+      done,
+      busyText: 'Saving…',
+      send: async () => {
         const body = {};
         const t = title.input.value.trim();
         if (t !== movie.title) body.title = t;
@@ -410,17 +497,11 @@ function editForm(movie) {
           showSuccess(done, 'Nothing to change.');
           return;
         }
-        await busy(submit, async () => {
-          try {
-            const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
-            Object.assign(movie, res.data || body);
-            showSuccess(done, res.message || 'Movie updated.');
-            const heading = document.querySelector('main h1');
-            if (heading) heading.textContent = `Edit “${movie.title}”`;
-          } catch (err) {
-            showFormError(form, err, alert);
-          }
-        }, 'Saving…');
+        const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
+        Object.assign(movie, res.data || body);
+        showSuccess(done, res.message || 'Movie updated.');
+        const heading = document.querySelector('main h1');
+        if (heading) heading.textContent = `Edit “${movie.title}”`;
       },
     },
     h('h2', {}, 'Details'),
@@ -438,7 +519,11 @@ function editForm(movie) {
 
 function renderSubtitles(container, movie) {
   const list = h('ul', { class: 'plain-list' });
-  const file = field('Subtitle file', 'subtitle', { type: 'file', accept: '.vtt,.srt,text/vtt', hint: 'WebVTT or SRT. A file in the same language replaces the old one.' });
+  const file = field('Subtitle file', 'subtitle', {
+    type: 'file',
+    accept: '.vtt,.srt,text/vtt',
+    hint: 'WebVTT or SRT. A file in the same language replaces the old one.',
+  });
   const language = field('Language code', 'language', { placeholder: 'es, en, pt-br…', maxlength: '35' });
   const label = field('Label', 'label', { placeholder: 'Español, English…', maxlength: '100' });
   const alert = alertBox();
@@ -448,7 +533,17 @@ function renderSubtitles(container, movie) {
     replace(
       list,
       subtitles.length
-        ? subtitles.map((s) => h('li', {}, h('span', { class: 'chip small' }, s.language), ' ', s.label || '', ' ', s.url ? h('a', { href: s.url, target: '_blank', rel: 'noopener' }, 'file') : null))
+        ? subtitles.map((s) =>
+            h(
+              'li',
+              {},
+              h('span', { class: 'chip small' }, s.language),
+              ' ',
+              s.label || '',
+              ' ',
+              s.url ? h('a', { href: s.url, target: '_blank', rel: 'noopener' }, 'file') : null,
+            ),
+          )
         : h('li', { class: 'muted' }, 'No subtitles yet.'),
     );
   }
@@ -462,39 +557,25 @@ function renderSubtitles(container, movie) {
     }
   }
 
-  const form = h(
-    'form',
+  const form = apiForm(
     {
       class: 'card-form',
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        clearFormErrors(form, alert);
-        const chosen = file.input.files[0];
-        if (!chosen) {
-          file.error.textContent = 'Choose a .vtt or .srt file.';
-          file.input.setAttribute('aria-invalid', 'true');
-          return file.input.focus();
-        }
-        if (!language.input.value.trim()) {
-          language.error.textContent = 'A language code is required.';
-          language.input.setAttribute('aria-invalid', 'true');
-          return language.input.focus();
-        }
+      submit,
+      alert,
+      busyText: 'Uploading…',
+      check: () => {
+        required(file, 'Choose a .vtt or .srt file.');
+        required(language, 'A language code is required.');
+      },
+      send: async () => {
         const data = new FormData();
         data.append('language', language.input.value.trim());
         if (label.input.value.trim()) data.append('label', label.input.value.trim());
-        data.append('subtitle', chosen);
-        await busy(submit, async () => {
-          try {
-            const res = await upload(`/api/movies/${enc(movie.id)}/subtitles`, data).promise;
-            draw((res && res.data) || []);
-            form.reset();
-            toast((res && res.message) || 'Subtitles added.', 'success');
-          } catch (err) {
-            showFormError(form, err, alert);
-          }
-        }, 'Uploading…');
+        data.append('subtitle', file.input.files[0]);
+        const res = await upload(`/api/movies/${enc(movie.id)}/subtitles`, data).promise;
+        draw(res?.data || []);
+        form.reset();
+        toast(res?.message || 'Subtitles added.', 'success');
       },
     },
     alert,
@@ -505,4 +586,3 @@ function renderSubtitles(container, movie) {
   replace(container, h('h2', { id: 'subs-heading' }, 'Subtitles'), list, h('h3', {}, 'Add or replace'), form);
   load();
 }
-

@@ -11,11 +11,11 @@ export class ApiError extends Error {
     this.name = 'ApiError';
     this.status = status;
     this.body = body;
-    this.code = body && body.code;
+    this.code = body?.code;
     this.retryAfter = retryAfter;
-    const details = body && body.details;
-    this.fieldErrors = (details && details.fieldErrors) || {};
-    this.formErrors = (details && details.formErrors) || [];
+    const details = body?.details;
+    this.fieldErrors = details?.fieldErrors || {};
+    this.formErrors = details?.formErrors || [];
   }
 }
 
@@ -35,7 +35,7 @@ function parseRetryAfter(value) {
 
 /** The text to show the user for an error of any kind. */
 export function errorText(err) {
-  if (!(err instanceof ApiError)) return (err && err.message) || 'Something went wrong.';
+  if (!(err instanceof ApiError)) return err?.message || 'Something went wrong.';
   if (err.status === 503 || err.status === 502 || err.status === 504) {
     return 'The service is temporarily unavailable. Please try again in a moment.';
   }
@@ -72,7 +72,7 @@ export const session = {
   },
   get isAdmin() {
     const user = this.user;
-    if (user && user.role) return user.role === 'admin';
+    if (user?.role) return user.role === 'admin';
     const claims = tokenClaims(this.token);
     return Boolean(claims && claims.role === 'admin');
   },

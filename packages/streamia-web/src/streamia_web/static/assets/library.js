@@ -31,12 +31,25 @@ export async function favoritesView(main) {
     }
     favorites = Array.isArray(favorites) ? favorites : [];
     if (!favorites.length) {
-      replace(body, h('p', { class: 'empty' }, 'Your list is empty. ', link('/', 'Browse the catalogue'), ' and add movies with “Add to my list”.'));
+      replace(
+        body,
+        h(
+          'p',
+          { class: 'empty' },
+          'Your list is empty. ',
+          link('/', 'Browse the catalogue'),
+          ' and add movies with “Add to my list”.',
+        ),
+      );
       return;
     }
     const grid = h('ul', { class: 'grid', 'aria-label': 'My list' });
     for (const fav of favorites) grid.appendChild(favoriteCard(fav, grid, () => load()));
-    replace(body, h('p', { class: 'result-count' }, `${favorites.length} movie${favorites.length === 1 ? '' : 's'}`), grid);
+    replace(
+      body,
+      h('p', { class: 'result-count' }, `${favorites.length} movie${favorites.length === 1 ? '' : 's'}`),
+      grid,
+    );
   }
   await load();
   return { title: 'My list' };
@@ -70,7 +83,7 @@ function favoriteCard(fav, grid, reload) {
     await busy(noteButton, async () => {
       try {
         const res = await api(`/api/favorites/${enc(fav.id)}`, { method: 'PUT', body: { note: value.trim() } });
-        fav.note = (res && res.favorite && res.favorite.note) ?? value.trim();
+        fav.note = res?.favorite?.note ?? value.trim();
         noteText.textContent = fav.note || '';
         noteText.hidden = !fav.note;
         toast('Note saved.', 'success');
@@ -90,7 +103,12 @@ function favoriteCard(fav, grid, reload) {
         'div',
         { class: 'card-body' },
         h('h3', { class: 'card-title' }, fav.title || 'Untitled'),
-        h('p', { class: 'card-meta' }, fav.category ? h('span', { class: 'chip' }, fav.category) : null, h('span', { class: 'muted' }, `Added ${formatDate(fav.createdAt)}`)),
+        h(
+          'p',
+          { class: 'card-meta' },
+          fav.category ? h('span', { class: 'chip' }, fav.category) : null,
+          h('span', { class: 'muted' }, `Added ${formatDate(fav.createdAt)}`),
+        ),
       ),
     ),
     noteText,
@@ -110,14 +128,17 @@ export async function ratingsView(main) {
   async function load() {
     let me = user;
     try {
-      if (!me || !me.id) {
+      if (!me?.id) {
         me = (await api('/api/users/me')).user;
         session.setUser(me);
       }
       const ratings = await api(`/api/ratings/${enc(me.id)}`);
       const list = Array.isArray(ratings) ? ratings : ratings.data || [];
       if (!list.length) {
-        replace(body, h('p', { class: 'empty' }, 'You have not rated any movie yet. ', link('/', 'Find something to watch'), '.'));
+        replace(
+          body,
+          h('p', { class: 'empty' }, 'You have not rated any movie yet. ', link('/', 'Find something to watch'), '.'),
+        );
         return;
       }
       const rows = h('ul', { class: 'rating-list' });
@@ -162,9 +183,12 @@ function ratingRow(rating) {
   select.addEventListener('change', async () => {
     select.disabled = true;
     try {
-      const res = await api(`/api/ratings/${enc(rating.id)}`, { method: 'PUT', body: { rating: Number(select.value) } });
+      const res = await api(`/api/ratings/${enc(rating.id)}`, {
+        method: 'PUT',
+        body: { rating: Number(select.value) },
+      });
       rating.rating = Number(select.value);
-      toast((res && res.message) || 'Rating updated.', 'success');
+      toast(res?.message || 'Rating updated.', 'success');
     } catch (err) {
       select.value = String(rating.rating);
       toastError(err);
@@ -187,14 +211,20 @@ function ratingRow(rating) {
   replace(
     row,
     thumb,
-    h('div', { class: 'rating-info' }, h('strong', {}, title), h('span', { class: 'muted' }, `Rated ${formatDate(rating.updatedAt || rating.createdAt)}`), stars(rating.rating, { label: false })),
+    h(
+      'div',
+      { class: 'rating-info' },
+      h('strong', {}, title),
+      h('span', { class: 'muted' }, `Rated ${formatDate(rating.updatedAt || rating.createdAt)}`),
+      stars(rating.rating, { label: false }),
+    ),
     h('div', { class: 'rating-controls' }, select, remove),
   );
   movieTitle(rating.movieId).then((movie) => {
-    if (movie && movie.title) {
+    if (movie?.title) {
       replace(title, h('a', { href: href(`/movie/${enc(rating.movieId)}`) }, movie.title));
       replace(thumb, cover(movie.coverImage, `Cover of ${movie.title}`, 'cover small'));
-    } else if (movie && movie.deleted) {
+    } else if (movie?.deleted) {
       replace(title, 'A movie that is no longer available');
     } else {
       replace(title, h('a', { href: href(`/movie/${enc(rating.movieId)}`) }, 'Movie'));

@@ -1,6 +1,6 @@
 // Small DOM helpers. Text always goes in as text nodes: nothing here parses HTML.
 
-import { ApiError, errorText } from './api.js';
+import { errorText } from './api.js';
 
 /**
  * h('a', {href: '#/', class: 'x', onclick: fn}, 'text', child, [more]) → element.
@@ -54,100 +54,6 @@ export function replace(el, ...children) {
   return el;
 }
 
-let fieldCounter = 0;
-
-/**
- * A labelled form field with a slot for its errors.
- * Returns {wrap, input, error}; `input` is an <input>, <textarea> or <select>.
- */
-export function field(label, name, { type = 'text', hint, options, textarea, ...attrs } = {}) {
-  const id = `f-${name}-${++fieldCounter}`;
-  const errorId = `${id}-error`;
-  const hintId = hint ? `${id}-hint` : null;
-  let input;
-  const common = {
-    id,
-    name,
-    'aria-describedby': [hintId, errorId].filter(Boolean).join(' '),
-    ...attrs,
-  };
-  if (options) {
-    input = h('select', common, options.map(([value, text]) => h('option', { value }, text)));
-  } else if (textarea) {
-    input = h('textarea', common);
-  } else {
-    input = h('input', { type, ...common });
-  }
-  const error = h('p', { class: 'field-error', id: errorId });
-  const wrap = h(
-    'div',
-    { class: 'field' },
-    h('label', { htmlFor: id }, label),
-    input,
-    hint ? h('p', { class: 'hint', id: hintId }, hint) : null,
-    error,
-  );
-  return { wrap, input, error };
-}
-
-/**
- * Shows an error on a form: API field errors next to their fields (by `name`), the rest in
- * the form's alert box. Returns the text shown in the box.
- */
-export function showFormError(form, err, alertBox, options = {}) {
-  clearFormErrors(form, alertBox);
-  const unplaced = [];
-  if (err instanceof ApiError && err.status === 409 && options.conflictField) {
-    err.fieldErrors = { [options.conflictField]: [err.message], ...err.fieldErrors };
-  }
-  if (err instanceof ApiError && err.fieldErrors) {
-    for (const [name, messages] of Object.entries(err.fieldErrors)) {
-      const input = form.elements.namedItem(name);
-      const slot = input && input.id ? document.getElementById(`${input.id}-error`) : null;
-      const text = (Array.isArray(messages) ? messages : [messages]).join(' ');
-      if (slot) {
-        slot.textContent = text;
-        input.setAttribute('aria-invalid', 'true');
-      } else {
-        unplaced.push(`${name}: ${text}`);
-      }
-    }
-    unplaced.push(...err.formErrors);
-  }
-  const lines = [errorText(err), ...unplaced];
-  if (alertBox) {
-    replace(alertBox, ...lines.map((line) => h('span', { class: 'line' }, line)));
-    alertBox.hidden = false;
-  }
-  const firstInvalid = form.querySelector('[aria-invalid="true"]');
-  if (firstInvalid) firstInvalid.focus();
-  else if (alertBox) alertBox.focus();
-  return lines.join(' ');
-}
-
-export function clearFormErrors(form, alertBox) {
-  for (const el of form.querySelectorAll('.field-error')) el.textContent = '';
-  for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
-  if (alertBox) {
-    clear(alertBox);
-    alertBox.hidden = true;
-  }
-}
-
-/** The alert box a form shows its errors in. */
-export function alertBox() {
-  return h('div', { class: 'notice error', role: 'alert', tabindex: '-1', hidden: true });
-}
-
-export function successBox() {
-  return h('div', { class: 'notice success', role: 'status', hidden: true });
-}
-
-export function showSuccess(box, text) {
-  box.textContent = text;
-  box.hidden = false;
-}
-
 /** Disables a form's submit button while `work` runs. */
 export async function busy(button, work, busyText) {
   const original = button.textContent;
@@ -172,11 +78,7 @@ export function toast(text, kind = 'info', ms = 5000) {
     'div',
     { class: `toast ${kind}` },
     h('span', {}, text),
-    h(
-      'button',
-      { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => item.remove() },
-      '×',
-    ),
+    h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => item.remove() }, '×'),
   );
   box.appendChild(item);
   while (box.children.length > 3) box.firstElementChild.remove();

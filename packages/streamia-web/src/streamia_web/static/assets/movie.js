@@ -1,20 +1,8 @@
 // One movie: the player with subtitles, ratings, the favourite toggle and the comments.
 
 import { ApiError, api, enc, errorText, query, session } from './api.js';
-import {
-  alertBox,
-  busy,
-  clearFormErrors,
-  formatDate,
-  formatDateTime,
-  formatDuration,
-  h,
-  replace,
-  showFormError,
-  stars,
-  toast,
-  toastError,
-} from './dom.js';
+import { busy, formatDate, formatDateTime, formatDuration, h, replace, stars, toast, toastError } from './dom.js';
+import { alertBox, apiForm, fieldError } from './forms.js';
 import { link } from './router.js';
 
 const COMMENTS_PAGE = 20;
@@ -46,7 +34,11 @@ export async function movieView(main, [rawId]) {
         'section',
         { class: 'page narrow' },
         h('h1', {}, notFound ? 'Movie not found' : 'This movie could not be loaded'),
-        h('p', { class: notFound ? 'muted' : 'notice error' }, notFound ? 'It may have been removed from the catalogue.' : errorText(err)),
+        h(
+          'p',
+          { class: notFound ? 'muted' : 'notice error' },
+          notFound ? 'It may have been removed from the catalogue.' : errorText(err),
+        ),
         h('p', {}, link('/', '← Back to the catalogue')),
       ),
     );
@@ -56,7 +48,11 @@ export async function movieView(main, [rawId]) {
   const player = h('div', { class: 'player' });
   const ratingBox = h('section', { class: 'panel', 'aria-labelledby': 'ratings-heading' });
   const commentsBox = h('section', { class: 'panel comments', 'aria-labelledby': 'comments-heading' });
-  const favButton = h('button', { type: 'button', class: 'btn', 'aria-pressed': 'false', hidden: !session.loggedIn }, '♡ Add to my list');
+  const favButton = h(
+    'button',
+    { type: 'button', class: 'btn', 'aria-pressed': 'false', hidden: !session.loggedIn },
+    '♡ Add to my list',
+  );
 
   const meta = [
     movie.category ? h('span', { class: 'chip' }, movie.category) : null,
@@ -67,7 +63,9 @@ export async function movieView(main, [rawId]) {
     'div',
     { class: 'actions' },
     favButton,
-    session.loggedIn ? null : link(`/login?next=${enc(`/movie/${id}`)}`, 'Log in to save it to your list', { class: 'btn ghost' }),
+    session.loggedIn
+      ? null
+      : link(`/login?next=${enc(`/movie/${id}`)}`, 'Log in to save it to your list', { class: 'btn ghost' }),
     session.isAdmin ? link(`/admin/movie/${enc(id)}`, 'Edit movie', { class: 'btn ghost' }) : null,
   );
 
@@ -143,7 +141,8 @@ async function renderPlayer(container, movie) {
       video.load();
       return;
     }
-    message.textContent = 'This video cannot be played right now. It may still be processing or its file may be missing.';
+    message.textContent =
+      'This video cannot be played right now. It may still be processing or its file may be missing.';
     message.hidden = false;
   });
   video.src = sources[current];
@@ -227,7 +226,12 @@ async function renderRatings(container, movie) {
         'div',
         { class: 'rating-big' },
         h('span', { class: 'rating-number' }, (Number(summary.average) || 0).toFixed(1)),
-        h('div', {}, stars(summary.average, { label: false }), h('p', { class: 'muted' }, `${count} rating${count === 1 ? '' : 's'}`)),
+        h(
+          'div',
+          {},
+          stars(summary.average, { label: false }),
+          h('p', { class: 'muted' }, `${count} rating${count === 1 ? '' : 's'}`),
+        ),
       ),
       h('ul', { class: 'distribution', 'aria-label': 'Rating distribution' }, rows),
     );
@@ -236,13 +240,16 @@ async function renderRatings(container, movie) {
   await loadSummary();
 
   if (!session.loggedIn) {
-    replace(mine, h('p', { class: 'muted' }, link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'), ' to rate this movie.'));
+    replace(
+      mine,
+      h('p', { class: 'muted' }, link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'), ' to rate this movie.'),
+    );
     return;
   }
 
   let myRating = null;
   const user = session.user;
-  if (user && user.id) {
+  if (user?.id) {
     try {
       const list = await api(`/api/ratings/${enc(user.id)}`);
       myRating = (Array.isArray(list) ? list : []).find((r) => r.movieId === movie.id) || null;
@@ -255,7 +262,12 @@ async function renderRatings(container, movie) {
   const name = `rate-${movie.id}`;
   const radios = [1, 2, 3, 4, 5].map((n) => {
     const input = h('input', { type: 'radio', name, value: String(n), id: `${name}-${n}`, class: 'visually-hidden' });
-    const label = h('label', { htmlFor: `${name}-${n}`, title: `${n} star${n === 1 ? '' : 's'}` }, h('span', { 'aria-hidden': 'true' }, '★'), h('span', { class: 'visually-hidden' }, `${n} star${n === 1 ? '' : 's'}`));
+    const label = h(
+      'label',
+      { htmlFor: `${name}-${n}`, title: `${n} star${n === 1 ? '' : 's'}` },
+      h('span', { 'aria-hidden': 'true' }, '★'),
+      h('span', { class: 'visually-hidden' }, `${n} star${n === 1 ? '' : 's'}`),
+    );
     return { n, input, label };
   });
   const note = h('p', { class: 'muted', role: 'status' });
@@ -268,14 +280,18 @@ async function renderRatings(container, movie) {
       label.classList.toggle('on', n <= value);
     }
     note.textContent = value ? `You rated this ${value} out of 5.` : 'You have not rated this movie yet.';
-    removeButton.hidden = !myRating || !myRating.id;
+    removeButton.hidden = !myRating?.id;
   }
 
   const fieldset = h(
     'fieldset',
     { class: 'star-input' },
     h('legend', {}, 'Your rating'),
-    h('div', { class: 'star-row' }, radios.map(({ input, label }) => [input, label])),
+    h(
+      'div',
+      { class: 'star-row' },
+      radios.map(({ input, label }) => [input, label]),
+    ),
   );
   for (const { n, input, label } of radios) {
     input.addEventListener('change', async () => {
@@ -293,8 +309,12 @@ async function renderRatings(container, movie) {
         input.focus();
       }
     });
-    label.addEventListener('mouseenter', () => radios.forEach((r) => r.label.classList.toggle('hover', r.n <= n)));
-    label.addEventListener('mouseleave', () => radios.forEach((r) => r.label.classList.remove('hover')));
+    label.addEventListener('mouseenter', () => {
+      for (const r of radios) r.label.classList.toggle('hover', r.n <= n);
+    });
+    label.addEventListener('mouseleave', () => {
+      for (const r of radios) r.label.classList.remove('hover');
+    });
   }
   removeButton.addEventListener('click', () =>
     busy(removeButton, async () => {
@@ -327,17 +347,26 @@ async function renderComments(container, movie) {
   const heading = h('h2', { id: 'comments-heading' }, 'Comments');
   let page = 1;
 
-  const composer = session.loggedIn ? commentForm(movie, (comment) => {
-    list.prepend(commentItem(comment, list));
-    listStatus.textContent = '';
-  }) : h('p', { class: 'muted' }, link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'), ' to join the conversation.');
+  const composer = session.loggedIn
+    ? commentForm(movie, (comment) => {
+        list.prepend(commentItem(comment, list));
+        listStatus.textContent = '';
+      })
+    : h(
+        'p',
+        { class: 'muted' },
+        link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'),
+        ' to join the conversation.',
+      );
 
   replace(container, heading, composer, listStatus, list, more);
 
   async function loadPage() {
     listStatus.textContent = 'Loading comments…';
     try {
-      const items = await api(`/api/comments/movie/${enc(movie.id)}${query({ page, limit: COMMENTS_PAGE })}`, { auth: false });
+      const items = await api(`/api/comments/movie/${enc(movie.id)}${query({ page, limit: COMMENTS_PAGE })}`, {
+        auth: false,
+      });
       const comments = Array.isArray(items) ? items : items.data || [];
       for (const comment of comments) list.appendChild(commentItem(comment, list));
       more.hidden = comments.length < COMMENTS_PAGE;
@@ -356,7 +385,14 @@ async function renderComments(container, movie) {
 
 function commentForm(movie, onPosted) {
   const id = `comment-new-${movie.id}`;
-  const textarea = h('textarea', { id, name: 'text', maxlength: String(COMMENT_MAX), rows: '3', required: true, 'aria-describedby': `${id}-count ${id}-error` });
+  const textarea = h('textarea', {
+    id,
+    name: 'text',
+    maxlength: String(COMMENT_MAX),
+    rows: '3',
+    required: true,
+    'aria-describedby': `${id}-count ${id}-error`,
+  });
   const counter = h('p', { class: 'hint', id: `${id}-count` }, `0 / ${COMMENT_MAX}`);
   const error = h('p', { class: 'field-error', id: `${id}-error` });
   const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Post comment');
@@ -364,32 +400,24 @@ function commentForm(movie, onPosted) {
   textarea.addEventListener('input', () => {
     counter.textContent = `${textarea.value.length} / ${COMMENT_MAX}`;
   });
-  const form = h(
-    'form',
+  const form = apiForm(
     {
       class: 'comment-form',
-      novalidate: true,
-      onsubmit: async (event) => {
-        event.preventDefault();
-        clearFormErrors(form, alert);
-        const text = textarea.value.trim();
-        if (!text) {
-          error.textContent = 'Write something first.';
-          textarea.setAttribute('aria-invalid', 'true');
-          textarea.focus();
-          return;
-        }
-        await busy(submit, async () => {
-          try {
-            const comment = await api('/api/comments', { method: 'POST', body: { movieId: movie.id, text } });
-            textarea.value = '';
-            counter.textContent = `0 / ${COMMENT_MAX}`;
-            onPosted(comment);
-            toast('Comment posted.', 'success');
-          } catch (err) {
-            showFormError(form, err, alert);
-          }
-        }, 'Posting…');
+      submit,
+      alert,
+      busyText: 'Posting…',
+      check: () => {
+        if (!textarea.value.trim()) fieldError(textarea, 'Write something first.');
+      },
+      send: async () => {
+        const comment = await api('/api/comments', {
+          method: 'POST',
+          body: { movieId: movie.id, text: textarea.value.trim() },
+        });
+        textarea.value = '';
+        counter.textContent = `0 / ${COMMENT_MAX}`;
+        onPosted(comment);
+        toast('Comment posted.', 'success');
       },
     },
     h('div', { class: 'field' }, h('label', { htmlFor: id }, 'Add a comment'), textarea, counter, error),
@@ -459,7 +487,7 @@ function commentItem(comment, list) {
       await busy(report, async () => {
         try {
           const res = await api(`/api/comments/${enc(comment.id)}/report`, { method: 'POST' });
-          toast((res && res.message) || 'Comment reported.', 'success');
+          toast(res?.message || 'Comment reported.', 'success');
           report.textContent = 'Reported';
         } catch (err) {
           toastError(err);
@@ -472,40 +500,55 @@ function commentItem(comment, list) {
 
   function startEdit() {
     const id = `comment-edit-${comment.id}`;
-    const area = h('textarea', { id, maxlength: String(COMMENT_MAX), rows: '3', name: 'text', 'aria-describedby': `${id}-error` });
+    const area = h('textarea', {
+      id,
+      maxlength: String(COMMENT_MAX),
+      rows: '3',
+      name: 'text',
+      'aria-describedby': `${id}-error`,
+    });
     area.value = comment.text;
     const error = h('p', { class: 'field-error', id: `${id}-error` });
     const save = h('button', { type: 'submit', class: 'btn small primary' }, 'Save');
     const alert = alertBox();
-    const form = h(
-      'form',
+    const form = apiForm(
       {
         class: 'comment-edit',
-        novalidate: true,
-        onsubmit: async (event) => {
-          event.preventDefault();
-          const value = area.value.trim();
-          if (!value) {
-            error.textContent = 'A comment cannot be empty.';
-            area.setAttribute('aria-invalid', 'true');
-            return;
-          }
-          await busy(save, async () => {
-            try {
-              const updated = await api(`/api/comments/${enc(comment.id)}`, { method: 'PUT', body: { text: value } });
-              item.replaceWith(commentItem({ ...comment, ...updated }, list));
-              toast('Comment updated.', 'success');
-            } catch (err) {
-              showFormError(form, err, alert);
-            }
+        submit: save,
+        alert,
+        check: () => {
+          if (!area.value.trim()) fieldError(area, 'A comment cannot be empty.');
+        },
+        send: async () => {
+          const updated = await api(`/api/comments/${enc(comment.id)}`, {
+            method: 'PUT',
+            body: { text: area.value.trim() },
           });
+          item.replaceWith(commentItem({ ...comment, ...updated }, list));
+          toast('Comment updated.', 'success');
         },
       },
       h('label', { htmlFor: id, class: 'visually-hidden' }, 'Edit your comment'),
       area,
       error,
       alert,
-      h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'btn small ghost', onclick: () => { replace(body, text); actions.hidden = false; } }, 'Cancel')),
+      h(
+        'div',
+        { class: 'actions' },
+        save,
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'btn small ghost',
+            onclick: () => {
+              replace(body, text);
+              actions.hidden = false;
+            },
+          },
+          'Cancel',
+        ),
+      ),
     );
     replace(body, form);
     actions.hidden = true;

@@ -1,14 +1,8 @@
 // Entry point: the navigation bar, the routes and the session's life cycle.
 
-import { api, errorText, session } from './api.js';
-import {
-  forgotView,
-  loginView,
-  profileView,
-  registerView,
-  resetView,
-} from './account.js';
+import { forgotView, loginView, profileView, registerView, resetView } from './account.js';
 import { adminMovieView, adminView } from './admin.js';
+import { api, errorText, session } from './api.js';
 import { catalogueView } from './catalogue.js';
 import { h, replace, toast } from './dom.js';
 import { favoritesView, ratingsView } from './library.js';
@@ -52,11 +46,15 @@ function renderNav() {
     if (session.isAdmin) items.push(navLink('/admin', 'Admin'));
     items.push(
       h('span', { class: 'nav-spacer' }),
-      navLink('/profile', user && user.firstName ? user.firstName : 'Profile'),
+      navLink('/profile', user?.firstName ? user.firstName : 'Profile'),
       h('button', { type: 'button', class: 'btn small ghost', onclick: logout }, 'Log out'),
     );
   } else {
-    items.push(h('span', { class: 'nav-spacer' }), navLink('/login', 'Log in'), h('a', { class: 'btn small primary', href: href('/register') }, 'Sign up'));
+    items.push(
+      h('span', { class: 'nav-spacer' }),
+      navLink('/login', 'Log in'),
+      h('a', { class: 'btn small primary', href: href('/register') }, 'Sign up'),
+    );
   }
   replace(nav, ...items);
 }
@@ -96,7 +94,7 @@ async function render() {
   if (reset && (!location.hash || location.hash === '#' || location.hash === '#/')) {
     active = null;
     const token = decodeURIComponent(reset[1]);
-    const result = resetView(main, token);
+    const result = resetView(main, [token]);
     finish(result, id);
     return;
   }
@@ -110,7 +108,7 @@ async function render() {
   for (const [pattern, view] of ROUTES) {
     const match = path.match(pattern);
     if (!match) continue;
-    if (active && active.view === view && active.path === path && active.handle && active.handle.update) {
+    if (active && active.view === view && active.path === path && active.handle?.update) {
       active.handle.update(match.slice(1), query);
       return;
     }
@@ -121,7 +119,16 @@ async function render() {
     } catch (err) {
       console.error(err);
       if (id !== renderCount) return;
-      replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Something went wrong'), h('p', { class: 'notice error' }, errorText(err)), h('p', {}, h('a', { href: '/#/' }, 'Back to the catalogue'))));
+      replace(
+        main,
+        h(
+          'section',
+          { class: 'page narrow' },
+          h('h1', {}, 'Something went wrong'),
+          h('p', { class: 'notice error' }, errorText(err)),
+          h('p', {}, h('a', { href: '/#/' }, 'Back to the catalogue')),
+        ),
+      );
       return;
     }
     if (id !== renderCount) return;
@@ -130,7 +137,15 @@ async function render() {
     return;
   }
   active = null;
-  replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'Page not found'), h('p', {}, 'There is nothing at this address. ', h('a', { href: '/#/' }, 'Go to the catalogue'), '.')));
+  replace(
+    main,
+    h(
+      'section',
+      { class: 'page narrow' },
+      h('h1', {}, 'Page not found'),
+      h('p', {}, 'There is nothing at this address. ', h('a', { href: '/#/' }, 'Go to the catalogue'), '.'),
+    ),
+  );
   finish({ title: 'Not found' }, id);
 }
 
@@ -138,7 +153,7 @@ let firstRender = true;
 
 function finish(result, id) {
   if (id !== renderCount) return;
-  const title = result && result.title;
+  const title = result?.title;
   document.title = title ? `${title} · Streamia` : 'Streamia';
   // After a client-side navigation, start screen readers and keyboards at the new content.
   if (!firstRender) main.focus({ preventScroll: true });
@@ -173,7 +188,7 @@ async function refreshUser() {
   if (!session.loggedIn) return;
   try {
     const body = await api('/api/users/me');
-    if (body && body.user) session.setUser(body.user);
+    if (body?.user) session.setUser(body.user);
   } catch (err) {
     // 401 already cleared the session; anything else keeps the stored user.
     if (session.loggedIn) console.warn('profile refresh failed', errorText(err));

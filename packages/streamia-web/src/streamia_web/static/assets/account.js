@@ -1,0 +1,488 @@
+// Accounts: log in, register, forgot and reset password, profile, password change, deletion.
+
+import { ApiError, api, session } from './api.js';
+import { formatDate, h, replace, toast } from './dom.js';
+import { alertBox, apiForm, field, fieldError, required, showFormError, showSuccess, successBox } from './forms.js';
+import { go, link, requireLogin } from './router.js';
+
+const SPECIALS = '!@#$%^&*()_+-=[]{};\':"\\|,.<>/?';
+const PASSWORD_RULES = [
+  ['At least 8 characters', (p) => p.length >= 8],
+  ['An uppercase letter', (p) => /[A-Z]/.test(p)],
+  ['A lowercase letter', (p) => /[a-z]/.test(p)],
+  ['A digit', (p) => /[0-9]/.test(p)],
+  [`A special character: ${SPECIALS}`, (p) => [...p].some((c) => SPECIALS.includes(c))],
+];
+
+/** The live checklist of API.md's password rules under a password field. */
+function passwordRules(input) {
+  const items = PASSWORD_RULES.map(([text]) => h('li', {}, text));
+  const list = h('ul', { class: 'rules', id: `${input.id}-rules`, 'aria-label': 'Password requirements' }, items);
+  const update = () => {
+    PASSWORD_RULES.forEach(([text, test], i) => {
+      const ok = test(input.value);
+      items[i].classList.toggle('ok', ok);
+      items[i].textContent = `${ok ? '✓' : '•'} ${text}`;
+    });
+  };
+  input.addEventListener('input', update);
+  input.setAttribute('aria-describedby', `${input.getAttribute('aria-describedby')} ${list.id}`);
+  update();
+  return list;
+}
+
+/** Marks the new-password and confirmation fields when either is invalid. */
+function checkNewPassword(password, confirm) {
+  const problems = passwordProblems(password.input.value);
+  if (problems.length) fieldError(password.input, `Missing: ${problems.join(', ')}.`);
+  if (confirm.input.value !== password.input.value) fieldError(confirm.input, 'Passwords do not match.');
+}
+
+function passwordProblems(password) {
+  return PASSWORD_RULES.filter(([, test]) => !test(password)).map(([text]) => text);
+}
+
+function page(title, ...children) {
+  return h('section', { class: 'page narrow' }, h('h1', {}, title), ...children);
+}
+
+function afterLogin(body, next) {
+  session.set(body.token, body.user);
+  const name = body.user?.firstName ? `, ${body.user.firstName}` : '';
+  toast(`Welcome${name}!`, 'success');
+  go(next?.startsWith('/') ? next : '/');
+}
+
+// Log in ------------------------------------------------------------------------------------
+
+export function loginView(main, _m, q) {
+  const next = q.get('next') || '/';
+  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', required: true });
+  const password = field('Password', 'password', {
+    type: 'password',
+    autocomplete: 'current-password',
+    required: true,
+  });
+  const alert = alertBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Log in');
+  const form = apiForm(
+    {
+      class: 'card-form',
+      submit,
+      alert,
+      busyText: 'Logging in…',
+      check: () => {
+        required(email, 'Enter your email.');
+        if (!password.input.value) fieldError(password.input, 'Enter your password.');
+      },
+      send: async () => {
+        const body = await api('/api/users/login', {
+          method: 'POST',
+          auth: false,
+          body: { email: email.input.value.trim(), password: password.input.value },
+        });
+        afterLogin(body, next);
+      },
+    },
+    alert,
+    email.wrap,
+    password.wrap,
+    submit,
+    h(
+      'p',
+      { class: 'form-links' },
+      link('/forgot-password', 'Forgot your password?'),
+      h('span', { 'aria-hidden': 'true' }, ' · '),
+      link(`/register?next=${encodeURIComponent(next)}`, 'Create an account'),
+    ),
+  );
+  replace(main, page('Log in', form));
+  return { title: 'Log in' };
+}
+
+// Register ----------------------------------------------------------------------------------
+
+function validAge(input) {
+  const value = Number(input.value);
+  if (!input.value || !Number.isInteger(value) || value < 13 || value > 150) {
+    fieldError(input, 'Enter a whole number from 13 to 150.');
+  }
+  return value;
+}
+
+export function registerView(main, _m, q) {
+  const next = q.get('next') || '/';
+  const first = field('First name', 'firstName', {
+    autocomplete: 'given-name',
+    maxlength: '50',
+    required: true,
+    hint: '1–50 characters',
+  });
+  const last = field('Last name', 'lastName', {
+    autocomplete: 'family-name',
+    maxlength: '50',
+    required: true,
+    hint: '1–50 characters',
+  });
+  const age = field('Age', 'age', {
+    type: 'number',
+    inputmode: 'numeric',
+    min: '13',
+    max: '150',
+    step: '1',
+    required: true,
+    hint: 'You must be at least 13 (13–150).',
+  });
+  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', required: true });
+  const password = field('Password', 'password', { type: 'password', autocomplete: 'new-password', required: true });
+  const confirm = field('Confirm password', 'confirmPassword', {
+    type: 'password',
+    autocomplete: 'new-password',
+    required: true,
+  });
+  const rules = passwordRules(password.input);
+  password.wrap.insertBefore(rules, password.error);
+  const alert = alertBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Create account');
+
+  const form = apiForm(
+    {
+      class: 'card-form',
+      submit,
+      alert,
+      busyText: 'Creating account…',
+      conflictField: 'email',
+      check: () => {
+        for (const f of [first, last, email]) required(f);
+        validAge(age.input);
+        checkNewPassword(password, confirm);
+      },
+      send: async () => {
+        const body = await api('/api/users/register', {
+          method: 'POST',
+          auth: false,
+          body: {
+            firstName: first.input.value.trim(),
+            lastName: last.input.value.trim(),
+            age: Number(age.input.value),
+            email: email.input.value.trim(),
+            password: password.input.value,
+            confirmPassword: confirm.input.value,
+          },
+        });
+        if (body?.token) {
+          afterLogin(body, next);
+        } else {
+          toast('Account created. Please log in.', 'success');
+          go('/login', { next });
+        }
+      },
+    },
+    alert,
+    h('div', { class: 'field-row' }, first.wrap, last.wrap),
+    age.wrap,
+    email.wrap,
+    password.wrap,
+    confirm.wrap,
+    submit,
+    h(
+      'p',
+      { class: 'form-links' },
+      'Already have an account? ',
+      link(`/login?next=${encodeURIComponent(next)}`, 'Log in'),
+    ),
+  );
+  replace(main, page('Create your account', form));
+  return { title: 'Register' };
+}
+
+// Forgot / reset password -------------------------------------------------------------------
+
+export function forgotView(main) {
+  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', required: true });
+  const alert = alertBox();
+  const done = successBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Send reset link');
+  const form = apiForm(
+    {
+      class: 'card-form',
+      submit,
+      alert,
+      done,
+      busyText: 'Sending…',
+      check: () => required(email, 'Enter your email.'),
+      send: async () => {
+        const body = await api('/api/users/forgot-password', {
+          method: 'POST',
+          auth: false,
+          body: { email: email.input.value.trim() },
+        });
+        showSuccess(done, body?.message || 'If an account exists for that email, a reset link has been sent.');
+      },
+    },
+    h(
+      'p',
+      { class: 'muted' },
+      'Enter the email you registered with and we will send you a link to choose a new password. The link works once, for one hour.',
+    ),
+    alert,
+    done,
+    email.wrap,
+    submit,
+    h('p', { class: 'form-links' }, link('/login', 'Back to log in')),
+  );
+  replace(main, page('Forgot your password?', form));
+  return { title: 'Forgot password' };
+}
+
+/** /reset-password/<token>: the page the reset email links to. */
+export function resetView(main, [token]) {
+  const password = field('New password', 'newPassword', {
+    type: 'password',
+    autocomplete: 'new-password',
+    required: true,
+  });
+  const confirm = field('Confirm new password', 'confirmPassword', {
+    type: 'password',
+    autocomplete: 'new-password',
+    required: true,
+  });
+  password.wrap.insertBefore(passwordRules(password.input), password.error);
+  const alert = alertBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Set new password');
+  const form = apiForm(
+    {
+      class: 'card-form',
+      submit,
+      alert,
+      busyText: 'Saving…',
+      check: () => checkNewPassword(password, confirm),
+      send: async () => {
+        const body = await api('/api/users/reset-password', {
+          method: 'POST',
+          auth: false,
+          body: { token, newPassword: password.input.value, confirmPassword: confirm.input.value },
+        });
+        session.clear('reset'); // earlier sessions are revoked
+        replace(
+          main,
+          page(
+            'Password changed',
+            h('div', { class: 'notice success', role: 'status' }, body?.message || 'Your password has been reset.'),
+            h('p', {}, link('/login', 'Log in with your new password', { class: 'btn primary' })),
+          ),
+        );
+        main.querySelector('h1')?.focus();
+      },
+      onError: (err) => {
+        if (!(err instanceof ApiError) || err.status !== 400 || Object.keys(err.fieldErrors).length) return false;
+        showFormError(form, err, alert);
+        alert.appendChild(
+          h(
+            'span',
+            { class: 'line' },
+            'The link may have expired or been used already. ',
+            link('/forgot-password', 'Request a new link'),
+            '.',
+          ),
+        );
+        return true;
+      },
+    },
+    h('p', { class: 'muted' }, 'Choose a new password for your Streamia account.'),
+    alert,
+    password.wrap,
+    confirm.wrap,
+    submit,
+    h('p', { class: 'form-links' }, link('/login', 'Back to log in')),
+  );
+  replace(main, page('Reset your password', form));
+  return { title: 'Reset password' };
+}
+
+// Profile -----------------------------------------------------------------------------------
+
+export async function profileView(main) {
+  if (!requireLogin()) return null;
+  replace(main, h('p', { class: 'loading' }, 'Loading your profile…'));
+  let user;
+  try {
+    user = (await api('/api/users/me')).user;
+    session.setUser(user);
+  } catch (err) {
+    if (!session.loggedIn) return go('/login', { next: '/profile' });
+    replace(main, page('Your profile', h('div', { class: 'notice error', role: 'alert' }, err.message)));
+    return { title: 'Profile' };
+  }
+  replace(
+    main,
+    h(
+      'section',
+      { class: 'page narrow' },
+      h('h1', {}, 'Your profile'),
+      h(
+        'p',
+        { class: 'muted' },
+        `Member since ${formatDate(user.createdAt)}`,
+        user.role === 'admin' ? ' · Administrator' : '',
+      ),
+      profileForm(user),
+      passwordForm(),
+      deleteForm(),
+    ),
+  );
+  return { title: 'Profile' };
+}
+
+function profileForm(user) {
+  const first = field('First name', 'firstName', {
+    autocomplete: 'given-name',
+    maxlength: '50',
+    value: user.firstName || '',
+  });
+  const last = field('Last name', 'lastName', {
+    autocomplete: 'family-name',
+    maxlength: '50',
+    value: user.lastName || '',
+  });
+  const age = field('Age', 'age', { type: 'number', min: '13', max: '150', step: '1', value: user.age ?? '' });
+  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', value: user.email || '' });
+  const alert = alertBox();
+  const done = successBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save changes');
+  let current = user;
+  let changes = {};
+  const form = apiForm(
+    {
+      class: 'card-form',
+      submit,
+      alert,
+      done,
+      busyText: 'Saving…',
+      conflictField: 'email',
+      check: () => {
+        changes = {};
+        for (const [f, key] of [
+          [first, 'firstName'],
+          [last, 'lastName'],
+          [email, 'email'],
+        ]) {
+          const value = f.input.value.trim();
+          if (value !== (current[key] || '')) changes[key] = value;
+        }
+        if (age.input.value !== '' && Number(age.input.value) !== current.age) changes.age = validAge(age.input);
+      },
+      send: async () => {
+        if (!Object.keys(changes).length) {
+          showSuccess(done, 'Nothing to change.');
+          return;
+        }
+        const body = await api('/api/users/me', { method: 'PUT', body: changes });
+        current = body.user || { ...current, ...changes };
+        session.setUser(current);
+        showSuccess(done, body.message || 'Profile updated.');
+      },
+    },
+    h('h2', {}, 'Details'),
+    alert,
+    done,
+    h('div', { class: 'field-row' }, first.wrap, last.wrap),
+    age.wrap,
+    email.wrap,
+    h('div', { class: 'actions' }, submit),
+  );
+  return form;
+}
+
+function passwordForm() {
+  const current = field('Current password', 'currentPassword', {
+    type: 'password',
+    autocomplete: 'current-password',
+  });
+  const password = field('New password', 'newPassword', { type: 'password', autocomplete: 'new-password' });
+  const confirm = field('Confirm new password', 'confirmPassword', {
+    type: 'password',
+    autocomplete: 'new-password',
+  });
+  password.wrap.insertBefore(passwordRules(password.input), password.error);
+  const alert = alertBox();
+  const done = successBox();
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Change password');
+  const form = apiForm(
+    {
+      class: 'card-form',
+      submit,
+      alert,
+      done,
+      busyText: 'Changing…',
+      check: () => {
+        if (!current.input.value) fieldError(current.input, 'Enter your current password.');
+        checkNewPassword(password, confirm);
+      },
+      send: async () => {
+        const body = await api('/api/users/change-password', {
+          method: 'PUT',
+          body: {
+            currentPassword: current.input.value,
+            newPassword: password.input.value,
+            confirmPassword: confirm.input.value,
+          },
+        });
+        if (body?.token) session.set(body.token, null);
+        form.reset();
+        password.input.dispatchEvent(new Event('input'));
+        showSuccess(done, `${body?.message || 'Password changed.'} Your other sessions were signed out.`);
+      },
+    },
+    h('h2', {}, 'Change password'),
+    alert,
+    done,
+    current.wrap,
+    password.wrap,
+    confirm.wrap,
+    h('div', { class: 'actions' }, submit),
+  );
+  return form;
+}
+
+function deleteForm() {
+  const password = field('Your password', 'password', { type: 'password', autocomplete: 'current-password' });
+  const sure = h('input', {
+    type: 'checkbox',
+    id: 'delete-confirm',
+    name: 'confirm',
+    'aria-describedby': 'delete-confirm-error',
+  });
+  const sureError = h('p', { class: 'field-error', id: 'delete-confirm-error' });
+  const alert = alertBox();
+  const submit = h('button', { type: 'submit', class: 'btn danger' }, 'Delete my account');
+  return apiForm(
+    {
+      class: 'card-form danger-zone',
+      submit,
+      alert,
+      busyText: 'Deleting…',
+      check: () => {
+        if (!password.input.value) fieldError(password.input, 'Enter your password to confirm.');
+        if (!sure.checked) fieldError(sure, 'Tick the box to confirm you want to delete your account.');
+      },
+      send: async () => {
+        await api('/api/users/me', { method: 'DELETE', body: { password: password.input.value } });
+        session.clear('deleted');
+        toast('Your account has been deleted. Goodbye!', 'success', 8000);
+        go('/');
+      },
+    },
+    h('h2', {}, 'Delete account'),
+    h(
+      'p',
+      { class: 'muted' },
+      'This removes your account together with your list, ratings and comments. It cannot be undone.',
+    ),
+    alert,
+    password.wrap,
+    h('div', { class: 'check' }, sure, h('label', { htmlFor: 'delete-confirm' }, 'I understand this cannot be undone')),
+    sureError,
+    h('div', { class: 'actions' }, submit),
+  );
+}
