@@ -44,3 +44,30 @@ async def test_one_trailing_slash_gets_the_same_answer_and_never_a_redirect(
         assert resp.status_code == 200, (path, resp.status_code, resp.text)
         assert resp.json() == [], path
     assert error_code(await api.get("/api/movies/nope/"), 404) == "movie_not_found"
+
+
+async def test_numbers_sent_as_text_or_as_25_point_0_are_coerced_and_fractions_refused(
+    platform, api: httpx.AsyncClient, admin_headers, harness
+) -> None:
+    for age in (25.0, "25"):
+        resp = await api.post("/api/users/register", json=harness.new_user(age=age))
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["user"]["age"] == 25
+    for age in (25.5, "25.5", True):
+        resp = await api.post("/api/users/register", json=harness.new_user(age=age))
+        assert error_code(resp, 400) == "validation_error"
+        assert "age" in resp.json()["details"]["fieldErrors"]
+
+    account = await platform.register(api)
+    resp = await api.post("/api/movies", headers=admin_headers, json=harness.new_movie())
+    movie_id = resp.json()["data"]["id"]
+    for stars in ("4", 3.0):
+        resp = await api.post(
+            "/api/ratings", headers=account.auth, json={"movieId": movie_id, "rating": stars}
+        )
+        assert resp.status_code in (200, 201), resp.text
+        assert resp.json()["rating"]["rating"] == int(float(stars))
+    resp = await api.post(
+        "/api/ratings", headers=account.auth, json={"movieId": movie_id, "rating": 4.5}
+    )
+    assert error_code(resp, 400) == "validation_error"

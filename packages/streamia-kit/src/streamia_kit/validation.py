@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import AfterValidator
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
 
 
 def storable(value: str | None) -> str | None:
@@ -19,3 +21,14 @@ def storable(value: str | None) -> str | None:
 
 
 Storable = AfterValidator(storable)
+
+
+def _not_a_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("Input should be a valid integer")
+    return value
+
+
+# An integer as the monolith's zod coerced it: 4, 4.0 and "4" are accepted; 4.5, "4.5" and
+# true are refused (pydantic's lax int, minus booleans). Bounds go in a `Field` beside it.
+WholeNumber = Annotated[int, BeforeValidator(_not_a_boolean)]

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from streamia_kit.db import iso
 from streamia_kit.movie_projection import valid_id
+from streamia_kit.validation import WholeNumber
 from streamia_ratings.ratings.models import STARS, Rating
 
 
@@ -19,8 +20,8 @@ def _movie_id(value: str) -> str:
 
 
 MovieId = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_movie_id)]
-# A JSON number that is an integer: "4", 4.0 and true are refused, as the monolith's zod did.
-Stars = Annotated[int, Field(strict=True, ge=1, le=5)]
+# Whole stars: "4" and 4.0 are accepted, 4.5 is refused (the distribution is per star).
+Stars = Annotated[WholeNumber, Field(ge=1, le=5)]
 
 
 class _In(BaseModel):

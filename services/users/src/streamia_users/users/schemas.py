@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from streamia_kit.db import iso
-from streamia_kit.validation import Storable
+from streamia_kit.validation import Storable, WholeNumber
 from streamia_users.users.models import User
 
 SPECIALS = "!@#$%^&*()_+-=[]{};':\"\\|,.<>/?"
@@ -53,7 +53,7 @@ Email = Annotated[
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), Storable
 ]
-Age = Annotated[int, Field(strict=True, ge=13, le=150)]
+Age = Annotated[WholeNumber, Field(ge=13, le=150)]
 StrongPassword = Annotated[
     str, StringConstraints(max_length=128), Storable, AfterValidator(_strong)
 ]
@@ -118,7 +118,7 @@ class UpdateMeIn(_In):
 class ChangePasswordIn(_In):
     currentPassword: Password
     newPassword: StrongPassword
-    confirmPassword: str
+    confirmPassword: str | None = None  # the monolith's clients may leave it out
 
     @field_validator("confirmPassword")
     @classmethod

@@ -207,7 +207,8 @@ class UsersService:
     ) -> Session:
         user = await self.me(session, identity)
         if not await self.passwords.verify(user.password_hash, data.currentPassword):
-            raise Unauthorized("Current password is incorrect", code="invalid_credentials")
+            # 400 as the monolith: its clients treat a 401 as "session expired" and log out.
+            raise BadRequest("Current password is incorrect", code="invalid_credentials")
         user.password_hash = await self.passwords.hash(data.newPassword)
         user.updated_at = utcnow()
         await session.flush()
