@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import importlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Literal
@@ -106,22 +106,45 @@ def build_embedded(
     return infra, apps
 
 
-async def run_embedded(
-    overrides: dict[str, Any] | None = None, banner: bool = True, seed: bool = False
+def print_demo_status(state: str) -> None:
+    """The default `demo_status` hook of `run_embedded`: one line per state."""
+    print(f"demo catalogue: {state}", flush=True)
+
+
+async def _seed_once(
+    overrides: dict[str, Any] | None,
+    apps: list[tuple[str, Any, ServiceSettings]],
+    status: Callable[[str], None],
 ) -> None:
+    """First start only: the demo catalogue is made while the platform already serves."""
+    marker = apps[0][2].data_dir / ".demo-seeded"
+    if marker.exists():
+        return
+    status("generating…")
+    try:
+        log.info("demo_seeded", summary=await seed_demo(overrides, apps))
+    except Exception:  # a broken demo must not take the platform down
+        log.exception("demo_seed_failed")
+        status("failed (see the log; `streamia seed-demo` tries again)")
+        return
+    marker.write_text("seeded\n")
+    status("ready")
+
+
+async def run_embedded(
+    overrides: dict[str, Any] | None = None,
+    banner: bool = True,
+    seed: bool = False,
+    demo_status: Callable[[str], None] = print_demo_status,
+) -> None:
+    """Every service in this process; with `seed`, the demo catalogue is generated in the
+    background on the first start, its progress reported through `demo_status`."""
     infra, apps = build_embedded(overrides)
     services = [app.state.service for name, app, _ in apps if name != "gateway"]
     for service in services:
         await service.start()
     await infra.start()
-    if seed:
-        marker = apps[0][2].data_dir / ".demo-seeded"
-        if not marker.exists():
-            try:
-                print(await seed_demo(overrides, apps), flush=True)
-                marker.write_text("seeded\n")
-            except Exception:  # a broken demo must not keep the platform from starting
-                log.exception("demo_seed_failed")
+    seeding: asyncio.Task[None] | None = None
     servers = [
         _Server(
             _uvicorn_config(
@@ -148,11 +171,16 @@ async def run_embedded(
         else:
             if banner:
                 _print_banner(apps)
+            if seed:
+                seeding = asyncio.create_task(_seed_once(overrides, apps, demo_status))
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception():
                 raise task.exception()  # type: ignore[misc]
     finally:
+        if seeding is not None:
+            seeding.cancel()
+            await asyncio.gather(seeding, return_exceptions=True)
         for service in reversed(services):
             await service.stop()
         await infra.close()

@@ -8,8 +8,6 @@ helper module itself: `harness.new_movie()`, `harness.bearer(token)`, `harness.w
 from __future__ import annotations
 
 import importlib.util
-import shutil
-import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,6 +17,7 @@ import httpx
 import pytest
 
 from streamia_kit.testing import require_infrastructure
+from streamia_movies.media.synth import ClipSpec, make_clip
 
 
 def _load_harness() -> ModuleType:
@@ -79,37 +78,10 @@ async def admin_headers(platform, client: httpx.AsyncClient) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-second mp4 made by ffmpeg's test source (with a tone, so it has audio)."""
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        pytest.skip("ffmpeg is not installed: no video to upload")
+    """A two-second H.264/AAC mp4 made with PyAV (with a tone, so it has audio)."""
     path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    subprocess.run(
-        [
-            ffmpeg,
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=duration=1:size=160x120:rate=10",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=1",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-        capture_output=True,
+    spec = ClipSpec(
+        "Clip", ("#204060", "#000000"), "#ffcc00", 440, seconds=2, width=160, height=120
     )
+    make_clip(path, spec)
     return path

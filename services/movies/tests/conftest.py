@@ -1,11 +1,15 @@
 from __future__ import annotations
 
-import subprocess
+import math
+from array import array
 from collections.abc import AsyncIterator
+from fractions import Fraction
 from pathlib import Path
 
+import av
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from PIL import Image
 
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.testing import Stack, serve_app
@@ -57,36 +61,48 @@ async def client(app) -> AsyncIterator:
         yield c
 
 
+def _write_clip(
+    path: Path,
+    seconds: float = 2.0,
+    video_codec: str = "libx264",
+    audio_codec: str | None = "aac",
+    size: tuple[int, int] = (160, 120),
+    fps: int = 10,
+) -> Path:
+    """A small clip made with PyAV: a picture whose colour changes every frame, a 440 Hz tone."""
+    rate = 48_000
+    step = 2 * math.pi * 440 / rate
+    tone = array("h", (int(8000 * math.sin(i * step)) for i in range(1024))).tobytes()
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(video_codec, rate=fps)
+        video.width, video.height, video.pix_fmt = *size, "yuv420p"
+        sound = out.add_stream(audio_codec, rate=rate, layout="mono") if audio_codec else None
+        for index in range(round(seconds * fps)):
+            frame = av.VideoFrame.from_image(Image.new("RGB", size, (index * 23 % 256, 90, 160)))
+            frame.pts, frame.time_base = index, Fraction(1, fps)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if sound is not None:
+            for index in range(round(seconds * rate) // 1024):
+                samples = av.AudioFrame(format="s16", layout="mono", samples=1024)
+                samples.planes[0].update(tone)
+                samples.sample_rate, samples.pts = rate, index * 1024
+                samples.time_base = Fraction(1, rate)
+                out.mux(sound.encode(samples))
+            out.mux(sound.encode(None))
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_clip():
+    """The clip writer: write_clip(path, seconds=2.0, video_codec=..., audio_codec=... | None)."""
+    return _write_clip
+
+
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
-    """A 3-second mp4 with a test picture and a tone."""
-    path = tmp_path_factory.mktemp("clips") / "clip.mp4"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=10:duration=3",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:duration=3",
-            "-c:v",
-            "libx264",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(path),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return path
+    """A 3-second mp4 (H.264/AAC) with a changing picture and a tone."""
+    return _write_clip(tmp_path_factory.mktemp("clips") / "clip.mp4", seconds=3.0)
 
 
 def assert_error(resp, status: int, message: str | None = None, code: str | None = None) -> dict:

@@ -11,7 +11,7 @@ from streamia_kit.infra import Infrastructure
 from streamia_kit.service import Service
 from streamia_movies import consumers
 from streamia_movies.config import MoviesSettings
-from streamia_movies.media.probe import MediaProber
+from streamia_movies.media.prober import MediaProber
 from streamia_movies.media.storage import (
     CloudinaryConfig,
     CloudinaryMediaStore,
@@ -55,7 +55,7 @@ def create_app(
     movies = MoviesService(
         store or default_store,
         stores,
-        MediaProber(settings.ffprobe_path, settings.ffmpeg_path, settings.ffmpeg_timeout_seconds),
+        MediaProber(settings.media_read_timeout_seconds, settings.media_read_memory_mb),
         service.outbox,
         service.cache,
         settings.movie_cache_ttl_seconds,

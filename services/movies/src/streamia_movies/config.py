@@ -30,9 +30,13 @@ class MoviesSettings(ServiceSettings):
     max_upload_bytes: int = DEFAULT_MAX_VIDEO_BYTES
     max_subtitle_bytes: int = 5 * 1024 * 1024
 
-    ffprobe_path: str = "ffprobe"
-    ffmpeg_path: str = "ffmpeg"
-    ffmpeg_timeout_seconds: float = 60.0
+    # Each upload is read (probe + poster frame, PyAV) in a child process with these limits.
+    media_read_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="time limit to read an upload; slower files get 400"
+    )
+    media_read_memory_mb: int = Field(
+        default=1024, ge=256, description="memory limit of the process reading an upload"
+    )
 
     movie_cache_ttl_seconds: float = 60.0
     # /explore totals are also dropped by every catalogue change; the TTL only bounds how

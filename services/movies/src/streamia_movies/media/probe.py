@@ -1,49 +1,55 @@
-"""ffprobe and ffmpeg as asyncio subprocesses: duration, container, audio, poster frame."""
+"""What a video is and a poster frame from it, read with PyAV (FFmpeg's libraries, no executable).
+
+This module runs inside a child process (`python -m streamia_movies.media.probe VIDEO POSTER`,
+started by `prober.MediaProber`), so it imports only PyAV, Pillow and the standard library.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import shutil
-from dataclasses import dataclass
+import resource
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import structlog
+import av
+import av.container
 
-log = structlog.get_logger("streamia.movies.probe")
-
-_warned_missing = False
+POSTER_WIDTH = 640
+POSTER_AT = 0.10  # fraction of the duration the poster frame is taken from
+POSTER_QUALITY = 82
+# A picture larger than 8K is refused before a frame is decoded: a few bytes of header can
+# otherwise ask a decoder for gigabytes.
+MAX_PIXELS = 7680 * 4320
+# Frames decoded after the seek while looking for the poster's timestamp (keyframes are
+# rarely further apart than this; a file that needs more gets the last frame decoded).
+MAX_POSTER_FRAMES = 300
 
 _WEBM_CODECS = frozenset({"vp8", "vp9", "av1", "opus", "vorbis"})
 
 
+class UnreadableMedia(Exception):
+    """The file is not a video PyAV can read; `reason` says why, in words for the uploader."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
-class ProbeResult:
-    """What ffprobe found; every field is None when it could not tell."""
+class MediaInfo:
+    """What the file holds; a field is None when the container does not say."""
 
     duration: float | None = None
     video_format: str | None = None
     has_audio: bool | None = None
     width: int | None = None
     height: int | None = None
-
-
-def _warn_missing(tool: str) -> None:
-    """One warning per process, however many uploads follow."""
-    global _warned_missing
-    if not _warned_missing:
-        _warned_missing = True
-        log.warning(
-            "ffmpeg_missing",
-            tool=tool,
-            hint="install the ffmpeg package (apt-get install ffmpeg) to get duration, "
-            "format, audio detection and poster frames",
-        )
+    poster: bool = False
 
 
 def container_name(format_name: str, major_brand: str | None, codecs: set[str]) -> str | None:
-    """Map ffprobe's `format_name` (and the brand / codecs) to mp4, mov, mkv, webm or avi."""
+    """Map FFmpeg's demuxer name (and the brand / codecs) to mp4, mov, mkv, webm or avi."""
     names = set(format_name.split(","))
     if "mp4" in names or "mov" in names:
         return "mov" if (major_brand or "").strip() == "qt" else "mp4"
@@ -54,91 +60,90 @@ def container_name(format_name: str, major_brand: str | None, codecs: set[str]) 
     return None
 
 
-class MediaProber:
-    """Runs ffprobe/ffmpeg; absent tools or failures give nulls, never an error."""
+def _ffmpeg_reason(exc: av.FFmpegError) -> str:
+    # The message without the path of our staging file.
+    return str(exc.strerror or type(exc).__name__)
 
-    def __init__(
-        self, ffprobe: str = "ffprobe", ffmpeg: str = "ffmpeg", timeout: float = 30.0
-    ) -> None:
-        self.ffprobe = shutil.which(ffprobe)
-        self.ffmpeg = shutil.which(ffmpeg)
-        self.timeout = timeout
 
-    async def _run(self, *argv: str) -> tuple[int, bytes] | None:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
-        except FileNotFoundError:
-            _warn_missing(argv[0])
-            return None
-        try:
-            out, _ = await asyncio.wait_for(proc.communicate(), self.timeout)
-        except TimeoutError:
-            log.warning("ffmpeg_timeout", tool=argv[0], timeout=self.timeout)
-            return None
-        finally:
-            # On timeout or cancellation the child must not outlive the request.
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(proc.wait())
-        return proc.returncode or 0, out
+def read_media(video: Path, poster: Path | None = None) -> MediaInfo:
+    """Probe `video`; with `poster`, also write a JPEG of a frame ~10 % in, 640 px wide at most."""
+    try:
+        with av.open(str(video), metadata_errors="ignore") as container:
+            info = _facts(container)
+            if poster is not None:
+                _write_poster(container, poster, info.duration)
+                info = MediaInfo(**{**asdict(info), "poster": True})
+    except av.FFmpegError as exc:
+        raise UnreadableMedia(f"not a readable video ({_ffmpeg_reason(exc)})") from exc
+    return info
 
-    async def probe(self, path: Path) -> ProbeResult:
-        """Duration in seconds, container name and whether there is an audio stream."""
-        if self.ffprobe is None:
-            _warn_missing("ffprobe")
-            return ProbeResult()
-        result = await self._run(
-            self.ffprobe, "-v", "error", "-print_format", "json",
-            "-show_format", "-show_streams", str(path),
-        )  # fmt: skip
-        if result is None or result[0] != 0:
-            log.info("ffprobe_failed", path=str(path))
-            return ProbeResult()
-        try:
-            info = json.loads(result[1])
-        except ValueError:
-            return ProbeResult()
-        fmt = info.get("format") or {}
-        streams = info.get("streams") or []
-        video = next((s for s in streams if s.get("codec_type") == "video"), None)
-        codecs = {
-            str(s.get("codec_name")) for s in streams if s.get("codec_type") in ("video", "audio")
-        }
-        duration: float | None
-        try:
-            duration = round(float(fmt["duration"]), 3)
-        except (KeyError, TypeError, ValueError):
-            duration = None
-        return ProbeResult(
-            duration=duration,
-            video_format=container_name(
-                str(fmt.get("format_name", "")), (fmt.get("tags") or {}).get("major_brand"), codecs
-            ),
-            has_audio=any(s.get("codec_type") == "audio" for s in streams),
-            width=video.get("width") if video else None,
-            height=video.get("height") if video else None,
-        )
 
-    async def poster(self, video: Path, dest: Path, duration: float | None) -> bool:
-        """Write a JPEG frame from about 10 % into the video; False when none could be made."""
-        if self.ffmpeg is None:
-            _warn_missing("ffmpeg")
-            return False
-        at = max(0.0, (duration or 0.0) * 0.10)
-        result = await self._run(
-            self.ffmpeg, "-nostdin", "-v", "error", "-y",
-            "-ss", f"{at:.3f}", "-i", str(video),
-            "-frames:v", "1", "-vf", "scale='min(640,iw)':-2", "-q:v", "4",
-            "-f", "image2", "-c:v", "mjpeg", str(dest),
-        )  # fmt: skip
-        ok = result is not None and result[0] == 0 and dest.exists() and dest.stat().st_size > 0
-        if not ok:
-            dest.unlink(missing_ok=True)
-        return ok
+def _facts(container: av.container.InputContainer) -> MediaInfo:
+    if not container.streams.video:
+        raise UnreadableMedia("the file has no video stream")
+    stream = container.streams.video[0]
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if width * height > MAX_PIXELS:
+        raise UnreadableMedia(f"the picture is too large ({width}×{height})")
+    duration: float | None = None
+    if container.duration is not None and container.duration > 0:
+        duration = round(container.duration / av.time_base, 3)
+    elif stream.duration and stream.time_base:
+        duration = round(float(stream.duration * stream.time_base), 3)
+    codecs = {s.codec_context.name for s in container.streams if s.type in ("video", "audio")}
+    return MediaInfo(
+        duration=duration,
+        video_format=container_name(
+            container.format.name, container.metadata.get("major_brand"), codecs
+        ),
+        has_audio=bool(container.streams.audio),
+        width=width or None,
+        height=height or None,
+    )
+
+
+def _write_poster(
+    container: av.container.InputContainer, dest: Path, duration: float | None
+) -> None:
+    stream = container.streams.video[0]
+    target = (duration or 0.0) * POSTER_AT
+    if target > 0:
+        # To the keyframe before `target`; the frames up to it are decoded below.
+        container.seek(int(target * av.time_base))
+    chosen = None
+    try:
+        for count, frame in enumerate(container.decode(stream), 1):
+            chosen = frame
+            if frame.time is None or frame.time >= target or count >= MAX_POSTER_FRAMES:
+                break
+    except av.FFmpegError:
+        if chosen is None:
+            raise
+    if chosen is None:
+        raise UnreadableMedia("no picture could be decoded from the video")
+    width = min(POSTER_WIDTH, chosen.width)
+    height = max(2, round(chosen.height * width / chosen.width / 2) * 2)
+    chosen.to_image(width=width, height=height).save(
+        dest, "JPEG", quality=POSTER_QUALITY, optimize=True
+    )
+
+
+def main(argv: list[str]) -> int:
+    """`VIDEO POSTER|- MEMORY_MB`: one JSON line on stdout, {"error": reason} when unreadable."""
+    video, poster, memory_mb = Path(argv[0]), argv[1], int(argv[2])
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        info = read_media(video, None if poster == "-" else Path(poster))
+    except UnreadableMedia as exc:
+        print(json.dumps({"error": exc.reason}))
+    except MemoryError:
+        print(json.dumps({"error": f"reading the video needs more than {memory_mb} MB"}))
+    else:
+        print(json.dumps(asdict(info)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

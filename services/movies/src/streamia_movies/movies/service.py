@@ -21,7 +21,7 @@ from streamia_kit.errors import NotFound, ValidationFailed
 from streamia_kit.events import MediaRef, MovieCreated, MovieDeleted, MovieUpdated, RatingEvent
 from streamia_kit.messaging import Outbox
 from streamia_movies.media.formats import content_type_for, sniff_video
-from streamia_movies.media.probe import MediaProber
+from streamia_movies.media.prober import MediaProber
 from streamia_movies.media.storage import Kind, LocalFile, MediaStore, StoredMedia
 from streamia_movies.media.subtitles import to_webvtt
 from streamia_movies.media.uploads import StagedFile
@@ -310,10 +310,9 @@ class MoviesService:
         if staged is None:
             raise ValidationFailed({"video": ["A video file is required"]})
         movie_id = new_id()
-        probe = await self.prober.probe(staged.path)
-        video_format = probe.video_format or sniff_video(staged.head)
         poster_path = staged.path.with_name(staged.path.name + ".jpg")
-        has_poster = await self.prober.poster(staged.path, poster_path, probe.duration)
+        probe = await self.prober.read(staged.path, poster_path)
+        video_format = probe.video_format or sniff_video(staged.head)
         stored: StoredVideo | None = None
         try:
             video = await self.store.save_file(
@@ -323,7 +322,7 @@ class MoviesService:
                 content_type_for(video_format),
             )
             stored = StoredVideo(movie_id, video, video_format, probe.duration, probe.has_audio)
-            if has_poster:
+            if probe.poster:
                 stored.poster = await self.store.save_file(
                     f"posters/{movie_id}.jpg", poster_path, "poster", "image/jpeg"
                 )

@@ -1,121 +1,131 @@
 import asyncio
-import os
-import shutil
 import time
+import uuid
+from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
+from PIL import Image
 
 from streamia_movies.media import probe as probe_module
-from streamia_movies.media.probe import MediaProber, container_name
-
-needs_ffmpeg = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None, reason="ffmpeg not installed"
-)
+from streamia_movies.media.probe import UnreadableMedia, container_name, read_media
+from streamia_movies.media.prober import MediaProber, UnreadableVideo, run_module
 
 
-@needs_ffmpeg
-async def test_probe_reads_duration_format_and_audio(sample_videos):
-    result = await MediaProber().probe(sample_videos["mp4"])
+async def test_probe_reads_duration_format_audio_and_size(sample_videos):
+    result = await MediaProber().read(sample_videos["mp4"])
 
     assert result.duration == pytest.approx(2.0, abs=0.2)
     assert result.video_format == "mp4"
     assert result.has_audio is True
     assert (result.width, result.height) == (160, 120)
+    assert result.poster is False
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("fmt", ["mov", "mkv", "webm", "avi"])
 async def test_probe_names_each_container(sample_videos, fmt):
-    assert (await MediaProber().probe(sample_videos[fmt])).video_format == fmt
+    assert (await MediaProber().read(sample_videos[fmt])).video_format == fmt
 
 
-@needs_ffmpeg
 async def test_a_video_without_sound_has_no_audio(sample_videos):
-    assert (await MediaProber().probe(sample_videos["silent_mp4"])).has_audio is False
+    assert (await MediaProber().read(sample_videos["silent_mp4"])).has_audio is False
 
 
-@needs_ffmpeg
-async def test_a_file_that_is_not_a_video_probes_to_nulls(tmp_path):
+async def test_a_file_that_is_not_a_video_is_refused_with_a_reason(tmp_path):
     junk = tmp_path / "junk.mp4"
-    junk.write_bytes(b"not a video" * 100)
+    junk.write_bytes(b"\x00\x00\x00\x20ftypisom" + b"not a video" * 100)
+    poster = tmp_path / "poster.jpg"
 
-    result = await MediaProber().probe(junk)
+    with pytest.raises(UnreadableVideo) as caught:
+        await MediaProber().read(junk, poster)
 
-    assert (result.duration, result.video_format, result.has_audio) == (None, None, None)
-
-
-@needs_ffmpeg
-async def test_the_poster_is_a_jpeg_from_the_video(sample_videos, tmp_path):
-    dest = tmp_path / "poster.jpg"
-
-    ok = await MediaProber().poster(sample_videos["mp4"], dest, 2.0)
-
-    assert ok
-    assert dest.read_bytes()[:3] == b"\xff\xd8\xff"
+    assert caught.value.status == 400 and caught.value.code == "unreadable_video"
+    assert "Invalid data" in caught.value.details["reason"]
 
 
-@needs_ffmpeg
-async def test_no_poster_file_is_left_when_ffmpeg_fails(tmp_path):
-    junk = tmp_path / "junk.mp4"
-    junk.write_bytes(b"x" * 1000)
-    dest = tmp_path / "poster.jpg"
+async def test_a_truncated_video_is_refused(sample_videos, tmp_path):
+    data = sample_videos["mp4"].read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])  # the index (moov) is at the end: gone
 
-    assert await MediaProber().poster(junk, dest, None) is False
-    assert not dest.exists()
-
-
-async def test_without_ffmpeg_everything_is_null_and_one_warning_is_logged(tmp_path, monkeypatch):
-    monkeypatch.setattr(probe_module, "_warned_missing", False)
-    prober = MediaProber(ffprobe="no-such-ffprobe-here", ffmpeg="no-such-ffmpeg-here")
-    video = tmp_path / "v.mp4"
-    video.write_bytes(b"\x00" * 100)
-
-    with capture_logs() as logs:
-        first = await prober.probe(video)
-        await prober.probe(video)
-        poster = await prober.poster(video, tmp_path / "p.jpg", 10.0)
-        await MediaProber(ffprobe="still-missing").probe(video)
-
-    assert (first.duration, first.video_format, first.has_audio) == (None, None, None)
-    assert poster is False
-    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["ffmpeg_missing"]
+    with pytest.raises(UnreadableVideo):
+        await MediaProber().read(cut, tmp_path / "poster.jpg")
 
 
-async def test_a_hung_ffprobe_is_killed_at_the_timeout(tmp_path):
-    hung = tmp_path / "ffprobe"
-    pid_file = tmp_path / "pid"
-    hung.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
-    hung.chmod(0o755)
-    prober = MediaProber(ffprobe=str(hung), timeout=0.5)
+async def test_the_poster_is_a_jpeg_at_most_640_pixels_wide(write_clip, tmp_path):
+    wide = write_clip(tmp_path / "wide.mp4", seconds=1.0, size=(1280, 720))
+    poster = tmp_path / "poster.jpg"
 
+    result = await MediaProber().read(wide, poster)
+
+    assert result.poster is True
+    with Image.open(poster) as image:
+        assert (image.format, image.size) == ("JPEG", (640, 360))
+
+
+async def test_the_poster_is_the_frame_about_a_tenth_of_the_way_in(write_clip, tmp_path):
+    # The clip's red channel is 23 × frame index: frame 10 (1.0 s of 10 s) is 230, frame 0 is 0.
+    video = write_clip(tmp_path / "ten.mp4", seconds=10.0)
+    poster = tmp_path / "poster.jpg"
+
+    await MediaProber().read(video, poster)
+
+    with Image.open(poster) as image:
+        red = image.convert("RGB").getpixel((80, 60))
+    assert isinstance(red, tuple) and abs(red[0] - 230) < 16
+
+
+def test_a_picture_larger_than_the_limit_is_refused_before_decoding(
+    sample_videos, monkeypatch, tmp_path
+):
+    monkeypatch.setattr(probe_module, "MAX_PIXELS", 100 * 100)
+
+    with pytest.raises(UnreadableMedia, match="too large"):
+        read_media(sample_videos["mp4"], tmp_path / "poster.jpg")
+
+
+async def test_a_read_slower_than_the_limit_is_refused(sample_videos, tmp_path):
     started = time.monotonic()
-    result = await prober.probe(tmp_path / "v.mp4")
+    with pytest.raises(UnreadableVideo, match="longer than"):
+        await MediaProber(timeout=0.01).read(sample_videos["mp4"], tmp_path / "poster.jpg")
 
     assert time.monotonic() - started < 5
-    assert result.duration is None
-    pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
 
 
-async def test_cancelling_a_probe_kills_the_child(tmp_path):
-    hung = tmp_path / "ffprobe"
-    pid_file = tmp_path / "pid"
-    hung.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n")
-    hung.chmod(0o755)
-    task = asyncio.create_task(MediaProber(ffprobe=str(hung), timeout=30).probe(tmp_path / "v"))
-    for _ in range(200):
-        if pid_file.exists() and pid_file.read_text().strip():
+def _running(marker: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker.encode() in cmdline.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+async def test_a_child_that_hangs_is_killed_at_the_timeout():
+    marker = f"hang-{uuid.uuid4().hex}"
+    script = f"import time; time.sleep(60)  # {marker}"
+
+    with pytest.raises(TimeoutError):
+        await run_module("timeit", ("-n", "1", script), 0.5)
+
+    assert not _running(marker)
+
+
+async def test_cancelling_a_read_kills_the_child():
+    marker = f"cancel-{uuid.uuid4().hex}"
+    script = f"import time; time.sleep(60)  # {marker}"
+    task = asyncio.create_task(run_module("timeit", ("-n", "1", script), 30))
+    for _ in range(500):
+        if _running(marker):
             break
         await asyncio.sleep(0.01)
+    assert _running(marker)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(pid_file.read_text()), 0)
+    assert not _running(marker)
 
 
 def test_container_names_follow_brand_and_codecs():
