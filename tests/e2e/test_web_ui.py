@@ -13,9 +13,12 @@ import os
 import re
 import shutil
 import time
+import typing
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -31,9 +34,15 @@ def _chromium() -> str:
     return path
 
 
+def _is_local(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about") or parts.hostname in ("127.0.0.1", "localhost")
+
+
 @pytest.fixture
 async def browser_page() -> Any:
-    """A fresh page, plus the page errors and CSP violations it logs."""
+    """A fresh page, plus the page errors, CSP violations and requests to another origin it
+    makes (Streamia works offline: nothing may be loaded from elsewhere)."""
     async with playwright_api.async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=_chromium(),
@@ -48,6 +57,15 @@ async def browser_page() -> Any:
                 problems.append(msg.text) if "Content Security Policy" in msg.text else None
             ),
         )
+        # A movie's own video may live elsewhere (an admin's choice); nothing else may.
+        page.on(
+            "request",
+            lambda request: (
+                None
+                if _is_local(request.url) or request.resource_type == "media"
+                else problems.append(f"remote: {request.url}")
+            ),
+        )
         page.on("dialog", lambda dialog: dialog.accept())
         page.problems = problems  # type: ignore[attr-defined]
         try:
@@ -57,7 +75,7 @@ async def browser_page() -> Any:
 
 
 async def _login(page: Any, gateway: str, email: str, password: str) -> None:
-    await page.goto(gateway + "/#/login")
+    await page.goto(gateway + "/login")
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", password)
     await page.click("form.card-form button[type=submit]")
@@ -81,8 +99,9 @@ async def test_browsing_rating_commenting_and_favourites(
     await page.wait_for_selector(f".card-title:has-text('{title}')")
 
     await _login(page, platform.gateway, account.email, account.password)
-    await page.goto(f"{platform.gateway}/#/movie/{movie_id}")
+    await page.goto(f"{platform.gateway}/movies/{movie_id}")
     await page.wait_for_selector(f"h1:has-text('{title}')")
+    await page.wait_for_selector(".rating-summary:has-text('Not rated yet')")
     assert await page.get_attribute("video", "aria-label") == f"Video: {title}"
 
     # Comments are text, never markup.
@@ -94,6 +113,14 @@ async def test_browsing_rating_commenting_and_favourites(
     assert await page.locator(".comment-list img, .comment-list b").count() == 0
     assert await page.evaluate("() => window.pwned") is None
 
+    # Edit, then delete the comment.
+    await page.click(".comment-list button:has-text('Edit')")
+    await page.fill(".comment-edit textarea", "Second thoughts")
+    await page.click(".comment-edit button[type=submit]")
+    await page.wait_for_selector(".comment-list .comment-text:has-text('Second thoughts')")
+    await page.click(".comment-list button:has-text('Delete')")
+    await page.wait_for_selector(".comment-list .comment-text", state="detached")
+
     # Rating: the summary follows the API.
     await page.click("label[for$='-5']")
     await page.wait_for_selector(".rating-number:has-text('5.0')")
@@ -101,9 +128,110 @@ async def test_browsing_rating_commenting_and_favourites(
     # Favourites.
     await page.click("button:has-text('Add to my list')")
     await page.wait_for_selector("button[aria-pressed=true]")
-    await page.goto(platform.gateway + "/#/favorites")
+    await page.click("a:has-text('My list')")
+    await page.wait_for_url(platform.gateway + "/favorites")
     await page.wait_for_selector(f".card-title:has-text('{title}')")
+    await page.click("button:has-text('Add note')")  # the prompt is answered with its default
+    await page.wait_for_selector(".toast:has-text('Note saved.')")
+    await page.click(f".card:has-text('{title}') button:has-text('Remove')")
+    await page.wait_for_selector(f".card-title:has-text('{title}')", state="detached")
 
+    # Back restores the page the user came from, in the page (no reload).
+    await page.go_back()
+    await page.wait_for_selector(f"h1:has-text('{title}')")
+
+    assert page.problems == []
+
+
+async def test_account_forms_register_log_in_edit_change_password_and_delete(
+    platform, api, harness, browser_page
+) -> None:
+    page = browser_page
+    email = f"web-{uuid.uuid4().hex[:10]}@example.com"
+    await page.goto(platform.gateway + "/register")
+    # The API's own checks show next to their fields: a taken email is a 409 on `email`.
+    await page.fill("input[name=firstName]", "Ada")
+    await page.fill("input[name=lastName]", "Web")
+    await page.fill("input[name=age]", "30")
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", "Str0ng!Pass")
+    await page.fill("input[name=confirmPassword]", "Str0ng!Pass")
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector("button:has-text('Log out')")
+
+    await page.click("button:has-text('Log out')")
+    await _login(page, platform.gateway, email, "Str0ng!Pass")
+
+    await page.click("a:has-text('Ada')")
+    await page.wait_for_url(platform.gateway + "/profile")
+    await page.fill("input[name=firstName]", "Adah")
+    await page.click("form:has(h2:has-text('Details')) button[type=submit]")
+    await page.wait_for_selector("form:has(h2:has-text('Details')) .notice.success")
+    assert await page.locator("#site-nav a:has-text('Adah')").count() == 1
+
+    password_form = "form:has(h2:has-text('Change password'))"
+    await page.fill(f"{password_form} input[name=currentPassword]", "wrong-Pass1!")
+    await page.fill(f"{password_form} input[name=newPassword]", "N3w!Password")
+    await page.fill(f"{password_form} input[name=confirmPassword]", "N3w!Password")
+    await page.click(f"{password_form} button[type=submit]")
+    await page.wait_for_selector(f"{password_form} .notice.error")
+    await page.fill(f"{password_form} input[name=currentPassword]", "Str0ng!Pass")
+    await page.fill(f"{password_form} input[name=newPassword]", "N3w!Password")
+    await page.fill(f"{password_form} input[name=confirmPassword]", "N3w!Password")
+    await page.click(f"{password_form} button[type=submit]")
+    await page.wait_for_selector(f"{password_form} .notice.success")
+
+    delete_form = "form.danger-zone"
+    await page.fill(f"{delete_form} input[name=password]", "N3w!Password")
+    await page.click(f"{delete_form} button[type=submit]")
+    assert await page.locator("#delete-confirm-error").inner_text() != ""  # box not ticked
+    await page.check("#delete-confirm")
+    await page.click(f"{delete_form} button[type=submit]")
+    await page.wait_for_selector("a:has-text('Log in')")
+    login = await api.post("/api/users/login", json={"email": email, "password": "N3w!Password"})
+    assert login.status_code == 401
+
+    await page.goto(platform.gateway + "/forgot-password")
+    await page.fill("input[name=email]", email)
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector("form.card-form .notice.success")
+    assert page.problems == []
+
+
+async def test_every_link_in_every_email_lands_on_a_page(platform, browser_page) -> None:
+    from streamia_notifications.config import NotificationsSettings
+    from streamia_notifications.emails.renderer import LANGUAGES, EmailRenderer
+    from streamia_notifications.emails.schemas import EmailJob, Kind
+
+    page = browser_page
+    renderer = EmailRenderer(NotificationsSettings(frontend_url=platform.gateway))
+    links: set[str] = set()
+    for kind in typing.get_args(Kind):
+        job = EmailJob(
+            event_id="e2e",
+            kind=kind,
+            to="someone@example.com",
+            first_name="Ada",
+            token="a-token",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+        )
+        for language in LANGUAGES:
+            rendered = renderer.render(job, language)
+            for body in (rendered.html, rendered.text):
+                links.update(re.findall(r"https?://[^\s\"<>]+", body))
+    assert {urlsplit(link).path for link in links} >= {
+        "/",
+        "/login",
+        "/forgot-password",
+        "/reset-password/a-token",
+    }
+    for link in sorted(links):
+        assert link.startswith(platform.gateway), link
+        response = await page.goto(link)
+        assert response is not None and response.status == 200, link
+        heading = page.locator("main h1")
+        await heading.wait_for()
+        assert await heading.inner_text() not in ("Page not found", "Something went wrong"), link
     assert page.problems == []
 
 
@@ -128,6 +256,8 @@ async def test_the_reset_link_of_the_email_opens_the_reset_form(
     await page.fill("input[name=confirmPassword]", "N3w!Password")
     await page.click("form.card-form button[type=submit]")
     await page.wait_for_selector("h1:has-text('Password changed')")
+    await page.click("a:has-text('Log in with your new password')")
+    await page.wait_for_url(platform.gateway + "/login")
     login = await api.post(
         "/api/users/login", json={"email": account.email, "password": "N3w!Password"}
     )

@@ -3,8 +3,36 @@ no build step), served by the gateway at `/`."""
 
 from __future__ import annotations
 
+import re
 from importlib.resources import files
 from pathlib import Path
+
+# The app's own pages (the ROUTES of `static/assets/app.js`; a test keeps the two equal). The
+# gateway answers a browser's GET on any of them with `index.html`, so every link in an email
+# and every bookmark lands on its page.
+ROUTES = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"/",
+        r"/movies/([^/]+)",
+        r"/login",
+        r"/register",
+        r"/forgot-password",
+        r"/reset-password/([^/]+)",
+        r"/profile",
+        r"/favorites",
+        r"/ratings",
+        r"/admin",
+        r"/admin/movies/([^/]+)",
+    )
+)
+
+
+def is_page(path: str) -> bool:
+    """Whether `path` is one of the app's pages (a dot segment never is)."""
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return False
+    return any(route.fullmatch(path) for route in ROUTES)
 
 
 def static_root() -> Path:

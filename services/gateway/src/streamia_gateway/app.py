@@ -20,7 +20,7 @@ from streamia_gateway.proxy import Proxy
 from streamia_gateway.ratelimit import RateLimits, build_storage
 from streamia_gateway.routing import Router
 from streamia_gateway.tokens import CachedTokenVerifier
-from streamia_gateway.web import WebApp
+from streamia_gateway.web import WebApp, wants_html
 from streamia_kit.auth import (
     Identity,
     JwksKeys,
@@ -199,7 +199,7 @@ class Gateway:
         """Serve a file or client route of the web app (GET and HEAD only)."""
         if ex.path.startswith("/api/"):
             return False
-        page = self.web.match(ex.path)
+        page = self.web.match(ex.path, wants_html(ex))
         if page is None:
             return False
         if ex.method not in ("GET", "HEAD"):
@@ -207,7 +207,7 @@ class Gateway:
                 405, "Method not allowed", "method_not_allowed", [(b"allow", b"GET, HEAD")]
             )
             return True
-        await self.web.serve(ex, page)
+        await self.web.serve(ex, page, ((b"vary", b"Accept"),) if page == self.web.index else ())
         return True
 
     async def _over_global_limit(self, ex: Exchange) -> bool:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamia_gateway.exchange import Exchange
-from streamia_web import static_root
+from streamia_web import is_page, static_root
 
 ASSETS_PREFIX = "/assets/"
-RESET_PREFIX = "/reset-password/"
 
 CONTENT_TYPES = {
     ".html": b"text/html; charset=utf-8",
@@ -79,15 +78,14 @@ class WebApp:
     def available(self) -> bool:
         return self.index.is_file()
 
-    def match(self, path: str) -> Path | None:
-        """The file a (non-API) request path serves, or None."""
+    def match(self, path: str, browser: bool) -> Path | None:
+        """The file a (non-API) request path serves, or None: an asset, `/index.html`, or for a
+        browser (`wants_html`) the app on one of its pages; other clients keep the JSON 404."""
         found = self._files.get(path)
         if found is not None:
             return found
-        if path.startswith(RESET_PREFIX):
-            token = path[len(RESET_PREFIX) :]
-            if token and "/" not in token and token not in (".", "..") and self.available:
-                return self.index
+        if browser and self.available and is_page(path):
+            return self.index
         return None
 
     def _load(self, path: Path) -> _Cached | None:

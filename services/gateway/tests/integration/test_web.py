@@ -71,18 +71,62 @@ async def test_index_html_is_served_whatever_the_accept_header(
         assert "<title>Streamia</title>" in await resp.text()
 
 
-@pytest.mark.parametrize(
-    "path", ["/reset-password/abc", "/reset-password/Zm9v-YmFy_0123456789abcdef"]
-)
-async def test_reset_password_links_serve_the_app(
+APP_PAGES = [
+    "/login",
+    "/register",
+    "/forgot-password",
+    "/reset-password/abc",
+    "/reset-password/Zm9v-YmFy_0123456789abcdef",
+    "/movies/42",
+    "/favorites",
+    "/ratings",
+    "/profile",
+    "/admin",
+    "/admin/movies/42",
+]
+
+
+@pytest.mark.parametrize("path", APP_PAGES)
+async def test_browsers_get_the_app_on_each_of_its_pages(
     gateway: RunningGateway, http: aiohttp.ClientSession, path: str
 ) -> None:
-    async with http.get(gateway.url + path) as resp:
+    async with http.get(gateway.url + path, headers=HTML) as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
-        assert resp.headers["Referrer-Policy"] == "no-referrer"  # the token is in the URL
+        assert "Accept" in resp.headers["Vary"]
+        assert resp.headers["Referrer-Policy"] == "no-referrer"  # reset tokens are in the URL
         _assert_csp(resp.headers)
         assert await resp.text() == (WEB_DIR / "index.html").read_text()
+
+
+@pytest.mark.parametrize("path", APP_PAGES)
+async def test_api_clients_get_the_json_404_on_app_pages(
+    gateway: RunningGateway, http: aiohttp.ClientSession, path: str
+) -> None:
+    async with http.get(gateway.url + path, headers={"Accept": "application/json"}) as resp:
+        assert resp.status == 404
+        assert await resp.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("path", ["/nope", "/movies", "/movies/1/x", "/login/x", "/docs/x"])
+async def test_browsers_get_the_json_404_off_the_app_pages(
+    gateway: RunningGateway, http: aiohttp.ClientSession, path: str
+) -> None:
+    async with http.get(gateway.url + path, headers=HTML) as resp:
+        assert resp.status == 404
+        assert await resp.json() == NOT_FOUND
+
+
+def test_the_gateway_knows_exactly_the_pages_the_app_routes() -> None:
+    import re
+
+    from streamia_web import ROUTES
+
+    app_js = (WEB_DIR / "assets" / "app.js").read_text()
+    block = app_js[app_js.index("const ROUTES = [") :]
+    block = block[: block.index("];")]
+    in_js = {p.replace("\\/", "/") for p in re.findall(r"\[/\^(.*?)\$/, \w+\]", block)}
+    assert in_js == {route.pattern for route in ROUTES}
 
 
 @pytest.mark.parametrize(
@@ -176,13 +220,14 @@ async def test_writes_to_static_paths_are_refused(
         "/reset-password/../app.py",
         "/reset-password/%2e%2e",
         "/reset-password/a/b",
+        "/movies/%2e%2e",
         "/nope",
     ],
 )
 async def test_traversal_and_unknown_paths_get_the_json_404(
     gateway: RunningGateway, http: aiohttp.ClientSession, path: str
 ) -> None:
-    async with http.get(_url(gateway, path)) as resp:
+    async with http.get(_url(gateway, path), headers=HTML) as resp:
         assert resp.status == 404, path
         assert resp.headers["Content-Type"] == "application/json"
         assert await resp.json() == NOT_FOUND
@@ -230,9 +275,9 @@ async def test_an_edited_file_is_served_fresh(tmp_path, gateway: RunningGateway)
     (tmp_path / "assets" / ".hidden.js").write_text("secret")
     (tmp_path / "assets" / "notes.py").write_text("print()")
     web = WebApp(tmp_path)
-    assert web.match("/assets/a.js") == tmp_path / "assets" / "a.js"
-    assert web.match("/assets/.hidden.js") is None
-    assert web.match("/assets/notes.py") is None
+    assert web.match("/assets/a.js", browser=True) == tmp_path / "assets" / "a.js"
+    assert web.match("/assets/.hidden.js", browser=True) is None
+    assert web.match("/assets/notes.py", browser=True) is None
     first = web._load(tmp_path / "index.html")
     assert first is not None and first.data == b"<p>one</p>"
     (tmp_path / "index.html").write_text("<p>two!</p>")

@@ -214,7 +214,7 @@ function renderMovieTable(container) {
       return h(
         'tr',
         {},
-        h('th', { scope: 'row' }, h('a', { href: href(`/movie/${enc(movie.id)}`) }, movie.title)),
+        h('th', { scope: 'row' }, h('a', { href: href(`/movies/${enc(movie.id)}`) }, movie.title)),
         h('td', {}, movie.category || '—'),
         h('td', {}, movie.provider || '—'),
         h('td', {}, String((movie.subtitles || []).length)),
@@ -222,7 +222,7 @@ function renderMovieTable(container) {
         h(
           'td',
           { class: 'row-actions' },
-          h('a', { class: 'btn small ghost', href: href(`/admin/movie/${enc(movie.id)}`) }, 'Edit'),
+          h('a', { class: 'btn small ghost', href: href(`/admin/movies/${enc(movie.id)}`) }, 'Edit'),
           del,
         ),
       );
@@ -397,7 +397,7 @@ function moderationItem(comment, reload) {
       comment.reports
         ? h('span', { class: 'muted' }, `${comment.reports} report${comment.reports === 1 ? '' : 's'}`)
         : null,
-      h('a', { href: href(`/movie/${enc(comment.movieId)}`) }, 'View movie'),
+      h('a', { href: href(`/movies/${enc(comment.movieId)}`) }, 'View movie'),
     ),
     h('div', { class: 'comment-body' }, h('p', { class: 'comment-text' }, comment.text)),
     h('div', { class: 'comment-actions' }, show, hide, del),
@@ -439,7 +439,7 @@ export async function adminMovieView(main, [rawId]) {
         { class: 'breadcrumb' },
         link('/admin', '← Administration'),
         ' · ',
-        link(`/movie/${enc(id)}`, 'View movie'),
+        link(`/movies/${enc(id)}`, 'View movie'),
       ),
       h('h1', {}, `Edit “${movie.title}”`),
       h('div', { class: 'columns' }, editForm(movie), subtitlesBox),

@@ -7,19 +7,21 @@ import { catalogueView } from './catalogue.js';
 import { h, replace, toast } from './dom.js';
 import { favoritesView, ratingsView } from './library.js';
 import { movieView } from './movie.js';
-import { currentRoute, go, href } from './router.js';
+import { currentRoute, go, href, link, onNavigate, takeScroll, upgradeHashLink } from './router.js';
 
+// The gateway serves the app on exactly these paths (streamia_web.ROUTES; a test compares).
 const ROUTES = [
   [/^\/$/, catalogueView],
-  [/^\/movie\/([^/]+)$/, movieView],
+  [/^\/movies\/([^/]+)$/, movieView],
   [/^\/login$/, loginView],
   [/^\/register$/, registerView],
   [/^\/forgot-password$/, forgotView],
+  [/^\/reset-password\/([^/]+)$/, resetView],
   [/^\/profile$/, profileView],
   [/^\/favorites$/, favoritesView],
   [/^\/ratings$/, ratingsView],
   [/^\/admin$/, adminView],
-  [/^\/admin\/movie\/([^/]+)$/, adminMovieView],
+  [/^\/admin\/movies\/([^/]+)$/, adminMovieView],
 ];
 
 const PRIVATE = /^\/(profile|favorites|ratings|admin)(\/|$)/;
@@ -34,7 +36,7 @@ let renderCount = 0;
 
 function navLink(path, text) {
   const { path: current } = currentRoute();
-  const onPage = location.pathname === '/' && (current === path || (path !== '/' && current.startsWith(`${path}/`)));
+  const onPage = current === path || (path !== '/' && current.startsWith(`${path}/`));
   return h('a', { href: href(path), 'aria-current': onPage ? 'page' : undefined }, text);
 }
 
@@ -90,32 +92,18 @@ async function render() {
   renderNav();
   const id = ++renderCount;
 
-  const reset = location.pathname.match(/^\/reset-password\/([^/]+)\/?$/);
-  if (reset && (!location.hash || location.hash === '#' || location.hash === '#/')) {
-    active = null;
-    const token = decodeURIComponent(reset[1]);
-    const result = resetView(main, [token]);
-    finish(result, id);
-    return;
-  }
-  if (location.pathname !== '/' && location.pathname !== '/index.html') {
-    // Any other real path (only the gateway decides which serve the app): go to the app root.
-    location.replace(`/${location.hash || '#/'}`);
-    return;
-  }
-
   const { path, query } = currentRoute();
   for (const [pattern, view] of ROUTES) {
     const match = path.match(pattern);
     if (!match) continue;
     if (active && active.view === view && active.path === path && active.handle?.update) {
-      active.handle.update(match.slice(1), query);
+      active.handle.update(match.slice(1).map(decodeURIComponent), query);
       return;
     }
     active = { view, path, handle: null };
     let result;
     try {
-      result = await view(main, match.slice(1), query);
+      result = await view(main, match.slice(1).map(decodeURIComponent), query);
     } catch (err) {
       console.error(err);
       if (id !== renderCount) return;
@@ -126,7 +114,7 @@ async function render() {
           { class: 'page narrow' },
           h('h1', {}, 'Something went wrong'),
           h('p', { class: 'notice error' }, errorText(err)),
-          h('p', {}, h('a', { href: '/#/' }, 'Back to the catalogue')),
+          h('p', {}, link('/', 'Back to the catalogue')),
         ),
       );
       return;
@@ -143,7 +131,7 @@ async function render() {
       'section',
       { class: 'page narrow' },
       h('h1', {}, 'Page not found'),
-      h('p', {}, 'There is nothing at this address. ', h('a', { href: '/#/' }, 'Go to the catalogue'), '.'),
+      h('p', {}, 'There is nothing at this address. ', link('/', 'Go to the catalogue'), '.'),
     ),
   );
   finish({ title: 'Not found' }, id);
@@ -158,16 +146,11 @@ function finish(result, id) {
   // After a client-side navigation, start screen readers and keyboards at the new content.
   if (!firstRender) main.focus({ preventScroll: true });
   firstRender = false;
-  window.scrollTo(0, 0);
+  window.scrollTo(0, takeScroll() ?? 0);
 }
 
-window.addEventListener('hashchange', () => {
-  if (location.pathname.startsWith('/reset-password/')) {
-    location.replace(`/${location.hash}`);
-    return;
-  }
-  render();
-});
+onNavigate(render);
+upgradeHashLink();
 
 // Session -----------------------------------------------------------------------------------
 

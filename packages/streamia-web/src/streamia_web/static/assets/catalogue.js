@@ -2,7 +2,7 @@
 
 import { api, errorText, query } from './api.js';
 import { cover, h, replace, stars } from './dom.js';
-import { href } from './router.js';
+import { currentRoute, go, href, link, takeScroll } from './router.js';
 
 const PAGE_SIZE = 24;
 const SORTS = [
@@ -40,7 +40,7 @@ export function movieCard(movie, extra) {
     { class: 'card' },
     h(
       'a',
-      { class: 'card-link', href: href(`/movie/${encodeURIComponent(movie.id)}`) },
+      { class: 'card-link', href: href(`/movies/${encodeURIComponent(movie.id)}`) },
       h('div', { class: 'cover-wrap' }, cover(movie.coverImage || movie.poster, `Cover of ${movie.title}`)),
       h(
         'div',
@@ -50,14 +50,14 @@ export function movieCard(movie, extra) {
           'p',
           { class: 'card-meta' },
           movie.category ? h('span', { class: 'chip' }, movie.category) : null,
-          movie.rating
+          rating.count
             ? h(
                 'span',
                 { class: 'card-rating' },
                 stars(rating.average),
                 h('span', { class: 'muted' }, ` (${rating.count})`),
               )
-            : null,
+            : h('span', { class: 'card-rating muted' }, 'Not rated yet'),
         ),
       ),
     ),
@@ -71,18 +71,19 @@ function readParams(q) {
   return { page, sort, search: q.get('search') || '', category: q.get('category') || '' };
 }
 
-function hashFor(params) {
+function urlFor(params) {
   const text = new URLSearchParams(
     Object.entries(params).filter(
       ([key, value]) => value && !(key === 'page' && value === 1) && !(key === 'sort' && value === 'newest'),
     ),
   ).toString();
-  return `#/${text ? `?${text}` : ''}`;
+  return `/${text ? `?${text}` : ''}`;
 }
 
 export function catalogueView(main, _match, routeQuery) {
   let params = readParams(routeQuery);
   let requestId = 0;
+  let savedScroll = takeScroll(); // back from a movie: where the list was
 
   const searchInput = h('input', {
     type: 'search',
@@ -123,9 +124,10 @@ export function catalogueView(main, _match, routeQuery) {
   /** Typing replaces the history entry; a chosen filter or a submitted search adds one. */
   function apply(next, { push = false } = {}) {
     const wanted = { ...params, ...next };
-    const target = hashFor(wanted);
-    if (push && location.hash !== target) {
-      location.hash = target.slice(1); // the hashchange calls update()
+    const target = urlFor(wanted);
+    const { query } = currentRoute();
+    if (push && urlFor(readParams(query)) !== target) {
+      go(target); // the navigation calls update()
       return;
     }
     params = wanted;
@@ -195,8 +197,16 @@ export function catalogueView(main, _match, routeQuery) {
     const movies = body.data || [];
     const total = Number(body.total ?? movies.length);
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
-    if (!movies.length) {
-      status.textContent = filtered ? 'No movies match your search.' : 'The catalogue is empty.';
+    if (!movies.length && params.page > 1) {
+      replace(status, 'No movies on this page. ', link(urlFor({ ...params, page: 1 }), 'Go to page 1'), '.');
+    } else if (!movies.length && filtered) {
+      replace(
+        status,
+        'No movies match your search. ',
+        h('button', { type: 'button', class: 'btn small', onclick: () => go('/') }, 'Clear filters'),
+      );
+    } else if (!movies.length) {
+      status.textContent = 'The catalogue is empty.';
     } else {
       status.textContent = `${total} movie${total === 1 ? '' : 's'}${filtered ? ' found' : ''}${pages > 1 ? ` · page ${params.page} of ${pages}` : ''}`;
     }
@@ -205,6 +215,10 @@ export function catalogueView(main, _match, routeQuery) {
       movies.map((movie) => movieCard(movie)),
     );
     renderPager(pages);
+    if (savedScroll !== null) {
+      window.scrollTo(0, savedScroll);
+      savedScroll = null;
+    }
   }
 
   function renderPager(pages) {
@@ -214,11 +228,11 @@ export function catalogueView(main, _match, routeQuery) {
     }
     const prev =
       params.page > 1
-        ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page - 1 }), rel: 'prev' }, '← Previous')
+        ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page - 1 }), rel: 'prev' }, '← Previous')
         : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, '← Previous');
     const next =
       params.page < pages
-        ? h('a', { class: 'btn', href: hashFor({ ...params, page: params.page + 1 }), rel: 'next' }, 'Next →')
+        ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page + 1 }), rel: 'next' }, 'Next →')
         : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, 'Next →');
     replace(pager, prev, h('span', { class: 'pager-status' }, `Page ${params.page} of ${pages}`), next);
   }

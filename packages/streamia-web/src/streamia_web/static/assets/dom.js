@@ -3,7 +3,7 @@
 import { errorText } from './api.js';
 
 /**
- * h('a', {href: '#/', class: 'x', onclick: fn}, 'text', child, [more]) → element.
+ * h('a', {href: '/', class: 'x', onclick: fn}, 'text', child, [more]) → element.
  * Strings and numbers become text nodes; null/false children are skipped.
  */
 export function h(tag, attrs = {}, ...children) {

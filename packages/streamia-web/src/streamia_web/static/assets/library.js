@@ -97,7 +97,7 @@ function favoriteCard(fav, grid, reload) {
     item,
     h(
       'a',
-      { class: 'card-link', href: href(`/movie/${enc(fav.movieId)}`) },
+      { class: 'card-link', href: href(`/movies/${enc(fav.movieId)}`) },
       h('div', { class: 'cover-wrap' }, cover(fav.poster, `Cover of ${fav.title || 'movie'}`)),
       h(
         'div',
@@ -222,12 +222,12 @@ function ratingRow(rating) {
   );
   movieTitle(rating.movieId).then((movie) => {
     if (movie?.title) {
-      replace(title, h('a', { href: href(`/movie/${enc(rating.movieId)}`) }, movie.title));
+      replace(title, h('a', { href: href(`/movies/${enc(rating.movieId)}`) }, movie.title));
       replace(thumb, cover(movie.coverImage, `Cover of ${movie.title}`, 'cover small'));
     } else if (movie?.deleted) {
       replace(title, 'A movie that is no longer available');
     } else {
-      replace(title, h('a', { href: href(`/movie/${enc(rating.movieId)}`) }, 'Movie'));
+      replace(title, h('a', { href: href(`/movies/${enc(rating.movieId)}`) }, 'Movie'));
     }
   });
   return row;

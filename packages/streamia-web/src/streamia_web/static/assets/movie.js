@@ -65,8 +65,8 @@ export async function movieView(main, [rawId]) {
     favButton,
     session.loggedIn
       ? null
-      : link(`/login?next=${enc(`/movie/${id}`)}`, 'Log in to save it to your list', { class: 'btn ghost' }),
-    session.isAdmin ? link(`/admin/movie/${enc(id)}`, 'Edit movie', { class: 'btn ghost' }) : null,
+      : link(`/login?next=${enc(`/movies/${id}`)}`, 'Log in to save it to your list', { class: 'btn ghost' }),
+    session.isAdmin ? link(`/admin/movies/${enc(id)}`, 'Edit movie', { class: 'btn ghost' }) : null,
   );
 
   replace(
@@ -220,6 +220,10 @@ async function renderRatings(container, movie) {
         h('span', { class: 'dist-count', 'aria-hidden': 'true' }, String(value)),
       );
     });
+    if (!count) {
+      replace(summaryBox, h('p', { class: 'muted rating-none' }, 'Not rated yet'));
+      return;
+    }
     replace(
       summaryBox,
       h(
@@ -242,7 +246,7 @@ async function renderRatings(container, movie) {
   if (!session.loggedIn) {
     replace(
       mine,
-      h('p', { class: 'muted' }, link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'), ' to rate this movie.'),
+      h('p', { class: 'muted' }, link(`/login?next=${enc(`/movies/${movie.id}`)}`, 'Log in'), ' to rate this movie.'),
     );
     return;
   }
@@ -355,7 +359,7 @@ async function renderComments(container, movie) {
     : h(
         'p',
         { class: 'muted' },
-        link(`/login?next=${enc(`/movie/${movie.id}`)}`, 'Log in'),
+        link(`/login?next=${enc(`/movies/${movie.id}`)}`, 'Log in'),
         ' to join the conversation.',
       );
 
