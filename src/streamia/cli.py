@@ -59,15 +59,7 @@ def test(ctx: typer.Context) -> None:
 
 def _queues() -> list[str]:
     """Every durable queue of the platform: `<consumer>.<event type>`."""
-    from streamia_kit.config import ServiceSettings
-    from streamia_kit.infra import Infrastructure
-
-    infra = Infrastructure.from_settings(ServiceSettings())
-    for module in platform.available():
-        if module.name == "gateway":
-            continue
-        module.app.create_app(module.settings_cls(), infra=infra, manage_lifecycle=False)
-    return sorted(infra.bus.subscriptions)
+    return [sub.queue for sub in platform.subscriptions()]
 
 
 async def _with_bus(fn):  # noqa: ANN001, ANN202
@@ -172,6 +164,24 @@ def env(write_readme: bool = typer.Option(False, help="refresh the table in READ
     _, _, tail = rest.partition(end)
     readme.write_text(f"{head}{start}\n{table}\n{end}{tail}")
     typer.echo("README.md updated")
+
+
+@app.command()
+def asyncapi(
+    output: Annotated[
+        Path, typer.Option(help="where to write it; - for standard output")
+    ] = ROOT / "docs" / "asyncapi.yaml",
+) -> None:
+    """Write the AsyncAPI 3 document of every exchange, routing key, queue and payload."""
+    from streamia.asyncapi import render
+
+    text = render()
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}")
 
 
 @app.command()

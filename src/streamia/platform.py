@@ -14,6 +14,7 @@ from typing import Any, Literal
 import structlog
 import uvicorn
 
+from streamia_kit.bus import Subscription
 from streamia_kit.config import ServiceSettings
 from streamia_kit.infra import Infrastructure
 
@@ -54,6 +55,16 @@ def load(name: str) -> ServiceModule | None:
 
 def available() -> list[ServiceModule]:
     return [m for m in (load(n) for n in ALL_SERVICES) if m is not None]
+
+
+def subscriptions() -> list[Subscription]:
+    """Every consumer queue of the platform (`<consumer>.<event type>`), as the services'
+    `create_app` subscribe them, sorted by queue name. Builds the apps; connects nothing."""
+    infra = Infrastructure.from_settings(ServiceSettings(amqp_url=None, redis_url=None))
+    for module in available():
+        if module.name != "gateway":
+            module.app.create_app(module.settings_cls(), infra=infra, manage_lifecycle=False)
+    return sorted(infra.bus.subscriptions.values(), key=lambda sub: sub.queue)
 
 
 class _Server(uvicorn.Server):

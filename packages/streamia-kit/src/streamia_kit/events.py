@@ -209,6 +209,16 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 EXCHANGES: tuple[str, ...] = tuple(sorted({cls.exchange for cls in EVENT_TYPES.values()}))
 
+# The one service that publishes to each exchange (ARCHITECTURE.md §1); the AsyncAPI document
+# and the message pacts name it, and the pacts check it against what that service sends.
+PUBLISHERS: dict[str, str] = {
+    "user.events": "users",
+    "movie.events": "movies",
+    "rating.events": "ratings",
+    "favorite.events": "favorites",
+    "comment.events": "comments",
+}
+
 
 def exchange_for(event_type: str) -> str:
     try:
