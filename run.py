@@ -23,6 +23,7 @@ VENV = ROOT / ".venv"
 UV_VERSION = "0.13.8"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 WEB = ROOT / "packages" / "streamia-web"
+CONTRACTS = ROOT / "contracts"
 
 
 def _stamp() -> str:
@@ -57,33 +58,34 @@ def ensure_environment() -> None:
     marker.write_text(_stamp())
 
 
-def ensure_web_tools() -> None:
-    """Install the web app's linter (Biome, pinned in package-lock.json) when npm is present.
-
-    Only the lint gate needs it; without Node the gate reports it skipped Biome.
+def ensure_node_tools() -> None:
+    """Install the test-only Node tooling (pinned in each package-lock.json) when npm is present:
+    the web app's linter (Biome) and the AsyncAPI JSON schemas the event contract is checked
+    against. Without Node the checks that need them say they skipped.
     """
     npm = shutil.which("npm")
     if npm is None:
         return
-    marker = WEB / "node_modules" / ".streamia-installed"
-    stamp = hashlib.sha256((WEB / "package-lock.json").read_bytes()).hexdigest()
-    if marker.exists() and marker.read_text() == stamp:
-        return
-    print("Installing the web app's linter (npm ci) ...", flush=True)
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=WEB, check=False
-    )
-    if done.returncode == 0:
-        marker.write_text(stamp)
-    else:
-        print("warning: npm ci failed; the JavaScript lint check will skip", flush=True)
+    for folder, what in ((WEB, "the web app's linter"), (CONTRACTS, "the AsyncAPI schemas")):
+        marker = folder / "node_modules" / ".streamia-installed"
+        stamp = hashlib.sha256((folder / "package-lock.json").read_bytes()).hexdigest()
+        if marker.exists() and marker.read_text() == stamp:
+            continue
+        print(f"Installing {what} (npm ci) ...", flush=True)
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder, check=False
+        )
+        if done.returncode == 0:
+            marker.write_text(stamp)
+        else:
+            print(f"warning: npm ci failed; the checks that need {what} will skip", flush=True)
 
 
 def main() -> None:
     ensure_environment()
     args = sys.argv[1:] or ["up"]
     if args[0] == "test":
-        ensure_web_tools()
+        ensure_node_tools()
     os.execv(str(BIN / "streamia"), [str(BIN / "streamia"), *args])
 
 

@@ -181,7 +181,10 @@ def document() -> dict[str, Any]:
                 "host": "rabbitmq:5672",
                 "protocol": "amqp",
                 "protocolVersion": "0.9.1",
-                "description": "STREAMIA_AMQP_URL; with STREAMIA_NAMESPACE set, every name starts `<namespace>.`",
+                "description": (
+                    "STREAMIA_AMQP_URL; with STREAMIA_NAMESPACE set, every name starts "
+                    "`<namespace>.`"
+                ),
             }
         },
         "channels": channels,

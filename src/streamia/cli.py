@@ -168,9 +168,9 @@ def env(write_readme: bool = typer.Option(False, help="refresh the table in READ
 
 @app.command()
 def asyncapi(
-    output: Annotated[
-        Path, typer.Option(help="where to write it; - for standard output")
-    ] = ROOT / "docs" / "asyncapi.yaml",
+    output: Annotated[Path, typer.Option(help="where to write it; - for standard output")] = ROOT
+    / "docs"
+    / "asyncapi.yaml",
 ) -> None:
     """Write the AsyncAPI 3 document of every exchange, routing key, queue and payload."""
     from streamia.asyncapi import render
