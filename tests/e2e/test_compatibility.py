@@ -71,3 +71,66 @@ async def test_numbers_sent_as_text_or_as_25_point_0_are_coerced_and_fractions_r
         "/api/ratings", headers=account.auth, json={"movieId": movie_id, "rating": 4.5}
     )
     assert error_code(resp, 400) == "validation_error"
+
+
+async def test_every_comment_representation_carries_the_author_as_userId_without_the_email(
+    platform, api: httpx.AsyncClient, admin_headers, harness
+) -> None:
+    account = await platform.register(api, firstName="Ana", lastName="García")
+    movie_id = await api.post("/api/movies", headers=admin_headers, json=harness.new_movie())
+    movie_id = movie_id.json()["data"]["id"]
+    author = {"_id": account.id, "id": account.id, "firstName": "Ana", "lastName": "García"}
+
+    async def author_shown() -> bool:
+        listed = (await api.get(f"/api/comments/{movie_id}")).json()
+        return bool(listed) and listed[0]["userId"] == author
+
+    created = await api.post(
+        "/api/comments", headers=account.auth, json={"movieId": movie_id, "text": "Great"}
+    )
+    assert created.status_code == 201, created.text
+    # The display name comes from the users service's event: it may trail the first write.
+    await harness.wait_until(author_shown, 10, message="the author's name on the comment")
+    edited = await api.put(
+        f"/api/comments/{created.json()['id']}", headers=account.auth, json={"text": "Better"}
+    )
+    listed = (await api.get(f"/api/comments/movie/{movie_id}")).json()
+    for comment in (edited.json(), listed[0]):
+        assert comment["userId"] == author and comment["user"] == author, comment
+        assert account.email not in str(comment)
+
+
+async def test_bare_array_lists_return_every_item_with_a_total_and_page_only_when_asked(
+    platform, api: httpx.AsyncClient, admin_headers, harness
+) -> None:
+    account = await platform.register(api)
+    movie_id = await api.post("/api/movies", headers=admin_headers, json=harness.new_movie())
+    movie_id = movie_id.json()["data"]["id"]
+    for n in range(25):
+        resp = await api.post(
+            "/api/comments", headers=account.auth, json={"movieId": movie_id, "text": f"#{n}"}
+        )
+        assert resp.status_code == 201, resp.text
+
+    whole = await api.get(f"/api/comments/{movie_id}")
+    assert len(whole.json()) == 25 and whole.headers["X-Total-Count"] == "25"
+    assert "Link" not in whole.headers
+
+    paged = await api.get(f"/api/comments/{movie_id}", params={"page": 2, "limit": 10})
+    assert [c["text"] for c in paged.json()] == [f"#{n}" for n in range(14, 4, -1)]
+    assert paged.headers["X-Total-Count"] == "25"
+    links = httpx.Response(200, headers={"Link": paged.headers["Link"]}).links
+    base = f"{platform.gateway}/api/comments/{movie_id}"
+    assert links["next"]["url"] == f"{base}?page=3&limit=10"
+    assert links["prev"]["url"] == f"{base}?page=1&limit=10"
+
+    await api.post("/api/favorites", headers=account.auth, json={"movieId": movie_id})
+    await api.post("/api/ratings", headers=account.auth, json={"movieId": movie_id, "rating": 5})
+    for path in ("/api/favorites", f"/api/ratings/{account.id}"):
+        resp = await api.get(path, headers=account.auth)
+        assert len(resp.json()) == 1 and resp.headers["X-Total-Count"] == "1", path
+    favorite = (await api.get("/api/favorites", headers=account.auth)).json()[0]
+    assert favorite["userId"] == account.id and favorite["note"] == ""
+    assert favorite["updatedAt"] and favorite["id"] == favorite["_id"]
+
+    assert (await api.get("/api/movies")).json()["limit"] == 100

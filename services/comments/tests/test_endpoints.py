@@ -7,7 +7,7 @@ import uuid
 from streamia_kit.events import UserRegistered, UserUpdated
 from streamia_kit.testing import wait_for
 
-FIELDS = {"id", "_id", "movieId", "text", "status", "user", "createdAt", "updatedAt"}
+FIELDS = {"id", "_id", "movieId", "text", "status", "userId", "user", "createdAt", "updatedAt"}
 
 
 async def post(client, user, movie_id: str, text: object):  # noqa: ANN001, ANN201
@@ -32,7 +32,8 @@ async def test_a_comment_carries_the_authors_name_but_never_the_email(
     comment = resp.json()
     assert set(comment) == FIELDS and comment["id"] == comment["_id"]
     assert comment["text"] == "<b>Great</b> film" and comment["status"] == "visible"
-    assert comment["user"] == {"id": user.id, "firstName": "Ana", "lastName": "García"}
+    author = {"_id": user.id, "id": user.id, "firstName": "Ana", "lastName": "García"}
+    assert comment["userId"] == author and comment["user"] == author
     listed = await client.get(f"/api/comments/{film.movie_id}")
     assert listed.json() == [comment]
     assert "secret@example.com" not in listed.text and "email" not in listed.text

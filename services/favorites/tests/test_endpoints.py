@@ -7,6 +7,7 @@ import uuid
 FIELDS = {
     "id",
     "_id",
+    "userId",
     "movieId",
     "note",
     "title",
@@ -15,6 +16,7 @@ FIELDS = {
     "duration",
     "category",
     "createdAt",
+    "updatedAt",
 }
 
 
@@ -50,7 +52,7 @@ async def test_listing_returns_a_bare_array_of_the_callers_favorites_newest_firs
     assert resp.status_code == 200
     body = resp.json()
     assert [f["title"] for f in body] == ["Second", "First"]
-    assert all(set(f) == FIELDS and f["note"] is None for f in body)
+    assert all(set(f) == FIELDS and f["note"] == "" for f in body)
     assert (await client.get("/api/favorites/", headers=caller().headers)).json() == []
 
 
@@ -67,7 +69,7 @@ async def test_listing_pages_with_page_and_limit(client, caller, movie):
 
 async def test_invalid_paging_values_are_400(client, caller, assert_error):
     user = caller()
-    for query in ("page=0", "limit=0", "limit=101", "page=abc", "limit=1.5", "page=-1"):
+    for query in ("page=0", "limit=0", "limit=1001", "page=abc", "limit=1.5", "page=-1"):
         body = assert_error(
             await client.get(f"/api/favorites?{query}", headers=user.headers),
             400,
@@ -176,7 +178,7 @@ async def test_the_owner_updates_the_note_and_nobody_else_can_see_the_favorite(
     cleared = await client.put(
         f"/api/favorites/{fav['id']}", json={"note": None}, headers=owner.headers
     )
-    assert cleared.json()["favorite"]["note"] is None
+    assert cleared.json()["favorite"]["note"] == ""
 
 
 async def test_removing_by_movie_id_reports_the_removed_movie(client, caller, movie, assert_error):

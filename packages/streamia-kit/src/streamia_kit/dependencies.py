@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 
 from streamia_kit.auth import Identity
 from streamia_kit.errors import Forbidden
@@ -32,25 +31,3 @@ async def admin_identity(identity: Annotated[Identity, Depends(current_identity)
 CurrentUser = Annotated[Identity, Depends(current_identity)]
 OptionalUser = Annotated[Identity | None, Depends(optional_identity)]
 AdminUser = Annotated[Identity, Depends(admin_identity)]
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """API.md list parameters: `page` (1-based) and `limit` (default 20, max 100)."""
-
-    page: int
-    limit: int
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.limit
-
-
-async def _page(
-    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Page:
-    return Page(page, limit)
-
-
-PageDep = Annotated[Page, Depends(_page)]

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from streamia_favorites.favorites.service import FavoritesService
-from streamia_kit.dependencies import Page, PageDep  # noqa: F401 - shared list parameters
+from streamia_kit.lists import Page, PageDep  # noqa: F401 - shared list parameters
 
 
 async def _favorites(request: Request) -> FavoritesService:

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from streamia_comments.comments import schemas
 from streamia_comments.dependencies import CommentsServiceDep, PageDep
 from streamia_kit.dependencies import AdminUser, CurrentUser
+from streamia_kit.lists import list_response
 
 router = APIRouter(prefix="/api/comments", tags=["comments"])
 
@@ -35,8 +36,9 @@ async def moderation_queue(
     _: AdminUser, comments: CommentsServiceDep, page: PageDep, request: Request
 ) -> Any:
     async with _db(request).sessions() as session:
-        queue = await comments.moderation_queue(session, page.offset, page.limit)
-    return [{**schemas.comment_out(s.comment, s.author), "reports": s.reports} for s in queue]
+        queue, total = await comments.moderation_queue(session, page.offset, page.limit)
+    items = [{**schemas.comment_out(s.comment, s.author), "reports": s.reports} for s in queue]
+    return list_response(request, items, total, page)
 
 
 @router.get("/movie/{movie_id}")
@@ -45,8 +47,10 @@ async def movie_comments(
     movie_id: str, comments: CommentsServiceDep, page: PageDep, request: Request
 ) -> Any:
     async with _db(request).sessions() as session:
-        shown = await comments.list_for_movie(session, movie_id, page.offset, page.limit)
-    return [schemas.comment_out(s.comment, s.author) for s in shown]
+        shown, total = await comments.list_for_movie(session, movie_id, page.offset, page.limit)
+    return list_response(
+        request, [schemas.comment_out(s.comment, s.author) for s in shown], total, page
+    )
 
 
 @router.put("/{comment_id}")

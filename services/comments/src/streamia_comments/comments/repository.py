@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment, Report
 from streamia_kit.db import utcnow
+from streamia_kit.lists import count_rows
 
 
 class CommentGone(Exception):
@@ -25,34 +26,33 @@ class CommentsRepository:
     def _with_author(self):  # noqa: ANN202
         return select(Comment, Author).outerjoin(Author, Author.user_id == Comment.user_id)
 
-    async def list_visible(self, movie_id: str, offset: int, limit: int) -> list[Row]:
-        rows = await self.session.execute(
+    async def list_visible(self, movie_id: str, offset: int, limit: int) -> tuple[list[Row], int]:
+        """A slice of a movie's visible comments, newest first, and how many there are."""
+        query = (
             self._with_author()
             .where(Comment.movie_id == movie_id, Comment.status == VISIBLE)
             .order_by(Comment.created_at.desc(), Comment.id.desc())
-            .offset(offset)
-            .limit(limit)
         )
-        return [(c, a) for c, a in rows]
+        rows = await self.session.execute(query.offset(offset).limit(limit))
+        return [(c, a) for c, a in rows], await count_rows(self.session, query)
 
     async def list_for_moderation(
         self, offset: int, limit: int
-    ) -> list[tuple[Comment, Author | None, int]]:
+    ) -> tuple[list[tuple[Comment, Author | None, int]], int]:
         reports = (
             select(func.count())
             .select_from(Report)
             .where(Report.comment_id == Comment.id)
             .scalar_subquery()
         )
-        rows = await self.session.execute(
+        query = (
             select(Comment, Author, reports)
             .outerjoin(Author, Author.user_id == Comment.user_id)
             .where(Comment.status.in_([FLAGGED, HIDDEN]))
             .order_by(Comment.created_at.desc(), Comment.id.desc())
-            .offset(offset)
-            .limit(limit)
         )
-        return [(c, a, n) for c, a, n in rows]
+        rows = await self.session.execute(query.offset(offset).limit(limit))
+        return [(c, a, n) for c, a, n in rows], await count_rows(self.session, query)
 
     async def get(self, comment_id: str) -> Comment | None:
         return await self.session.scalar(

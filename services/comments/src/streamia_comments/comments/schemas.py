@@ -42,18 +42,22 @@ class ModerateIn(_In):
 
 
 def comment_out(comment: Comment, author: Author | None) -> dict[str, Any]:
-    """API.md's comment: the author's id and display name, never the email."""
+    """API.md's comment: the author's id and display name, never the email. `userId` is the
+    monolith's populated author, which its clients read; `user` is the same object."""
+    writer = {
+        "_id": comment.user_id,
+        "id": comment.user_id,
+        "firstName": author.first_name if author else "",
+        "lastName": author.last_name if author else "",
+    }
     return {
         "id": comment.id,
         "_id": comment.id,
         "movieId": comment.movie_id,
         "text": comment.text,
         "status": comment.status,
-        "user": {
-            "id": comment.user_id,
-            "firstName": author.first_name if author else "",
-            "lastName": author.last_name if author else "",
-        },
+        "userId": writer,
+        "user": writer,
         "createdAt": iso(comment.created_at),
         "updatedAt": iso(comment.updated_at),
     }

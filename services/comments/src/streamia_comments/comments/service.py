@@ -70,16 +70,19 @@ class CommentsService:
 
     async def list_for_movie(
         self, session: AsyncSession, movie_id: str, offset: int, limit: int
-    ) -> list[Shown]:
-        """Public: visible comments only, newest first."""
+    ) -> tuple[list[Shown], int]:
+        """Public: a slice of the visible comments, newest first, and the total."""
         if not valid_id(movie_id):
-            return []
-        rows = await CommentsRepository(session).list_visible(movie_id, offset, limit)
-        return [Shown(c, a) for c, a in rows]
+            return [], 0
+        rows, total = await CommentsRepository(session).list_visible(movie_id, offset, limit)
+        return [Shown(c, a) for c, a in rows], total
 
-    async def moderation_queue(self, session: AsyncSession, offset: int, limit: int) -> list[Shown]:
-        rows = await CommentsRepository(session).list_for_moderation(offset, limit)
-        return [Shown(c, a, n) for c, a, n in rows]
+    async def moderation_queue(
+        self, session: AsyncSession, offset: int, limit: int
+    ) -> tuple[list[Shown], int]:
+        """A slice of the flagged and hidden comments, newest first, and the total."""
+        rows, total = await CommentsRepository(session).list_for_moderation(offset, limit)
+        return [Shown(c, a, n) for c, a, n in rows], total
 
     async def _existing(self, session: AsyncSession, comment_id: str) -> Comment:
         repo = CommentsRepository(session)

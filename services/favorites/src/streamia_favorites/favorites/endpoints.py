@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from streamia_favorites.dependencies import FavoritesServiceDep, PageDep
 from streamia_favorites.favorites import schemas
 from streamia_kit.dependencies import CurrentUser
+from streamia_kit.lists import list_response
 
 router = APIRouter(prefix="/api/favorites", tags=["favorites"])
 
@@ -22,8 +23,9 @@ async def list_favorites(
     identity: CurrentUser, favorites: FavoritesServiceDep, page: PageDep, request: Request
 ) -> Any:
     async with _db(request).sessions() as session:
-        entries = await favorites.list(session, identity, page.offset, page.limit)
-    return [schemas.favorite_out(e.favorite, e.movie) for e in entries]
+        entries, total = await favorites.list(session, identity, page.offset, page.limit)
+    items = [schemas.favorite_out(e.favorite, e.movie) for e in entries]
+    return list_response(request, items, total, page)
 
 
 @router.post("", status_code=201)

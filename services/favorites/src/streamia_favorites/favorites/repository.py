@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_favorites.favorites.models import Favorite, movie_projection
 from streamia_kit.db import utcnow
+from streamia_kit.lists import count_rows
 
 
 class DuplicateFavorite(Exception):
@@ -20,17 +21,19 @@ class FavoritesRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list_for_user(self, user_id: str, offset: int, limit: int) -> Sequence[Favorite]:
-        """The user's favorites, newest first, leaving out movies already tombstoned."""
+    async def list_for_user(
+        self, user_id: str, offset: int, limit: int
+    ) -> tuple[Sequence[Favorite], int]:
+        """A slice of the user's favorites, newest first, leaving out movies already
+        tombstoned, and how many there are in all."""
         query = (
             select(Favorite)
             .outerjoin(movie_projection, movie_projection.c.movie_id == Favorite.movie_id)
             .where(Favorite.user_id == user_id, movie_projection.c.deleted.isnot(True))
             .order_by(Favorite.created_at.desc(), Favorite.id.desc())
-            .offset(offset)
-            .limit(limit)
         )
-        return (await self.session.scalars(query)).all()
+        items = (await self.session.scalars(query.offset(offset).limit(limit))).all()
+        return items, await count_rows(self.session, query)
 
     async def find(self, user_id: str, movie_id: str) -> Favorite | None:
         return await self.session.scalar(

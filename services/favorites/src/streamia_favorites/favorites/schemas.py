@@ -40,12 +40,14 @@ def favorite_out(favorite: Favorite, movie: Movie | None) -> dict[str, Any]:
     return {
         "id": favorite.id,
         "_id": favorite.id,
+        "userId": favorite.user_id,
         "movieId": favorite.movie_id,
-        "note": favorite.note,
+        "note": favorite.note or "",  # the monolith's default
         "title": movie.title if movie else None,
         "poster": movie.poster if movie else None,
         "videoUrl": movie.video_url if movie else None,
         "duration": movie.duration if movie else None,
         "category": movie.category if movie else None,
         "createdAt": iso(favorite.created_at),
+        "updatedAt": iso(favorite.updated_at),
     }

@@ -34,10 +34,12 @@ class FavoritesService:
 
     async def list(
         self, session: AsyncSession, identity: Identity, offset: int, limit: int
-    ) -> list[Entry]:
-        favorites = await FavoritesRepository(session).list_for_user(identity.id, offset, limit)
+    ) -> tuple[list[Entry], int]:
+        """A slice of the caller's favorites with their movies, and the total."""
+        repo = FavoritesRepository(session)
+        favorites, total = await repo.list_for_user(identity.id, offset, limit)
         movies = await self.movies.get_many(session, (f.movie_id for f in favorites))
-        return [Entry(f, movies.get(f.movie_id)) for f in favorites]
+        return [Entry(f, movies.get(f.movie_id)) for f in favorites], total
 
     async def add(
         self, session: AsyncSession, identity: Identity, data: schemas.AddFavoriteIn

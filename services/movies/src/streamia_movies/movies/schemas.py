@@ -123,7 +123,7 @@ Sort = Literal["newest", "title", "rating"]
 
 class ListQuery(_In):
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
-    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    limit: Annotated[int, Field(ge=1, le=100)] = 100  # the monolith returned up to 100
     sort: Sort = "newest"
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from streamia_kit.dependencies import CurrentUser
+from streamia_kit.lists import list_response
 from streamia_ratings.dependencies import PageDep, RatingsServiceDep
 from streamia_ratings.ratings import schemas
 
@@ -50,8 +51,10 @@ async def user_ratings(
     request: Request,
 ) -> Any:
     async with _db(request).sessions() as session:
-        found = await ratings.list_for_user(session, identity, user_id, page.offset, page.limit)
-    return [schemas.rating_out(r) for r in found]
+        found, total = await ratings.list_for_user(
+            session, identity, user_id, page.offset, page.limit
+        )
+    return list_response(request, [schemas.rating_out(r) for r in found], total, page)
 
 
 @router.put("/{rating_id}")

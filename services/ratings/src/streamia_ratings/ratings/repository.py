@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.db import utcnow
+from streamia_kit.lists import count_rows
 from streamia_ratings.ratings.models import STARS, MovieSummary, Rating
 
 
@@ -25,16 +26,17 @@ class RatingsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def list_for_user(self, user_id: str, offset: int, limit: int) -> Sequence[Rating]:
-        return (
-            await self.session.scalars(
-                select(Rating)
-                .where(Rating.user_id == user_id)
-                .order_by(Rating.created_at.desc(), Rating.id.desc())
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+    async def list_for_user(
+        self, user_id: str, offset: int, limit: int
+    ) -> tuple[Sequence[Rating], int]:
+        """A slice of the user's ratings, newest first, and how many there are in all."""
+        query = (
+            select(Rating)
+            .where(Rating.user_id == user_id)
+            .order_by(Rating.created_at.desc(), Rating.id.desc())
+        )
+        items = (await self.session.scalars(query.offset(offset).limit(limit))).all()
+        return items, await count_rows(self.session, query)
 
     async def get(self, rating_id: str) -> Rating | None:
         return await self.session.scalar(select(Rating).where(Rating.id == rating_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +92,13 @@ class RatingsService:
 
     async def list_for_user(
         self, session: AsyncSession, identity: Identity, user_id: str, offset: int, limit: int
-    ) -> list[Rating]:
+    ) -> tuple[Sequence[Rating], int]:
+        """A slice of a user's ratings (the caller's own, or any for an admin) and the total."""
         if user_id != identity.id and not identity.is_admin:
             raise Forbidden("You can only view your own ratings", code="not_owner")
         if not valid_id(user_id):
-            return []
-        return list(await RatingsRepository(session).list_for_user(user_id, offset, limit))
+            return [], 0
+        return await RatingsRepository(session).list_for_user(user_id, offset, limit)
 
     async def change(
         self,
