@@ -144,6 +144,46 @@ def promote(email: str) -> None:
     typer.echo(asyncio.run(_users_admin(email, None, "", "")))
 
 
+@app.command("import-monolith")
+def import_monolith(
+    dump: Annotated[
+        Path,
+        typer.Argument(
+            help="a mongodump folder (BSON) or a folder of mongoexport JSON files",
+            show_default=False,
+        ),
+    ],
+    admin: Annotated[
+        list[str] | None,
+        typer.Option("--admin", help="promote this account to admin (repeatable)"),
+    ] = None,
+    rejects: Annotated[
+        Path, typer.Option(help="refused documents with the reason, one JSON object a line")
+    ] = Path("rejects.jsonl"),
+) -> None:
+    """Load the monolith's users, movies, favorites, ratings and comments (idempotent)."""
+    from rich.console import Console
+
+    from streamia.monolith import ImportFailed, MonolithImport, summary_table
+
+    if not dump.is_dir():
+        typer.echo(f"import-monolith: {dump}: no such folder", err=True)
+        raise typer.Exit(2)
+    run = MonolithImport(dump, rejects, admin or [])
+    try:
+        tallies = asyncio.run(run.run())
+    except ImportFailed as exc:
+        typer.echo(f"import-monolith: {exc}", err=True)
+        raise typer.Exit(1) from None
+    console = Console()
+    console.print(summary_table(tallies))
+    changes = sum(t.imported for t in tallies) + len(run.promoted)
+    refused = sum(t.rejected for t in tallies)
+    for email in run.promoted:
+        console.print(f"{email} is now an admin")
+    console.print(f"{changes:,} changes, {refused:,} documents refused (see {rejects})")
+
+
 @app.command("seed-demo")
 def seed_demo() -> None:
     """Create an admin and a handful of demo movies with videos and subtitles."""

@@ -48,6 +48,9 @@ class Movie(Base):
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     has_audio: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The media's id at its provider when the movie came from the monolith (its
+    # `cloudinaryPublicId`): old clients still look movies up by it.
+    external_id: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
     # The rating projection (rating.* events); `rating_version` keeps the newest summary.
     rating_average: Mapped[float] = mapped_column(Float, default=0.0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)

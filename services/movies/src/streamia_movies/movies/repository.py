@@ -20,6 +20,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
 
 from streamia_kit.db import rowcount
 from streamia_movies.movies.models import Movie, Subtitle
@@ -290,6 +291,10 @@ class MoviesRepository:
             select(Subtitle).where(Subtitle.movie_id == movie_id).order_by(Subtitle.language)
         )
         return list(rows)
+
+    async def every(self) -> Sequence[Movie]:
+        """Every movie, without subtitles (bulk jobs: the import's projections)."""
+        return (await self.session.scalars(select(Movie).options(noload(Movie.subtitles)))).all()
 
     async def apply_rating(self, movie_id: str, average: float, count: int, version: float) -> bool:
         """Store a rating summary unless a newer one is already there; True when applied."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+import bcrypt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,9 +47,29 @@ class Busy(ServiceUnavailable):
         )
 
 
+# The monolith's bcrypt hashes ($2a$/$2b$/$2y$), kept by `streamia import-monolith`.
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+
+
+def is_bcrypt(password_hash: str) -> bool:
+    return password_hash.startswith(_BCRYPT_PREFIXES)
+
+
+def _bcrypt_matches(password_hash: str, password: str) -> bool:
+    # bcrypt reads at most 72 bytes; the monolith's bcryptjs ignored the rest, and so do we.
+    try:
+        return bcrypt.checkpw(password.encode()[:72], password_hash.encode())
+    except ValueError:  # a malformed hash
+        return False
+
+
 class Passwords:
     """argon2id hashing in a bounded pool: a burst of logins queues a little, then is shed
-    with 503 `busy`, so it never piles up into timeouts that take the service down."""
+    with 503 `busy`, so it never piles up into timeouts that take the service down.
+
+    Accounts imported from the monolith arrive with bcrypt hashes: those verify with bcrypt
+    and `needs_rehash` says so, so the first successful login stores an argon2 hash.
+    """
 
     def __init__(self, settings: UsersSettings) -> None:
         self._hasher = PasswordHasher(
@@ -81,6 +102,8 @@ class Passwords:
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         def check() -> bool:
+            if password_hash and is_bcrypt(password_hash):
+                return _bcrypt_matches(password_hash, password)
             try:
                 return self._hasher.verify(password_hash or self._dummy, password) and bool(
                     password_hash
@@ -91,7 +114,7 @@ class Passwords:
         return await self._run(check)
 
     def needs_rehash(self, password_hash: str) -> bool:
-        return self._hasher.check_needs_rehash(password_hash)
+        return is_bcrypt(password_hash) or self._hasher.check_needs_rehash(password_hash)
 
 
 @dataclass(slots=True)
