@@ -1,1 +1,1 @@
-pytest_plugins = ["streamia_kit.testing"]
+pytest_plugins = ["streamia_kit.testing", "streamia_catalogue_projection.testing"]

@@ -28,8 +28,7 @@ def test_ruff(command):
 
 def test_mypy():
     sources = [
-        "packages/streamia-kit/src",
-        "packages/streamia-web/src",
+        *sorted(str(p) for p in ROOT.glob("packages/*/src")),
         *sorted(str(p) for p in ROOT.glob("services/*/src")),
         "src",
     ]

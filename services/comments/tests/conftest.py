@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from streamia_catalogue_projection.testing import FakeMovies
 from streamia_comments.app import create_app
 from streamia_comments.config import CommentsSettings
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.events import Envelope, MovieCreated
-from streamia_kit.testing import FakeMovies, Stack, new_test_id, wait_for
+from streamia_kit.testing import Stack, new_test_id, wait_for
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
+from streamia_catalogue_projection.testing import FakeMovies
 from streamia_favorites.app import create_app
 from streamia_favorites.config import FavoritesSettings
 from streamia_kit.auth import SigningKey, StaticKeys
-from streamia_kit.testing import FakeMovies, Stack
+from streamia_kit.testing import Stack
 
 
 @pytest.fixture

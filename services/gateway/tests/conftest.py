@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streamia_gateway.testing import (
+from gateway_harness import (
     FakeUpstream,
     RunningGateway,
     gateway_settings,

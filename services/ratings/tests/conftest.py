@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from streamia_catalogue_projection.testing import FakeMovies
 from streamia_kit.auth import SigningKey, StaticKeys
-from streamia_kit.testing import FakeMovies, Stack
+from streamia_kit.testing import Stack
 from streamia_ratings.app import create_app
 from streamia_ratings.config import RatingsSettings
 

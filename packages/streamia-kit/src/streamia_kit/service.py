@@ -57,6 +57,7 @@ class Service:
         self.owns_infra = infra is None
         self.infra = infra or Infrastructure.from_settings(settings)
         self.db = Database(settings.resolved_database_url())
+        self.metadata = metadata
         self.migrations = migrations
         self.outbox = Outbox(metadata.tables["outbox"], source=f"streamia/{self.name}")
         self.inbox = Inbox(metadata.tables["inbox"])

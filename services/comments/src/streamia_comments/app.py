@@ -6,15 +6,15 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from streamia_catalogue_projection import MovieProjection
 from streamia_comments import consumers
 from streamia_comments.comments.endpoints import router
-from streamia_comments.comments.models import Base, movie_projection, tombstones
+from streamia_comments.comments.models import Base
 from streamia_comments.comments.moderation import WordFilter
 from streamia_comments.comments.service import CommentsService
 from streamia_comments.config import CommentsSettings
 from streamia_kit.auth import KeySource
 from streamia_kit.infra import Infrastructure
-from streamia_kit.movie_projection import MovieClient, MovieProjection, Tombstones
 from streamia_kit.service import Service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -28,13 +28,11 @@ def create_app(
 ) -> FastAPI:
     settings = settings or CommentsSettings()
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
-    client = MovieClient(settings.movies_url, settings.movie_lookup_timeout_seconds)
-    service.on_stop.append(client.close)
-    graves = Tombstones(tombstones)
+    movies = MovieProjection.wire(service, settings)
     comments = CommentsService(
         service.outbox,
-        MovieProjection(movie_projection, graves, client),
-        graves,
+        movies,
+        movies.tombstones,
         WordFilter(settings.blocked_words),
         settings.report_threshold,
     )

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from streamia_kit.config import ServiceSettings
+from streamia_catalogue_projection import ProjectionSettings
 
 # Flagged for moderation when they appear as whole words (case- and accent-insensitive).
 DEFAULT_BLOCKED_WORDS = [
@@ -50,16 +50,8 @@ DEFAULT_BLOCKED_WORDS = [
 ]
 
 
-class CommentsSettings(ServiceSettings):
+class CommentsSettings(ProjectionSettings):
     service_name: ClassVar[str] = "comments"
-
-    movie_lookup_timeout_seconds: float = Field(
-        2.0,
-        description=(
-            "timeout of the one catch-up call to the movie service when the movie projection "
-            "lags; down or slower means a fast 503"
-        ),
-    )
     blocked_words: list[str] = Field(
         default_factory=lambda: list(DEFAULT_BLOCKED_WORDS),
         description="JSON list of words or phrases that flag a comment for moderation "

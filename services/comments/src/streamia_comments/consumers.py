@@ -7,7 +7,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_comments.comments.service import CommentsService
 from streamia_kit.events import (
     Envelope,
+    MovieCreated,
     MovieDeleted,
+    MovieUpdated,
     UserDeleted,
     UserRegistered,
     UserUpdated,
@@ -30,7 +32,9 @@ def register(service: Service, comments: CommentsService) -> None:
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
         await comments.forget_user(session, event.user_id)
 
-    comments.movies.subscribe(service)
+    movies = comments.movies
+    service.consume(MovieCreated, movies.on_snapshot, movies.on_snapshots)
+    service.consume(MovieUpdated, movies.on_snapshot, movies.on_snapshots)
     service.consume(MovieDeleted, on_movie_deleted)
     service.consume(UserRegistered, on_user_named)
     service.consume(UserUpdated, on_user_named)

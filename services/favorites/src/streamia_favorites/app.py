@@ -6,14 +6,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from streamia_catalogue_projection import MovieProjection
 from streamia_favorites import consumers
 from streamia_favorites.config import FavoritesSettings
 from streamia_favorites.favorites.endpoints import router
-from streamia_favorites.favorites.models import Base, movie_projection, tombstones
+from streamia_favorites.favorites.models import Base
 from streamia_favorites.favorites.service import FavoritesService
 from streamia_kit.auth import KeySource
 from streamia_kit.infra import Infrastructure
-from streamia_kit.movie_projection import MovieClient, MovieProjection, Tombstones
 from streamia_kit.service import Service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,12 +27,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or FavoritesSettings()
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
-    client = MovieClient(settings.movies_url, settings.movie_lookup_timeout_seconds)
-    service.on_stop.append(client.close)
-    graves = Tombstones(tombstones)
-    favorites = FavoritesService(
-        service.outbox, MovieProjection(movie_projection, graves, client), graves
-    )
+    movies = MovieProjection.wire(service, settings)
+    favorites = FavoritesService(service.outbox, movies, movies.tombstones)
     consumers.register(service, favorites)
     app = service.create_app(
         "Streamia favorites",

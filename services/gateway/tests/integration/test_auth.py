@@ -11,7 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streamia_gateway.testing import FakeUpstream, RunningGateway
+from gateway_harness import FakeUpstream, RunningGateway
 from streamia_kit.auth import INVALID_TOKEN, NO_TOKEN, SigningKey
 
 FORGED_HEADERS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from streamia_gateway.testing import FakeUpstream, RunningGateway
+from gateway_harness import FakeUpstream, RunningGateway
 
 ALLOWED = "http://localhost:5173"
 

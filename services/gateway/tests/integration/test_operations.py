@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from streamia_gateway.testing import FakeUpstream, RunningGateway, closed_port_url
+from gateway_harness import FakeUpstream, RunningGateway, closed_port_url
 
 
 async def test_health_is_ok(gateway: RunningGateway, http: aiohttp.ClientSession) -> None:

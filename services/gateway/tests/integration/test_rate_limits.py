@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from streamia_gateway.testing import LOGIN_PASSWORD, RunningGateway
+from gateway_harness import LOGIN_PASSWORD, RunningGateway
 
 TOO_MANY = "Too many requests, please try again later."
 TOO_MANY_LOGINS = "Too many login attempts, please try again later."

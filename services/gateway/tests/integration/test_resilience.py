@@ -6,7 +6,7 @@ import time
 
 import aiohttp
 
-from streamia_gateway.testing import FakeUpstream, RunningGateway, closed_port_url
+from gateway_harness import FakeUpstream, RunningGateway, closed_port_url
 from streamia_kit.breaker import State
 from streamia_kit.testing import wait_for
 

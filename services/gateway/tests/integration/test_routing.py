@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
+from gateway_harness import RunningGateway, closed_port_url, gateway_settings, run_gateway
 from streamia_gateway.config import GatewaySettings
-from streamia_gateway.testing import RunningGateway, closed_port_url, gateway_settings, run_gateway
 
 
 @pytest.mark.parametrize(

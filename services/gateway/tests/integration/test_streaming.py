@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from streamia_gateway.testing import STREAM_SIZE, FakeUpstream, RunningGateway, stream_bytes
+from gateway_harness import STREAM_SIZE, FakeUpstream, RunningGateway, stream_bytes
 
 UPLOAD_SIZE = 50 * 1024 * 1024
 CHUNK = 1024 * 1024

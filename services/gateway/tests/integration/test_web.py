@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from streamia_gateway.testing import RunningGateway
+from gateway_harness import RunningGateway
 from streamia_web import static_root
 
 HTML = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}

@@ -6,14 +6,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from streamia_catalogue_projection import MovieProjection
 from streamia_kit.auth import KeySource
 from streamia_kit.infra import Infrastructure
-from streamia_kit.movie_projection import MovieClient, MovieProjection, Tombstones
 from streamia_kit.service import Service
 from streamia_ratings import consumers
 from streamia_ratings.config import RatingsSettings
 from streamia_ratings.ratings.endpoints import router
-from streamia_ratings.ratings.models import Base, movie_projection, tombstones
+from streamia_ratings.ratings.models import Base
 from streamia_ratings.ratings.service import RatingsService
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,13 +27,11 @@ def create_app(
 ) -> FastAPI:
     settings = settings or RatingsSettings()
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
-    client = MovieClient(settings.movies_url, settings.movie_lookup_timeout_seconds)
-    service.on_stop.append(client.close)
-    graves = Tombstones(tombstones)
+    movies = MovieProjection.wire(service, settings)
     ratings = RatingsService(
         service.outbox,
-        MovieProjection(movie_projection, graves, client),
-        graves,
+        movies,
+        movies.tombstones,
         service.cache,
         settings.summary_cache_seconds,
     )

@@ -6,19 +6,11 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from streamia_kit.config import ServiceSettings
+from streamia_catalogue_projection import ProjectionSettings
 
 
-class RatingsSettings(ServiceSettings):
+class RatingsSettings(ProjectionSettings):
     service_name: ClassVar[str] = "ratings"
-
-    movie_lookup_timeout_seconds: float = Field(
-        2.0,
-        description=(
-            "timeout of the one catch-up call to the movie service when the movie projection "
-            "lags; down or slower means a fast 503"
-        ),
-    )
     summary_cache_seconds: float = Field(
         300.0,
         description=(

@@ -6,7 +6,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.events import (
     Envelope,
+    MovieCreated,
     MovieDeleted,
+    MovieUpdated,
     UserDeleted,
 )
 from streamia_kit.service import Service
@@ -20,6 +22,8 @@ def register(service: Service, ratings: RatingsService) -> None:
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:
         await ratings.forget_user(session, event.user_id)
 
-    ratings.movies.subscribe(service)
+    movies = ratings.movies
+    service.consume(MovieCreated, movies.on_snapshot, movies.on_snapshots)
+    service.consume(MovieUpdated, movies.on_snapshot, movies.on_snapshots)
     service.consume(MovieDeleted, on_movie_deleted)
     service.consume(UserDeleted, on_user_deleted)

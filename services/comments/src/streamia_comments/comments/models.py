@@ -7,9 +7,9 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from streamia_catalogue_projection import projection_tables
 from streamia_kit.db import NAMING, UTCDateTime, new_id, utcnow
 from streamia_kit.messaging import messaging_tables
-from streamia_kit.movie_projection import projection_tables
 
 VISIBLE, FLAGGED, HIDDEN = "visible", "flagged", "hidden"
 

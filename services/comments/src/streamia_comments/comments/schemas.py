@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from streamia_catalogue_projection import valid_id
 from streamia_comments.comments.models import Author, Comment
 from streamia_kit.db import iso
-from streamia_kit.movie_projection import valid_id
 from streamia_kit.validation import Storable
 
 

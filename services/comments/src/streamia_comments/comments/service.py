@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_catalogue_projection import USER, MovieProjection, Tombstones, valid_id
 from streamia_comments.comments import schemas
 from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment
 from streamia_comments.comments.moderation import WordFilter
@@ -14,7 +15,6 @@ from streamia_kit.auth import Identity
 from streamia_kit.errors import Forbidden, NotFound
 from streamia_kit.events import CommentCreated, CommentDeleted, MovieDeleted
 from streamia_kit.messaging import Outbox
-from streamia_kit.movie_projection import USER, MovieProjection, Tombstones, valid_id
 
 COMMENT_NOT_FOUND = "Comment not found"
 BY_WORDS, BY_REPORTS = "words", "reports"

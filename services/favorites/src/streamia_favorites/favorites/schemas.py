@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+from streamia_catalogue_projection import Movie, valid_id
 from streamia_favorites.favorites.models import Favorite
 from streamia_kit.db import iso
-from streamia_kit.movie_projection import Movie, valid_id
 from streamia_kit.validation import Storable
 
 

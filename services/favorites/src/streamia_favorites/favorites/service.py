@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_catalogue_projection import USER, Movie, MovieProjection, Tombstones, valid_id
 from streamia_favorites.favorites import schemas
 from streamia_favorites.favorites.models import Favorite
 from streamia_favorites.favorites.repository import DuplicateFavorite, FavoritesRepository
@@ -13,7 +14,6 @@ from streamia_kit.auth import Identity
 from streamia_kit.errors import Conflict, NotFound
 from streamia_kit.events import FavoriteAdded, FavoriteRemoved, MovieDeleted
 from streamia_kit.messaging import Outbox
-from streamia_kit.movie_projection import USER, Movie, MovieProjection, Tombstones, valid_id
 
 ALREADY_FAVORITE = "This movie is already in your favorites"
 NOT_FAVORITE = "This movie is not in your favorites"

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from streamia_catalogue_projection import valid_id
 from streamia_kit.db import iso
-from streamia_kit.movie_projection import valid_id
 from streamia_kit.validation import WholeNumber
 from streamia_ratings.ratings.models import STARS, Rating
 

@@ -10,6 +10,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_catalogue_projection import (
+    MOVIE_NOT_FOUND,
+    USER,
+    MovieProjection,
+    Tombstones,
+    valid_id,
+)
 from streamia_kit.auth import Identity
 from streamia_kit.cache import Cache, SingleFlight, cache_aside
 from streamia_kit.db import Database, on_commit
@@ -23,13 +30,6 @@ from streamia_kit.events import (
     RatingUpdated,
 )
 from streamia_kit.messaging import Outbox
-from streamia_kit.movie_projection import (
-    MOVIE_NOT_FOUND,
-    USER,
-    MovieProjection,
-    Tombstones,
-    valid_id,
-)
 from streamia_ratings.ratings import schemas
 from streamia_ratings.ratings.models import Rating
 from streamia_ratings.ratings.repository import DuplicateRating, RatingsRepository

@@ -9,31 +9,31 @@ import pytest
 from aiohttp import web
 from sqlalchemy import MetaData
 
-from streamia_kit.bus import MalformedMessage
-from streamia_kit.config import ServiceSettings
-from streamia_kit.db import NAMING, Database, ensure_database
-from streamia_kit.errors import NotFound, ServiceUnavailable
-from streamia_kit.events import MovieDeleted, MovieUpdated
-from streamia_kit.movie_projection import (
+from streamia_catalogue_projection import (
     MOVIE,
     USER,
     MovieClient,
     MovieProjection,
+    ProjectionSettings,
     Tombstones,
     projection_tables,
     snapshot_from_api,
     valid_id,
 )
+from streamia_kit.bus import MalformedMessage
+from streamia_kit.db import NAMING, Database, ensure_database
+from streamia_kit.errors import NotFound, ServiceUnavailable
+from streamia_kit.events import MovieDeleted, MovieUpdated
 from streamia_kit.testing import Stack, free_port
 
 
-class ProjectionSettings(ServiceSettings):
-    service_name = "favorites"
+class ProjectingSettings(ProjectionSettings):
+    service_name = "favorites"  # any service that projects movies: it picks the database
 
 
 @pytest.fixture
 async def db(stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
-    settings = ProjectionSettings(**stack.overrides())
+    settings = ProjectingSettings(**stack.overrides())
     metadata = MetaData(naming_convention=NAMING)
     movies, tombstones = projection_tables(metadata)
     url = settings.resolved_database_url()

@@ -1,4 +1,4 @@
-"""Test helpers: a fake upstream on a real socket and the gateway under uvicorn in front of it."""
+"""Gateway test harness: a fake upstream on a real socket and the gateway under uvicorn."""
 
 from __future__ import annotations
 
