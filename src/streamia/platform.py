@@ -16,6 +16,7 @@ import uvicorn
 
 from streamia_kit.bus import Subscription
 from streamia_kit.config import ServiceSettings
+from streamia_kit.files import private_dir
 from streamia_kit.infra import Infrastructure
 
 # Start order matters only for readability of the logs; every service tolerates the others
@@ -104,7 +105,7 @@ def build_embedded(
         raise SystemExit(
             "embedded mode uses in-process adapters: unset STREAMIA_AMQP_URL/REDIS_URL"
         )
-    base.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(base.data_dir)
     infra = Infrastructure.from_settings(base)
     apps = []
     for module in available():

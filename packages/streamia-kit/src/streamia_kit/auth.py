@@ -7,21 +7,27 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
+import aiosqlite
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
 from streamia_kit.errors import Unauthorized
+from streamia_kit.files import private_file
 
 ALGORITHM = "EdDSA"
 NO_TOKEN = "No token provided"
 INVALID_TOKEN = "Invalid or expired token"
+# No token lives longer than this, so a "revoked before" record is kept this long.
+MAX_TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,15 +71,13 @@ class SigningKey:
         """Load the PEM at `path`, creating a fresh key there on first use."""
         if path.exists():
             return cls.from_pem(path.read_bytes())
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        path.write_bytes(pem)
-        path.chmod(0o600)
+        private_file(path).write_bytes(pem)
         return cls(key)
 
     def jwk(self) -> dict[str, Any]:
@@ -110,7 +114,7 @@ class RevocationStore(Protocol):
 
 
 class MemoryRevocationStore:
-    """In-process revocation for embedded mode, where every service shares one process."""
+    """In-process revocation, for tests and a process that needs nothing to outlive it."""
 
     def __init__(self) -> None:
         self._tokens: dict[str, float] = {}
@@ -129,22 +133,100 @@ class MemoryRevocationStore:
         return jti in self._tokens or iat < self._users.get(user_id, 0.0)
 
 
+_REVOCATIONS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS revoked_tokens (jti TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS revoked_users (
+    user_id TEXT PRIMARY KEY, before REAL NOT NULL, expires_at REAL NOT NULL
+);
+"""
+
+
+class SqliteRevocationStore(MemoryRevocationStore):
+    """Embedded mode's revocations: answered from memory, written through to a SQLite file
+    and reloaded on start, so a restart does not bring logged-out tokens back to life. Rows
+    are kept until no token they cover can still be unexpired."""
+
+    def __init__(self, path: Path, max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS) -> None:
+        super().__init__()
+        self._path = path
+        self._ttl = max_token_lifetime
+        self._loaded = False
+        self._load_lock = asyncio.Lock()
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with aiosqlite.connect(private_file(self._path)) as db:
+            await db.execute("PRAGMA busy_timeout=5000")
+            await db.executescript(_REVOCATIONS_SCHEMA)
+            yield db
+
+    async def _load(self) -> None:
+        async with self._load_lock:
+            if self._loaded:
+                return
+            now = time.time()
+            async with self._connect() as db:
+                await db.execute("DELETE FROM revoked_tokens WHERE expires_at <= ?", (now,))
+                await db.execute("DELETE FROM revoked_users WHERE expires_at <= ?", (now,))
+                await db.commit()
+                async with db.execute("SELECT jti, expires_at FROM revoked_tokens") as rows:
+                    self._tokens.update({jti: exp async for jti, exp in rows})
+                async with db.execute("SELECT user_id, before FROM revoked_users") as rows:
+                    self._users.update({user_id: before async for user_id, before in rows})
+            self._loaded = True
+
+    async def revoke_token(self, jti: str, exp: float) -> None:
+        await self._load()
+        await super().revoke_token(jti, exp)
+        async with self._connect() as db:
+            await db.execute("INSERT OR REPLACE INTO revoked_tokens VALUES (?, ?)", (jti, exp))
+            await db.commit()
+
+    async def revoke_user_before(self, user_id: str, before: float) -> None:
+        await self._load()
+        await super().revoke_user_before(user_id, before)
+        async with self._connect() as db:
+            await db.execute(
+                "INSERT OR REPLACE INTO revoked_users VALUES (?, ?, ?)",
+                (user_id, self._users[user_id], time.time() + self._ttl),
+            )
+            await db.commit()
+
+    async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
+        if not self._loaded:
+            await self._load()
+        return await super().is_revoked(jti, user_id, iat)
+
+
+def revocation_key(namespace: str, kind: str, value: str) -> str:
+    """The one Redis key of a revocation: the users service writes it, every reader reads it."""
+    return f"{namespace}:revoked:{kind}:{value}" if namespace else f"revoked:{kind}:{value}"
+
+
 class RedisRevocationStore:
     """Revocation shared by every process through Redis; keys expire with the tokens."""
 
-    def __init__(self, redis: Any, max_token_lifetime: int = 7 * 24 * 3600) -> None:
+    def __init__(
+        self, redis: Any, namespace: str = "", max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS
+    ) -> None:
         self._redis = redis
+        self._namespace = namespace
         self._ttl = max_token_lifetime
 
     async def revoke_token(self, jti: str, exp: float) -> None:
         ttl = max(1, int(exp - time.time()) + 1)
-        await self._redis.set(f"revoked:jti:{jti}", "1", ex=ttl)
+        await self._redis.set(revocation_key(self._namespace, "jti", jti), "1", ex=ttl)
 
     async def revoke_user_before(self, user_id: str, before: float) -> None:
-        await self._redis.set(f"revoked:user:{user_id}", repr(before), ex=self._ttl)
+        await self._redis.set(
+            revocation_key(self._namespace, "user", user_id), repr(before), ex=self._ttl
+        )
 
     async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
-        token, before = await self._redis.mget(f"revoked:jti:{jti}", f"revoked:user:{user_id}")
+        token, before = await self._redis.mget(
+            revocation_key(self._namespace, "jti", jti),
+            revocation_key(self._namespace, "user", user_id),
+        )
         if token is not None:
             return True
         return before is not None and iat < float(before)

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from streamia_kit.files import private_file
+
 log = structlog.get_logger("streamia.db")
 
 ON_COMMIT_INFO_KEY = "streamia_on_commit"
@@ -153,11 +155,11 @@ def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
 
 
 async def ensure_database(url: str) -> None:
-    """Create the service's PostgreSQL database (or SQLite folder) if it does not exist yet."""
+    """Create the service's PostgreSQL database (or private SQLite file) if it does not exist."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(parsed.database))
         return
     name = parsed.database
     admin = create_async_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamia_kit.auth import MemoryRevocationStore, RedisRevocationStore, RevocationStore
+from streamia_kit.auth import RedisRevocationStore, RevocationStore, SqliteRevocationStore
 from streamia_kit.bus import EventBus
 from streamia_kit.cache import Cache, MemoryCache, RedisCache
 from streamia_kit.config import ServiceSettings
@@ -49,10 +49,10 @@ class Infrastructure:
             redis = Redis.from_url(settings.redis_url, decode_responses=False)
             prefix = f"{ns}:" if ns else ""
             cache = RedisCache(redis, prefix=prefix)
-            revocations = RedisRevocationStore(_Prefixed(redis, prefix) if prefix else redis)
+            revocations = RedisRevocationStore(redis, namespace=ns)
         else:
             cache = MemoryCache()
-            revocations = MemoryRevocationStore()
+            revocations = SqliteRevocationStore(settings.data_dir / "revocations.sqlite")
         return cls(bus=bus, cache=cache, revocations=revocations, redis=redis, namespace=ns)
 
     async def start(self) -> None:
@@ -64,20 +64,6 @@ class Infrastructure:
         await self.bus.close()
         if self.redis is not None:
             await self.redis.aclose()
-
-
-class _Prefixed:
-    """A Redis facade that prefixes keys (isolation of parallel test runs)."""
-
-    def __init__(self, redis: Any, prefix: str) -> None:
-        self._redis = redis
-        self._prefix = prefix
-
-    async def set(self, key: str, value: Any, **kwargs: Any) -> Any:
-        return await self._redis.set(self._prefix + key, value, **kwargs)
-
-    async def mget(self, *keys: str) -> Any:
-        return await self._redis.mget(*(self._prefix + k for k in keys))
 
 
 def random_namespace() -> str:

@@ -14,6 +14,7 @@ import structlog
 
 from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, encode
 from streamia_kit.events import Envelope, exchange_for
+from streamia_kit.files import private_file
 
 log = structlog.get_logger("streamia.bus.inprocess")
 
@@ -57,7 +58,7 @@ class InProcessBus(EventBus):
             return self._db
         async with self._connect_lock:
             if self._db is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_file(self.path)
                 db = await aiosqlite.connect(self.path, isolation_level=None)
                 await db.execute("PRAGMA journal_mode=WAL")
                 await db.execute("PRAGMA synchronous=NORMAL")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
+from streamia_kit.files import private_dir, private_file
 from streamia_notifications.senders.base import TransientSendError
 
 
@@ -28,10 +29,9 @@ class FileOutboxSender:
         self.directory = directory
 
     def _write(self, message: EmailMessage) -> Path:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / outbox_filename(message)
-        # Write then rename, so a reader never sees half an email.
-        partial = path.with_name("." + path.name + ".part")
+        path = private_dir(self.directory) / outbox_filename(message)
+        # Write then rename, so a reader never sees half an email (which may hold a reset link).
+        partial = private_file(path.with_name("." + path.name + ".part"))
         partial.write_bytes(bytes(message))
         os.replace(partial, path)
         return path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import stat
 from email import policy
 from email.parser import BytesParser
 
@@ -37,3 +38,13 @@ async def test_outbox_files_sort_by_time_so_the_latest_is_last(
     latest = BytesParser(policy=policy.default).parsebytes((tmp_path / resets[-1]).read_bytes())
     assert latest["X-Streamia-Event-Id"] == "second"
     assert not list(tmp_path.glob(".*"))  # no partial files left behind
+
+
+async def test_the_outbox_folder_and_its_emails_are_readable_by_their_owner_only(
+    tmp_path, renderer, reset_job
+):
+    sender = FileOutboxSender(tmp_path / "outbox")
+    await sender.send(renderer.message(reset_job))  # a reset link is a key to the account
+    [path] = (tmp_path / "outbox").iterdir()
+    assert stat.S_IMODE((tmp_path / "outbox").stat().st_mode) == 0o700
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
