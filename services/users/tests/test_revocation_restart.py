@@ -6,7 +6,6 @@ from streamia_kit.testing import Stack, serve_app
 from streamia_users.app import create_app
 from streamia_users.config import UsersSettings
 
-
 PASSWORD = "Str0ng!Passw0rd"
 
 

@@ -207,7 +207,7 @@ class RedisRevocationStore:
     """Revocation shared by every process through Redis; keys expire with the tokens."""
 
     def __init__(
-        self, redis: Any, namespace: str = "", max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS
+        self, redis: Any, *, namespace: str, max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS
     ) -> None:
         self._redis = redis
         self._namespace = namespace

@@ -281,7 +281,11 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
         else None
     )
     if revocations is None:
-        revocations = RedisRevocationStore(redis) if redis is not None else MemoryRevocationStore()
+        revocations = (
+            RedisRevocationStore(redis, namespace=settings.namespace)
+            if redis is not None
+            else MemoryRevocationStore()
+        )
     verifier = CachedTokenVerifier(
         TokenVerifier(
             JwksKeys(settings.users_url.rstrip("/") + "/.well-known/jwks.json"), revocations

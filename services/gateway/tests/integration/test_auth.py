@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway_harness import FakeUpstream, RunningGateway
 from streamia_kit.auth import INVALID_TOKEN, NO_TOKEN, SigningKey
+from streamia_kit.infra import random_namespace
 
 FORGED_HEADERS = {
     "X-Streamia-User-Id": "attacker",
@@ -169,14 +170,20 @@ async def test_a_stale_token_does_not_block_logging_in(
 
 
 @pytest.mark.distributed
+@pytest.mark.parametrize("namespace", ["", random_namespace()])
 async def test_a_logout_recorded_in_redis_is_refused_by_the_gateway(
-    start_gateway, http: aiohttp.ClientSession, signing_key: SigningKey, redis_url: str
+    start_gateway,
+    http: aiohttp.ClientSession,
+    signing_key: SigningKey,
+    redis_url: str,
+    namespace: str,
 ) -> None:
     import redis.asyncio as aioredis
 
     from streamia_kit.auth import RedisRevocationStore
 
-    gw = await start_gateway(redis_url=redis_url)  # builds its own Redis revocation store
+    # The gateway builds its own Redis revocation store, in the namespace it was given.
+    gw = await start_gateway(redis_url=redis_url, namespace=namespace)
     token = signing_key.issue(f"u-{time.time_ns()}", "d@example.com", "user", 3600)
     claims = jwt.decode(token, options={"verify_signature": False})
     assert (await _get(http, gw.url + "/api/favorites", bearer(token)))[0] == 200
@@ -184,7 +191,8 @@ async def test_a_logout_recorded_in_redis_is_refused_by_the_gateway(
     client = aioredis.from_url(redis_url)
     try:
         # What the users service does on logout, from another process's point of view.
-        await RedisRevocationStore(client).revoke_token(claims["jti"], claims["exp"])
+        writer = RedisRevocationStore(client, namespace=namespace)  # as Infrastructure builds it
+        await writer.revoke_token(claims["jti"], claims["exp"])
     finally:
         await client.aclose()
 
