@@ -285,3 +285,11 @@ async def _reset_token(outbox: Path, email: str) -> str:
             return token
         await asyncio.sleep(0.1)
     raise AssertionError(f"no reset email for {email} in {outbox}")
+
+
+async def test_the_api_docs_render_offline(platform, browser_page) -> None:
+    page = browser_page
+    await page.goto(platform.gateway + "/docs")
+    await page.wait_for_selector(".swagger-ui .info .title:has-text('Streamia API')")
+    await page.wait_for_selector(".opblock-summary-path:has-text('/api/users/login')")
+    assert page.problems == []  # no CSP violation, nothing from another origin

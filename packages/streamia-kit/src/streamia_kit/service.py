@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
+from streamia_kit.api_docs import docs_router
 from streamia_kit.auth import JwksKeys, KeySource, TokenVerifier
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import Database, ensure_database
@@ -151,12 +152,15 @@ class Service:
             # caller's traceparent); FastAPI's own would be a second span per request.
             telemetry={"tracing": False},
             redirect_slashes=False,  # TrailingSlashMiddleware serves both forms instead
+            docs_url=None,  # docs_router(): Swagger UI served offline
+            redoc_url=None,
         )
         app.state.service = self
         install_error_handlers(app)
         for router in routers:
             app.include_router(router)
         app.include_router(self._operations_router())
+        app.include_router(docs_router(title))
         app.add_middleware(
             BodyLimitMiddleware,
             max_bytes=self.settings.max_json_body_bytes,

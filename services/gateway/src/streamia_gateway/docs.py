@@ -9,14 +9,8 @@ from typing import Any
 
 import aiohttp
 import orjson
-from fastapi.openapi.docs import get_swagger_ui_html
 
 _REF = "#/components/schemas/"
-
-
-def swagger_ui_page() -> bytes:
-    """The Swagger UI page (FastAPI's, as every service serves) over `/openapi.json`."""
-    return bytes(get_swagger_ui_html(openapi_url="/openapi.json", title="Streamia API").body)
 
 
 def merge_specs(specs: Mapping[str, dict[str, Any]], routable: Callable[[str], bool]) -> dict:

@@ -9,14 +9,19 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from streamia_gateway.config import GatewaySettings
-from streamia_gateway.docs import ApiDocs, swagger_ui_page
+from streamia_gateway.docs import ApiDocs
 from streamia_gateway.exchange import Exchange
 from streamia_gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streamia_gateway.metrics import GatewayMetrics
 from streamia_gateway.proxy import Proxy
 from streamia_gateway.web import WebApp, wants_html
+from streamia_kit.api_docs import ASSETS_PREFIX as DOCS_ASSETS
+from streamia_kit.api_docs import SECURITY_HEADERS as DOCS_HEADERS
+from streamia_kit.api_docs import docs_asset, docs_page
 
 _VARY_ACCEPT = ((b"vary", b"Accept"),)
+_DOCS_HEADERS = tuple((k.encode(), v.encode()) for k, v in DOCS_HEADERS.items())
+_DOCS_PAGE = docs_page("/openapi.json", "Streamia API")
 
 
 class Operations:
@@ -49,6 +54,8 @@ class Operations:
     async def answer(self, ex: Exchange) -> bool:
         """Serve `ex` when its path is one of the gateway's own; False when it is not."""
         route = self._routes.get(ex.path)
+        if route is None and ex.path.startswith(DOCS_ASSETS):
+            route = self._docs_asset
         if route is None:
             return False
         if ex.method not in ("GET", "HEAD"):
@@ -98,7 +105,16 @@ class Operations:
         await ex.whole(200, b"application/json", data)
 
     async def _docs(self, ex: Exchange) -> None:
-        await ex.whole(200, b"text/html; charset=utf-8", swagger_ui_page())
+        await ex.whole(200, b"text/html; charset=utf-8", _DOCS_PAGE, _DOCS_HEADERS)
+
+    async def _docs_asset(self, ex: Exchange) -> None:
+        found = docs_asset(ex.path.removeprefix(DOCS_ASSETS))
+        if found is None:
+            await ex.error(404, "Endpoint not found", "endpoint_not_found")
+            return
+        data, content_type = found
+        headers = (*_DOCS_HEADERS, (b"cache-control", b"public, max-age=86400"))
+        await ex.whole(200, content_type.encode(), data, headers)
 
     async def _root(self, ex: Exchange) -> None:
         """The web app for browsers (Accept: text/html), the JSON index for API clients."""

@@ -80,4 +80,16 @@ async def test_docs_serve_swagger_ui_over_the_merged_document(
     async with http.get(gateway.url + "/docs") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/html")
-        assert "/openapi.json" in await resp.text()
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Content-Type-Options"] == "nosniff"
+        page = await resp.text()
+    assert 'data-openapi-url="/openapi.json"' in page
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "init.js", "favicon.png"):
+        assert f'"/docs/assets/{asset}"' in page
+        async with http.get(f"{gateway.url}/docs/assets/{asset}") as resp:
+            assert resp.status == 200, asset
+            assert resp.headers["X-Content-Type-Options"] == "nosniff"
+            assert len(await resp.read()) > 0
+    async with http.get(gateway.url + "/docs/assets/core.py") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["code"] == "endpoint_not_found"
