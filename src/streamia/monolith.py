@@ -32,12 +32,12 @@ from rich.table import Table
 
 from streamia import platform
 from streamia.mongodump import DumpError, Source, find_sources
+from streamia_catalogue_projection import USER
 from streamia_kit.bulk import Loaded, all_values
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import ensure_database
 from streamia_kit.infra import Infrastructure
 from streamia_kit.migrations import migrate
-from streamia_kit.movie_projection import USER
 
 COLLECTIONS = ("users", "movies", "favorites", "ratings", "comments")
 SERVICES = ("users", "movies", "favorites", "ratings", "comments")

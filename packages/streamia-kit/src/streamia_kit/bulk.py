@@ -5,22 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import ColumnElement, FromClause, TableClause, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from streamia_kit.movie_projection import Movie
+from streamia_kit.repository import insert
 
 # Rows per statement: well under both backends' bound-parameter limits for our tables.
 CHUNK = 1000
 
 
-def _insert(session: AsyncSession, table: FromClause) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(cast(TableClause, table))
+class KnownMovie(Protocol):
+    """A movie as a service's projection knows it (`streamia_catalogue_projection.Movie`)."""
+
+    @property
+    def deleted(self) -> bool: ...
 
 
 async def existing(
@@ -43,9 +43,10 @@ async def insert_new(
     inserted: set[Any] = set()
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
-        stmt = _insert(session, table).values(list(chunk))
-        stmt = stmt.on_conflict_do_nothing().returning(table.c[key])
-        inserted.update(await session.scalars(stmt))
+        stmt = insert(session, cast(TableClause, table)).values(list(chunk))
+        inserted.update(
+            await session.scalars(stmt.on_conflict_do_nothing().returning(table.c[key]))
+        )
     return inserted
 
 
@@ -74,7 +75,7 @@ def refusal(
     user_id: str | None,
     movie_id: str | None,
     users: Container[str],
-    movies: Mapping[str, Movie],
+    movies: Mapping[str, KnownMovie],
     buried_users: Container[str],
 ) -> str | None:
     """Why a favorite, rating or comment by `user_id` of `movie_id` cannot be loaded, if so:

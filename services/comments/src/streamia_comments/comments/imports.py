@@ -10,12 +10,12 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_catalogue_projection import Movie
 from streamia_comments.comments.models import FLAGGED, VISIBLE, Comment
 from streamia_comments.comments.repository import CommentsRepository
 from streamia_comments.comments.schemas import Text
 from streamia_comments.comments.service import BY_WORDS, CommentsService
 from streamia_kit.bulk import Loaded, existing, insert_new, refusal
-from streamia_kit.movie_projection import Movie
 
 COMMENTS = Comment.__table__
 _TEXT: TypeAdapter[str] = TypeAdapter(Text)

@@ -9,10 +9,10 @@ from datetime import datetime
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_catalogue_projection import Movie
 from streamia_favorites.favorites.models import Favorite
 from streamia_favorites.favorites.schemas import Note
 from streamia_kit.bulk import Loaded, existing, insert_new, refusal
-from streamia_kit.movie_projection import Movie
 
 FAVORITES = Favorite.__table__
 _NOTE: TypeAdapter[str | None] = TypeAdapter(Note)

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_catalogue_projection import Movie
 from streamia_kit.bulk import Loaded, all_values, existing, insert_new, refusal
 from streamia_kit.db import on_commit
-from streamia_kit.movie_projection import Movie
 from streamia_ratings.ratings.models import STARS, MovieSummary, Rating
 from streamia_ratings.ratings.repository import RatingsRepository
 from streamia_ratings.ratings.schemas import Summary
