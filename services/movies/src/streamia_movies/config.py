@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 from pydantic import AliasChoices, Field, SecretStr
 
 from streamia_kit.config import ServiceSettings
+from streamia_movies.media.images import DEFAULT_MAX_COVER_BYTES
 from streamia_movies.media.uploads import DEFAULT_MAX_VIDEO_BYTES
 
 
@@ -29,6 +30,9 @@ class MoviesSettings(ServiceSettings):
 
     max_upload_bytes: int = DEFAULT_MAX_VIDEO_BYTES
     max_subtitle_bytes: int = 5 * 1024 * 1024
+    max_cover_bytes: int = Field(
+        default=DEFAULT_MAX_COVER_BYTES, gt=0, description="largest cover image accepted"
+    )
 
     # Each upload is read (probe + poster frame, PyAV) in a child process with these limits.
     media_read_timeout_seconds: float = Field(

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from streamia_kit.dependencies import AdminUser
-from streamia_kit.errors import NotFound
+from streamia_kit.errors import NotFound, ValidationFailed
+from streamia_movies.config import MoviesSettings
 from streamia_movies.dependencies import DatabaseDep, MoviesServiceDep, SettingsDep
 from streamia_movies.media.formats import VIDEO_CONTENT_TYPES, content_type_for
+from streamia_movies.media.images import check_image
 from streamia_movies.media.streaming import MediaFileResponse
 from streamia_movies.media.subtitles import MAX_SUBTITLE_BYTES, check_subtitle_filename
-from streamia_movies.media.uploads import FileRule, receive_multipart, video_rule
+from streamia_movies.media.uploads import FileRule, human_size, receive_multipart, video_rule
 from streamia_movies.movies import schemas
 from streamia_movies.movies.service import MoviesService
 
@@ -26,7 +28,17 @@ UPLOAD_PATHS = ("/api/movies/upload",)
 
 
 def is_upload_path(path: str) -> bool:
-    return path in UPLOAD_PATHS or (path.startswith("/api/movies/") and path.endswith("/subtitles"))
+    return path in UPLOAD_PATHS or (
+        path.startswith("/api/movies/") and path.endswith(("/subtitles", "/cover"))
+    )
+
+
+def _cover_rule(settings: MoviesSettings) -> FileRule:
+    return FileRule(
+        settings.max_cover_bytes,
+        check_image,
+        f"Cover exceeds the maximum size of {human_size(settings.max_cover_bytes)}",
+    )
 
 
 def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) -> dict[str, Any]:
@@ -67,12 +79,12 @@ async def upload(
     db: DatabaseDep,
     settings: SettingsDep,
 ) -> Any:
-    form = await receive_multipart(
-        request, movies.store.staging_dir, {"video": video_rule(settings.max_upload_bytes)}
-    )
+    rules = {"video": video_rule(settings.max_upload_bytes), "cover": _cover_rule(settings)}
+    form = await receive_multipart(request, movies.store.staging_dir, rules)
     try:
         data = schemas.parse(schemas.UploadIn, form.fields)
-        async with movies.stored_video(form.files.get("video")) as stored:
+        video, cover = form.files.get("video"), form.files.get("cover")
+        async with movies.stored_video(video, cover) as stored:
             async with db.transaction() as session:
                 movie = await movies.create_uploaded(session, data, stored)
     finally:
@@ -174,6 +186,40 @@ async def upload_subtitle(
         "message": "Subtitle uploaded successfully",
         "data": [schemas.subtitle_out(s) for s in subtitles],
     }
+
+
+@router.put("/{movie_id}/cover")
+async def upload_cover(
+    movie_id: str,
+    _: AdminUser,
+    request: Request,
+    movies: MoviesServiceDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Any:
+    """Multipart `cover` (PNG, JPEG or WebP): stored re-encoded as the movie's poster."""
+    form = await receive_multipart(
+        request, movies.store.staging_dir, {"cover": _cover_rule(settings)}
+    )
+    try:
+        cover = form.files.get("cover")
+        if cover is None:
+            raise ValidationFailed({"cover": ["A cover image is required"]})
+        async with db.sessions() as session:
+            await movies.get(session, movie_id)  # 404 before any file is stored
+        stored = await movies.save_cover(movie_id, cover)
+        try:
+            async with db.transaction() as session:
+                movie, replaced = await movies.replace_cover(session, movie_id, stored)
+        except BaseException:
+            await movies.discard(stored)
+            raise
+    finally:
+        form.cleanup()
+    await movies.invalidate(movie_id)
+    await movies.catalogue_changed()
+    await movies.discard(replaced)
+    return {"message": "Cover updated successfully", "data": schemas.movie_out(movie)}
 
 
 @router.get("/{movie_id}/subtitles")

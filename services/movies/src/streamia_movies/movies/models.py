@@ -44,6 +44,9 @@ class Movie(Base):
     provider: Mapped[str] = mapped_column(String(20))
     video_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     poster_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # Where the poster file lives when not with the video (an uploaded cover of an external
+    # movie is kept by this service's store); None: the video's provider.
+    poster_provider: Mapped[str | None] = mapped_column(String(20), nullable=True)
     video_format: Mapped[str | None] = mapped_column(String(20), nullable=True)
     duration: Mapped[float | None] = mapped_column(Float, nullable=True)
     has_audio: Mapped[bool | None] = mapped_column(Boolean, nullable=True)

@@ -21,6 +21,7 @@ from streamia_kit.errors import NotFound, ValidationFailed
 from streamia_kit.events import MediaRef, MovieCreated, MovieDeleted, MovieUpdated, RatingEvent
 from streamia_kit.messaging import Outbox
 from streamia_movies.media.formats import content_type_for, sniff_video
+from streamia_movies.media.images import reencode_cover
 from streamia_movies.media.prober import MediaProber
 from streamia_movies.media.storage import Kind, LocalFile, MediaStore, StoredMedia
 from streamia_movies.media.subtitles import to_webvtt
@@ -303,18 +304,33 @@ class MoviesService:
         movie.category_key = fold(movie.category)[:100]
         movie.search_text = search_document(movie.title, movie.description)
 
+    async def save_cover(self, movie_id: str, cover: StagedFile) -> StoredMedia:
+        """Re-encode an uploaded cover (see `images`) and store it under a fresh key."""
+        jpeg = cover.path.with_name(cover.path.name + ".jpg")
+        try:
+            await asyncio.to_thread(reencode_cover, cover.path, jpeg)
+            return await self.store.save_file(
+                f"posters/{movie_id}-{new_id()[:8]}.jpg", jpeg, "poster", "image/jpeg"
+            )
+        finally:
+            jpeg.unlink(missing_ok=True)
+
     @contextlib.asynccontextmanager
-    async def stored_video(self, staged: StagedFile | None) -> AsyncIterator[StoredVideo]:
-        """Probe a staged upload, move it (and a poster) into the store; if the caller's
-        block fails the stored files are deleted again, so no row means no media."""
+    async def stored_video(
+        self, staged: StagedFile | None, cover: StagedFile | None = None
+    ) -> AsyncIterator[StoredVideo]:
+        """Probe a staged upload, move it and its poster (the uploaded cover, else a frame of
+        the video) into the store; if the caller's block fails the stored files are deleted
+        again, so no row means no media."""
         if staged is None:
             raise ValidationFailed({"video": ["A video file is required"]})
         movie_id = new_id()
         poster_path = staged.path.with_name(staged.path.name + ".jpg")
-        probe = await self.prober.read(staged.path, poster_path)
-        video_format = probe.video_format or sniff_video(staged.head)
         stored: StoredVideo | None = None
+        stored_cover = await self.save_cover(movie_id, cover) if cover is not None else None
         try:
+            probe = await self.prober.read(staged.path, None if cover else poster_path)
+            video_format = probe.video_format or sniff_video(staged.head)
             video = await self.store.save_file(
                 f"videos/{movie_id}.{video_format or 'bin'}",
                 staged.path,
@@ -322,6 +338,7 @@ class MoviesService:
                 content_type_for(video_format),
             )
             stored = StoredVideo(movie_id, video, video_format, probe.duration, probe.has_audio)
+            stored.poster = stored_cover
             if probe.poster:
                 stored.poster = await self.store.save_file(
                     f"posters/{movie_id}.jpg", poster_path, "poster", "image/jpeg"
@@ -330,6 +347,8 @@ class MoviesService:
         except BaseException:
             if stored is not None:
                 await self._delete_quietly(stored.media())
+            elif stored_cover is not None:
+                await self._delete_quietly([stored_cover])
             raise
         finally:
             poster_path.unlink(missing_ok=True)
@@ -352,6 +371,7 @@ class MoviesService:
             provider=stored.video.provider,
             video_key=stored.video.key,
             poster_key=stored.poster.key if stored.poster else None,
+            poster_provider=stored.poster.provider if stored.poster else None,
             video_url=self._video_url(stored),
             cover_image=stored.poster.url if stored.poster else None,
             video_format=stored.video_format,
@@ -429,7 +449,8 @@ class MoviesService:
         if movie.video_key:
             media.append(MediaRef(provider=movie.provider, key=movie.video_key, kind="video"))
         if movie.poster_key:
-            media.append(MediaRef(provider=movie.provider, key=movie.poster_key, kind="poster"))
+            poster_provider = movie.poster_provider or movie.provider
+            media.append(MediaRef(provider=poster_provider, key=movie.poster_key, kind="poster"))
         media += [
             MediaRef(provider=s.provider, key=s.key, kind="subtitle") for s in movie.subtitles
         ]
@@ -438,6 +459,25 @@ class MoviesService:
         )
         await repo.delete(movie)
         return movie
+
+    async def replace_cover(
+        self, session: AsyncSession, movie_id: str, cover: StoredMedia
+    ) -> tuple[Movie, StoredMedia | None]:
+        """Point the movie at a stored cover; returns it and the poster file it replaced."""
+        repo = MoviesRepository(session)
+        movie = await repo.get(movie_id, for_update=True)
+        if movie is None:
+            raise _not_found()
+        replaced = None
+        if movie.poster_key:
+            provider = movie.poster_provider or movie.provider
+            replaced = StoredMedia(provider, movie.poster_key, movie.cover_image or "", 0, "poster")
+        movie.poster_key, movie.poster_provider = cover.key, cover.provider
+        movie.cover_image = cover.url
+        movie.updated_at = utcnow()
+        await repo.flush()
+        await self.outbox.add(session, MovieUpdated(**_snapshot(movie)))
+        return movie, replaced
 
     async def add_subtitle(
         self,
