@@ -63,7 +63,7 @@ async def browser_page() -> Any:
             lambda request: (
                 None
                 if _is_local(request.url) or request.resource_type == "media"
-                else problems.append(f"remote: {request.url}")
+                else problems.append(f"remote {request.resource_type}: {request.url}")
             ),
         )
         page.on("dialog", lambda dialog: dialog.accept())
@@ -293,3 +293,96 @@ async def test_the_api_docs_render_offline(platform, browser_page) -> None:
     await page.wait_for_selector(".swagger-ui .info .title:has-text('Streamia API')")
     await page.wait_for_selector(".opblock-summary-path:has-text('/api/users/login')")
     assert page.problems == []  # no CSP violation, nothing from another origin
+
+
+VTT = b"WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHola\n"
+
+
+async def test_admin_forms_the_player_and_comment_moderation(
+    platform, api, harness, sample_video, browser_page
+) -> None:
+    page = browser_page
+    title = f"Admin Web {uuid.uuid4().hex[:6]}"
+    admin_email, admin_password = platform.admin_credentials()
+    await _login(page, platform.gateway, admin_email, admin_password)
+
+    # Add by URL, then upload a file.
+    await page.click("a:has-text('Admin')")
+    await page.wait_for_url(platform.gateway + "/admin")
+    url_form = "form:has(h2:has-text('Add a movie by URL'))"
+    await page.fill(f"{url_form} input[name=videoUrl]", "https://videos.example.com/a.mp4")
+    await page.fill(f"{url_form} input[name=title]", title)
+    await page.fill(f"{url_form} input[name=category]", "Drama")
+    await page.click(f"{url_form} button[type=submit]")
+    await page.wait_for_selector(f"{url_form} .notice.success")
+    upload_form = "form:has(h2:has-text('Upload a movie'))"
+    await page.set_input_files(f"{upload_form} input[name=video]", str(sample_video))
+    await page.fill(f"{upload_form} input[name=title]", f"{title} upload")
+    await page.click(f"{upload_form} button[type=submit]")
+    await page.wait_for_selector(f"{upload_form} .notice.success a:has-text('add subtitles')")
+
+    found = await api.get("/api/movies", params={"search": title, "limit": 10})
+    movie_id = next(m["id"] for m in found.json()["data"] if m["title"] == title)
+
+    # Edit, and add Spanish subtitles.
+    await page.goto(f"{platform.gateway}/admin/movies/{movie_id}")
+    edit_form = "form:has(h2:has-text('Details'))"
+    await page.fill(f"{edit_form} input[name=title]", f"{title} edited")
+    await page.click(f"{edit_form} button[type=submit]")
+    await page.wait_for_selector(f"{edit_form} .notice.success")
+    subtitle_form = "form:has(input[name=subtitle])"
+    await page.set_input_files(
+        f"{subtitle_form} input[name=subtitle]",
+        {"name": "es.vtt", "mimeType": "text/vtt", "buffer": VTT},
+    )
+    await page.fill(f"{subtitle_form} input[name=language]", "es")
+    await page.fill(f"{subtitle_form} input[name=label]", "Español")
+    await page.click(f"{subtitle_form} button[type=submit]")
+    await page.wait_for_selector(".plain-list .chip:has-text('es')")
+
+    # The player: subtitle menu (remembered), shortcuts, and an error that says what failed.
+    await page.goto(f"{platform.gateway}/movies/{movie_id}")
+    await page.wait_for_selector("#subtitle-menu option:has-text('Español')", state="attached")
+    await page.select_option("#subtitle-menu", "es")
+    assert await page.evaluate("() => localStorage.getItem('streamia.subtitles')") == "es"
+    showing = "() => [...document.querySelector('video').textTracks].map((t) => t.mode)"
+    assert await page.evaluate(showing) == ["showing"]
+    await page.locator("main h1").click()  # focus out of the menu: keys go to the player
+    await page.keyboard.press("c")
+    assert await page.eval_on_selector("#subtitle-menu", "(m) => m.value") == "off"
+    await page.keyboard.press("m")
+    assert await page.eval_on_selector("video", "(v) => v.muted") is True
+    await page.wait_for_selector(".player .notice.error:has-text('another site')")
+
+    # A user reports a comment: the button says so; the admin hides it from the queue.
+    author = await platform.register(api)
+    posted = await api.post(
+        "/api/comments",
+        json={"movieId": movie_id, "text": "Spoilers everywhere"},
+        headers=harness.bearer(author.token),
+    )
+    assert posted.status_code == 201, posted.text
+    await page.click("button:has-text('Log out')")
+    reporter = await platform.register(api)
+    await _login(page, platform.gateway, reporter.email, reporter.password)
+    await page.goto(f"{platform.gateway}/movies/{movie_id}")
+    report = page.locator(".comment:has-text('Spoilers everywhere') button:has-text('Report')")
+    await report.click()
+    reported = page.locator(".comment:has-text('Spoilers everywhere') button:has-text('Reported')")
+    await reported.wait_for()
+    assert await reported.is_disabled()
+
+    # A comment the word filter holds back tells its author it awaits review.
+    await page.fill(".comment-form textarea", "esto es una mierda")
+    await page.click(".comment-form button[type=submit]")
+    await page.wait_for_selector(
+        ".comment:has-text('una mierda') .chip:has-text('Awaiting review')"
+    )
+
+    await page.click("button:has-text('Log out')")
+    await _login(page, platform.gateway, admin_email, admin_password)
+    await page.goto(platform.gateway + "/admin")
+    queued = page.locator("#admin-moderation ~ * .comment:has-text('Spoilers everywhere')")
+    await queued.locator("button:has-text('Hide')").click()
+    await page.wait_for_selector(".toast:has-text('Comment hidden.')")
+    assert page.problems == []

@@ -7,6 +7,8 @@ import { link } from './router.js';
 
 const COMMENTS_PAGE = 20;
 const COMMENT_MAX = 500;
+// What a comment's author sees instead of a raw moderation status.
+const STATUS_TEXT = { flagged: 'Awaiting review', hidden: 'Hidden by a moderator' };
 
 function sectionError(container, err, retry) {
   replace(
@@ -97,18 +99,29 @@ export async function movieView(main, [rawId]) {
 
 // Player ------------------------------------------------------------------------------------
 
+const SUBTITLE_KEY = 'streamia.subtitles';
+const SHORTCUTS = 'Keys: space play/pause · ← → 5 s · f full screen · m mute · c subtitles';
+
 async function renderPlayer(container, movie) {
-  const sources = [`/api/movies/${enc(movie.id)}/stream`];
-  if (movie.videoUrl && !sources.includes(movie.videoUrl)) sources.push(movie.videoUrl);
+  const stream = `/api/movies/${enc(movie.id)}/stream`;
   const video = h('video', {
     controls: true,
     preload: 'metadata',
     playsinline: true,
     poster: movie.coverImage || undefined,
     'aria-label': `Video: ${movie.title}`,
+    'aria-keyshortcuts': 'Space ArrowLeft ArrowRight F M C',
   });
   const message = h('p', { class: 'notice error', role: 'alert', hidden: true });
-  replace(container, video, message);
+  const menu = h('select', { id: 'subtitle-menu', name: 'subtitles' }, h('option', { value: 'off' }, 'Off'));
+  const controls = h(
+    'div',
+    { class: 'player-controls' },
+    h('label', { htmlFor: 'subtitle-menu' }, 'Subtitles '),
+    menu,
+    h('span', { class: 'muted hint' }, SHORTCUTS),
+  );
+  replace(container, video, message, controls);
 
   let subtitles = movie.subtitles || [];
   try {
@@ -117,35 +130,85 @@ async function renderPlayer(container, movie) {
   } catch (err) {
     if (subtitles.length === 0) console.warn('subtitles unavailable', err);
   }
-  const preferred = (navigator.language || 'en').toLowerCase().split('-')[0];
-  const defaultIndex = subtitles.findIndex((s) => (s.language || '').toLowerCase().split('-')[0] === preferred);
-  subtitles.forEach((sub, index) => {
-    if (!sub.url) return;
-    video.appendChild(
-      h('track', {
-        kind: 'subtitles',
-        src: sub.url,
-        srclang: sub.language || '',
-        label: sub.label || sub.language || `Subtitles ${index + 1}`,
-        default: index === defaultIndex,
-      }),
-    );
-  });
+  subtitles = subtitles.filter((sub) => sub.url);
+  for (const [index, sub] of subtitles.entries()) {
+    const label = sub.label || sub.language || `Subtitles ${index + 1}`;
+    video.appendChild(h('track', { kind: 'subtitles', src: sub.url, srclang: sub.language || '', label }));
+    menu.appendChild(h('option', { value: sub.language || String(index) }, label));
+  }
+  controls.hidden = subtitles.length === 0;
 
-  let current = 0;
-  video.addEventListener('error', () => {
-    if (!video.error) return;
-    current += 1;
-    if (current < sources.length) {
-      video.src = sources[current];
-      video.load();
+  /** Shows the chosen track (a language, or 'off') and remembers the choice. */
+  function choose(value, remember = true) {
+    menu.value = [...menu.options].some((o) => o.value === value) ? value : 'off';
+    [...video.textTracks].forEach((track, index) => {
+      const option = menu.options[index + 1];
+      track.mode = option && option.value === menu.value ? 'showing' : 'disabled';
+    });
+    if (remember) localStorage.setItem(SUBTITLE_KEY, menu.value);
+  }
+  menu.addEventListener('change', () => choose(menu.value));
+  const remembered = localStorage.getItem(SUBTITLE_KEY);
+  const browser = (navigator.language || 'en').toLowerCase().split('-')[0];
+  const match = subtitles.find((s) => (s.language || '').toLowerCase().split('-')[0] === browser);
+  choose(remembered || (match ? match.language : 'off'), false);
+
+  function onKey(event) {
+    if (!video.isConnected) {
+      document.removeEventListener('keydown', onKey);
       return;
     }
-    message.textContent =
-      'This video cannot be played right now. It may still be processing or its file may be missing.';
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.target.closest('input, textarea, select, button, a, [contenteditable]')) return;
+    const key = event.key.toLowerCase();
+    if (key === ' ') {
+      if (video.paused) video.play().catch(() => {});
+      else video.pause();
+    } else if (key === 'arrowleft' || key === 'arrowright') {
+      const step = key === 'arrowleft' ? -5 : 5;
+      video.currentTime = Math.max(0, Math.min(video.duration || Infinity, video.currentTime + step));
+    } else if (key === 'f') {
+      if (document.fullscreenElement) document.exitFullscreen();
+      else video.requestFullscreen?.().catch(() => {});
+    } else if (key === 'm') {
+      video.muted = !video.muted;
+    } else if (key === 'c' && menu.options.length > 1) {
+      choose(menu.options[(menu.selectedIndex + 1) % menu.options.length].value);
+    } else {
+      return;
+    }
+    event.preventDefault();
+  }
+  document.addEventListener('keydown', onKey);
+
+  video.addEventListener('error', async () => {
+    if (!video.error) return;
+    message.textContent = await playbackProblem(stream, video, movie);
     message.hidden = false;
   });
-  video.src = sources[current];
+  video.src = stream;
+}
+
+/** What went wrong when the video failed: unreachable host, missing file or unsupported format. */
+async function playbackProblem(stream, video, movie) {
+  const external = /^https?:/i.test(movie.videoUrl || '') && new URL(movie.videoUrl).origin !== location.origin;
+  if (external) {
+    return `The video is hosted on another site (${new URL(movie.videoUrl).host}) that cannot be reached or does not serve a playable video.`;
+  }
+  let response;
+  try {
+    response = await fetch(stream, { headers: { Range: 'bytes=0-0' } });
+  } catch {
+    return 'Cannot reach the server to play this video. Check your connection and try again.';
+  }
+  if (response.status === 404) return 'The video file is missing: it may have been removed or not processed yet.';
+  if (response.status >= 500) return 'The video service is unavailable right now. Please try again in a moment.';
+  const type = (response.headers.get('Content-Type') || '').split(';')[0];
+  if (type && !video.canPlayType(type)) return `This browser cannot play this video format (${type}).`;
+  if (video.error && video.error.code === MediaError.MEDIA_ERR_DECODE) {
+    return 'The video file is damaged or uses a format this browser cannot decode.';
+  }
+  return 'This video cannot be played right now.';
 }
 
 // Favourite ---------------------------------------------------------------------------------
@@ -445,7 +508,7 @@ function commentItem(comment, list) {
     mine ? h('span', { class: 'chip small' }, 'You') : null,
     h('time', { datetime: comment.createdAt || '', class: 'muted' }, formatDateTime(comment.createdAt)),
     edited ? h('span', { class: 'muted' }, '(edited)') : null,
-    comment.status && comment.status !== 'visible' ? h('span', { class: 'chip warn small' }, comment.status) : null,
+    STATUS_TEXT[comment.status] ? h('span', { class: 'chip warn small' }, STATUS_TEXT[comment.status]) : null,
   );
   const actions = h('div', { class: 'comment-actions' });
   const body = h('div', { class: 'comment-body' }, text);
@@ -488,16 +551,21 @@ function commentItem(comment, list) {
     const report = h('button', { type: 'button', class: 'btn small ghost' }, 'Report');
     report.addEventListener('click', async () => {
       if (!confirm('Report this comment to the moderators?')) return;
+      let reported = false;
       await busy(report, async () => {
         try {
+          // Reporting twice is a no-op in the API, so a retry after a lost answer is safe.
           const res = await api(`/api/comments/${enc(comment.id)}/report`, { method: 'POST' });
           toast(res?.message || 'Comment reported.', 'success');
-          report.textContent = 'Reported';
+          reported = true;
         } catch (err) {
           toastError(err);
         }
       });
-      if (report.textContent === 'Reported') report.disabled = true;
+      if (reported) {
+        report.textContent = 'Reported';
+        report.disabled = true;
+      }
     });
     actions.appendChild(report);
   }
