@@ -92,6 +92,9 @@ def _uvicorn_config(
         # Longer than the gateway's pooled keep-alive (30 s): the proxy, not the service,
         # closes idle connections, so it never reuses one the service just closed (a 502).
         timeout_keep_alive=75,
+        # The gateway alone decides which X-Forwarded-For to believe (STREAMIA_TRUSTED_PROXIES);
+        # uvicorn's own handling would take a client's spoofed header from a trusted peer.
+        proxy_headers=False,
     )
 
 

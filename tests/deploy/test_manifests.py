@@ -45,8 +45,9 @@ SEED_HPA = {
     "notifications": (1, 3),
 }
 SEED_NAMESPACES = {"gateway", "streamia-services", "streamia-data", "monitoring", "logging"}
-# Read by uvicorn, not by our settings: trust X-Forwarded-For from the ingress.
-NON_STREAMIA_ENV = {"FORWARDED_ALLOW_IPS"}
+# Variables read by something other than our settings (none: uvicorn's
+# FORWARDED_ALLOW_IPS is replaced by STREAMIA_TRUSTED_PROXIES).
+NON_STREAMIA_ENV: set[str] = set()
 
 
 # --- loading ---------------------------------------------------------------------------

@@ -139,6 +139,8 @@ class Platform:
                 # Everything comes from 127.0.0.1: keep the global per-IP limit out of the way;
                 # the per-login limit stays at its normal value (5 failures per 10 minutes).
                 "STREAMIA_RATE_LIMIT_GLOBAL": "1000000/minute",
+                "STREAMIA_RATE_LIMIT_LOGIN_IP": "1000000/minute",
+                "STREAMIA_CREDENTIAL_CONCURRENCY_PER_IP": "1000",
                 "STREAMIA_EMAIL_SENDER": "file",
             }
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import uuid
@@ -66,6 +67,9 @@ class FakeUpstream:
     seen: list[dict[str, Any]] = field(default_factory=list)
     upload_started: asyncio.Event = field(default_factory=asyncio.Event)
     client_got_first_chunk: asyncio.Event = field(default_factory=asyncio.Event)
+    password_checks: int = 0  # logins and password changes that reached the "users service"
+    release_slow: asyncio.Event = field(default_factory=asyncio.Event)
+    slow_seconds: float = 10.0
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -77,12 +81,37 @@ class FakeUpstream:
             return web.json_response({"status": "ok"}, status=200 if self.healthy else 503)
         if path == "/api/users/login" and request.method == "POST":
             body = await request.json()
+            self.password_checks += 1
+            email = str(body.get("email", ""))
+            if email.startswith("busy"):
+                return web.json_response(
+                    {"error": "busy", "message": "busy", "code": "busy"},
+                    status=503,
+                    headers={"Retry-After": "1"},
+                )
+            if email.startswith("slow"):  # answers after `slow_seconds`, or when released
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.release_slow.wait(), self.slow_seconds)
             if body.get("password") == LOGIN_PASSWORD:
                 return web.json_response({"message": "Login successful", "token": "t"})
             return web.json_response(
-                {"error": "Email or password incorrect", "message": "x", "code": "bad_login"},
+                {
+                    "error": "Email or password incorrect",
+                    "message": "Email or password incorrect",
+                    "code": "invalid_credentials",
+                },
                 status=401,
             )
+        if path == "/api/users/change-password" and request.method == "PUT":
+            body = await request.json()
+            self.password_checks += 1
+            if body.get("currentPassword") != LOGIN_PASSWORD:
+                message = "Current password is incorrect"
+                return web.json_response(
+                    {"error": message, "message": message, "code": "invalid_credentials"},
+                    status=400,
+                )
+            return web.json_response({"message": "Password changed successfully"})
         if path == "/api/movies/upload":
             return await self._upload(request)
         if path == "/api/movies/m1/stream":
@@ -210,6 +239,8 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
         "breaker_timeout_seconds": 3.0,
         "cors_origins": ["http://localhost:5173"],
         "log_level": "WARNING",
+        # The tests stand in for the ingress: they say who the client is in X-Forwarded-For.
+        "trusted_proxies": ["127.0.0.1/32"],
     }
     values.update(overrides)
     return GatewaySettings(**values)
@@ -222,7 +253,12 @@ async def run_gateway(
     app = create_app(settings, revocations)
     sock = bind_socket()
     config = uvicorn.Config(
-        app, lifespan="on", log_level="warning", access_log=False, http="httptools"
+        app,
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        http="httptools",
+        proxy_headers=False,  # as platform.py runs it
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

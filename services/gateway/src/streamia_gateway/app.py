@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 import structlog
 
 from streamia_gateway.access_log import AccessLog
+from streamia_gateway.client_ip import ClientIp
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.cors import CorsPolicy
 from streamia_gateway.docs import ApiDocs
@@ -71,6 +72,7 @@ class Gateway:
         metrics: GatewayMetrics,
         access_log: AccessLog | None,
         redis: aioredis.Redis | None,
+        client_ip: ClientIp,
     ) -> None:
         self.router = router
         self.cors = cors
@@ -85,6 +87,7 @@ class Gateway:
         self.metrics = metrics
         self._access_log = access_log
         self._redis = redis
+        self._client_ip = client_ip
 
     # ASGI entry point -------------------------------------------------------------------
 
@@ -128,6 +131,7 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         ex = Exchange(scope, receive, send)
+        ex.client_ip, ex.proxied = self._client_ip.resolve(ex.client_ip, scope["headers"])
         incoming = ex.headers.get(b"x-request-id")
         ex.request_id = new_request_id(incoming.decode("latin-1") if incoming else None)
         ex.extra.append((b"x-request-id", ex.request_id.encode()))
@@ -310,7 +314,8 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
         limits=limits,
         verifier=verifier,
         revocations=revocations,
-        logins=LoginLimiter(limits, proxy, metrics, settings.login_body_max_bytes),
+        logins=LoginLimiter(settings, limits, proxy, metrics),
+        client_ip=ClientIp(settings.trusted_proxies),
         proxy=proxy,
         breakers=breakers,
         metrics=metrics,

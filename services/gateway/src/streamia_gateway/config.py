@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Any, ClassVar
 
 from limits import parse
@@ -32,7 +33,28 @@ class GatewaySettings(ServiceSettings):
     # Rate limits in `limits` notation, moving window.
     rate_limits_enabled: bool = True
     rate_limit_global: str = "300/minute"  # per client IP
-    rate_limit_login: str = "5/10 minutes"  # failed logins per IP + email
+    rate_limit_login: str = Field(
+        "5/10 minutes", description="password checks per IP + account (a success refunds)"
+    )
+    rate_limit_login_account: str = Field(
+        "10/minute",
+        description="password checks per account from any IP: slows stuffing, never locks long",
+    )
+    rate_limit_login_ip: str = Field(
+        "30/10 minutes", description="wrong passwords per IP across every account (spraying)"
+    )
+    credential_concurrency_per_ip: int = Field(
+        4, ge=1, description="password-checking requests one IP may have in flight (429 beyond)"
+    )
+    credential_timeout_seconds: float = Field(
+        10.0, gt=0, description="wait for the users service on routes that check a password"
+    )
+    # Proxies in front of the gateway (the ingress controller); the client IP is the right-most
+    # X-Forwarded-For address not in these networks. Empty: the TCP peer is the client.
+    trusted_proxies: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of proxies whose X-Forwarded-For is believed (comma-separated)",
+    )
     # Redis key prefix of the counters (joined after `namespace`), so parallel runs stay apart.
     rate_limit_key_prefix: str = "streamia:gateway:ratelimit"
     login_body_max_bytes: int = 16 * 1024
@@ -72,7 +94,16 @@ class GatewaySettings(ServiceSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("rate_limit_global", "rate_limit_login")
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator(
+        "rate_limit_global", "rate_limit_login", "rate_limit_login_account", "rate_limit_login_ip"
+    )
     @classmethod
     def _valid_limit(cls, value: str) -> str:
         parse(value)  # raises ValueError on a malformed limit string

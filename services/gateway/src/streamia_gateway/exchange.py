@@ -33,6 +33,7 @@ class Exchange:
         "path",
         "headers",
         "client_ip",
+        "proxied",
         "request_id",
         "extra",
         "ratelimit",
@@ -51,6 +52,8 @@ class Exchange:
         self.headers: dict[bytes, bytes] = dict(scope["headers"])
         client = scope.get("client")
         self.client_ip: str = client[0] if client else "unknown"
+        # Came from the public side, through a trusted proxy (the ingress controller).
+        self.proxied = False
         self.request_id = ""
         self.extra: Headers = []  # request id and CORS: on every answer
         self.ratelimit: Headers = []  # RateLimit-* of the limit this route counts against

@@ -22,6 +22,9 @@ from streamia_kit.api_docs import docs_asset, docs_page
 _VARY_ACCEPT = ((b"vary", b"Accept"),)
 _DOCS_HEADERS = tuple((k.encode(), v.encode()) for k, v in DOCS_HEADERS.items())
 _DOCS_PAGE = docs_page("/openapi.json", "Streamia API")
+# For the cluster's eyes only (Prometheus, probes): what the public reaches through the
+# ingress gets a 404, as if they did not exist.
+_INTERNAL = frozenset({"/metrics", "/ready"})
 
 
 class Operations:
@@ -58,6 +61,9 @@ class Operations:
             route = self._docs_asset
         if route is None:
             return False
+        if ex.proxied and ex.path in _INTERNAL:
+            await ex.error(404, "Endpoint not found", "endpoint_not_found")
+            return True
         if ex.method not in ("GET", "HEAD"):
             await ex.error(
                 405, "Method not allowed", "method_not_allowed", [(b"allow", b"GET, HEAD")]

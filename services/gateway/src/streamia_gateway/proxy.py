@@ -49,7 +49,8 @@ IDENTITY_PREFIX = b"x-streamia-"
 # Responses up to this size are read whole and sent in one ASGI message.
 _SMALL_BODY = 64 * 1024
 
-OnStatus = Callable[[int], Awaitable[None]]
+# Told the upstream's status (and its body, when small enough to be read whole) before relaying.
+OnStatus = Callable[[int, bytes | None], Awaitable[None]]
 
 
 class RequestBody:
@@ -140,7 +141,9 @@ class Proxy:
         keep_authorization: bool = True,
         body: bytes | None = None,
         on_status: OnStatus | None = None,
+        headers_within: float | None = None,
     ) -> None:
+        """Forward `ex`; `headers_within` replaces the wait for the response headers."""
         ex.upstream = upstream.name
         breaker = self._breakers.get(upstream.name)
         permit = breaker.acquire() if breaker is not None else None
@@ -170,6 +173,7 @@ class Proxy:
                 headers=self._request_headers(ex, identity, keep_authorization),
                 data=data,
                 allow_redirects=False,
+                timeout=self._timeout(headers_within),
             )
         except asyncio.CancelledError:
             if breaker is not None and permit is not None:
@@ -186,7 +190,12 @@ class Proxy:
             return
 
         if breaker is not None and permit is not None:
-            breaker.record(permit, resp.status < 500)
+            if resp.status == 503 and "Retry-After" in resp.headers:
+                # The upstream shedding load on purpose is alive and answering: neither a
+                # success nor an error, or a burst on one route would open the breaker for all.
+                breaker.release(permit)
+            else:
+                breaker.record(permit, resp.status < 500)
         try:
             await self._relay(ex, upstream, resp, stream, on_status)
         finally:
@@ -200,9 +209,6 @@ class Proxy:
         stream: RequestBody | None,
         on_status: OnStatus | None,
     ) -> None:
-        if on_status is not None:
-            await on_status(resp.status)
-        headers = self._response_headers(resp, drop_ratelimit=bool(ex.ratelimit))
         length = resp.content_length
         if (
             ex.method == "HEAD"
@@ -214,9 +220,14 @@ class Proxy:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 await self._upstream_failed(ex, upstream, exc)
                 return
-            await ex.start(resp.status, headers)
+            if on_status is not None:
+                await on_status(resp.status, payload)
+            await ex.start(resp.status, self._response_headers(resp, bool(ex.ratelimit)))
             await ex.body(payload)
             return
+        if on_status is not None:
+            await on_status(resp.status, None)
+        headers = self._response_headers(resp, drop_ratelimit=bool(ex.ratelimit))
 
         # The headers came in time; from here on only a stalled body stream is a timeout.
         protocol = resp.connection.protocol if resp.connection is not None else None
@@ -238,6 +249,15 @@ class Proxy:
         finally:
             if watcher is not None:
                 watcher.cancel()
+
+    def _timeout(self, headers_within: float | None) -> aiohttp.ClientTimeout:
+        """The session's timeouts, with another wait for the response headers if given."""
+        if headers_within is None:
+            return self.session.timeout
+        connect = self._settings.upstream_connect_timeout_seconds
+        return aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect, sock_read=headers_within
+        )
 
     def _request_headers(
         self, ex: Exchange, identity: Identity | None, keep_authorization: bool

@@ -1,4 +1,5 @@
-"""Rate limits on `limits` (moving window): global per IP, failed logins per IP + email."""
+"""Rate limits on `limits` (moving window): global per IP; password checks per IP + account
+(reserved before the check), per account from any IP, and failures per IP across accounts."""
 
 from __future__ import annotations
 
@@ -60,6 +61,8 @@ class RateLimits:
         self.enabled = settings.rate_limits_enabled
         self.global_limit: RateLimitItem = parse(settings.rate_limit_global)
         self.login_limit: RateLimitItem = parse(settings.rate_limit_login)
+        self.account_limit: RateLimitItem = parse(settings.rate_limit_login_account)
+        self.spray_limit: RateLimitItem = parse(settings.rate_limit_login_ip)
         self._limiter = MovingWindowRateLimiter(storage)
 
     async def hit_global(self, client_ip: str) -> Verdict:
@@ -71,20 +74,36 @@ class RateLimits:
             log.warning("rate_limit_storage_unavailable", error=str(exc))
             return Verdict.unknown()
 
-    async def check_login(self, client_ip: str, email: str) -> Verdict:
-        """May this IP try to log in as `email` again? Does not count the attempt."""
+    async def reserve_login(self, client_ip: str, account: str) -> Verdict:
+        """Take one password check for this IP + account and for the account from anywhere,
+        before it is made: each hit is atomic, so concurrent attempts cannot all slip past the
+        limit. Refused (nothing more taken) when this IP failed too often across accounts."""
         try:
-            allowed = await self._limiter.test(self.login_limit, "login", client_ip, email)
-            return await self._verdict(allowed, self.login_limit, "login", client_ip, email)
+            if not await self._limiter.test(self.spray_limit, "spray", client_ip):
+                return await self._verdict(False, self.spray_limit, "spray", client_ip)
+            if not await self._limiter.hit(self.login_limit, "login", client_ip, account):
+                return await self._verdict(False, self.login_limit, "login", client_ip, account)
+            if not await self._limiter.hit(self.account_limit, "account", account):
+                return await self._verdict(False, self.account_limit, "account", account)
+            return await self._verdict(True, self.login_limit, "login", client_ip, account)
         except StorageError as exc:
             log.warning("rate_limit_storage_unavailable", error=str(exc))
             return Verdict.unknown()
 
-    async def fail_login(self, client_ip: str, email: str) -> Verdict:
-        """Count one failed login for this IP + email."""
+    async def login_failed(self, client_ip: str) -> None:
+        """Count a wrong password against the IP, whichever account it tried."""
         try:
-            await self._limiter.hit(self.login_limit, "login", client_ip, email)
-            return await self._verdict(True, self.login_limit, "login", client_ip, email)
+            await self._limiter.hit(self.spray_limit, "spray", client_ip)
+        except StorageError as exc:
+            log.warning("rate_limit_storage_unavailable", error=str(exc))
+
+    async def login_succeeded(self, client_ip: str, account: str) -> Verdict:
+        """The password was right: give back what was reserved for this IP + account and for
+        the account (only a proven password refunds, so nothing else can reset a count)."""
+        try:
+            await self._limiter.clear(self.login_limit, "login", client_ip, account)
+            await self._limiter.clear(self.account_limit, "account", account)
+            return await self._verdict(True, self.login_limit, "login", client_ip, account)
         except StorageError as exc:
             log.warning("rate_limit_storage_unavailable", error=str(exc))
             return Verdict.unknown()
