@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 
@@ -79,3 +80,23 @@ async def test_an_expired_or_unknown_reset_token_is_refused(stack, new_user):
             json={"token": tokens[0], "newPassword": "weak", "confirmPassword": "weak"},
         )
         assert weak.status_code == 400 and "newPassword" in weak.json()["details"]["fieldErrors"]
+
+
+async def test_a_flood_of_reset_requests_sends_one_email_with_identical_answers(stack, new_user):
+    app = create_app(UsersSettings(**stack.overrides()))
+    async with serve_app(app) as client:
+        body, _ = await new_user(client)
+        answers = await asyncio.gather(
+            *(
+                client.post("/api/users/forgot-password", json={"email": body["email"]})
+                for _ in range(20)
+            )
+        )
+        unknown = await client.post(
+            "/api/users/forgot-password", json={"email": "nobody-at-all@example.com"}
+        )
+        # The answers went out before the work; the test client returns once it is done.
+        async with app.state.service.db.sessions() as session:
+            issued = (await session.scalars(select(PasswordResetToken))).all()
+    assert {(a.status_code, a.text) for a in answers} == {(200, unknown.text)}
+    assert len(issued) == 1

@@ -19,6 +19,9 @@ class UsersSettings(ServiceSettings):
     jwt_private_key_file: Path | None = None
     token_lifetime_seconds: int = 2 * 3600
     reset_token_lifetime_seconds: int = 3600
+    reset_email_interval_seconds: int = Field(
+        300, ge=0, description="one password-reset email per address per this many seconds"
+    )
     # argon2id cost: OWASP's Password Storage Cheat Sheet minimum for interactive login
     # (19 MiB, t=2, p=1); bench/auth.py measures what it costs per core.
     argon2_time_cost: int = Field(2, ge=1, description="argon2id iterations")

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+import structlog
+from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from streamia_kit.dependencies import CurrentUser, OptionalUser
 from streamia_users.dependencies import UsersServiceDep
 from streamia_users.users import schemas
+from streamia_users.users.service import UsersService
 
 router = APIRouter(prefix="/api/users", tags=["users"])
 keys_router = APIRouter(tags=["keys"])
+
+log = structlog.get_logger("streamia.users")
 
 FORGOT_MESSAGE = "If an account exists for that email, a password reset link has been sent."
 
@@ -51,11 +55,23 @@ async def logout(identity: OptionalUser, users: UsersServiceDep) -> Any:
 
 @router.post("/forgot-password")
 async def forgot_password(
-    body: schemas.ForgotPasswordIn, users: UsersServiceDep, request: Request
+    body: schemas.ForgotPasswordIn,
+    users: UsersServiceDep,
+    request: Request,
+    background: BackgroundTasks,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        await users.forgot_password(session, body)
+    # The work runs after the answer is sent, so how long the answer takes cannot tell a
+    # known address from an unknown one.
+    background.add_task(_request_reset, _db(request), users, body)
     return {"message": FORGOT_MESSAGE}
+
+
+async def _request_reset(db: Any, users: UsersService, body: schemas.ForgotPasswordIn) -> None:
+    try:
+        async with db.transaction() as session:
+            await users.forgot_password(session, body)
+    except Exception:  # the client has its answer; the log keeps the failure
+        log.exception("password_reset_request_failed")
 
 
 @router.post("/reset-password")

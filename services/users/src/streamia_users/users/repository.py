@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, exists, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from streamia_kit.db import rowcount
+from streamia_kit.db import UTCDateTime, rowcount
 from streamia_users.users.models import PasswordResetToken, User
 
 
@@ -18,8 +18,10 @@ class UsersRepository:
     async def get(self, user_id: str) -> User | None:
         return await self.session.get(User, user_id)
 
-    async def get_by_email(self, email: str) -> User | None:
-        return await self.session.scalar(select(User).where(User.email == email))
+    async def get_by_email(self, email: str, lock: bool = False) -> User | None:
+        """The account with this email; `lock` holds its row until commit (PostgreSQL)."""
+        query = select(User).where(User.email == email)
+        return await self.session.scalar(query.with_for_update() if lock else query)
 
     async def email_taken(self, email: str, except_id: str | None = None) -> bool:
         query = select(func.count()).select_from(User).where(User.email == email)
@@ -39,9 +41,24 @@ class UsersRepository:
         await self.session.delete(user)
         await self.session.flush()
 
-    async def add_reset_token(self, token: PasswordResetToken) -> None:
-        self.session.add(token)
-        await self.session.flush()
+    async def add_reset_token_unless_recent(
+        self, token: PasswordResetToken, recent_if_expiring_after: datetime
+    ) -> bool:
+        """Store `token` unless the user has one expiring after the given instant (one issued
+        lately); a single statement, so concurrent requests on SQLite cannot both insert."""
+        recent = select(PasswordResetToken.token_hash).where(
+            PasswordResetToken.user_id == token.user_id,
+            PasswordResetToken.expires_at > recent_if_expiring_after,
+        )
+        values = select(
+            literal(token.token_hash, String),
+            literal(token.user_id, String),
+            literal(token.expires_at, UTCDateTime),
+        ).where(~exists(recent))
+        result = await self.session.execute(
+            insert(PasswordResetToken).from_select(["token_hash", "user_id", "expires_at"], values)
+        )
+        return rowcount(result) == 1
 
     async def take_reset_token(self, token_hash: str, now: datetime) -> PasswordResetToken | None:
         """Mark a valid, unused token used and return it; None when it cannot be used."""

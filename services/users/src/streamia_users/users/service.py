@@ -259,20 +259,24 @@ class UsersService:
         await self._revoke_all(user.id)
 
     async def forgot_password(self, session: AsyncSession, data: schemas.ForgotPasswordIn) -> None:
-        """Issue a reset token for a real account; unknown addresses get the same answer."""
+        """Issue a reset token for a real account, at most one per address per
+        `reset_email_interval_seconds` (a flood of requests sends one email)."""
         repo = UsersRepository(session)
-        user = await repo.get_by_email(data.email)
+        # The row lock makes concurrent requests for one address take turns (PostgreSQL).
+        user = await repo.get_by_email(data.email, lock=True)
         if user is None:
             return
         raw = secrets.token_urlsafe(32)  # 32 random bytes
-        expires = utcnow() + timedelta(seconds=self.settings.reset_token_lifetime_seconds)
-        await repo.add_reset_token(
-            PasswordResetToken(
-                token_hash=_hash_token(raw),
-                user_id=user.id,
-                expires_at=expires,
-            )
+        lifetime = self.settings.reset_token_lifetime_seconds
+        now = utcnow()
+        expires = now + timedelta(seconds=lifetime)
+        issued = await repo.add_reset_token_unless_recent(
+            PasswordResetToken(token_hash=_hash_token(raw), user_id=user.id, expires_at=expires),
+            recent_if_expiring_after=expires
+            - timedelta(seconds=self.settings.reset_email_interval_seconds),
         )
+        if not issued:
+            return
         await self.outbox.add(
             session,
             PasswordResetRequested(
