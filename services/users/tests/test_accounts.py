@@ -331,3 +331,8 @@ async def test_text_no_database_can_store_is_refused_with_400(client, new_user, 
     assert_error(resp, 400)
     login = await client.post("/api/users/login", json={"email": "a\u0000@x.io", "password": "p"})
     assert_error(login, 400)
+
+
+async def test_every_service_answer_says_nosniff(client):
+    for resp in (await client.get("/health"), await client.get("/api/users/me")):
+        assert resp.headers["X-Content-Type-Options"] == "nosniff", resp.status_code

@@ -23,6 +23,9 @@ access_log = structlog.get_logger("streamia.access")
 # The stdlib logger behind `access_log`: asked first, so a level above INFO costs nothing.
 _access_stdlib = logging.getLogger("streamia.access")
 _REQUEST_ID_HEADER = REQUEST_ID_HEADER.encode()
+# On every answer (JSON, media, video): a browser must never guess a script out of bytes
+# that were uploaded as a subtitle or a cover.
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 HTTP_REQUESTS = Counter(
     "streamia_http_requests_total", "HTTP requests served", ["service", "method", "status"]
@@ -88,6 +91,7 @@ class RequestContextMiddleware:
                 message["headers"] = [
                     *message.get("headers", []),
                     (_REQUEST_ID_HEADER, rid.encode()),
+                    NOSNIFF,
                 ]
             await send(message)
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from streamia_kit.errors import error_body
+from streamia_kit.middleware import NOSNIFF
 
 Headers = list[tuple[bytes, bytes]]
 Scope = MutableMapping[str, Any]
@@ -68,7 +69,7 @@ class Exchange:
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [*headers, *self.extra, *self.ratelimit],
+                "headers": [*headers, *self.extra, *self.ratelimit, NOSNIFF],
             }
         )
 

@@ -41,7 +41,8 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     b"x-forwarded-proto",
     b"x-forwarded-host",
 }
-_RESPONSE_DROP = _HOP_BY_HOP | {b"x-request-id", b"date", b"server"}
+# x-content-type-options: every gateway answer carries its own (exchange.py), once.
+_RESPONSE_DROP = _HOP_BY_HOP | {b"x-request-id", b"date", b"server", b"x-content-type-options"}
 _RATELIMIT = frozenset({b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"})
 # Headers the services trust only from the gateway: whatever a client sends is dropped.
 IDENTITY_PREFIX = b"x-streamia-"
