@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from streamia_kit.api_docs import docs_router
 from streamia_kit.errors import install_error_handlers
+from streamia_kit.middleware import RequestContextMiddleware
 
 
 @pytest.fixture
@@ -17,6 +18,7 @@ async def client() -> httpx.AsyncClient:
     app = FastAPI(docs_url=None, redoc_url=None)
     install_error_handlers(app)
     app.include_router(docs_router("Movies API"))
+    app.add_middleware(RequestContextMiddleware, service="movies")  # as Service builds it
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://svc"
     ) as value:

@@ -16,7 +16,7 @@ def _ip() -> str:
 
 
 @pytest.mark.parametrize(
-    "path", ["/api/movies", "/api/movies/m1/stream", "/api/nowhere", "/health", "/"]
+    "path", ["/api/movies", "/api/movies/m1/stream", "/api/nowhere", "/health", "/", "/docs"]
 )
 async def test_every_answer_says_nosniff_once(
     gateway: RunningGateway, http: aiohttp.ClientSession, path: str
