@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
+from typer.core import TyperArgument
 
 from streamia import platform
 
@@ -22,6 +23,26 @@ app.add_typer(users_app, name="users")
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"streamia {version('streamia')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def streamia(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Streamia platform."""
+
+
 def _run(main: Any) -> Any:
     """Run a server coroutine on uvloop (the event loop uvicorn is configured for)."""
     import uvloop
@@ -30,10 +51,26 @@ def _run(main: Any) -> Any:
 
 
 @app.command()
-def up() -> None:
+def up(
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="log every HTTP request (off by default)")
+    ] = False,
+) -> None:
     """Start the whole platform in one process (embedded mode) and print where to open it."""
+    from streamia.console import StartupConsole
+    from streamia_kit.config import ServiceSettings
+
+    overrides: dict[str, Any] = {}
+    # A person at a terminal reads coloured lines; a pipe or a file keeps JSON, and an
+    # explicit STREAMIA_LOG_FORMAT always wins.
+    if sys.stdout.isatty() and "log_format" not in ServiceSettings().model_fields_set:
+        overrides["log_format"] = "console"
     try:
-        _run(platform.run_embedded(seed=True))
+        _run(
+            platform.run_embedded(
+                overrides, seed=True, console=StartupConsole(), access_log=access_log
+            )
+        )
     except KeyboardInterrupt:
         pass
 
@@ -129,12 +166,24 @@ async def _users_admin(email: str, password: str | None, first: str, last: str) 
 
 @users_app.command("create-admin")
 def create_admin(
-    email: str,
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-    first_name: str = "Admin",
-    last_name: str = "Streamia",
+    email: Annotated[str, typer.Argument(help="the admin's email address")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            show_default=False,
+            help="asked for (hidden, twice) when not given; "
+            "8+ characters with upper, lower, digit and symbol",
+        ),
+    ] = None,
+    first_name: Annotated[str, typer.Option(help="for a new account")] = "Admin",
+    last_name: Annotated[str, typer.Option(help="for a new account")] = "Streamia",
 ) -> None:
-    """Create an admin account (or promote the existing account with that email)."""
+    """Create an admin account, asking for its password; an existing account with that email
+    is promoted instead (its password is left as it is)."""
+    assert password is not None  # prompted for when not given
     typer.echo(asyncio.run(_users_admin(email, password, first_name, last_name)))
 
 
@@ -244,5 +293,43 @@ def makemigrations(service: str, message: str = "initial") -> None:
         )
 
 
+# Typer prints Python's type names (`<int>`, `<str>`, `<bool>` even beside a flag) and
+# `{name}` for arguments; people read click's words. Applied to the command tree once.
+_TYPE_WORDS = {"int": "INTEGER", "str": "TEXT", "float": "NUMBER", "path": "PATH", "Path": "PATH"}
+
+
+def _word(param: Any) -> str:
+    if getattr(param, "is_bool_flag", False):
+        return ""  # a flag takes no value
+    bare = param.type_descriptor.path_type if param.type_descriptor.is_path else param.bare_type()
+    bare = bare.removeprefix("list[").removesuffix("]")  # a repeatable option: one value each
+    word = _TYPE_WORDS.get(bare, bare.upper())
+    return f"{word}..." if param.nargs != 1 else word
+
+
+def _readable_param(param: Any) -> Any:
+    word = _word(param)
+    param.display_type_rich = lambda ctx: word
+    if isinstance(param, TyperArgument):
+        name = (param.name or "").upper()
+        param._usage_display_name = lambda: name  # type: ignore[method-assign]
+    return param
+
+
+def _readable(command: Any) -> Any:
+    for param in command.params:
+        _readable_param(param)
+    help_option = command.get_help_option
+    command.get_help_option = lambda ctx: _readable_param(help_option(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        _readable(sub)
+    return command
+
+
+def command() -> Any:
+    """The `streamia` command tree as people read its help."""
+    return _readable(typer.main.get_command(app))
+
+
 def main() -> None:
-    app()
+    command()()

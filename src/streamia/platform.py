@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import signal
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -14,6 +16,7 @@ from typing import Any, Literal
 import structlog
 import uvicorn
 
+from streamia.console import Banner, StartupConsole
 from streamia_kit.bus import Subscription
 from streamia_kit.config import ServiceSettings
 from streamia_kit.files import private_dir
@@ -121,11 +124,6 @@ def build_embedded(
     return infra, apps
 
 
-def print_demo_status(state: str) -> None:
-    """The default `demo_status` hook of `run_embedded`: one line per state."""
-    print(f"demo catalogue: {state}", flush=True)
-
-
 async def _seed_once(
     overrides: dict[str, Any] | None,
     apps: list[tuple[str, Any, ServiceSettings]],
@@ -148,16 +146,23 @@ async def _seed_once(
 
 async def run_embedded(
     overrides: dict[str, Any] | None = None,
-    banner: bool = True,
     seed: bool = False,
-    demo_status: Callable[[str], None] = print_demo_status,
+    console: StartupConsole | None = None,
+    access_log: bool = True,
 ) -> None:
-    """Every service in this process; with `seed`, the demo catalogue is generated in the
-    background on the first start, its progress reported through `demo_status`."""
+    """Every service in this process; `console` shows the start-up steps and the banner.
+    With `seed`, the demo catalogue is generated in the background on the first start, its
+    progress shown on the console. Without `access_log`, no line per HTTP request."""
+    overrides = {**(overrides or {}), "access_log": access_log}
     infra, apps = build_embedded(overrides)
+    if not access_log:  # the services' own request lines (the gateway's follow its setting)
+        logging.getLogger("streamia.access").setLevel(logging.WARNING)
+    step = console.step if console is not None else (lambda _: None)
     services = [app.state.service for name, app, _ in apps if name != "gateway"]
     for service in services:
+        started = time.perf_counter()
         await service.start()
+        step(f"{service.name}: database migrated ({time.perf_counter() - started:.1f} s)")
     await infra.start()
     seeding: asyncio.Task[None] | None = None
     servers = [
@@ -184,10 +189,12 @@ async def run_embedded(
                 break
             await asyncio.sleep(0.05)
         else:
-            if banner:
-                _print_banner(apps)
+            step(f"{len(servers)} services listening")
+            if console is not None:
+                console.banner(banner(apps, admin=seed))
             if seed:
-                seeding = asyncio.create_task(_seed_once(overrides, apps, demo_status))
+                status = console.demo if console is not None else (lambda _: None)
+                seeding = asyncio.create_task(_seed_once(overrides, apps, status))
         await asyncio.gather(*tasks, return_exceptions=True)
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception():
@@ -201,23 +208,20 @@ async def run_embedded(
         await infra.close()
 
 
-def _print_banner(apps: list[tuple[str, Any, ServiceSettings]]) -> None:
-    gateway = next((s for n, _, s in apps if n == "gateway"), None)
-    lines = ["", "Streamia is running (embedded mode)."]
-    if gateway is not None:
-        lines.append(f"  Open:      http://{_browser_host(gateway.host)}:{gateway.bind_port}/")
-        lines.append(f"  API docs:  http://{_browser_host(gateway.host)}:{gateway.bind_port}/docs")
-    for name, _, settings in apps:
-        if name != "gateway":
-            address = f"http://{_browser_host(settings.host)}:{settings.bind_port}"
-            lines.append(f"  {name:<13} {address}  (docs: /docs)")
-    data_dir = apps[0][2].data_dir.resolve()
-    lines.append(f"  Data:      {data_dir}")
-    lines.append(
-        f"  Emails:    {data_dir / 'outbox'} (welcome, reset-password and farewell emails)"
+def banner(apps: list[tuple[str, Any, ServiceSettings]], admin: bool) -> Banner:
+    """The addresses a person opens, and the demo admin's login when the demo is seeded."""
+    urls = {
+        name: f"http://{_browser_host(settings.host)}:{settings.bind_port}"
+        for name, _, settings in apps
+    }
+    gateway = urls.pop("gateway", "")
+    return Banner(
+        web=f"{gateway}/",
+        docs=f"{gateway}/docs",
+        services=urls,
+        data_dir=apps[0][2].data_dir.resolve(),
+        admin=(DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD) if admin else None,
     )
-    lines.append("Press Ctrl+C to stop.")
-    print("\n".join(lines), flush=True)
 
 
 def _browser_host(host: str) -> str:

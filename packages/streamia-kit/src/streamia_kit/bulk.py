@@ -40,14 +40,13 @@ async def insert_new(
 ) -> set[Any]:
     """Insert `rows`, skipping any that conflicts with a stored row on any unique constraint;
     returns the `key` of each row inserted (the others were already there or clash)."""
-    inserted: set[Any] = set()
-    for start in range(0, len(rows), CHUNK):
-        chunk = rows[start : start + CHUNK]
-        stmt = insert(session, cast(TableClause, table)).values(list(chunk))
-        inserted.update(
-            await session.scalars(stmt.on_conflict_do_nothing().returning(table.c[key]))
-        )
-    return inserted
+    if not rows:
+        return set()
+    # One statement with a list of parameter sets: SQLAlchemy compiles it once and sends it
+    # as multi-row INSERTs ("insertmanyvalues"), RETURNING included; a literal multi-row
+    # VALUES would be compiled again for every chunk, which costs more than the database.
+    stmt = insert(session, cast(TableClause, table)).on_conflict_do_nothing()
+    return set(await session.scalars(stmt.returning(table.c[key]), list(rows)))
 
 
 async def all_values(

@@ -1,4 +1,5 @@
-"""Structured JSON logs; every line carries the request id (and trace id) of its request."""
+"""Structured logs, JSON by default (a person's coloured console lines on request); every
+line carries the request id (and trace id) of its request."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     renderer = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # Colours only for a person at a terminal; a file or a pipe gets plain text.
+        else structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())
     )
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,

@@ -131,24 +131,24 @@ class CommentsRepository:
 
     async def upsert_authors(self, authors: Sequence[tuple[str, str, str, float]]) -> None:
         """`upsert_author` for many (user id, first name, last name, version) at once."""
-        for start in range(0, len(authors), 1000):
-            stmt = self._insert()(Author).values(
-                [
-                    {"user_id": u, "first_name": f, "last_name": la, "version": v}
-                    for u, f, la, v in authors[start : start + 1000]
-                ]
-            )
-            await self.session.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[Author.user_id],
-                    set_={
-                        "first_name": stmt.excluded.first_name,
-                        "last_name": stmt.excluded.last_name,
-                        "version": stmt.excluded.version,
-                    },
-                    where=Author.version < stmt.excluded.version,
-                )
-            )
+        if not authors:
+            return
+        stmt = self._insert()(Author)
+        await self.session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Author.user_id],
+                set_={
+                    "first_name": stmt.excluded.first_name,
+                    "last_name": stmt.excluded.last_name,
+                    "version": stmt.excluded.version,
+                },
+                where=Author.version < stmt.excluded.version,
+            ),
+            [
+                {"user_id": u, "first_name": f, "last_name": last, "version": v}
+                for u, f, last, v in authors
+            ],
+        )
 
     async def remove_for_user(self, user_id: str) -> None:
         await self.session.execute(delete(Report).where(Report.reporter_id == user_id))

@@ -1,0 +1,173 @@
+"""A console for people: `streamia --version`, help in words, `users create-admin` asking for
+the password, and `streamia up` — coloured lines and a banner on a terminal (a pseudo-
+terminal here), JSON lines when its output is a pipe, no access lines unless asked for."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pty
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from streamia import cli
+from streamia.platform import ALL_SERVICES
+from streamia_kit.testing import FAST_HASHING, free_port
+
+STREAMIA = Path(sys.executable).with_name("streamia")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+BANNER = "Streamia is running"
+
+
+def help_text(*args: str) -> str:
+    runner = CliRunner()
+    with runner.isolation(env={"COLUMNS": "120"}) as (out, _, _):
+        with contextlib.suppress(SystemExit):
+            cli.command().main([*args, "--help"], prog_name="streamia")
+        return out.getvalue().decode()
+
+
+def test_version_prints_the_package_version():
+    result = CliRunner().invoke(cli.app, ["--version"])
+    assert result.exit_code == 0
+    assert re.fullmatch(r"streamia \d+\.\d+\.\d+\S*\n", result.output)
+
+
+def test_every_help_page_names_value_types_in_words():
+    group = cli.command()
+    pages = [()] + [(name,) for name in group.commands]
+    pages += [
+        (name, sub) for name, cmd in group.commands.items() for sub in getattr(cmd, "commands", {})
+    ]
+    for page in pages:
+        text = help_text(*page)
+        assert "Usage: streamia" in text, page
+        assert not re.search(r"<(int|str|bool|float|Path|path)>|\{\w+\}", text), (page, text)
+    assert "INTEGER" in help_text("dlq", "show") and "QUEUE" in help_text("dlq", "show")
+    assert "PATH" in help_text("import-monolith")
+
+
+def test_create_admin_says_it_asks_for_the_password_and_does(tmp_path):
+    assert "asked for" in help_text("users", "create-admin")
+    env = {
+        "STREAMIA_DATA_DIR": str(tmp_path),
+        "STREAMIA_ENVIRONMENT": "test",
+        **{f"STREAMIA_{k.upper()}": str(v) for k, v in FAST_HASHING.items()},
+    }
+    result = CliRunner().invoke(
+        cli.app,
+        ["users", "create-admin", "boss@example.com"],
+        input="Adm1n!Secret\nAdm1n!Secret\n",
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output and "Repeat for confirmation:" in result.output
+    assert "boss@example.com is an admin" in result.output
+
+
+class Up:
+    """`streamia up` in a fresh data dir on free ports, its output on a pty or a pipe."""
+
+    def __init__(self, tmp_path: Path, tty: bool, *args: str) -> None:
+        self.ports = {name: free_port() for name in ALL_SERVICES}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
+        env.update(
+            STREAMIA_DATA_DIR=str(tmp_path),
+            STREAMIA_ENVIRONMENT="test",
+            STREAMIA_LOG_LEVEL="INFO",
+            COLUMNS="120",
+            **{f"STREAMIA_{k.upper()}": str(v) for k, v in FAST_HASHING.items()},
+            **{f"STREAMIA_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in self.ports.items()},
+        )
+        (tmp_path / ".demo-seeded").write_text("skipped by tests\n")  # the media tests cover it
+        if tty:
+            self.fd, child = pty.openpty()
+        else:
+            self.fd, child = os.pipe()
+        self.proc = subprocess.Popen(
+            [str(STREAMIA), "up", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=child,
+            stderr=child,
+            start_new_session=True,
+        )
+        os.close(child)
+        self.output = ""
+
+    def read_until(self, needle: str, timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        while needle not in self.output:
+            assert time.monotonic() < deadline, f"no {needle!r} in:\n{self.output[-3000:]}"
+            assert self.proc.poll() is None, f"exited {self.proc.returncode}:\n{self.output}"
+            if select.select([self.fd], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):
+                    self.output += os.read(self.fd, 65536).decode(errors="replace")
+        return self.output
+
+    def read_for(self, seconds: float) -> str:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):
+                    self.output += os.read(self.fd, 65536).decode(errors="replace")
+        return self.output
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def up(tmp_path):
+    started: list[Up] = []
+
+    def start(tty: bool, *args: str) -> Up:
+        started.append(Up(tmp_path, tty, *args))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
+
+
+def test_up_on_a_terminal_shows_coloured_progress_and_a_banner_without_access_lines(up, tmp_path):
+    running = up(True)
+    text = running.read_until("Ctrl+C to stop")
+    plain = ANSI.sub("", text)
+    assert ANSI.search(text), "no colour on a terminal"
+    assert "users: database migrated" in plain and "7 services listening" in plain
+    banner = plain[plain.index(BANNER) :]
+    gateway = f"http://localhost:{running.ports['gateway']}"
+    assert f"{gateway}/" in banner and f"{gateway}/docs" in banner
+    assert "admin@streamia.dev" in banner and str(tmp_path / "outbox") in banner
+    assert not re.search(r"^\{", plain, re.M), "JSON lines on a terminal"
+    assert httpx.get(f"http://127.0.0.1:{running.ports['gateway']}/api/movies").status_code == 200
+    after = ANSI.sub("", running.read_for(1.0))[len(plain) :]
+    assert "/api/movies" not in after  # access lines are off unless --access-log
+
+
+def test_up_into_a_pipe_writes_json_lines_and_access_lines_with_the_flag(up):
+    running = up(False, "--access-log")
+    text = running.read_until("Press Ctrl+C to stop.")
+    assert not ANSI.search(text)
+    assert BANNER in text and "- users: database migrated" in text
+    logs = [line for line in text.splitlines() if line.startswith("{")]
+    assert logs, text
+    assert httpx.get(f"http://127.0.0.1:{running.ports['gateway']}/api/movies").status_code == 200
+    running.read_until('"path": "/api/movies"', timeout=10)
