@@ -26,7 +26,7 @@ from streamia_kit.infra import Infrastructure
 # being down.
 log = structlog.get_logger("streamia.platform")
 
-HTTP_SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications")
+HTTP_SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications", "playback")
 ALL_SERVICES = (*HTTP_SERVICES, "gateway")
 
 

@@ -229,6 +229,7 @@ def gateway_settings(upstream_url: str, **overrides: Any) -> GatewaySettings:
         "favorites_url": upstream_url,
         "ratings_url": upstream_url,
         "comments_url": upstream_url,
+        "playback_url": upstream_url,
         "redis_url": None,
         "namespace": f"test-{uuid.uuid4().hex[:8]}:",
         "rate_limits_enabled": True,

@@ -8,6 +8,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import orjson
+import structlog
+
+log = structlog.get_logger("streamia.cache")
 
 
 class Cache(Protocol):
@@ -102,15 +105,25 @@ class SingleFlight:
 async def cache_aside(
     cache: Cache, flight: SingleFlight, key: str, ttl: float, load: Callable[[], Awaitable[Any]]
 ) -> Any:
-    """Return the cached value, or load it once (however many callers miss together)."""
-    cached = await cache.get(key)
+    """Return the cached value, or load it once (however many callers miss together).
+    A cache that is down is skipped: the value is loaded, not the request failed."""
+    try:
+        cached = await cache.get(key)
+    except Exception as exc:
+        log.warning("cache_unavailable", key=key, error=f"{type(exc).__name__}: {exc}"[:300])
+        return await load()
     if cached is not None:
         return cached
 
     async def fill() -> Any:
         value = await load()
         if value is not None:
-            await cache.set(key, value, ttl)
+            try:
+                await cache.set(key, value, ttl)
+            except Exception as exc:
+                log.warning(
+                    "cache_unavailable", key=key, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
         return value
 
     return await flight.do(key, fill)

@@ -17,6 +17,7 @@ DEFAULT_PORTS = {
     "ratings": 3004,
     "comments": 3005,
     "notifications": 3006,
+    "playback": 3007,
 }
 
 DEV_INTERNAL_SECRET = "dev-internal-secret-change-me"
@@ -77,6 +78,7 @@ class ServiceSettings(BaseSettings):
     notifications_url: str = Field(
         "http://127.0.0.1:3006", description="notification service base URL"
     )
+    playback_url: str = Field("http://127.0.0.1:3007", description="playback service base URL")
     public_url: str | None = Field(
         None,
         description=(

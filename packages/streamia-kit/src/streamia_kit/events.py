@@ -187,6 +187,29 @@ class CommentDeleted(Event):
     movie_id: str
 
 
+# -- playback ----------------------------------------------------------------------------
+
+
+class PlaybackStarted(Event):
+    """The first progress of a (user, movie) in the user's history. `plays` is the movie's
+    distinct viewers so far: it only grows, so the highest value seen is the newest."""
+
+    type = "playback.started"
+    exchange = "playback.events"
+    user_id: str
+    movie_id: str
+    plays: int
+
+
+class PlaybackFinished(Event):
+    """A (user, movie) reached the end (>= 90 % or the last 2 minutes); again on a rewatch."""
+
+    type = "playback.finished"
+    exchange = "playback.events"
+    user_id: str
+    movie_id: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -204,6 +227,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FavoriteRemoved,
         CommentCreated,
         CommentDeleted,
+        PlaybackStarted,
+        PlaybackFinished,
     )
 }
 

@@ -119,6 +119,7 @@ async def delete_namespace_queues(namespace: str) -> None:
             "ratings",
             "comments",
             "notifications",
+            "playback",
             "probe",
             "probe2",
             "flaky",

@@ -12,7 +12,7 @@ from pydantic_settings import NoDecode
 
 from streamia_kit.config import ServiceSettings
 
-UPSTREAMS = ("users", "movies", "favorites", "ratings", "comments")
+UPSTREAMS = ("users", "movies", "favorites", "ratings", "comments", "playback")
 
 
 class GatewaySettings(ServiceSettings):

@@ -20,7 +20,14 @@ async def test_ready_when_every_upstream_answers(
         assert resp.status == 200
         body = await resp.json()
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"users", "movies", "favorites", "ratings", "comments"}
+    assert set(body["checks"]) == {
+        "users",
+        "movies",
+        "favorites",
+        "ratings",
+        "comments",
+        "playback",
+    }
 
 
 async def test_not_ready_names_the_missing_upstream(

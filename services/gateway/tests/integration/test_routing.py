@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from gateway_harness import RunningGateway, closed_port_url, gateway_settings, run_gateway
-from streamia_gateway.config import GatewaySettings
+from streamia_gateway.config import UPSTREAMS, GatewaySettings
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,7 @@ from streamia_gateway.config import GatewaySettings
         "/api/favorites/",
         "/api/ratings/movie/m1",
         "/api/comments/m1",
+        "/api/playback/trending",
         "/.well-known/jwks.json",
     ],
 )
@@ -27,7 +28,7 @@ async def test_each_api_prefix_reaches_its_upstream(
     # Every other upstream points nowhere, so only the right one can answer.
     name = "users" if path.startswith("/.well-known") else path.split("/")[2]
     dead = closed_port_url()
-    overrides = {f"{n}_url": dead for n in ("users", "movies", "favorites", "ratings", "comments")}
+    overrides = {f"{n}_url": dead for n in UPSTREAMS}
     overrides[f"{name}_url"] = upstream.url
     gw = await start_gateway(**overrides)
     async with http.get(gw.url + path) as resp:

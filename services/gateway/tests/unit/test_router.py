@@ -17,6 +17,7 @@ def router() -> Router:
             favorites_url="http://favorites:3",
             ratings_url="http://ratings:4",
             comments_url="http://comments:5",
+            playback_url="http://playback:7",
         )
     )
 
@@ -31,6 +32,7 @@ def router() -> Router:
         ("/api/favorites/", "favorites", "http://favorites:3"),
         ("/api/ratings/movie/1", "ratings", "http://ratings:4"),
         ("/api/comments/moderation", "comments", "http://comments:5"),
+        ("/api/playback/continue", "playback", "http://playback:7"),
     ],
 )
 def test_known_prefixes_map_to_their_upstream(

@@ -1,0 +1,54 @@
+"""create_app: the only place the playback service's adapters are wired."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from streamia_catalogue_projection import MovieProjection
+from streamia_kit.auth import KeySource
+from streamia_kit.infra import Infrastructure
+from streamia_kit.service import Service
+from streamia_playback import consumers
+from streamia_playback.charts.endpoints import router as charts_router
+from streamia_playback.charts.service import ChartsService
+from streamia_playback.config import PlaybackSettings
+from streamia_playback.progress.endpoints import router as progress_router
+from streamia_playback.progress.models import Base
+from streamia_playback.progress.service import ProgressService
+from streamia_playback.ratelimit import WriteLimiter, build_storage
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(
+    settings: PlaybackSettings | None = None,
+    infra: Infrastructure | None = None,
+    manage_lifecycle: bool = True,
+    keys: KeySource | None = None,
+) -> FastAPI:
+    settings = settings or PlaybackSettings()
+    service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
+    movies = MovieProjection.wire(service, settings)
+    limiter = WriteLimiter(
+        settings.progress_rate_limit, build_storage(service.infra.redis, service.infra.namespace)
+    )
+    progress = ProgressService(service.outbox, movies, movies.tombstones, limiter)
+    charts = ChartsService(
+        movies.tombstones,
+        service.cache,
+        settings.trending_half_life_hours,
+        settings.charts_cache_seconds,
+    )
+    consumers.register(service, progress, charts)
+    app = service.create_app(
+        "Streamia playback",
+        [progress_router, charts_router],
+        description="Where each user stopped in each movie, continue watching, history, "
+        "most watched and trending.",
+        manage_lifecycle=manage_lifecycle,
+    )
+    app.state.playback = progress
+    app.state.charts = charts
+    return app

@@ -1,0 +1,1 @@
+"""What everyone watches: most watched in a window, and trending (a time-decayed score)."""

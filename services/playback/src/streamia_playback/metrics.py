@@ -1,0 +1,17 @@
+"""Prometheus metrics of the playback service (served by the kit's /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# outcome: advanced (the one-UPDATE hot path) | started (first report of a user and movie)
+#          | stored (a state change or a row re-created) | stale (an older client timestamp
+#          lost to a newer one) | rate_limited
+PROGRESS_WRITES = Counter(
+    "streamia_playback_progress_writes", "Progress reports by outcome.", ["outcome"]
+)
+PROGRESS_UPSERT_SECONDS = Histogram(
+    "streamia_playback_progress_upsert_seconds",
+    "Time to store one progress report, database transaction included.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)

@@ -1,0 +1,1 @@
+"""Watch progress per (user, movie): resume, continue watching, history."""

@@ -1,0 +1,75 @@
+"""HTTP endpoints of `/api/playback` for the caller's own progress and history: parse, call
+the service, shape the response."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from streamia_kit.dependencies import CurrentUser
+from streamia_kit.lists import PageDep, list_response
+from streamia_playback.dependencies import ProgressServiceDep, ReadSession, WriteSession
+from streamia_playback.progress import schemas
+
+router = APIRouter(prefix="/api/playback", tags=["playback"])
+
+
+@router.put("/progress/{movie_id}")
+async def put_progress(
+    movie_id: str,
+    body: schemas.ProgressIn,
+    identity: CurrentUser,
+    progress: ProgressServiceDep,
+    session: WriteSession,
+) -> Any:
+    return schemas.progress_out(await progress.record(session, identity, movie_id, body))
+
+
+@router.get("/progress/{movie_id}")
+async def get_progress(
+    movie_id: str, identity: CurrentUser, progress: ProgressServiceDep, session: ReadSession
+) -> Any:
+    return schemas.progress_out(await progress.get(session, identity, movie_id))
+
+
+@router.get("/continue")
+async def continue_watching(
+    identity: CurrentUser,
+    progress: ProgressServiceDep,
+    session: ReadSession,
+    page: PageDep,
+    request: Request,
+) -> Any:
+    """Started and not finished, most recently watched first."""
+    found = await progress.list(session, identity, True, page.offset, page.limit)
+    return list_response(request, [schemas.entry_out(r) for r in found.rows], found.total, page)
+
+
+@router.get("/history")
+async def history(
+    identity: CurrentUser,
+    progress: ProgressServiceDep,
+    session: ReadSession,
+    page: PageDep,
+    request: Request,
+) -> Any:
+    """Everything the caller watched, most recently watched first."""
+    found = await progress.list(session, identity, False, page.offset, page.limit)
+    return list_response(request, [schemas.entry_out(r) for r in found.rows], found.total, page)
+
+
+@router.delete("/history/{movie_id}")
+async def forget_one(
+    movie_id: str, identity: CurrentUser, progress: ProgressServiceDep, session: WriteSession
+) -> Any:
+    await progress.forget(session, identity, movie_id)
+    return {"message": "Removed from your history", "movieId": movie_id}
+
+
+@router.delete("/history")
+async def forget_all(
+    identity: CurrentUser, progress: ProgressServiceDep, session: WriteSession
+) -> Any:
+    removed = await progress.forget_all(session, identity)
+    return {"message": "History cleared", "removed": removed}

@@ -1,0 +1,207 @@
+"""The only place the playback service talks SQL about progress."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, bindparam, delete, select, update
+
+from streamia_kit.db import rowcount
+from streamia_kit.lists import count_rows
+from streamia_kit.repository import Repository
+from streamia_playback.progress.models import MovieStats, Progress, Viewer, movie_projection
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One progress report, validated and timestamped."""
+
+    user_id: str
+    movie_id: str
+    position: float
+    duration: float
+    finished: bool
+    client_at: datetime
+    now: datetime
+
+
+# One stored progress: movie_id, position, duration, finished, client_at, updated_at.
+State = Row[str, float, float, bool, datetime, datetime]
+
+_STATE = (
+    Progress.movie_id,
+    Progress.position,
+    Progress.duration,
+    Progress.finished,
+    Progress.client_at,
+    Progress.updated_at,
+)
+_MOVIE = (
+    movie_projection.c.title,
+    movie_projection.c.poster,
+    movie_projection.c.duration.label("movie_duration"),
+    movie_projection.c.category,
+    movie_projection.c.video_url,
+)
+
+# The hot path, built once: a report for a row that exists, is not older than the stored one
+# and keeps its finished state is one UPDATE. It needs no lock: a deletion saga that already
+# removed the row leaves it nothing to match, and one that comes later deletes what it wrote.
+_ADVANCE = (
+    update(Progress)
+    .where(
+        Progress.user_id == bindparam("p_user"),
+        Progress.movie_id == bindparam("p_movie"),
+        Progress.client_at <= bindparam("p_at"),
+        Progress.finished == bindparam("p_finished"),
+    )
+    .values(
+        position=bindparam("p_position"),
+        duration=bindparam("p_duration"),
+        client_at=bindparam("p_at"),
+        updated_at=bindparam("p_now"),
+    )
+    .returning(*_STATE)
+)
+
+
+def _params(write: Write) -> dict[str, Any]:
+    return {
+        "p_user": write.user_id,
+        "p_movie": write.movie_id,
+        "p_at": write.client_at,
+        "p_finished": write.finished,
+        "p_position": write.position,
+        "p_duration": write.duration,
+        "p_now": write.now,
+    }
+
+
+class ProgressRepository(Repository):
+    async def advance(self, write: Write) -> State | None:
+        """The hot path (see `_ADVANCE`); None when the slow path must decide."""
+        return (await self.session.execute(_ADVANCE, _params(write))).first()
+
+    async def locked(self, user_id: str, movie_id: str) -> State | None:
+        """The stored progress, locked until the transaction ends (SQLite: already held)."""
+        return (
+            await self.session.execute(
+                select(*_STATE)
+                .where(Progress.user_id == user_id, Progress.movie_id == movie_id)
+                .with_for_update()
+            )
+        ).first()
+
+    async def start(self, write: Write) -> State | None:
+        """The first progress of this (user, movie); None when a concurrent one won."""
+        stmt = (
+            self.insert(Progress)
+            .values(
+                user_id=write.user_id,
+                movie_id=write.movie_id,
+                position=write.position,
+                duration=write.duration,
+                finished=write.finished,
+                client_at=write.client_at,
+                started_at=write.now,
+                updated_at=write.now,
+            )
+            .on_conflict_do_nothing()
+            .returning(*_STATE)
+        )
+        return (await self.session.execute(stmt)).first()
+
+    async def overwrite(self, write: Write) -> State:
+        """Store a report for a row this transaction holds."""
+        stmt = (
+            update(Progress)
+            .where(Progress.user_id == write.user_id, Progress.movie_id == write.movie_id)
+            .values(
+                position=write.position,
+                duration=write.duration,
+                finished=write.finished,
+                client_at=write.client_at,
+                updated_at=write.now,
+            )
+            .returning(*_STATE)
+        )
+        return (await self.session.execute(stmt)).one()
+
+    async def add_viewer(self, movie_id: str, user_id: str, now: datetime) -> int | None:
+        """Count a distinct viewer; the movie's plays when new, None when seen before."""
+        added = await self.session.execute(
+            self.insert(Viewer)
+            .values(movie_id=movie_id, user_id=user_id, started_at=now)
+            .on_conflict_do_nothing()
+        )
+        if not rowcount(added):
+            return None
+        stmt = self.insert(MovieStats).values(movie_id=movie_id, plays=1)
+        return await self.session.scalar(
+            stmt.on_conflict_do_update(
+                index_elements=[MovieStats.movie_id],
+                set_={"plays": MovieStats.plays + 1},
+            ).returning(MovieStats.plays)
+        )
+
+    async def plays(self, movie_id: str) -> int:
+        return (
+            await self.session.scalar(
+                select(MovieStats.plays).where(MovieStats.movie_id == movie_id)
+            )
+            or 0
+        )
+
+    async def get(self, user_id: str, movie_id: str) -> State | None:
+        return (
+            await self.session.execute(
+                select(*_STATE).where(Progress.user_id == user_id, Progress.movie_id == movie_id)
+            )
+        ).first()
+
+    def _of_user(self, user_id: str, unfinished_only: bool) -> Any:
+        query = (
+            select(*_STATE, *_MOVIE)
+            .join(movie_projection, movie_projection.c.movie_id == Progress.movie_id)
+            .where(Progress.user_id == user_id, movie_projection.c.deleted.is_(False))
+        )
+        return query.where(Progress.finished.is_(False)) if unfinished_only else query
+
+    async def list_for_user(
+        self, user_id: str, unfinished_only: bool, offset: int, limit: int
+    ) -> Sequence[Row[Any]]:
+        """The user's progress with the projected movie, most recently watched first."""
+        query = (
+            self._of_user(user_id, unfinished_only)
+            .order_by(Progress.updated_at.desc(), Progress.movie_id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return (await self.session.execute(query)).all()
+
+    async def count_for_user(self, user_id: str, unfinished_only: bool) -> int:
+        return await count_rows(self.session, self._of_user(user_id, unfinished_only))
+
+    async def forget(self, user_id: str, movie_id: str) -> bool:
+        result = await self.session.execute(
+            delete(Progress).where(Progress.user_id == user_id, Progress.movie_id == movie_id)
+        )
+        return bool(rowcount(result))
+
+    async def forget_all(self, user_id: str) -> int:
+        return rowcount(
+            await self.session.execute(delete(Progress).where(Progress.user_id == user_id))
+        )
+
+    async def remove_for_user(self, user_id: str) -> None:
+        """user.deleted: the progress and the viewer rows (counts already published stay)."""
+        await self.session.execute(delete(Progress).where(Progress.user_id == user_id))
+        await self.session.execute(delete(Viewer).where(Viewer.user_id == user_id))
+
+    async def remove_for_movie(self, movie_id: str) -> None:
+        await self.session.execute(delete(Progress).where(Progress.movie_id == movie_id))
+        await self.session.execute(delete(Viewer).where(Viewer.movie_id == movie_id))
+        await self.session.execute(delete(MovieStats).where(MovieStats.movie_id == movie_id))
