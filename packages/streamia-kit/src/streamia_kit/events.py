@@ -242,6 +242,7 @@ PUBLISHERS: dict[str, str] = {
     "rating.events": "ratings",
     "favorite.events": "favorites",
     "comment.events": "comments",
+    "playback.events": "playback",
 }
 
 
