@@ -237,6 +237,7 @@ def import_monolith(
 def seed_demo() -> None:
     """Create an admin and a handful of demo movies with videos and subtitles."""
     typer.echo(asyncio.run(platform.seed_demo()))
+    typer.echo(f"Demo admin password: {platform.DEMO_ADMIN_PASSWORD}")
 
 
 @app.command()

@@ -267,7 +267,9 @@ async def seed_demo(
                 await users_app.state.users.create_admin(
                     session, DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, "Admin", "Streamia"
                 )
-            lines.append(f"Demo admin: {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}")
+            # The summary goes to the JSON log: the password only ever reaches a person (the
+            # banner, `streamia seed-demo`), never a log store.
+            lines.append(f"Demo admin: {DEMO_ADMIN_EMAIL}")
         if "movies" in by_name:
             demo = importlib.import_module("streamia_movies.demo")
             movies_app, movies_settings = by_name["movies"]

@@ -336,3 +336,14 @@ async def test_text_no_database_can_store_is_refused_with_400(client, new_user, 
 async def test_every_service_answer_says_nosniff(client):
     for resp in (await client.get("/health"), await client.get("/api/users/me")):
         assert resp.headers["X-Content-Type-Options"] == "nosniff", resp.status_code
+
+
+async def test_an_email_with_a_non_ascii_local_part_is_refused_at_registration(client, new_user):
+    for email in ("josé@example.com", "用户@example.com"):
+        body = {"firstName": "A", "lastName": "B", "age": 20, "email": email}
+        body |= {"password": PASSWORD, "confirmPassword": PASSWORD}
+        resp = await client.post("/api/users/register", json=body)
+        error = assert_error(resp, 400, "Validation error")
+        assert "non-ASCII" in error["details"]["fieldErrors"]["email"][0], email
+    _, data = await new_user(client, email="jose@bücher.example")  # a non-ASCII domain is fine
+    assert data["user"]["email"] == "jose@bücher.example"

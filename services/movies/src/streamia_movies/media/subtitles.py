@@ -224,6 +224,8 @@ def _check_webvtt(text: str) -> tuple[str, int]:
             raise InvalidSubtitle(
                 "Malformed WebVTT file: cue text may not contain '-->'", details={"block": number}
             )
+        # Cue text is markup a player renders: keep WebVTT's own tags, escape any other.
+        block[timing_at + 1 :] = [_cue_text(line) for line in block[timing_at + 1 :]]
         cues += 1
     if cues == 0:
         raise InvalidSubtitle("The subtitle file has no cues")

@@ -140,3 +140,16 @@ def test_malformed_or_unsupported_files_are_refused_with_a_400(raw, filename):
 
     assert caught.value.status == 400
     assert caught.value.code == "invalid_subtitle"
+
+
+def test_webvtt_cue_text_keeps_webvtt_tags_and_escapes_any_other_markup():
+    raw = (
+        b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n"
+        b"<v Ana><i>Hola</i></v> <script>alert(1)</script><img src=x onerror=alert(1)>\n"
+        b"<c.loud>fin</c> <lang es>s\xc3\xad</lang> & <b>ok</b>\n"
+    )
+    text = to_webvtt(raw, "x.vtt").data.decode()
+    assert "<v Ana><i>Hola</i></v>" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in text
+    assert "<c.loud>fin</c> <lang es>sí</lang> &amp; <b>ok</b>" in text
+    assert "00:00:01.000 --> 00:00:02.000" in text  # the timing line is not cue text

@@ -23,9 +23,21 @@ from streamia_users.users.models import User
 SPECIALS = "!@#$%^&*()_+-=[]{};':\"\\|,.<>/?"
 
 
+NON_ASCII_EMAIL = (
+    "Email addresses with non-ASCII characters before the @ cannot receive our emails; "
+    "please use an ASCII address"
+)
+
+
 def _email(value: str) -> str:
+    # Non-ASCII local parts need SMTPUTF8, which no mail server is promised to offer: such an
+    # account could never get its reset link, so it is refused up front (a clear 400).
+    if not value.partition("@")[0].isascii():
+        raise ValueError(NON_ASCII_EMAIL)
     try:
-        return validate_email(value, check_deliverability=False).normalized.lower()
+        return validate_email(
+            value, check_deliverability=False, allow_smtputf8=False
+        ).normalized.lower()
     except EmailNotValidError as exc:
         raise ValueError("Invalid email address") from exc
 
