@@ -21,6 +21,7 @@ MOVIE_KEYS = {
     "subtitles",
     "provider",
     "rating",
+    "plays",
     "createdAt",
     "updatedAt",
 }

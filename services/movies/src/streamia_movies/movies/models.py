@@ -58,6 +58,8 @@ class Movie(Base):
     rating_average: Mapped[float] = mapped_column(Float, default=0.0)
     rating_count: Mapped[int] = mapped_column(Integer, default=0)
     rating_version: Mapped[float] = mapped_column(Float, default=0.0)
+    # The playback projection (playback.started): distinct viewers, which only grows.
+    plays: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Folded copies for case- and accent-insensitive filtering, sorting and search.
     title_key: Mapped[str] = mapped_column(String(200))
     category_key: Mapped[str] = mapped_column(String(100), default="")
@@ -77,6 +79,7 @@ class Movie(Base):
         Index("ix_movies_created", "created_at", "seq"),
         Index("ix_movies_title", "title_key", "seq"),
         Index("ix_movies_rating", "rating_average", "rating_count", "seq"),
+        Index("ix_movies_plays", "plays", "seq"),
         Index("ix_movies_category_created", "category_key", "created_at", "seq"),
         Index("ix_movies_category_title", "category_key", "title_key", "seq"),
         Index("ix_movies_category_rating", "category_key", "rating_average", "rating_count", "seq"),

@@ -145,6 +145,8 @@ class MoviesRepository:
             return (Movie.title_key, Movie.seq)
         if sort == "rating":
             return (Movie.rating_average, Movie.rating_count, Movie.seq)
+        if sort == "popular":
+            return (Movie.plays, Movie.seq)
         return (Movie.created_at, Movie.seq)
 
     @classmethod
@@ -295,6 +297,16 @@ class MoviesRepository:
     async def every(self) -> Sequence[Movie]:
         """Every movie, without subtitles (bulk jobs: the import's projections)."""
         return (await self.session.scalars(select(Movie).options(noload(Movie.subtitles)))).all()
+
+    async def apply_plays(self, movie_id: str, plays: int) -> bool:
+        """Store a higher distinct-viewer count (it only grows, so late events lose)."""
+        result = await self.session.execute(
+            update(Movie)
+            .where(Movie.id == movie_id, Movie.plays < plays)
+            .values(plays=plays)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(rowcount(result))
 
     async def apply_rating(self, movie_id: str, average: float, count: int, version: float) -> bool:
         """Store a rating summary unless a newer one is already there; True when applied."""

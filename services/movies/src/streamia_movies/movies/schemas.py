@@ -118,7 +118,7 @@ class SubtitleIn(_In):
     label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
 
 
-Sort = Literal["newest", "title", "rating"]
+Sort = Literal["newest", "title", "rating", "popular"]
 
 
 class ListQuery(_In):
@@ -195,6 +195,7 @@ def movie_out(movie: Movie | Any, subtitles: Sequence[Any] | None = None) -> dic
             "average": round(movie.rating_average or 0.0, 2),
             "count": movie.rating_count or 0,
         },
+        "plays": movie.plays or 0,
         "createdAt": iso(movie.created_at),
         "updatedAt": iso(movie.updated_at),
     }

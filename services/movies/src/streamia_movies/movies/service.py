@@ -18,7 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_kit.cache import Cache, SingleFlight
 from streamia_kit.db import Database, new_id, utcnow
 from streamia_kit.errors import NotFound, ValidationFailed
-from streamia_kit.events import MediaRef, MovieCreated, MovieDeleted, MovieUpdated, RatingEvent
+from streamia_kit.events import (
+    MediaRef,
+    MovieCreated,
+    MovieDeleted,
+    MovieUpdated,
+    PlaybackStarted,
+    RatingEvent,
+)
 from streamia_kit.messaging import Outbox
 from streamia_movies.media.formats import content_type_for, sniff_video
 from streamia_movies.media.images import reencode_cover
@@ -537,6 +544,10 @@ class MoviesService:
             event.movie_id, event.summary.average, event.summary.count, event.version
         )
         if applied:
+            self.invalidate_after_commit(session, event.movie_id)
+
+    async def apply_plays(self, session: AsyncSession, event: PlaybackStarted) -> None:
+        if await MoviesRepository(session).apply_plays(event.movie_id, event.plays):
             self.invalidate_after_commit(session, event.movie_id)
 
     async def purge_media(self, event: MovieDeleted) -> None:
