@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+import pytest
 
 from streamia import platform
 
@@ -22,3 +25,25 @@ def test_the_quick_start_has_exactly_the_two_commands():
         "python3 run.py up",
         "python3 run.py test",
     ]
+
+
+ROOT = README.parent
+SHARED_API = ROOT.parent / "shared" / "API.md"
+
+
+def test_the_readme_links_only_to_files_inside_the_repository():
+    links = re.findall(r"\]\(([^)#\s]+)[^)]*\)", README.read_text())
+    local = [link for link in links if "://" not in link and not link.startswith("mailto:")]
+    assert local, "the README links into docs/"
+    for link in local:
+        target = (ROOT / link).resolve()
+        assert target.is_relative_to(ROOT) and target.exists(), link
+
+
+def test_docs_api_md_is_the_shared_contract():
+    """The contract travels with the code; where the shared copy exists, they agree."""
+    if not SHARED_API.exists():
+        pytest.skip(f"{SHARED_API} is not on this machine")
+    assert (ROOT / "docs" / "api.md").read_text() == SHARED_API.read_text(), (
+        "copy ../shared/API.md to docs/api.md"
+    )

@@ -275,6 +275,22 @@ def asyncapi(
 
 
 @app.command()
+def openapi(
+    output: Annotated[Path, typer.Option(help="where to write it; - for standard output")] = ROOT
+    / "docs"
+    / "openapi.json",
+) -> None:
+    """Write the gateway's merged OpenAPI document (what its `/openapi.json` serves)."""
+    text = platform.openapi_json()
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}")
+
+
+@app.command()
 def makemigrations(service: str, message: str = "initial") -> None:
     """Autogenerate an Alembic revision for a service against a scratch SQLite database."""
     import tempfile

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import json
 import logging
 import signal
 import time
@@ -69,6 +70,29 @@ def subscriptions() -> list[Subscription]:
         if module.name != "gateway":
             module.app.create_app(module.settings_cls(), infra=infra, manage_lifecycle=False)
     return sorted(infra.bus.subscriptions.values(), key=lambda sub: sub.queue)
+
+
+def openapi() -> dict[str, Any]:
+    """The gateway's merged OpenAPI document, from the services' own apps as `/openapi.json`
+    serves it (in the gateway's upstream order). Builds the apps; connects nothing."""
+    from streamia_gateway.config import UPSTREAMS, GatewaySettings
+    from streamia_gateway.docs import merge_specs
+    from streamia_gateway.routing import Router
+
+    infra = Infrastructure.from_settings(ServiceSettings(amqp_url=None, redis_url=None))
+    specs = {}
+    for name in UPSTREAMS:
+        module = load(name)
+        if module is not None:
+            app = module.app.create_app(module.settings_cls(), infra=infra, manage_lifecycle=False)
+            specs[name] = app.openapi()
+    router = Router(GatewaySettings())
+    return merge_specs(specs, lambda path: router.match(path) is not None)
+
+
+def openapi_json() -> str:
+    """`openapi()` as the committed `docs/openapi.json` holds it."""
+    return json.dumps(openapi(), indent=2, ensure_ascii=False) + "\n"
 
 
 class _Server(uvicorn.Server):

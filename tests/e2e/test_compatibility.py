@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import pytest
 
@@ -134,3 +136,73 @@ async def test_bare_array_lists_return_every_item_with_a_total_and_page_only_whe
     assert favorite["updatedAt"] and favorite["id"] == favorite["_id"]
 
     assert (await api.get("/api/movies")).json()["limit"] == 100
+
+
+async def test_media_urls_are_absolute_and_a_movie_sent_back_unchanged_is_accepted(
+    platform, api: httpx.AsyncClient, admin_headers, harness, sample_video
+) -> None:
+    # No title: it defaults to the file's name, as the monolith's did.
+    resp = await api.post(
+        "/api/movies/upload",
+        headers=admin_headers,
+        files={"video": ("My movie.mp4", sample_video.read_bytes(), "video/mp4")},
+    )
+    assert resp.status_code == 201, resp.text
+    movie = resp.json()["data"]
+    assert movie["title"] == "My movie"
+    assert movie["videoUrl"] == f"{platform.gateway}/api/movies/{movie['id']}/stream"
+    assert movie["coverImage"].startswith(platform.gateway + "/api/movies/media/")
+    poster = await api.get(movie["coverImage"])
+    assert poster.status_code == 200 and poster.headers["content-type"] == "image/jpeg"
+    vtt = b"WEBVTT\n\n00:00.000 --> 00:01.000\nHola\n"
+    resp = await api.post(
+        f"/api/movies/{movie['id']}/subtitles",
+        headers=admin_headers,
+        data={"language": "es"},
+        files={"subtitle": ("es.vtt", vtt, "text/vtt")},
+    )
+    assert resp.status_code == 200, resp.text
+    url = resp.json()["data"][0]["url"]
+    assert url.startswith(platform.gateway + "/") and (await api.get(url)).content == vtt
+
+    shown = (await api.get(f"/api/movies/{movie['id']}")).json()["data"]
+    resp = await api.put(f"/api/movies/{movie['id']}", headers=admin_headers, json=shown)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["data"]["videoUrl"] == shown["videoUrl"]
+    assert resp.json()["data"]["coverImage"] == shown["coverImage"]
+
+    account = await platform.register(api)
+    resp = await api.post("/api/favorites", headers=account.auth, json={"movieId": movie["id"]})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["videoUrl"] == shown["videoUrl"]
+    assert resp.json()["poster"] == shown["coverImage"]
+
+
+async def test_explore_category_is_a_literal_folded_substring_and_filters_echo_what_was_given(
+    api: httpx.AsyncClient, admin_headers, harness
+) -> None:
+    marker = uuid.uuid4().hex[:8]
+    for category in (f"Ciencia Ficción {marker}", f"Acción {marker}", f"A.ción {marker}x"):
+        resp = await api.post(
+            "/api/movies", headers=admin_headers, json=harness.new_movie(category=category)
+        )
+        assert resp.status_code == 201, resp.text
+
+    resp = await api.get("/api/movies/explore", params={"category": f"FICCION {marker}"})
+    body = resp.json()
+    assert [m["category"] for m in body["data"]] == [f"Ciencia Ficción {marker}"]
+    assert body["total"] == 1 and body["filters"] == {"category": f"FICCION {marker}"}
+    # "." is a character, not a regex wildcard: it does not match "Acción".
+    resp = await api.get("/api/movies/explore", params={"category": f".ción {marker}"})
+    assert [m["category"] for m in resp.json()["data"]] == [f"A.ción {marker}x"]
+    assert (await api.get("/api/movies/explore")).json()["filters"] == {}
+
+
+async def test_the_monolith_media_store_status_route_answers_for_the_active_store(
+    api: httpx.AsyncClient,
+) -> None:
+    for path in ("/api/cloudinary/status", "/api/cloudinary/status/"):
+        resp = await api.get(path)
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["status"] == "ok" and body["configured"] is True and body["message"]

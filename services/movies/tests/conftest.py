@@ -36,6 +36,8 @@ def tokens(signing_key):
 @pytest.fixture
 def settings_factory(stack: Stack, tmp_path: Path):
     def make(**extra: object) -> MoviesSettings:
+        # Media URLs are absolute on the public URL: the test client's own base here.
+        extra.setdefault("public_url", "http://testserver")
         return MoviesSettings(**stack.overrides(media_dir=tmp_path / "media", **extra))
 
     return make

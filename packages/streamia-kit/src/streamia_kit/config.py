@@ -169,3 +169,11 @@ class ServiceSettings(BaseSettings):
                     "production mode refuses to start with default secrets: " + ", ".join(bad)
                 )
         return self
+
+
+def absolute_url(url: str | None, public_base: str) -> str | None:
+    """A URL the platform serves itself (`/api/...`) made absolute on the public base URL:
+    clients served from another origin put media URLs straight into `<video src>`."""
+    if url and url.startswith("/") and not url.startswith("//"):
+        return public_base + url
+    return url

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 
+from streamia_kit import openapi
 from streamia_kit.api_docs import docs_router
 from streamia_kit.auth import JwksKeys, KeySource, TokenVerifier
 from streamia_kit.config import ServiceSettings
@@ -156,6 +157,7 @@ class Service:
             redoc_url=None,
         )
         app.state.service = self
+        app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
         install_error_handlers(app)
         for router in routers:
             app.include_router(router)
@@ -186,7 +188,16 @@ class Service:
                 status_code=200 if ok else 503,
             )
 
-        @router.get("/metrics")
+        @router.get(
+            "/metrics",
+            response_class=Response,
+            responses={
+                200: {
+                    "description": "Prometheus text exposition format",
+                    "content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
+                }
+            },
+        )
         async def metrics() -> Response:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

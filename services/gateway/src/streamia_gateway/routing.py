@@ -22,7 +22,11 @@ class Router:
 
     def __init__(self, settings: GatewaySettings) -> None:
         urls = settings.upstream_urls()
-        self._exact = {"/.well-known/jwks.json": Upstream("users", urls["users"])}
+        self._exact = {
+            "/.well-known/jwks.json": Upstream("users", urls["users"]),
+            # The monolith's media-store status route, answered by the movies service.
+            "/api/cloudinary/status": Upstream("movies", urls["movies"]),
+        }
         self._prefixes = [(f"/api/{name}", Upstream(name, url)) for name, url in urls.items()]
         self._max_upload = settings.max_upload_bytes
         self._max_json = settings.max_json_body_bytes
@@ -30,7 +34,7 @@ class Router:
     def match(self, path: str) -> Upstream | None:
         if "/.." in path or "/./" in path or path.endswith("/."):
             return None  # never let dot segments reach past a service's prefix
-        exact = self._exact.get(path)
+        exact = self._exact.get(path[:-1] if path.endswith("/") else path)
         if exact is not None:
             return exact
         for prefix, upstream in self._prefixes:

@@ -18,7 +18,7 @@ from streamia_movies.media.storage import (
     LocalMediaStore,
     MediaStore,
 )
-from streamia_movies.movies.endpoints import is_upload_path, router
+from streamia_movies.movies.endpoints import is_upload_path, router, status_router
 from streamia_movies.movies.models import Base
 from streamia_movies.movies.service import MoviesService
 
@@ -63,6 +63,7 @@ def create_app(
         db=service.db,
         warm_delay=settings.explore_warm_delay_seconds,
         warm_searches=settings.explore_warm_searches,
+        public_base=settings.public_base,
     )
     consumers.register(service, movies)
 
@@ -73,7 +74,7 @@ def create_app(
     service.on_stop.append(movies.stop_warming)
     app = service.create_app(
         "Streamia movies",
-        [router],
+        [router, status_router],
         description="Catalogue, video upload and Range streaming, subtitles, search.",
         body_limit_exempt=is_upload_path,
         manage_lifecycle=manage_lifecycle,

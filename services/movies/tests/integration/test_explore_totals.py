@@ -179,14 +179,16 @@ async def _page(app, *, search, category_key, sort, page, limit=20, match_ms=0.0
         totals = await repo.category_totals(search)
         everything = await repo.category_totals("")
 
+        keys = None if category_key is None else [category_key]
+
         def pick(counts):
-            return sum(counts.values()) if category_key is None else counts.get(category_key, 0)
+            return sum(counts.values()) if keys is None else counts.get(category_key, 0)
 
         return pick(totals), await repo.page_items(
             page=page,
             limit=limit,
             sort=sort,
-            category_key=category_key,
+            category_keys=keys,
             search=search,
             total=pick(totals),
             scope=pick(everything),

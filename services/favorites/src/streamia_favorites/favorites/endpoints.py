@@ -10,6 +10,7 @@ from streamia_favorites.dependencies import FavoritesServiceDep, PageDep
 from streamia_favorites.favorites import schemas
 from streamia_kit.dependencies import CurrentUser
 from streamia_kit.lists import list_response
+from streamia_kit.openapi import errors
 
 router = APIRouter(prefix="/api/favorites", tags=["favorites"])
 
@@ -18,17 +19,21 @@ def _db(request: Request):  # noqa: ANN202
     return request.app.state.service.db
 
 
+def _public_base(request: Request) -> str:
+    return str(request.app.state.service.settings.public_base)
+
+
 @router.get("")
 async def list_favorites(
     identity: CurrentUser, favorites: FavoritesServiceDep, page: PageDep, request: Request
 ) -> Any:
     async with _db(request).sessions() as session:
         entries, total = await favorites.list(session, identity, page.offset, page.limit)
-    items = [schemas.favorite_out(e.favorite, e.movie) for e in entries]
+    items = [schemas.favorite_out(e.favorite, e.movie, _public_base(request)) for e in entries]
     return list_response(request, items, total, page)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=errors(409))
 async def add_favorite(
     body: schemas.AddFavoriteIn,
     identity: CurrentUser,
@@ -37,7 +42,7 @@ async def add_favorite(
 ) -> Any:
     async with _db(request).transaction() as session:
         entry = await favorites.add(session, identity, body)
-    return schemas.favorite_out(entry.favorite, entry.movie)
+    return schemas.favorite_out(entry.favorite, entry.movie, _public_base(request))
 
 
 @router.put("/{favorite_id}")
@@ -52,7 +57,7 @@ async def update_favorite(
         entry = await favorites.update_note(session, identity, favorite_id, body)
     return {
         "message": "Favorite updated successfully",
-        "favorite": schemas.favorite_out(entry.favorite, entry.movie),
+        "favorite": schemas.favorite_out(entry.favorite, entry.movie, _public_base(request)),
     }
 
 

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from streamia_catalogue_projection import Movie, valid_id
 from streamia_favorites.favorites.models import Favorite
+from streamia_kit.config import absolute_url
 from streamia_kit.db import iso
 from streamia_kit.validation import Storable
 
@@ -35,8 +36,9 @@ class UpdateNoteIn(_In):
     note: Note
 
 
-def favorite_out(favorite: Favorite, movie: Movie | None) -> dict[str, Any]:
-    """API.md's favorite: the favorite's own id plus what the projection knows of the movie."""
+def favorite_out(favorite: Favorite, movie: Movie | None, public_base: str) -> dict[str, Any]:
+    """API.md's favorite: the favorite's own id plus what the projection knows of the movie
+    (its media URLs absolute on `public_base`)."""
     return {
         "id": favorite.id,
         "_id": favorite.id,
@@ -44,8 +46,8 @@ def favorite_out(favorite: Favorite, movie: Movie | None) -> dict[str, Any]:
         "movieId": favorite.movie_id,
         "note": favorite.note or "",  # the monolith's default
         "title": movie.title if movie else None,
-        "poster": movie.poster if movie else None,
-        "videoUrl": movie.video_url if movie else None,
+        "poster": absolute_url(movie.poster, public_base) if movie else None,
+        "videoUrl": absolute_url(movie.video_url, public_base) if movie else None,
         "duration": movie.duration if movie else None,
         "category": movie.category if movie else None,
         "createdAt": iso(favorite.created_at),

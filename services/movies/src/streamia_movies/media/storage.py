@@ -20,6 +20,8 @@ log = structlog.get_logger("streamia.movies.storage")
 Kind = Literal["video", "subtitle", "poster"]
 
 _COPY_CHUNK = 1024 * 1024
+# How long the status route waits for Cloudinary's ping before calling it unusable.
+_STATUS_TIMEOUT = 5.0
 
 
 class MediaStoreError(Exception):
@@ -77,6 +79,10 @@ class MediaStore(Protocol):
         """The public URL of `key`."""
         ...
 
+    async def problem(self) -> str | None:
+        """None when the store can take media now, else why it cannot."""
+        ...
+
 
 def validate_key(key: str) -> PurePosixPath:
     """Keys are relative POSIX paths made of safe segments; nothing climbs out of the root."""
@@ -126,6 +132,15 @@ class LocalMediaStore:
     @property
     def staging_dir(self) -> Path:
         return self.root / ".staging"
+
+    async def problem(self) -> str | None:
+        try:
+            self.staging_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            return f"Media directory unusable: {exc.strerror or exc}"
+        if not os.access(self.staging_dir, os.W_OK):
+            return "Media directory is not writable"
+        return None
 
     def path_for(self, key: str) -> Path:
         path = (self.root / validate_key(key)).resolve()
@@ -297,6 +312,17 @@ class CloudinaryMediaStore:
 
     async def open(self, key: str) -> LocalFile | None:
         return None  # served from Cloudinary's CDN, not by this service
+
+    async def problem(self) -> str | None:
+        import cloudinary.api
+
+        try:
+            await asyncio.to_thread(
+                cloudinary.api.ping, timeout=_STATUS_TIMEOUT, **self.config.sdk_options()
+            )
+        except Exception as exc:  # any failure means "unusable now"; the reason is reported
+            return f"Cloudinary unreachable: {type(exc).__name__}"
+        return None
 
     def _destroy(self, key: str, kind: Kind) -> dict[str, Any]:
         import cloudinary.uploader

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from streamia_kit.dependencies import AdminUser
-from streamia_kit.errors import NotFound, ValidationFailed
+from streamia_kit.errors import NotFound, ValidationFailed, error_body
+from streamia_kit.openapi import MULTIPART_FILE, multipart_body
 from streamia_movies.config import MoviesSettings
 from streamia_movies.dependencies import DatabaseDep, MoviesServiceDep, SettingsDep
 from streamia_movies.media.formats import VIDEO_CONTENT_TYPES, content_type_for
@@ -22,6 +23,8 @@ from streamia_movies.movies import schemas
 from streamia_movies.movies.service import MoviesService
 
 router = APIRouter(prefix="/api/movies", tags=["movies"])
+# The monolith's media-store status route, kept for its clients (whatever the store is).
+status_router = APIRouter(prefix="/api/cloudinary", tags=["movies"])
 
 # Paths whose bodies are streamed to disk by the endpoint, not capped by the JSON body limit.
 UPLOAD_PATHS = ("/api/movies/upload",)
@@ -44,7 +47,7 @@ def _cover_rule(settings: MoviesSettings) -> FileRule:
 def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) -> dict[str, Any]:
     return {
         "source": movies.source,
-        "data": [schemas.movie_out(m) for m in page.items],
+        "data": [schemas.movie_out(m, movies.public_base) for m in page.items],
         "total": page.total,
         "page": query.page,
         "limit": query.limit,
@@ -67,11 +70,24 @@ async def explore(
     async with db.sessions() as session:
         page = await movies.browse(session, query)
     body = _page_body(movies, page, query)
-    body["filters"] = {"category": query.category or None, "search": query.search or None}
+    # Only the filters given, `{}` when none, as the monolith.
+    given = {"category": query.category, "search": query.search}
+    body["filters"] = {name: value for name, value in given.items() if value}
     return body
 
 
-@router.post("/upload", status_code=201)
+@router.post(
+    "/upload",
+    status_code=201,
+    openapi_extra=multipart_body(
+        ["video"],
+        video=MULTIPART_FILE,
+        title={"type": "string", "description": "default: the file's name"},
+        description={"type": "string"},
+        category={"type": "string"},
+        cover=MULTIPART_FILE,
+    ),
+)
 async def upload(
     _: AdminUser,
     request: Request,
@@ -82,15 +98,21 @@ async def upload(
     rules = {"video": video_rule(settings.max_upload_bytes), "cover": _cover_rule(settings)}
     form = await receive_multipart(request, movies.store.staging_dir, rules)
     try:
-        data = schemas.parse(schemas.UploadIn, form.fields)
         video, cover = form.files.get("video"), form.files.get("cover")
+        fields = dict(form.fields)
+        if video is not None and not fields.get("title", "").strip():
+            fields["title"] = schemas.title_from_filename(video.filename)
+        data = schemas.parse(schemas.UploadIn, fields)
         async with movies.stored_video(video, cover) as stored:
             async with db.transaction() as session:
                 movie = await movies.create_uploaded(session, data, stored)
     finally:
         form.cleanup()
     await movies.catalogue_changed()
-    return {"message": "Movie uploaded successfully", "data": schemas.movie_out(movie)}
+    return {
+        "message": "Movie uploaded successfully",
+        "data": schemas.movie_out(movie, movies.public_base),
+    }
 
 
 @router.post("", status_code=201)
@@ -100,7 +122,10 @@ async def create_movie(
     async with db.transaction() as session:
         movie = await movies.create_external(session, body)
     await movies.catalogue_changed()
-    return {"message": "Movie created successfully", "data": schemas.movie_out(movie)}
+    return {
+        "message": "Movie created successfully",
+        "data": schemas.movie_out(movie, movies.public_base),
+    }
 
 
 @router.get("/media/{key:path}", include_in_schema=False)
@@ -143,7 +168,10 @@ async def update_movie(
         movie = await movies.update(session, movie_id, body)
     await movies.invalidate(movie_id)
     await movies.catalogue_changed()
-    return {"message": "Movie updated successfully", "data": schemas.movie_out(movie)}
+    return {
+        "message": "Movie updated successfully",
+        "data": schemas.movie_out(movie, movies.public_base),
+    }
 
 
 @router.delete("/{movie_id}")
@@ -157,7 +185,15 @@ async def delete_movie(
     return {"message": "Movie deleted successfully"}
 
 
-@router.post("/{movie_id}/subtitles")
+@router.post(
+    "/{movie_id}/subtitles",
+    openapi_extra=multipart_body(
+        ["subtitle", "language"],
+        subtitle=MULTIPART_FILE,
+        language={"type": "string", "example": "es"},
+        label={"type": "string"},
+    ),
+)
 async def upload_subtitle(
     movie_id: str,
     _: AdminUser,
@@ -184,11 +220,11 @@ async def upload_subtitle(
     await movies.discard(replaced)
     return {
         "message": "Subtitle uploaded successfully",
-        "data": [schemas.subtitle_out(s) for s in subtitles],
+        "data": [schemas.subtitle_out(s, movies.public_base) for s in subtitles],
     }
 
 
-@router.put("/{movie_id}/cover")
+@router.put("/{movie_id}/cover", openapi_extra=multipart_body(["cover"], cover=MULTIPART_FILE))
 async def upload_cover(
     movie_id: str,
     _: AdminUser,
@@ -219,17 +255,22 @@ async def upload_cover(
     await movies.invalidate(movie_id)
     await movies.catalogue_changed()
     await movies.discard(replaced)
-    return {"message": "Cover updated successfully", "data": schemas.movie_out(movie)}
+    data = schemas.movie_out(movie, movies.public_base)
+    return {"message": "Cover updated successfully", "data": data}
 
 
 @router.get("/{movie_id}/subtitles")
 async def list_subtitles(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Any:
     async with db.sessions() as session:
         movie, subtitles = await movies.subtitles(session, movie_id)
-    return {"movie": movie.title, "subtitles": [schemas.subtitle_out(s) for s in subtitles]}
+    return {
+        "movie": movie.title,
+        "subtitles": [schemas.subtitle_out(s, movies.public_base) for s in subtitles],
+    }
 
 
-@router.api_route("/{movie_id}/stream", methods=["GET", "HEAD"])
+@router.get("/{movie_id}/stream")
+@router.head("/{movie_id}/stream")
 async def stream(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Response:
     """The video bytes with HTTP Range; media kept elsewhere is a redirect to its URL."""
     async with db.sessions() as session:
@@ -239,3 +280,18 @@ async def stream(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Re
     if movie.provider != "local" and movie.video_url:
         return RedirectResponse(movie.video_url, status_code=302)
     raise NotFound("Video not found", code="video_not_found")
+
+
+@status_router.get("/status")
+async def media_store_status(movies: MoviesServiceDep) -> Response:
+    """200 when the active media store can take media now, 503 (and why) when it cannot."""
+    problem = await movies.store.problem()
+    if problem is None:
+        message = f"Media store '{movies.source}' is ready"
+        return JSONResponse({"status": "ok", "message": message, "configured": True})
+    body = {
+        **error_body(problem, "media_store_unavailable"),
+        "status": "error",
+        "configured": True,
+    }
+    return JSONResponse(body, status_code=503)

@@ -194,7 +194,7 @@ class MoviesRepository:
         page: int,
         limit: int,
         sort: str,
-        category_key: str | None,
+        category_keys: list[str] | None,
         search: str,
         total: int,
         scope: int,
@@ -208,7 +208,7 @@ class MoviesRepository:
         if wanted <= 0:
             return []
         order = self._order(sort)
-        in_category = [] if category_key is None else [Movie.category_key == category_key]
+        in_category = [] if category_keys is None else [Movie.category_key.in_(category_keys)]
         if not search or len(search) < _MIN_INDEXED:
             # Walk the sort (or category + sort) index; short terms have no index to use.
             where = [*in_category, self._like(search)] if search else in_category
@@ -225,7 +225,7 @@ class MoviesRepository:
         walk = (offset + limit) * scope / total
         candidates = match_ms / _ROW_MS + _FETCH_ROWS * total
         if walk > min(_MAX_WALK_ROWS, max(_MIN_WALK_ROWS, candidates)):
-            return await self._candidates(search, category_key, order, offset, limit)
+            return await self._candidates(search, category_keys, order, offset, limit)
         plain = (
             select(Movie)
             .where(*in_category, self._scan(search))
@@ -253,12 +253,12 @@ class MoviesRepository:
         items = await self._rows(plain)
         if len(items) >= wanted:
             return items
-        return await self._candidates(search, category_key, order, offset, limit)
+        return await self._candidates(search, category_keys, order, offset, limit)
 
     async def _candidates(
         self,
         search: str,
-        category_key: str | None,
+        category_keys: list[str] | None,
         order: tuple[Any, ...],
         offset: int,
         limit: int,
@@ -267,13 +267,13 @@ class MoviesRepository:
         pg_trgm GIN index), then filtered by category and sorted."""
         if self._dialect != "sqlite":
             query = select(Movie).where(self._like(search))
-            if category_key is not None:
-                query = query.where(Movie.category_key == category_key)
+            if category_keys is not None:
+                query = query.where(Movie.category_key.in_(category_keys))
         else:
             query = select(Movie).where(Movie.seq.in_(self._fts_rowids(search)))
-            if category_key is not None:
+            if category_keys is not None:
                 # `|| ''` keeps the planner from driving this by the category index instead.
-                query = query.where(Movie.category_key.concat("") == category_key)
+                query = query.where(Movie.category_key.concat("").in_(category_keys))
         return await self._rows(query.order_by(*order).offset(offset).limit(limit))
 
     async def _rows(self, query: Select) -> list[Movie]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from pydantic import (
     ValidationError,
 )
 
+from streamia_kit.config import absolute_url
 from streamia_kit.db import iso
 from streamia_movies.media.formats import VIDEO_EXTENSIONS
 from streamia_movies.movies.models import Movie, Subtitle
@@ -63,8 +65,15 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def title_from_filename(filename: str) -> str:
+    """The title of an upload sent without one, as the monolith defaulted it: the file's name
+    (without its extension)."""
+    stem = PurePosixPath(filename).stem.strip() or filename.strip()
+    return stem[:200]
+
+
 class UploadIn(_In):
-    """The text fields of POST /upload."""
+    """The text fields of POST /upload (`title` defaults to the file's name)."""
 
     title: Title
     description: Description | None = None
@@ -163,32 +172,35 @@ def default_label(language: str) -> str:
     return LANGUAGE_LABELS.get(language) or LANGUAGE_LABELS.get(language.split("-")[0]) or language
 
 
-def subtitle_out(subtitle: Subtitle | Any) -> dict[str, Any]:
+def subtitle_out(subtitle: Subtitle | Any, public_base: str) -> dict[str, Any]:
     return {
         "id": subtitle.id,
         "_id": subtitle.id,
         "language": subtitle.language,
         "label": subtitle.label,
-        "url": subtitle.url,
+        "url": absolute_url(subtitle.url, public_base),
     }
 
 
-def movie_out(movie: Movie | Any, subtitles: Sequence[Any] | None = None) -> dict[str, Any]:
+def movie_out(
+    movie: Movie | Any, public_base: str, subtitles: Sequence[Any] | None = None
+) -> dict[str, Any]:
     """API.md's `movie`, from the ORM object or a row with the same column names (then with
-    its `subtitles` given)."""
+    its `subtitles` given); media URLs absolute on `public_base`."""
     return {
         "id": movie.id,
         "_id": movie.id,
         "title": movie.title,
         "description": movie.description,
         "category": movie.category,
-        "coverImage": movie.cover_image,
-        "videoUrl": movie.video_url,
+        "coverImage": absolute_url(movie.cover_image, public_base),
+        "videoUrl": absolute_url(movie.video_url, public_base),
         "duration": movie.duration,
         "videoFormat": movie.video_format,
         "hasAudio": movie.has_audio,
         "subtitles": [
-            subtitle_out(s) for s in (movie.subtitles if subtitles is None else subtitles)
+            subtitle_out(s, public_base)
+            for s in (movie.subtitles if subtitles is None else subtitles)
         ],
         "provider": movie.provider,
         "rating": {

@@ -16,6 +16,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.cache import Cache, SingleFlight
+from streamia_kit.config import absolute_url
 from streamia_kit.db import Database, new_id, utcnow
 from streamia_kit.errors import NotFound, ValidationFailed
 from streamia_kit.events import (
@@ -50,8 +51,10 @@ _VERSION_KEY = "movies:catalogue:version"
 _VERSION_TTL = 7 * 24 * 3600.0
 
 
-def _total(totals: dict[str, int], category_key: str | None) -> int:
-    return sum(totals.values()) if category_key is None else totals.get(category_key, 0)
+def _total(totals: dict[str, int], category_keys: list[str] | None) -> int:
+    if category_keys is None:
+        return sum(totals.values())
+    return sum(totals.get(key, 0) for key in category_keys)
 
 
 def _not_found() -> NotFound:
@@ -99,8 +102,10 @@ class MoviesService:
         db: Database | None = None,
         warm_delay: float = 1.0,
         warm_searches: int = 32,
+        public_base: str = "",
     ) -> None:
         self.store = store  # where new media goes
+        self.public_base = public_base  # media URLs in representations are absolute on it
         self.stores = stores  # every provider this process can still reach, for reads/deletes
         self.prober = prober
         self.outbox = outbox
@@ -145,7 +150,7 @@ class MoviesService:
         generation = await self.cache.get(key + ":gen")
         async with db.sessions() as session:
             found = await MoviesRepository(session).public(movie_id)
-            value = schemas.movie_out(*found) if found else None
+            value = schemas.movie_out(found[0], self.public_base, found[1]) if found else None
         if value is not None and await self.cache.get(key + ":gen") == generation:
             await self.cache.set(key, value, self.cache_ttl)
         return value
@@ -176,23 +181,29 @@ class MoviesService:
         catalogue change, not per request (and per search, not per category filter)."""
         repo = MoviesRepository(session)
         search = fold(query.search)
-        category_key = fold(query.category) if query.category else None
         version = await self._catalogue_version()
+        # `category` is a literal, folded substring, as the monolith's regex (escaped): the
+        # catalogue's category keys that contain it, read off the cached per-key totals.
+        category_keys = None
+        if query.category:
+            every = (await self._category_totals(repo, version, ""))["counts"]
+            category_keys = sorted(k for k in every if fold(query.category) in k)
         if search and self.warm_searches > 0:
             self._recent[search] = None
             self._recent.move_to_end(search)
             if len(self._recent) > self.warm_searches:
                 self._recent.popitem(last=False)
         totals = await self._category_totals(repo, version, search)
-        total = _total(totals["counts"], category_key)
+        total = _total(totals["counts"], category_keys)
         scope = total
         if search:  # how many rows the sort order walks over, to weigh the plans against
-            scope = _total((await self._category_totals(repo, version, ""))["counts"], category_key)
+            every = (await self._category_totals(repo, version, ""))["counts"]
+            scope = _total(every, category_keys)
         items = await repo.page_items(
             page=query.page,
             limit=query.limit,
             sort=query.sort,
-            category_key=category_key,
+            category_keys=category_keys,
             search=search,
             total=total,
             scope=scope,
@@ -420,6 +431,11 @@ class MoviesService:
         if movie is None:
             raise _not_found()
         changes = data.changes()
+        # A representation sent back unchanged carries the movie's own absolute URLs.
+        for name, column in (("videoUrl", "video_url"), ("coverImage", "cover_image")):
+            own = absolute_url(getattr(movie, column), self.public_base)
+            if name in changes and changes[name] == own:
+                del changes[name]
         if "videoUrl" in changes and movie.provider != "external":
             raise ValidationFailed(
                 {"videoUrl": ["Only external movies can change their video URL"]}

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from streamia_kit.dependencies import CurrentUser
 from streamia_kit.lists import list_response
+from streamia_kit.openapi import errors
 from streamia_ratings.dependencies import PageDep, RatingsServiceDep
 from streamia_ratings.ratings import schemas
 
@@ -19,7 +20,7 @@ def _db(request: Request):  # noqa: ANN202
     return request.app.state.service.db
 
 
-@router.post("", status_code=201, responses={200: {"description": "Rating updated"}})
+@router.post("", status_code=201, responses={200: {"description": "Rating updated"}, **errors(409)})
 async def rate(
     body: schemas.RateIn, identity: CurrentUser, ratings: RatingsServiceDep, request: Request
 ) -> Any:

@@ -8,6 +8,7 @@ import structlog
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 
 from streamia_kit.dependencies import CurrentUser, OptionalUser
+from streamia_kit.openapi import errors
 from streamia_users.dependencies import UsersServiceDep
 from streamia_users.users import schemas
 from streamia_users.users.service import UsersService
@@ -24,7 +25,7 @@ def _db(request: Request):  # noqa: ANN202
     return request.app.state.service.db
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, responses=errors(409))
 async def register(body: schemas.RegisterIn, users: UsersServiceDep, request: Request) -> Any:
     async with _db(request).transaction() as session:
         result = await users.register(session, body)
@@ -90,7 +91,7 @@ async def get_me(identity: CurrentUser, users: UsersServiceDep, request: Request
     return {"user": schemas.user_out(user)}
 
 
-@router.put("/me")
+@router.put("/me", responses=errors(409))
 async def update_me(
     body: schemas.UpdateMeIn, identity: CurrentUser, users: UsersServiceDep, request: Request
 ) -> Any:

@@ -1,0 +1,135 @@
+"""The OpenAPI document tells the truth: API.md's error body and statuses, never FastAPI's 422.
+
+One mechanism for every route: the statuses a route can answer are read off what it is (its
+parameters, body and auth dependencies), and a route adds the ones only it knows (a 409) with
+`responses=errors(409)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute, iter_route_contexts
+
+from streamia_kit.dependencies import admin_identity, current_identity, optional_identity
+
+ERROR_REF = "#/components/schemas/Error"
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "description": "API.md's error body: `error` and `message` (equal) and a snake_case `code`.",
+    "type": "object",
+    "required": ["error", "message", "code"],
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "code": {"type": "string"},
+        "details": {"description": 'validation: `{"formErrors": [...], "fieldErrors": {...}}`'},
+    },
+}
+DESCRIPTIONS = {
+    400: "Validation error (`details.fieldErrors`) or bad request",
+    401: "No token provided, or an invalid, expired or revoked one",
+    403: "Wrong role, not the owner, or a refused CORS origin",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body too large",
+    429: "Too many requests (`Retry-After`, `RateLimit-*` headers)",
+    503: "A dependency is unavailable just now",
+}
+# Every `/api` route is behind the gateway's rate limit and its per-upstream circuit breaker.
+_EVERY_API_ROUTE = (429, 503)
+_OPERATIONS = ("/health", "/ready", "/metrics")
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for the error statuses a route answers that its shape does not tell."""
+    return {status: _error_response(status) for status in statuses}
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": DESCRIPTIONS.get(status, "Error"),
+        "content": {"application/json": {"schema": {"$ref": ERROR_REF}}},
+    }
+
+
+def _walk(dependant: Dependant) -> list[Dependant]:
+    """The dependant and every sub-dependency of it (a `PageDep` brings query parameters)."""
+    found = [dependant]
+    for sub in dependant.dependencies:
+        found += _walk(sub)
+    return found
+
+
+def _statuses(route: Any) -> list[int]:
+    """The error statuses a route can answer, read off its parameters, body and auth."""
+    every = _walk(route.dependant)
+    calls = {d.call for d in every}
+    has_body = bool(route.dependant.body_params) or "requestBody" in (route.openapi_extra or {})
+    has_input = has_body or any(d.query_params or d.path_params or d.header_params for d in every)
+    statuses: set[int] = set()
+    if has_input:
+        statuses.add(400)
+    if calls & {current_identity, admin_identity, optional_identity}:
+        statuses |= {401, 403}
+    if route.dependant.path_params:
+        statuses.add(404)
+    if has_body:
+        statuses.add(413)
+    if route.path_format.startswith("/api/"):
+        statuses.update(_EVERY_API_ROUTE)
+    return sorted(statuses)
+
+
+def document(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI with API.md's errors on every route (cached on the app)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    components["Error"] = ERROR_SCHEMA
+    # Included routers are views over their routes (FastAPI 0.165): walk them as OpenAPI does.
+    for context in iter_route_contexts(app.routes):
+        if not isinstance(context.original_route, APIRoute):
+            continue
+        route: Any = context
+        if not route.include_in_schema:
+            continue
+        operations = schema["paths"].get(route.path_format, {})
+        for method in route.methods:
+            operation = operations.get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status in _statuses(route):
+                responses.setdefault(str(status), _error_response(status))
+    app.openapi_schema = schema
+    return schema
+
+
+MULTIPART_FILE = {"type": "string", "format": "binary"}
+
+
+def multipart_body(required: list[str], **fields: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra=` for an endpoint that reads its multipart form itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": required, "properties": fields}
+                }
+            },
+        }
+    }
