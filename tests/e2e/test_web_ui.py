@@ -165,9 +165,12 @@ async def test_account_forms_register_log_in_edit_change_password_and_delete(
     await page.click("a:has-text('Ada')")
     await page.wait_for_url(platform.gateway + "/profile")
     await page.fill("input[name=firstName]", "Adah")
+    await page.select_option("select[name=language]", "en")
     await page.click("form:has(h2:has-text('Details')) button[type=submit]")
     await page.wait_for_selector("form:has(h2:has-text('Details')) .notice.success")
     assert await page.locator("#site-nav a:has-text('Adah')").count() == 1
+    stored = await page.evaluate("() => JSON.parse(localStorage.getItem('streamia.user'))")
+    assert stored["firstName"] == "Adah" and stored["language"] == "en"
 
     password_form = "form:has(h2:has-text('Change password'))"
     await page.fill(f"{password_form} input[name=currentPassword]", "wrong-Pass1!")
@@ -298,8 +301,8 @@ async def test_the_api_docs_render_offline(platform, browser_page) -> None:
 VTT = b"WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHola\n"
 
 
-async def test_admin_forms_the_player_and_comment_moderation(
-    platform, api, harness, sample_video, browser_page
+async def test_admin_forms_add_upload_edit_and_subtitles(
+    platform, api, sample_video, browser_page
 ) -> None:
     page = browser_page
     title = f"Admin Web {uuid.uuid4().hex[:6]}"
@@ -339,6 +342,24 @@ async def test_admin_forms_the_player_and_comment_moderation(
     await page.fill(f"{subtitle_form} input[name=label]", "Español")
     await page.click(f"{subtitle_form} button[type=submit]")
     await page.wait_for_selector(".plain-list .chip:has-text('es')")
+    assert page.problems == []
+
+
+async def test_the_player_comment_reporting_and_moderation(
+    platform, api, admin_headers, harness, browser_page
+) -> None:
+    page = browser_page
+    title = f"Player Web {uuid.uuid4().hex[:6]}"
+    made = await api.post("/api/movies", json=harness.new_movie(title=title), headers=admin_headers)
+    assert made.status_code == 201, made.text
+    movie_id = made.json()["data"]["id"]
+    subtitles = await api.post(
+        f"/api/movies/{movie_id}/subtitles",
+        data={"language": "es", "label": "Español"},
+        files={"subtitle": ("es.vtt", VTT, "text/vtt")},
+        headers=admin_headers,
+    )
+    assert subtitles.status_code == 200, subtitles.text
 
     # The player: subtitle menu (remembered), shortcuts, and an error that says what failed.
     await page.goto(f"{platform.gateway}/movies/{movie_id}")
@@ -362,7 +383,6 @@ async def test_admin_forms_the_player_and_comment_moderation(
         headers=harness.bearer(author.token),
     )
     assert posted.status_code == 201, posted.text
-    await page.click("button:has-text('Log out')")
     reporter = await platform.register(api)
     await _login(page, platform.gateway, reporter.email, reporter.password)
     await page.goto(f"{platform.gateway}/movies/{movie_id}")
@@ -380,6 +400,7 @@ async def test_admin_forms_the_player_and_comment_moderation(
     )
 
     await page.click("button:has-text('Log out')")
+    admin_email, admin_password = platform.admin_credentials()
     await _login(page, platform.gateway, admin_email, admin_password)
     await page.goto(platform.gateway + "/admin")
     queued = page.locator("#admin-moderation ~ * .comment:has-text('Spoilers everywhere')")

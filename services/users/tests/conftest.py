@@ -40,9 +40,9 @@ async def client(users_app) -> AsyncIterator:
 def new_user():
     """Register a fresh account; returns (body sent, response json)."""
 
-    async def make(client, **overrides):
+    async def make(client, headers=None, **overrides):
         body = registration(**overrides)
-        resp = await client.post("/api/users/register", json=body)
+        resp = await client.post("/api/users/register", json=body, headers=headers)
         assert resp.status_code == 201, resp.text
         return body, resp.json()
 

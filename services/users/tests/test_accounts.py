@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import jwt
+import pytest
 
 from streamia_kit.auth import SigningKey
 
@@ -37,6 +38,7 @@ async def test_registering_returns_the_user_and_a_token_with_the_monolith_claims
         "age",
         "email",
         "role",
+        "language",
         "createdAt",
         "updatedAt",
     }
@@ -347,3 +349,41 @@ async def test_an_email_with_a_non_ascii_local_part_is_refused_at_registration(c
         assert "non-ASCII" in error["details"]["fieldErrors"]["email"][0], email
     _, data = await new_user(client, email="jose@bücher.example")  # a non-ASCII domain is fine
     assert data["user"]["email"] == "jose@bücher.example"
+
+
+@pytest.mark.parametrize(
+    ("accept_language", "expected"),
+    [
+        ("en-GB,en;q=0.9,es;q=0.8", "en"),
+        ("es-ES,es;q=0.9", "es"),
+        ("fr-FR,fr;q=0.9,en;q=0.5,es;q=0.7", "es"),
+        ("fr, de;q=0.5", "es"),  # neither of ours: the default
+        ("en;q=0, es;q=0.1", "es"),  # q=0 means "not this one"
+        ("*", "es"),
+        ("", "es"),
+        ("en;q=nonsense, es;q=0.5", "es"),
+    ],
+)
+async def test_the_language_at_sign_up_comes_from_accept_language(
+    client, new_user, accept_language, expected
+):
+    _, data = await new_user(client, headers={"Accept-Language": accept_language})
+    assert data["user"]["language"] == expected
+
+
+async def test_a_language_in_the_body_wins_and_the_profile_changes_it(client, new_user, auth):
+    _, data = await new_user(client, language="en")
+    assert data["user"]["language"] == "en"
+    headers = auth(data["token"])
+    changed = await client.put("/api/users/me", headers=headers, json={"language": "es"})
+    assert changed.status_code == 200
+    assert changed.json()["user"]["language"] == "es"
+    assert (await client.get("/api/users/me", headers=headers)).json()["user"]["language"] == "es"
+    unknown = await client.put("/api/users/me", headers=headers, json={"language": "fr"})
+    assert_error(unknown, 400, "Validation error")
+    assert unknown.json()["details"]["fieldErrors"]["language"]
+    refused = await client.post(
+        "/api/users/register",
+        json={**data["user"], "password": "Str0ng!Pass", "language": "klingon"},
+    )
+    assert_error(refused, 400, "Validation error")

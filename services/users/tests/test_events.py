@@ -30,7 +30,9 @@ async def test_account_lifecycle_events_carry_what_consumers_need(stack, new_use
         body, data = await new_user(client)
         headers = auth(data["token"])
         user_id = data["user"]["id"]
-        await client.put("/api/users/me", headers=headers, json={"lastName": "Nueva"})
+        await client.put(
+            "/api/users/me", headers=headers, json={"lastName": "Nueva", "language": "en"}
+        )
         await client.post("/api/users/forgot-password", json={"email": body["email"]})
         await client.post("/api/users/forgot-password", json={"email": "nobody@example.com"})
         resp = await client.request(
@@ -49,11 +51,14 @@ async def test_account_lifecycle_events_carry_what_consumers_need(stack, new_use
         "email": body["email"],
         "first_name": "Ana",
         "last_name": "García",
+        "language": "es",
     }
     assert registered.source == "streamia/users" and registered.specversion == "1.0"
     assert seen["user.updated"][0].data["last_name"] == "Nueva"
+    assert seen["user.updated"][0].data["language"] == "en"
     [reset] = seen["password.reset.requested"]  # none for the unknown address
     assert reset.data["user_id"] == user_id and len(reset.data["token"]) >= 43
+    assert reset.data["language"] == "en"  # emails go out in the account's language
     deleted = seen["user.deleted"][0]
     assert deleted.data["email"] == body["email"] and deleted.data["first_name"] == "Ana"
     # The event continues the trace of the request that caused it.

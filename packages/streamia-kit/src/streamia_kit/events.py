@@ -52,6 +52,8 @@ class UserRegistered(Event):
     email: str
     first_name: str
     last_name: str
+    # The account's language ("es"/"en") for its emails; None from before it was stored.
+    language: str | None = None
 
 
 class UserUpdated(Event):
@@ -61,6 +63,8 @@ class UserUpdated(Event):
     email: str
     first_name: str
     last_name: str
+    # The account's language ("es"/"en") for its emails; None from before it was stored.
+    language: str | None = None
 
 
 class UserDeleted(Event):
@@ -70,6 +74,8 @@ class UserDeleted(Event):
     email: str
     first_name: str
     last_name: str
+    # The account's language ("es"/"en") for its emails; None from before it was stored.
+    language: str | None = None
 
 
 class PasswordResetRequested(Event):
@@ -82,6 +88,7 @@ class PasswordResetRequested(Event):
     first_name: str
     token: str
     expires_at: datetime
+    language: str | None = None
 
 
 # -- movies ------------------------------------------------------------------------------

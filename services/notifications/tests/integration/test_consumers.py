@@ -46,6 +46,27 @@ async def test_a_registration_produces_exactly_one_welcome_email(
         assert len(mail.find(to=to)) == 1
 
 
+async def test_emails_go_out_in_the_language_the_event_carries(
+    mail, settings_factory, publish, new_address, parts
+):
+    text_of, _ = parts
+    app = create_app(settings_factory())
+    async with serve_app(app):
+        english, unknown = new_address("en"), new_address("fr")
+        sent_en = await publish(
+            app, UserRegistered(**{**_registered(english).model_dump(), "language": "en"})
+        )
+        sent_fr = await publish(
+            app, UserRegistered(**{**_registered(unknown).model_dump(), "language": "fr"})
+        )
+        [message] = await wait_for(lambda: mail.find(event_id=sent_en.id), message="english")
+        assert message["Subject"] == "Welcome to Streamia, Ana"
+        assert message["Content-Language"] == "en"
+        assert text_of(message).startswith("Hi Ana,")
+        [fallback] = await wait_for(lambda: mail.find(event_id=sent_fr.id), message="default")
+        assert fallback["Content-Language"] == "es"  # a language we have no templates for
+
+
 async def test_a_job_queued_twice_for_one_event_sends_one_email(
     mail, settings_factory, new_address, counter
 ):

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamia_kit.events import Envelope, PasswordResetRequested, UserDeleted, UserRegistered
+from streamia_notifications.config import Language
 
 Kind = Literal["welcome", "password-reset", "farewell"]
+
+
+def _language(value: str | None) -> Language | None:
+    for language in get_args(Language):
+        if value == language:
+            return language
+    return None
 
 
 def mask_email(address: str) -> str:
@@ -32,6 +40,9 @@ class EmailJob(BaseModel):
     # The raw reset token: kept out of repr() so no log line (ours or the job library's) shows it.
     token: str | None = Field(default=None, repr=False)
     expires_at: datetime | None = None
+    # The account's language; None (an unknown one, or an event from before it travelled)
+    # sends the email in the default language.
+    language: Language | None = None
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield "event_id", self.event_id
@@ -56,6 +67,7 @@ class EmailJob(BaseModel):
             to=event.email,
             first_name=event.first_name,
             last_name=event.last_name,
+            language=_language(event.language),
         )
 
     @classmethod
@@ -67,6 +79,7 @@ class EmailJob(BaseModel):
             first_name=event.first_name,
             token=event.token,
             expires_at=event.expires_at,
+            language=_language(event.language),
         )
 
     @classmethod
@@ -77,4 +90,5 @@ class EmailJob(BaseModel):
             to=event.email,
             first_name=event.first_name,
             last_name=event.last_name,
+            language=_language(event.language),
         )

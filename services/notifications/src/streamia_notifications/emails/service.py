@@ -34,7 +34,7 @@ class Mailer:
         now = datetime.now(UTC)
         if job.expires_at is not None and job.expires_at <= now:
             return "expired"  # the link could only fail; the user asks again
-        message = self.renderer.message(job, now=now)
+        message = self.renderer.message(job, job.language, now=now)
         provider_id = await self.sender.send(message)
         await self._record(job, provider_id)
         return "sent"

@@ -28,7 +28,8 @@ def _db(request: Request):  # noqa: ANN202
 @router.post("/register", status_code=201, responses=errors(409))
 async def register(body: schemas.RegisterIn, users: UsersServiceDep, request: Request) -> Any:
     async with _db(request).transaction() as session:
-        result = await users.register(session, body)
+        language = schemas.preferred_language(request.headers.get("accept-language"))
+        result = await users.register(session, body, language)
     return {
         "message": "User registered successfully",
         "user": schemas.user_out(result.user),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import (
@@ -72,6 +72,30 @@ StrongPassword = Annotated[
 Password = Annotated[str, StringConstraints(min_length=1, max_length=128), Storable]
 
 
+Language = Literal["es", "en"]
+LANGUAGES: tuple[Language, ...] = ("es", "en")
+DEFAULT_LANGUAGE: Language = "es"
+
+
+def preferred_language(accept_language: str | None) -> Language:
+    """The first of our languages in an `Accept-Language` header (by q), else the default."""
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        ranked.append((-quality, index, tag.strip().lower().split("-")[0]))
+    for negative_quality, _, primary in sorted(ranked):
+        for language in LANGUAGES:
+            if negative_quality < 0 and primary == language:  # q=0: "not this one"
+                return language
+    return DEFAULT_LANGUAGE
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -88,6 +112,8 @@ class RegisterIn(_In):
     age: Age
     email: Email
     password: StrongPassword
+    # Unset: taken from the request's Accept-Language.
+    language: Language | None = None
     confirmPassword: str
 
     @field_validator("confirmPassword")
@@ -125,6 +151,7 @@ class UpdateMeIn(_In):
     lastName: Name | None = None
     age: Age | None = None
     email: Email | None = None
+    language: Language | None = None
 
 
 class ChangePasswordIn(_In):
@@ -152,6 +179,7 @@ def user_out(user: User) -> dict[str, Any]:
         "age": user.age,
         "email": user.email,
         "role": user.role,
+        "language": user.language,
         "createdAt": iso(user.created_at),
         "updatedAt": iso(user.updated_at),
     }

@@ -153,7 +153,10 @@ class UsersService:
         await self.revocations.revoke_user_before(user_id, now)
         return now
 
-    async def register(self, session: AsyncSession, data: schemas.RegisterIn) -> Session:
+    async def register(
+        self, session: AsyncSession, data: schemas.RegisterIn, language: schemas.Language
+    ) -> Session:
+        """A new account; `language` is `data.language` or the one the request prefers."""
         repo = UsersRepository(session)
         if await repo.email_taken(data.email):
             raise Conflict("Email already registered", code="email_taken")
@@ -165,6 +168,7 @@ class UsersService:
                 email=data.email,
                 password_hash=await self.passwords.hash(data.password),
                 role="user",
+                language=data.language or language,
             )
         )
         await self.outbox.add(
@@ -174,6 +178,7 @@ class UsersService:
                 email=user.email,
                 first_name=user.first_name,
                 last_name=user.last_name,
+                language=user.language,
             ),
         )
         return Session(user, self._token(user))
@@ -212,6 +217,7 @@ class UsersService:
         user.first_name = changes.get("firstName", user.first_name)
         user.last_name = changes.get("lastName", user.last_name)
         user.age = changes.get("age", user.age)
+        user.language = changes.get("language", user.language)
         user.updated_at = utcnow()
         await session.flush()
         await self.outbox.add(
@@ -221,6 +227,7 @@ class UsersService:
                 email=user.email,
                 first_name=user.first_name,
                 last_name=user.last_name,
+                language=user.language,
             ),
         )
         return user
@@ -253,6 +260,7 @@ class UsersService:
                 email=user.email,
                 first_name=user.first_name,
                 last_name=user.last_name,
+                language=user.language,
             ),
         )
         await repo.delete(user)
@@ -283,6 +291,7 @@ class UsersService:
                 user_id=user.id,
                 email=user.email,
                 first_name=user.first_name,
+                language=user.language,
                 token=raw,
                 expires_at=expires,
             ),
@@ -344,6 +353,7 @@ class UsersService:
                 email=user.email,
                 first_name=user.first_name,
                 last_name=user.last_name,
+                language=user.language,
             ),
         )
         return user

@@ -347,6 +347,14 @@ function profileForm(user) {
   });
   const age = field('Age', 'age', { type: 'number', min: '13', max: '150', step: '1', value: user.age ?? '' });
   const email = field('Email', 'email', { type: 'email', autocomplete: 'email', value: user.email || '' });
+  const language = field('Language', 'language', {
+    options: [
+      ['es', 'Español'],
+      ['en', 'English'],
+    ],
+    value: user.language || 'es',
+    hint: 'The language of the emails Streamia sends you.',
+  });
   const alert = alertBox();
   const done = successBox();
   const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save changes');
@@ -366,6 +374,7 @@ function profileForm(user) {
           [first, 'firstName'],
           [last, 'lastName'],
           [email, 'email'],
+          [language, 'language'],
         ]) {
           const value = f.input.value.trim();
           if (value !== (current[key] || '')) changes[key] = value;
@@ -389,6 +398,7 @@ function profileForm(user) {
     h('div', { class: 'field-row' }, first.wrap, last.wrap),
     age.wrap,
     email.wrap,
+    language.wrap,
     h('div', { class: 'actions' }, submit),
   );
   return form;
