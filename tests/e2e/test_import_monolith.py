@@ -17,7 +17,8 @@ import pytest
 from bson import ObjectId
 from bson.json_util import CANONICAL_JSON_OPTIONS, dumps
 
-pytestmark = pytest.mark.e2e
+# Two `streamia import-monolith` processes (each imports every service) on a shared machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 OLD_PASSWORD = "monolith-password"  # the monolith had no strength rules
 
