@@ -67,6 +67,20 @@ async def test_getting_a_movie_returns_source_and_data(client, new_movie):
     assert resp.json() == {"source": "local", "data": movie}
 
 
+async def test_an_imported_movie_is_also_found_by_its_cloudinary_public_id(app, client, new_movie):
+    movie = await new_movie(client)
+    public_id = f"monolith-{uuid.uuid4().hex[:12]}"
+    async with app.state.service.db.transaction() as session:
+        stored = await MoviesRepository(session).get(movie["id"])
+        assert stored is not None
+        stored.external_id = public_id
+
+    for _ in range(2):  # the second read must not come from a stale alias entry
+        resp = await client.get(f"/api/movies/{public_id}")
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["data"]["id"] == movie["id"]
+
+
 async def test_an_unknown_movie_is_404_movie_not_found(client, check_error):
     check_error(await client.get(f"/api/movies/{uuid.uuid4().hex}"), 404, "Movie not found")
     check_error(await client.get("/api/movies/" + "x" * 300), 404, "Movie not found")

@@ -91,7 +91,14 @@ class MoviesRepository:
         path): the movie's row and its subtitles' (objects with id, language, label, url)."""
         rows = (await self.session.execute(_PUBLIC, {"movie_id": movie_id})).all()
         if not rows:
-            return None
+            # An imported movie is also found by the id its media has at its provider (the
+            # monolith's `cloudinaryPublicId`), which old clients may have stored.
+            own = await self.session.scalar(
+                select(Movie.id).where(Movie.external_id == movie_id).limit(1)
+            )
+            if own is None:
+                return None
+            rows = (await self.session.execute(_PUBLIC, {"movie_id": own})).all()
         subtitles = [
             SimpleNamespace(
                 id=row.subtitle_id,

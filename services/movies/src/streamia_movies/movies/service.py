@@ -151,7 +151,9 @@ class MoviesService:
         async with db.sessions() as session:
             found = await MoviesRepository(session).public(movie_id)
             value = schemas.movie_out(found[0], self.public_base, found[1]) if found else None
-        if value is not None and await self.cache.get(key + ":gen") == generation:
+        # Cached under the movie's own id only: an alias's entry would outlive invalidations.
+        fresh = await self.cache.get(key + ":gen") == generation
+        if value is not None and value["id"] == movie_id and fresh:
             await self.cache.set(key, value, self.cache_ttl)
         return value
 
