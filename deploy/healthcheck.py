@@ -16,6 +16,7 @@ DEFAULT_PORTS = {
     "ratings": 3004,
     "comments": 3005,
     "notifications": 3006,
+    "playback": 3007,
 }
 
 

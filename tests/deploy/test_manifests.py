@@ -34,6 +34,8 @@ SEED_MEMORY = {
     "ratings": ("256Mi", "512Mi"),
     "comments": ("256Mi", "512Mi"),
     "notifications": ("128Mi", "256Mi"),
+    # Not in the seed (issue 11): sized like favorites, its closest sibling.
+    "playback": ("256Mi", "512Mi"),
 }
 SEED_HPA = {
     "gateway": (2, 10),
@@ -43,6 +45,7 @@ SEED_HPA = {
     "ratings": (2, 5),
     "comments": (2, 5),
     "notifications": (1, 3),
+    "playback": (2, 5),
 }
 SEED_NAMESPACES = {"gateway", "streamia-services", "streamia-data", "monitoring", "logging"}
 # Variables read by something other than our settings (none: uvicorn's

@@ -21,6 +21,9 @@ from streamia_playback.progress.service import is_finished
         (479.0, 600.0, False),
         (480.0, 600.0, True),  # the last two minutes of a short film
         (5400.0, 5400.0, True),
+        (0.0, 24.0, False),  # the tail counts only past half-way
+        (11.0, 24.0, False),
+        (12.0, 24.0, True),
     ],
 )
 def test_a_movie_counts_as_finished_at_ninety_percent_or_in_its_last_two_minutes(

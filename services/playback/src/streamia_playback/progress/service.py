@@ -29,13 +29,15 @@ from streamia_playback.ratelimit import WriteLimiter
 NO_PROGRESS = "No progress for this movie"
 NOT_IN_HISTORY = "This movie is not in your history"
 
-# A movie counts as finished at 90 % or within its last two minutes (the end credits).
+# A movie counts as finished at 90 % or within its last two minutes (the end credits). The
+# two minutes count only past half-way: a 24-second clip is not finished when it starts.
 FINISHED_SHARE = 0.9
 FINISHED_TAIL_SECONDS = 120.0
 
 
 def is_finished(position: float, duration: float) -> bool:
-    return position >= duration * FINISHED_SHARE or duration - position <= FINISHED_TAIL_SECONDS
+    in_tail = duration - position <= FINISHED_TAIL_SECONDS and position >= duration / 2
+    return position >= duration * FINISHED_SHARE or in_tail
 
 
 @dataclass(frozen=True, slots=True)
