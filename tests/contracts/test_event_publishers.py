@@ -1,0 +1,158 @@
+"""Provider side of the message pacts: each publisher's real events honour its consumers' pacts.
+
+The publisher runs on each stack and does, through its own HTTP API, what makes it
+publish each event; the envelopes it puts on its bus (as the bus encodes them, with the
+exchange and routing key the bus uses) are handed to the Pact verifier, which checks them
+against every committed pact in `contracts/pacts/` that names this publisher. No broker.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pact import Verifier
+from pact.types import Message
+
+from streamia_kit.auth import SigningKey, StaticKeys
+from streamia_kit.bus import encode
+from streamia_kit.events import EVENT_TYPES, PUBLISHERS, Envelope, MovieCreated, exchange_for
+from streamia_kit.testing import Stack, serve_app, wait_for
+from streamia_movies.app import create_app as movies_app
+from streamia_movies.config import MoviesSettings
+from streamia_ratings.app import create_app as ratings_app
+from streamia_ratings.config import RatingsSettings
+from streamia_users.app import create_app as users_app
+from streamia_users.config import UsersSettings
+
+PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
+CONTENT_TYPE = "application/cloudevents+json"
+PASSWORD = "Str0ng!Passw0rd"
+Scenario = Callable[[httpx.AsyncClient, Any, SigningKey], Awaitable[None]]
+
+
+def _admin(key: SigningKey) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {key.issue(uuid.uuid4().hex, 'admin@example.com', 'admin', 600)}"
+    }
+
+
+async def _users(client: httpx.AsyncClient, _app: Any, _key: SigningKey) -> None:
+    """Register, edit the profile, ask for a password reset, delete the account."""
+    email = f"ana-{uuid.uuid4().hex[:10]}@example.com"
+    registration = {
+        "firstName": "Ana",
+        "lastName": "García",
+        "age": 31,
+        "email": email,
+        "password": PASSWORD,
+        "confirmPassword": PASSWORD,
+    }
+    resp = await client.post("/api/users/register", json=registration)
+    assert resp.status_code == 201, resp.text
+    auth = {"Authorization": f"Bearer {resp.json()['token']}"}
+    resp = await client.put("/api/users/me", json={"lastName": "García López"}, headers=auth)
+    assert resp.status_code == 200, resp.text
+    resp = await client.post("/api/users/forgot-password", json={"email": email})
+    assert resp.status_code == 200, resp.text
+    resp = await client.request(
+        "DELETE", "/api/users/me", json={"password": PASSWORD}, headers=auth
+    )
+    assert resp.status_code == 204, resp.text
+
+
+async def _movies(client: httpx.AsyncClient, _app: Any, key: SigningKey) -> None:
+    """Add a movie, give it a subtitle track (media the deletion saga must purge), delete it."""
+    admin = _admin(key)
+    body = {"title": "Nosferatu", "videoUrl": "https://cdn.example.com/nosferatu.mp4"}
+    resp = await client.post("/api/movies", json=body, headers=admin)
+    assert resp.status_code == 201, resp.text
+    movie_id = resp.json()["data"]["id"]
+    resp = await client.post(
+        f"/api/movies/{movie_id}/subtitles",
+        headers=admin,
+        data={"language": "es"},
+        files={"subtitle": ("es.vtt", b"WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHola\n")},
+    )
+    assert resp.status_code == 200, resp.text
+    resp = await client.put(f"/api/movies/{movie_id}", json={"category": "horror"}, headers=admin)
+    assert resp.status_code == 200, resp.text
+    resp = await client.delete(f"/api/movies/{movie_id}", headers=admin)
+    assert resp.status_code == 200, resp.text
+
+
+async def _ratings(client: httpx.AsyncClient, app: Any, key: SigningKey) -> None:
+    """Rate a movie the service knows from movie.created, change the rating, remove it."""
+    movie = MovieCreated(movie_id=uuid.uuid4().hex, title="Nosferatu", version=time.time())
+    await app.state.service.bus.publish([Envelope.wrap(movie, "streamia/movies")])
+
+    async def projected() -> bool:
+        async with app.state.service.db.sessions() as session:
+            return await app.state.ratings.movies.get(session, movie.movie_id) is not None
+
+    await wait_for(projected, message="movie projected")
+    user = {
+        "Authorization": f"Bearer {key.issue(uuid.uuid4().hex, 'ana@example.com', 'user', 600)}"
+    }
+    resp = await client.post(
+        "/api/ratings", json={"movieId": movie.movie_id, "rating": 4}, headers=user
+    )
+    assert resp.status_code == 201, resp.text
+    rating_id = resp.json()["rating"]["id"]
+    resp = await client.put(f"/api/ratings/{rating_id}", json={"rating": 5}, headers=user)
+    assert resp.status_code == 200, resp.text
+    resp = await client.delete(f"/api/ratings/{rating_id}", headers=user)
+    assert resp.status_code == 200, resp.text
+
+
+def _app(publisher: str, stack: Stack, key: SigningKey) -> Any:
+    overrides = stack.overrides()
+    if publisher == "users":
+        return users_app(UsersSettings(**overrides))
+    if publisher == "movies":
+        settings = MoviesSettings(**overrides, media_dir=stack.tmp / "media")
+        return movies_app(settings, keys=StaticKeys(key))
+    return ratings_app(RatingsSettings(**overrides), keys=StaticKeys(key))
+
+
+SCENARIOS: dict[str, Scenario] = {"users": _users, "movies": _movies, "ratings": _ratings}
+
+
+@pytest.mark.parametrize("publisher", sorted(SCENARIOS))
+async def test_the_events_the_publisher_sends_honour_every_consumer_pact(
+    publisher: str, stack: Stack
+) -> None:
+    pacts = sorted(PACTS.glob(f"*-{publisher}-events.json"))
+    assert pacts, f"no consumer pact names {publisher}-events"
+    key = SigningKey(Ed25519PrivateKey.generate())
+    app = _app(publisher, stack, key)
+    sent: dict[str, Envelope] = {}
+
+    async def record(envelope: Envelope) -> None:
+        sent[envelope.type] = envelope
+
+    types = [t for t, cls in EVENT_TYPES.items() if PUBLISHERS[cls.exchange] == publisher]
+    for event_type in types:
+        app.state.service.bus.subscribe("probe", event_type, record)
+    async with serve_app(app) as client:
+        await SCENARIOS[publisher](client, app, key)
+        await wait_for(lambda: set(sent) == set(types), message=f"{publisher}'s events")
+
+    messages: dict[str, Callable[..., Message] | Message | bytes] = {
+        event_type: Message(
+            contents=encode(envelope),
+            metadata={"exchange": exchange_for(event_type), "routingKey": event_type},
+            content_type=CONTENT_TYPE,
+        )
+        for event_type, envelope in sent.items()
+    }
+    verifier = Verifier(f"{publisher}-events").message_handler(messages)
+    for pact in pacts:
+        verifier.add_source(pact)
+    verifier.verify()
