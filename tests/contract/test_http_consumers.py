@@ -16,8 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pact import Pact, match
 
+from streamia_catalogue_projection.client import MovieClient
 from streamia_kit.auth import JwksKeys, MemoryRevocationStore, SigningKey, TokenVerifier
-from streamia_kit.movie_projection import MovieClient
 
 PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
 MOVIE_ID = "0b9e8d7c6b5a49384756a1b2c3d4e5f6"
