@@ -31,6 +31,8 @@ from streamia_kit.events import (
     MovieDeleted,
     MovieUpdated,
     PasswordResetRequested,
+    PlaybackFinished,
+    PlaybackStarted,
     RatingCreated,
     RatingDeleted,
     RatingSummary,
@@ -88,6 +90,8 @@ EXAMPLES: dict[str, Event] = {
         RatingCreated(**_RATING),
         RatingUpdated(**_RATING),
         RatingDeleted(**{**_RATING, "rating": None}),
+        PlaybackStarted(user_id=_USER["user_id"], movie_id=_MOVIE["movie_id"], plays=3),
+        PlaybackFinished(user_id=_USER["user_id"], movie_id=_MOVIE["movie_id"]),
     )
 }
 # Fields a consumer needs beyond the event's required ones: movies' media purge needs the list.

@@ -20,16 +20,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pact import Verifier
 from pact.types import Message
 
+from streamia import platform
 from streamia_kit.auth import SigningKey, StaticKeys
 from streamia_kit.bus import encode
 from streamia_kit.events import EVENT_TYPES, PUBLISHERS, Envelope, MovieCreated, exchange_for
 from streamia_kit.testing import Stack, serve_app, wait_for
-from streamia_movies.app import create_app as movies_app
-from streamia_movies.config import MoviesSettings
-from streamia_ratings.app import create_app as ratings_app
-from streamia_ratings.config import RatingsSettings
-from streamia_users.app import create_app as users_app
-from streamia_users.config import UsersSettings
 
 PACTS = Path(__file__).resolve().parents[2] / "contracts" / "pacts"
 CONTENT_TYPE = "application/cloudevents+json"
@@ -37,10 +32,9 @@ PASSWORD = "Str0ng!Passw0rd"
 Scenario = Callable[[httpx.AsyncClient, Any, SigningKey], Awaitable[None]]
 
 
-def _admin(key: SigningKey) -> dict[str, str]:
-    return {
-        "Authorization": f"Bearer {key.issue(uuid.uuid4().hex, 'admin@example.com', 'admin', 600)}"
-    }
+def _bearer(key: SigningKey, role: str) -> dict[str, str]:
+    token = key.issue(uuid.uuid4().hex, f"{role}@example.com", role, 600)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def _users(client: httpx.AsyncClient, _app: Any, _key: SigningKey) -> None:
@@ -69,7 +63,7 @@ async def _users(client: httpx.AsyncClient, _app: Any, _key: SigningKey) -> None
 
 async def _movies(client: httpx.AsyncClient, _app: Any, key: SigningKey) -> None:
     """Add a movie, give it a subtitle track (media the deletion saga must purge), delete it."""
-    admin = _admin(key)
+    admin = _bearer(key, "admin")
     body = {"title": "Nosferatu", "videoUrl": "https://cdn.example.com/nosferatu.mp4"}
     resp = await client.post("/api/movies", json=body, headers=admin)
     assert resp.status_code == 201, resp.text
@@ -87,22 +81,28 @@ async def _movies(client: httpx.AsyncClient, _app: Any, key: SigningKey) -> None
     assert resp.status_code == 200, resp.text
 
 
-async def _ratings(client: httpx.AsyncClient, app: Any, key: SigningKey) -> None:
-    """Rate a movie the service knows from movie.created, change the rating, remove it."""
-    movie = MovieCreated(movie_id=uuid.uuid4().hex, title="Nosferatu", version=time.time())
+async def _announce_movie(app: Any) -> str:
+    """Tell the service about a movie the way the movie service does (movie.created); wait
+    until its projection has it."""
+    movie = MovieCreated(
+        movie_id=uuid.uuid4().hex, title="Nosferatu", duration=600.0, version=time.time()
+    )
     await app.state.service.bus.publish([Envelope.wrap(movie, "streamia/movies")])
+    domain = getattr(app.state, app.state.service.name)
 
     async def projected() -> bool:
         async with app.state.service.db.sessions() as session:
-            return await app.state.ratings.movies.get(session, movie.movie_id) is not None
+            return await domain.movies.get(session, movie.movie_id) is not None
 
     await wait_for(projected, message="movie projected")
-    user = {
-        "Authorization": f"Bearer {key.issue(uuid.uuid4().hex, 'ana@example.com', 'user', 600)}"
-    }
-    resp = await client.post(
-        "/api/ratings", json={"movieId": movie.movie_id, "rating": 4}, headers=user
-    )
+    return movie.movie_id
+
+
+async def _ratings(client: httpx.AsyncClient, app: Any, key: SigningKey) -> None:
+    """Rate a movie, change the rating, remove it."""
+    movie_id = await _announce_movie(app)
+    user = _bearer(key, "user")
+    resp = await client.post("/api/ratings", json={"movieId": movie_id, "rating": 4}, headers=user)
     assert resp.status_code == 201, resp.text
     rating_id = resp.json()["rating"]["id"]
     resp = await client.put(f"/api/ratings/{rating_id}", json={"rating": 5}, headers=user)
@@ -111,20 +111,36 @@ async def _ratings(client: httpx.AsyncClient, app: Any, key: SigningKey) -> None
     assert resp.status_code == 200, resp.text
 
 
+async def _playback(client: httpx.AsyncClient, app: Any, key: SigningKey) -> None:
+    """Start watching a movie, then reach its end."""
+    url = f"/api/playback/progress/{await _announce_movie(app)}"
+    user = _bearer(key, "user")
+    for position in (10.0, 595.0):
+        resp = await client.put(url, json={"position": position, "duration": 600.0}, headers=user)
+        assert resp.status_code == 200, resp.text
+
+
 def _app(publisher: str, stack: Stack, key: SigningKey) -> Any:
-    overrides = stack.overrides()
+    module = platform.load(publisher)
+    assert module is not None
+    extra: dict[str, Any] = {"media_dir": stack.tmp / "media"} if publisher == "movies" else {}
+    settings = module.settings_cls(**stack.overrides(**extra))
     if publisher == "users":
-        return users_app(UsersSettings(**overrides))
-    if publisher == "movies":
-        settings = MoviesSettings(**overrides, media_dir=stack.tmp / "media")
-        return movies_app(settings, keys=StaticKeys(key))
-    return ratings_app(RatingsSettings(**overrides), keys=StaticKeys(key))
+        return module.app.create_app(settings)  # it signs with its own key
+    return module.app.create_app(settings, keys=StaticKeys(key))
 
 
-SCENARIOS: dict[str, Scenario] = {"users": _users, "movies": _movies, "ratings": _ratings}
+SCENARIOS: dict[str, Scenario] = {
+    "users": _users,
+    "movies": _movies,
+    "ratings": _ratings,
+    "playback": _playback,
+}
 
 
-@pytest.mark.parametrize("publisher", sorted(SCENARIOS))
+@pytest.mark.parametrize(
+    "publisher", sorted({PUBLISHERS[sub.exchange] for sub in platform.subscriptions()})
+)
 async def test_the_events_the_publisher_sends_honour_every_consumer_pact(
     publisher: str, stack: Stack
 ) -> None:
