@@ -31,7 +31,7 @@ from streamia_kit.testing import AMQP, POSTGRES, REDIS, TcpProxy, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications")
+SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications", "playback")
 ALL_SERVICES = (*SERVICES, "gateway")
 PASSWORD = "Str0ng!Passw0rd"
 EMBEDDED_PROCESS = "platform"

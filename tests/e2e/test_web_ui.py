@@ -198,6 +198,13 @@ async def test_account_forms_register_log_in_edit_change_password_and_delete(
     await page.fill("input[name=email]", email)
     await page.click("form.card-form button[type=submit]")
     await page.wait_for_selector("form.card-form .notice.success")
+
+    # The language switch: the page follows at once, and the choice outlives a reload.
+    await page.select_option("#language-switch", "es")
+    await page.wait_for_selector("main h1:has-text('¿Olvidaste tu contraseña?')")
+    await page.reload()
+    await page.wait_for_selector("#site-nav a:has-text('Iniciar sesión')")
+    assert await page.evaluate("() => document.documentElement.lang") == "es"
     assert page.problems == []
 
 

@@ -3,6 +3,7 @@
 import { ApiError, api, session } from './api.js';
 import { formatDate, h, replace, toast } from './dom.js';
 import { alertBox, apiForm, field, fieldError, required, showFormError, showSuccess, successBox } from './forms.js';
+import { t } from './i18n.js';
 import { go, link, requireLogin } from './router.js';
 
 const SPECIALS = '!@#$%^&*()_+-=[]{};\':"\\|,.<>/?';
@@ -57,23 +58,23 @@ function afterLogin(body, next) {
 
 export function loginView(main, _m, q) {
   const next = q.get('next') || '/';
-  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', required: true });
-  const password = field('Password', 'password', {
+  const email = field(t('Email'), 'email', { type: 'email', autocomplete: 'email', required: true });
+  const password = field(t('Password'), 'password', {
     type: 'password',
     autocomplete: 'current-password',
     required: true,
   });
   const alert = alertBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Log in');
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, t('Log in'));
   const form = apiForm(
     {
       class: 'card-form',
       submit,
       alert,
-      busyText: 'Logging in…',
+      busyText: t('Logging in…'),
       check: () => {
-        required(email, 'Enter your email.');
-        if (!password.input.value) fieldError(password.input, 'Enter your password.');
+        required(email, t('Enter your email.'));
+        if (!password.input.value) fieldError(password.input, t('Enter your password.'));
       },
       send: async () => {
         const body = await api('/api/users/login', {
@@ -91,13 +92,13 @@ export function loginView(main, _m, q) {
     h(
       'p',
       { class: 'form-links' },
-      link('/forgot-password', 'Forgot your password?'),
+      link('/forgot-password', t('Forgot your password?')),
       h('span', { 'aria-hidden': 'true' }, ' · '),
-      link(`/register?next=${encodeURIComponent(next)}`, 'Create an account'),
+      link(`/register?next=${encodeURIComponent(next)}`, t('Create an account')),
     ),
   );
-  replace(main, page('Log in', form));
-  return { title: 'Log in' };
+  replace(main, page(t('Log in'), form));
+  return { title: t('Log in') };
 }
 
 // Register ----------------------------------------------------------------------------------
@@ -112,19 +113,19 @@ function validAge(input) {
 
 export function registerView(main, _m, q) {
   const next = q.get('next') || '/';
-  const first = field('First name', 'firstName', {
+  const first = field(t('First name'), 'firstName', {
     autocomplete: 'given-name',
     maxlength: '50',
     required: true,
     hint: '1–50 characters',
   });
-  const last = field('Last name', 'lastName', {
+  const last = field(t('Last name'), 'lastName', {
     autocomplete: 'family-name',
     maxlength: '50',
     required: true,
     hint: '1–50 characters',
   });
-  const age = field('Age', 'age', {
+  const age = field(t('Age'), 'age', {
     type: 'number',
     inputmode: 'numeric',
     min: '13',
@@ -133,9 +134,9 @@ export function registerView(main, _m, q) {
     required: true,
     hint: 'You must be at least 13 (13–150).',
   });
-  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', required: true });
-  const password = field('Password', 'password', { type: 'password', autocomplete: 'new-password', required: true });
-  const confirm = field('Confirm password', 'confirmPassword', {
+  const email = field(t('Email'), 'email', { type: 'email', autocomplete: 'email', required: true });
+  const password = field(t('Password'), 'password', { type: 'password', autocomplete: 'new-password', required: true });
+  const confirm = field(t('Confirm password'), 'confirmPassword', {
     type: 'password',
     autocomplete: 'new-password',
     required: true,
@@ -143,14 +144,14 @@ export function registerView(main, _m, q) {
   const rules = passwordRules(password.input);
   password.wrap.insertBefore(rules, password.error);
   const alert = alertBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Create account');
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, t('Create account'));
 
   const form = apiForm(
     {
       class: 'card-form',
       submit,
       alert,
-      busyText: 'Creating account…',
+      busyText: t('Creating account…'),
       conflictField: 'email',
       check: () => {
         for (const f of [first, last, email]) required(f);
@@ -188,29 +189,29 @@ export function registerView(main, _m, q) {
     h(
       'p',
       { class: 'form-links' },
-      'Already have an account? ',
-      link(`/login?next=${encodeURIComponent(next)}`, 'Log in'),
+      t('Already have an account? '),
+      link(`/login?next=${encodeURIComponent(next)}`, t('Log in')),
     ),
   );
-  replace(main, page('Create your account', form));
+  replace(main, page(t('Create your account'), form));
   return { title: 'Register' };
 }
 
 // Forgot / reset password -------------------------------------------------------------------
 
 export function forgotView(main) {
-  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', required: true });
+  const email = field(t('Email'), 'email', { type: 'email', autocomplete: 'email', required: true });
   const alert = alertBox();
   const done = successBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Send reset link');
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, t('Send reset link'));
   const form = apiForm(
     {
       class: 'card-form',
       submit,
       alert,
       done,
-      busyText: 'Sending…',
-      check: () => required(email, 'Enter your email.'),
+      busyText: t('Sending…'),
+      check: () => required(email, t('Enter your email.')),
       send: async () => {
         const body = await api('/api/users/forgot-password', {
           method: 'POST',
@@ -229,33 +230,33 @@ export function forgotView(main) {
     done,
     email.wrap,
     submit,
-    h('p', { class: 'form-links' }, link('/login', 'Back to log in')),
+    h('p', { class: 'form-links' }, link('/login', t('Back to log in'))),
   );
-  replace(main, page('Forgot your password?', form));
+  replace(main, page(t('Forgot your password?'), form));
   return { title: 'Forgot password' };
 }
 
 /** /reset-password/<token>: the page the reset email links to. */
 export function resetView(main, [token]) {
-  const password = field('New password', 'newPassword', {
+  const password = field(t('New password'), 'newPassword', {
     type: 'password',
     autocomplete: 'new-password',
     required: true,
   });
-  const confirm = field('Confirm new password', 'confirmPassword', {
+  const confirm = field(t('Confirm new password'), 'confirmPassword', {
     type: 'password',
     autocomplete: 'new-password',
     required: true,
   });
   password.wrap.insertBefore(passwordRules(password.input), password.error);
   const alert = alertBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, 'Set new password');
+  const submit = h('button', { type: 'submit', class: 'btn primary wide' }, t('Set new password'));
   const form = apiForm(
     {
       class: 'card-form',
       submit,
       alert,
-      busyText: 'Saving…',
+      busyText: t('Saving…'),
       check: () => checkNewPassword(password, confirm),
       send: async () => {
         const body = await api('/api/users/reset-password', {
@@ -267,9 +268,9 @@ export function resetView(main, [token]) {
         replace(
           main,
           page(
-            'Password changed',
+            t('Password changed'),
             h('div', { class: 'notice success', role: 'status' }, body?.message || 'Your password has been reset.'),
-            h('p', {}, link('/login', 'Log in with your new password', { class: 'btn primary' })),
+            h('p', {}, link('/login', t('Log in with your new password'), { class: 'btn primary' })),
           ),
         );
         main.querySelector('h1')?.focus();
@@ -294,9 +295,9 @@ export function resetView(main, [token]) {
     password.wrap,
     confirm.wrap,
     submit,
-    h('p', { class: 'form-links' }, link('/login', 'Back to log in')),
+    h('p', { class: 'form-links' }, link('/login', t('Back to log in'))),
   );
-  replace(main, page('Reset your password', form));
+  replace(main, page(t('Reset your password'), form));
   return { title: 'Reset password' };
 }
 
@@ -311,15 +312,15 @@ export async function profileView(main) {
     session.setUser(user);
   } catch (err) {
     if (!session.loggedIn) return go('/login', { next: '/profile' });
-    replace(main, page('Your profile', h('div', { class: 'notice error', role: 'alert' }, err.message)));
-    return { title: 'Profile' };
+    replace(main, page(t('Your profile'), h('div', { class: 'notice error', role: 'alert' }, err.message)));
+    return { title: t('Profile') };
   }
   replace(
     main,
     h(
       'section',
       { class: 'page narrow' },
-      h('h1', {}, 'Your profile'),
+      h('h1', {}, t('Your profile')),
       h(
         'p',
         { class: 'muted' },
@@ -331,33 +332,33 @@ export async function profileView(main) {
       deleteForm(),
     ),
   );
-  return { title: 'Profile' };
+  return { title: t('Profile') };
 }
 
 function profileForm(user) {
-  const first = field('First name', 'firstName', {
+  const first = field(t('First name'), 'firstName', {
     autocomplete: 'given-name',
     maxlength: '50',
     value: user.firstName || '',
   });
-  const last = field('Last name', 'lastName', {
+  const last = field(t('Last name'), 'lastName', {
     autocomplete: 'family-name',
     maxlength: '50',
     value: user.lastName || '',
   });
-  const age = field('Age', 'age', { type: 'number', min: '13', max: '150', step: '1', value: user.age ?? '' });
-  const email = field('Email', 'email', { type: 'email', autocomplete: 'email', value: user.email || '' });
-  const language = field('Language', 'language', {
+  const age = field(t('Age'), 'age', { type: 'number', min: '13', max: '150', step: '1', value: user.age ?? '' });
+  const email = field(t('Email'), 'email', { type: 'email', autocomplete: 'email', value: user.email || '' });
+  const language = field(t('Language'), 'language', {
     options: [
       ['es', 'Español'],
       ['en', 'English'],
     ],
     value: user.language || 'es',
-    hint: 'The language of the emails Streamia sends you.',
+    hint: t('The language of the emails Streamia sends you.'),
   });
   const alert = alertBox();
   const done = successBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save changes');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Save changes'));
   let current = user;
   let changes = {};
   const form = apiForm(
@@ -366,7 +367,7 @@ function profileForm(user) {
       submit,
       alert,
       done,
-      busyText: 'Saving…',
+      busyText: t('Saving…'),
       conflictField: 'email',
       check: () => {
         changes = {};
@@ -392,7 +393,7 @@ function profileForm(user) {
         showSuccess(done, body.message || 'Profile updated.');
       },
     },
-    h('h2', {}, 'Details'),
+    h('h2', {}, t('Details')),
     alert,
     done,
     h('div', { class: 'field-row' }, first.wrap, last.wrap),
@@ -405,19 +406,19 @@ function profileForm(user) {
 }
 
 function passwordForm() {
-  const current = field('Current password', 'currentPassword', {
+  const current = field(t('Current password'), 'currentPassword', {
     type: 'password',
     autocomplete: 'current-password',
   });
-  const password = field('New password', 'newPassword', { type: 'password', autocomplete: 'new-password' });
-  const confirm = field('Confirm new password', 'confirmPassword', {
+  const password = field(t('New password'), 'newPassword', { type: 'password', autocomplete: 'new-password' });
+  const confirm = field(t('Confirm new password'), 'confirmPassword', {
     type: 'password',
     autocomplete: 'new-password',
   });
   password.wrap.insertBefore(passwordRules(password.input), password.error);
   const alert = alertBox();
   const done = successBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Change password');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Change password'));
   const form = apiForm(
     {
       class: 'card-form',
@@ -444,7 +445,7 @@ function passwordForm() {
         showSuccess(done, `${body?.message || 'Password changed.'} Your other sessions were signed out.`);
       },
     },
-    h('h2', {}, 'Change password'),
+    h('h2', {}, t('Change password')),
     alert,
     done,
     current.wrap,
@@ -456,7 +457,7 @@ function passwordForm() {
 }
 
 function deleteForm() {
-  const password = field('Your password', 'password', { type: 'password', autocomplete: 'current-password' });
+  const password = field(t('Your password'), 'password', { type: 'password', autocomplete: 'current-password' });
   const sure = h('input', {
     type: 'checkbox',
     id: 'delete-confirm',
@@ -465,7 +466,7 @@ function deleteForm() {
   });
   const sureError = h('p', { class: 'field-error', id: 'delete-confirm-error' });
   const alert = alertBox();
-  const submit = h('button', { type: 'submit', class: 'btn danger' }, 'Delete my account');
+  const submit = h('button', { type: 'submit', class: 'btn danger' }, t('Delete my account'));
   return apiForm(
     {
       class: 'card-form danger-zone',
@@ -483,7 +484,7 @@ function deleteForm() {
         go('/');
       },
     },
-    h('h2', {}, 'Delete account'),
+    h('h2', {}, t('Delete account')),
     h(
       'p',
       { class: 'muted' },
@@ -491,7 +492,12 @@ function deleteForm() {
     ),
     alert,
     password.wrap,
-    h('div', { class: 'check' }, sure, h('label', { htmlFor: 'delete-confirm' }, 'I understand this cannot be undone')),
+    h(
+      'div',
+      { class: 'check' },
+      sure,
+      h('label', { htmlFor: 'delete-confirm' }, t('I understand this cannot be undone')),
+    ),
     sureError,
     h('div', { class: 'actions' }, submit),
   );

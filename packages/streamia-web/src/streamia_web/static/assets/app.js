@@ -5,6 +5,7 @@ import { adminMovieView, adminView } from './admin.js';
 import { api, errorText, session } from './api.js';
 import { catalogueView } from './catalogue.js';
 import { h, replace, toast } from './dom.js';
+import { LANGUAGES, language, setLanguage, t } from './i18n.js';
 import { favoritesView, ratingsView } from './library.js';
 import { movieView } from './movie.js';
 import { currentRoute, go, href, link, onNavigate, takeScroll, upgradeHashLink } from './router.js';
@@ -27,6 +28,7 @@ const ROUTES = [
 const PRIVATE = /^\/(profile|favorites|ratings|admin)(\/|$)/;
 
 const main = document.getElementById('main');
+const footer = document.querySelector('.footer');
 const nav = document.getElementById('site-nav');
 const navToggle = document.querySelector('.nav-toggle');
 let active = null; // {view, pattern, path, handle}
@@ -42,23 +44,57 @@ function navLink(path, text) {
 
 function renderNav() {
   const user = session.user;
-  const items = [navLink('/', 'Browse')];
+  const items = [navLink('/', t('Browse'))];
   if (session.loggedIn) {
-    items.push(navLink('/favorites', 'My list'), navLink('/ratings', 'My ratings'));
-    if (session.isAdmin) items.push(navLink('/admin', 'Admin'));
+    items.push(navLink('/favorites', t('My list')), navLink('/ratings', t('My ratings')));
+    if (session.isAdmin) items.push(navLink('/admin', t('Admin')));
     items.push(
       h('span', { class: 'nav-spacer' }),
-      navLink('/profile', user?.firstName ? user.firstName : 'Profile'),
-      h('button', { type: 'button', class: 'btn small ghost', onclick: logout }, 'Log out'),
+      navLink('/profile', user?.firstName ? user.firstName : t('Profile')),
+      h('button', { type: 'button', class: 'btn small ghost', onclick: logout }, t('Log out')),
     );
   } else {
     items.push(
       h('span', { class: 'nav-spacer' }),
-      navLink('/login', 'Log in'),
-      h('a', { class: 'btn small primary', href: href('/register') }, 'Sign up'),
+      navLink('/login', t('Log in')),
+      h('a', { class: 'btn small primary', href: href('/register') }, t('Sign up')),
     );
   }
   replace(nav, ...items);
+}
+
+/** The footer: the API docs link and the language switch (remembered; kept on the account). */
+function renderFooter() {
+  const select = h(
+    'select',
+    { id: 'language-switch', name: 'language', value: language() },
+    LANGUAGES.map(([value, text]) => h('option', { value }, text)),
+  );
+  select.addEventListener('change', async () => {
+    setLanguage(select.value);
+    renderFooter();
+    active = null;
+    render();
+    if (!session.loggedIn) return;
+    try {
+      const body = await api('/api/users/me', { method: 'PUT', body: { language: select.value } });
+      if (body?.user) session.setUser(body.user);
+    } catch (err) {
+      console.warn('language not saved on the account', errorText(err));
+    }
+  });
+  replace(
+    footer,
+    h(
+      'p',
+      {},
+      'Streamia · ',
+      h('a', { href: '/docs' }, t('API docs')),
+      ' · ',
+      h('label', { htmlFor: 'language-switch' }, `${t('Language')} `),
+      select,
+    ),
+  );
 }
 
 navToggle.addEventListener('click', () => {
@@ -130,8 +166,8 @@ async function render() {
     h(
       'section',
       { class: 'page narrow' },
-      h('h1', {}, 'Page not found'),
-      h('p', {}, 'There is nothing at this address. ', link('/', 'Go to the catalogue'), '.'),
+      h('h1', {}, t('Page not found')),
+      h('p', {}, 'There is nothing at this address. ', link('/', t('Go to the catalogue')), '.'),
     ),
   );
   finish({ title: 'Not found' }, id);
@@ -178,6 +214,7 @@ async function refreshUser() {
   }
 }
 
+renderFooter();
 renderNav();
 refreshUser().finally(() => {
   if (!active) return;

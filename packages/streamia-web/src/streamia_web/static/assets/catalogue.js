@@ -2,6 +2,7 @@
 
 import { api, errorText, query } from './api.js';
 import { cover, h, replace, stars } from './dom.js';
+import { t } from './i18n.js';
 import { currentRoute, go, href, link, takeScroll } from './router.js';
 
 const PAGE_SIZE = 24;
@@ -57,7 +58,7 @@ export function movieCard(movie, extra) {
                 stars(rating.average),
                 h('span', { class: 'muted' }, ` (${rating.count})`),
               )
-            : h('span', { class: 'card-rating muted' }, 'Not rated yet'),
+            : h('span', { class: 'card-rating muted' }, t('Not rated yet')),
         ),
       ),
     ),
@@ -89,19 +90,19 @@ export function catalogueView(main, _match, routeQuery) {
     type: 'search',
     id: 'catalogue-search',
     name: 'search',
-    placeholder: 'Search titles and descriptions…',
+    placeholder: t('Search titles and descriptions…'),
     autocomplete: 'off',
     value: params.search,
   });
   const categorySelect = h(
     'select',
     { id: 'catalogue-category', name: 'category' },
-    h('option', { value: '' }, 'All categories'),
+    h('option', { value: '' }, t('All categories')),
   );
   const sortSelect = h(
     'select',
     { id: 'catalogue-sort', name: 'sort', value: params.sort },
-    SORTS.map(([value, text]) => h('option', { value }, text)),
+    SORTS.map(([value, text]) => h('option', { value }, t(text))),
   );
   const status = h('p', { class: 'result-count', role: 'status', 'aria-live': 'polite' });
   const grid = h('ul', { class: 'grid', 'aria-label': 'Movies' });
@@ -113,7 +114,7 @@ export function catalogueView(main, _match, routeQuery) {
     if (current && !names.some((n) => n.toLocaleLowerCase() === current.toLocaleLowerCase())) names.push(current);
     replace(
       categorySelect,
-      h('option', { value: '' }, 'All categories'),
+      h('option', { value: '' }, t('All categories')),
       names.map((name) => h('option', { value: name }, name)),
     );
     categorySelect.value = current;
@@ -159,13 +160,13 @@ export function catalogueView(main, _match, routeQuery) {
         apply({ search: searchInput.value.trim(), page: 1 }, { push: true });
       },
     },
-    h('div', { class: 'toolbar-field grow' }, h('label', { htmlFor: 'catalogue-search' }, 'Search'), searchInput),
-    h('div', { class: 'toolbar-field' }, h('label', { htmlFor: 'catalogue-category' }, 'Category'), categorySelect),
-    h('div', { class: 'toolbar-field' }, h('label', { htmlFor: 'catalogue-sort' }, 'Sort by'), sortSelect),
-    h('button', { type: 'submit', class: 'btn primary' }, 'Search'),
+    h('div', { class: 'toolbar-field grow' }, h('label', { htmlFor: 'catalogue-search' }, t('Search')), searchInput),
+    h('div', { class: 'toolbar-field' }, h('label', { htmlFor: 'catalogue-category' }, t('Category')), categorySelect),
+    h('div', { class: 'toolbar-field' }, h('label', { htmlFor: 'catalogue-sort' }, t('Sort by')), sortSelect),
+    h('button', { type: 'submit', class: 'btn primary' }, t('Search')),
   );
 
-  replace(main, h('section', { class: 'page' }, h('h1', {}, 'Browse movies'), form, status, grid, pager));
+  replace(main, h('section', { class: 'page' }, h('h1', {}, t('Browse movies')), form, status, grid, pager));
 
   async function load() {
     const id = ++requestId;
@@ -175,7 +176,7 @@ export function catalogueView(main, _match, routeQuery) {
       ? `/api/movies/explore${query({ search: params.search, category: params.category, ...common })}`
       : `/api/movies${query(common)}`;
     grid.setAttribute('aria-busy', 'true');
-    status.textContent = 'Loading…';
+    status.textContent = t('Loading…');
     let body;
     try {
       body = await api(url, { auth: false });
@@ -198,15 +199,15 @@ export function catalogueView(main, _match, routeQuery) {
     const total = Number(body.total ?? movies.length);
     const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
     if (!movies.length && params.page > 1) {
-      replace(status, 'No movies on this page. ', link(urlFor({ ...params, page: 1 }), 'Go to page 1'), '.');
+      replace(status, t('No movies on this page. '), link(urlFor({ ...params, page: 1 }), t('Go to page 1')), '.');
     } else if (!movies.length && filtered) {
       replace(
         status,
-        'No movies match your search. ',
-        h('button', { type: 'button', class: 'btn small', onclick: () => go('/') }, 'Clear filters'),
+        t('No movies match your search. '),
+        h('button', { type: 'button', class: 'btn small', onclick: () => go('/') }, t('Clear filters')),
       );
     } else if (!movies.length) {
-      status.textContent = 'The catalogue is empty.';
+      status.textContent = t('The catalogue is empty.');
     } else {
       status.textContent = `${total} movie${total === 1 ? '' : 's'}${filtered ? ' found' : ''}${pages > 1 ? ` · page ${params.page} of ${pages}` : ''}`;
     }
@@ -228,12 +229,12 @@ export function catalogueView(main, _match, routeQuery) {
     }
     const prev =
       params.page > 1
-        ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page - 1 }), rel: 'prev' }, '← Previous')
-        : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, '← Previous');
+        ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page - 1 }), rel: 'prev' }, t('← Previous'))
+        : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, t('← Previous'));
     const next =
       params.page < pages
-        ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page + 1 }), rel: 'next' }, 'Next →')
-        : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, 'Next →');
+        ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page + 1 }), rel: 'next' }, t('Next →'))
+        : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, t('Next →'));
     replace(pager, prev, h('span', { class: 'pager-status' }, `Page ${params.page} of ${pages}`), next);
   }
 
@@ -251,6 +252,6 @@ export function catalogueView(main, _match, routeQuery) {
         main.querySelector('h1')?.scrollIntoView({ block: 'start' });
       }
     },
-    title: 'Browse',
+    title: t('Browse'),
   };
 }

@@ -3,6 +3,7 @@
 import { ApiError, api, enc, errorText, query, session } from './api.js';
 import { busy, formatDate, formatDateTime, formatDuration, h, replace, stars, toast, toastError } from './dom.js';
 import { alertBox, apiForm, fieldError } from './forms.js';
+import { t } from './i18n.js';
 import { link } from './router.js';
 
 const COMMENTS_PAGE = 20;
@@ -113,11 +114,11 @@ async function renderPlayer(container, movie) {
     'aria-keyshortcuts': 'Space ArrowLeft ArrowRight F M C',
   });
   const message = h('p', { class: 'notice error', role: 'alert', hidden: true });
-  const menu = h('select', { id: 'subtitle-menu', name: 'subtitles' }, h('option', { value: 'off' }, 'Off'));
+  const menu = h('select', { id: 'subtitle-menu', name: 'subtitles' }, h('option', { value: 'off' }, t('Off')));
   const controls = h(
     'div',
     { class: 'player-controls' },
-    h('label', { htmlFor: 'subtitle-menu' }, 'Subtitles '),
+    h('label', { htmlFor: 'subtitle-menu' }, `${t('Subtitles')} `),
     menu,
     h('span', { class: 'muted hint' }, SHORTCUTS),
   );
@@ -284,7 +285,7 @@ async function renderRatings(container, movie) {
       );
     });
     if (!count) {
-      replace(summaryBox, h('p', { class: 'muted rating-none' }, 'Not rated yet'));
+      replace(summaryBox, h('p', { class: 'muted rating-none' }, t('Not rated yet')));
       return;
     }
     replace(
@@ -309,7 +310,12 @@ async function renderRatings(container, movie) {
   if (!session.loggedIn) {
     replace(
       mine,
-      h('p', { class: 'muted' }, link(`/login?next=${enc(`/movies/${movie.id}`)}`, 'Log in'), ' to rate this movie.'),
+      h(
+        'p',
+        { class: 'muted' },
+        link(`/login?next=${enc(`/movies/${movie.id}`)}`, t('Log in')),
+        ' to rate this movie.',
+      ),
     );
     return;
   }
@@ -422,7 +428,7 @@ async function renderComments(container, movie) {
     : h(
         'p',
         { class: 'muted' },
-        link(`/login?next=${enc(`/movies/${movie.id}`)}`, 'Log in'),
+        link(`/login?next=${enc(`/movies/${movie.id}`)}`, t('Log in')),
         ' to join the conversation.',
       );
 
@@ -445,7 +451,7 @@ async function renderComments(container, movie) {
   }
   more.addEventListener('click', () => {
     page += 1;
-    busy(more, loadPage, 'Loading…');
+    busy(more, loadPage, t('Loading…'));
   });
   await loadPage();
 }
@@ -508,7 +514,7 @@ function commentItem(comment, list) {
     mine ? h('span', { class: 'chip small' }, 'You') : null,
     h('time', { datetime: comment.createdAt || '', class: 'muted' }, formatDateTime(comment.createdAt)),
     edited ? h('span', { class: 'muted' }, '(edited)') : null,
-    STATUS_TEXT[comment.status] ? h('span', { class: 'chip warn small' }, STATUS_TEXT[comment.status]) : null,
+    STATUS_TEXT[comment.status] ? h('span', { class: 'chip warn small' }, t(STATUS_TEXT[comment.status])) : null,
   );
   const actions = h('div', { class: 'comment-actions' });
   const body = h('div', { class: 'comment-body' }, text);
@@ -548,7 +554,7 @@ function commentItem(comment, list) {
     actions.appendChild(hide);
   }
   if (session.loggedIn && !mine) {
-    const report = h('button', { type: 'button', class: 'btn small ghost' }, 'Report');
+    const report = h('button', { type: 'button', class: 'btn small ghost' }, t('Report'));
     report.addEventListener('click', async () => {
       if (!confirm('Report this comment to the moderators?')) return;
       let reported = false;
@@ -563,7 +569,7 @@ function commentItem(comment, list) {
         }
       });
       if (reported) {
-        report.textContent = 'Reported';
+        report.textContent = t('Reported');
         report.disabled = true;
       }
     });

@@ -1,0 +1,115 @@
+// The app's two languages. Texts are written in English in the code and looked up here for
+// Spanish; a text with no entry shows in English. The choice is remembered in the browser;
+// without one the account's language, then the browser's, decides.
+
+const KEY = 'streamia.lang';
+export const LANGUAGES = [
+  ['es', 'Español'],
+  ['en', 'English'],
+];
+
+const ES = {
+  Browse: 'Explorar',
+  'My list': 'Mi lista',
+  'My ratings': 'Mis valoraciones',
+  Admin: 'Administración',
+  Profile: 'Perfil',
+  'Log out': 'Cerrar sesión',
+  'Log in': 'Iniciar sesión',
+  'Sign up': 'Registrarse',
+  'API docs': 'Documentación de la API',
+  Language: 'Idioma',
+  'Browse movies': 'Explorar películas',
+  Search: 'Buscar',
+  'Search titles and descriptions…': 'Busca títulos y descripciones…',
+  Category: 'Categoría',
+  'All categories': 'Todas las categorías',
+  'Sort by': 'Ordenar por',
+  Newest: 'Más recientes',
+  'Title A–Z': 'Título A–Z',
+  'Top rated': 'Mejor valoradas',
+  'Loading…': 'Cargando…',
+  'No movies on this page. ': 'No hay películas en esta página. ',
+  'Go to page 1': 'Ir a la página 1',
+  'No movies match your search. ': 'Ninguna película coincide con tu búsqueda. ',
+  'Clear filters': 'Quitar filtros',
+  'The catalogue is empty.': 'El catálogo está vacío.',
+  'Not rated yet': 'Sin valoraciones',
+  '← Previous': '← Anterior',
+  'Next →': 'Siguiente →',
+  Email: 'Correo electrónico',
+  Password: 'Contraseña',
+  'Forgot your password?': '¿Olvidaste tu contraseña?',
+  'Create an account': 'Crear una cuenta',
+  'Logging in…': 'Entrando…',
+  'Enter your email.': 'Escribe tu correo.',
+  'Enter your password.': 'Escribe tu contraseña.',
+  'Create your account': 'Crea tu cuenta',
+  'First name': 'Nombre',
+  'Last name': 'Apellidos',
+  Age: 'Edad',
+  'Confirm password': 'Confirma la contraseña',
+  'Create account': 'Crear cuenta',
+  'Creating account…': 'Creando la cuenta…',
+  'Already have an account? ': '¿Ya tienes cuenta? ',
+  'Required.': 'Obligatorio.',
+  'Send reset link': 'Enviar enlace',
+  'Sending…': 'Enviando…',
+  'Back to log in': 'Volver a iniciar sesión',
+  'Reset your password': 'Restablece tu contraseña',
+  'New password': 'Nueva contraseña',
+  'Confirm new password': 'Confirma la nueva contraseña',
+  'Set new password': 'Guardar la nueva contraseña',
+  'Password changed': 'Contraseña cambiada',
+  'Log in with your new password': 'Inicia sesión con tu nueva contraseña',
+  'Your profile': 'Tu perfil',
+  Details: 'Datos',
+  'Save changes': 'Guardar cambios',
+  'Saving…': 'Guardando…',
+  'Change password': 'Cambiar contraseña',
+  'Current password': 'Contraseña actual',
+  'Delete account': 'Eliminar la cuenta',
+  'Delete my account': 'Eliminar mi cuenta',
+  'Your password': 'Tu contraseña',
+  'I understand this cannot be undone': 'Entiendo que no se puede deshacer',
+  'The language of the emails Streamia sends you.': 'El idioma de los correos que te envía Streamia.',
+  'Page not found': 'Página no encontrada',
+  'Go to the catalogue': 'Ir al catálogo',
+  Subtitles: 'Subtítulos',
+  Off: 'Desactivados',
+  Report: 'Denunciar',
+  Reported: 'Denunciado',
+  'Awaiting review': 'Pendiente de revisión',
+};
+
+function initial() {
+  const stored = localStorage.getItem(KEY);
+  if (stored === 'es' || stored === 'en') return stored;
+  try {
+    const user = JSON.parse(localStorage.getItem('streamia.user') || 'null');
+    if (user && (user.language === 'es' || user.language === 'en')) return user.language;
+  } catch {
+    // an unreadable stored user: fall back to the browser
+  }
+  return (navigator.language || 'en').toLowerCase().startsWith('es') ? 'es' : 'en';
+}
+
+let current = initial();
+document.documentElement.lang = current;
+
+/** The current language: 'es' or 'en'. */
+export function language() {
+  return current;
+}
+
+/** Switches the language (remembered in this browser). */
+export function setLanguage(value) {
+  current = value === 'es' ? 'es' : 'en';
+  localStorage.setItem(KEY, current);
+  document.documentElement.lang = current;
+}
+
+/** `text` in the current language. */
+export function t(text) {
+  return current === 'es' ? (ES[text] ?? text) : text;
+}
