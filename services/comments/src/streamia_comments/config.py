@@ -58,5 +58,8 @@ class CommentsSettings(ProjectionSettings):
         "(whole words, case- and accent-insensitive); replaces the defaults",
     )
     report_threshold: int = Field(
-        1, ge=1, description="distinct reports that flag a visible comment for moderation"
+        3,
+        ge=1,
+        description="distinct reporters that hide a visible comment until a moderator decides "
+        "(an admin's report hides it at once)",
     )

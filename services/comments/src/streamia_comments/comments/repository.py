@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,7 +50,8 @@ class CommentsRepository:
         query = (
             select(Comment, Author, reports)
             .outerjoin(Author, Author.user_id == Comment.user_id)
-            .where(Comment.status.in_([FLAGGED, HIDDEN]))
+            # Reported but still visible (below the threshold) too: admins see it coming.
+            .where(or_(Comment.status.in_([FLAGGED, HIDDEN]), reports > 0))
             .order_by(Comment.created_at.desc(), Comment.id.desc())
         )
         rows = await self.session.execute(query.offset(offset).limit(limit))

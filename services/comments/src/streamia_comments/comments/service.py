@@ -130,7 +130,8 @@ class CommentsService:
         )
 
     async def report(self, session: AsyncSession, identity: Identity, comment_id: str) -> None:
-        """Flag a comment for moderation once enough distinct users reported it."""
+        """Flag a comment for moderation once enough distinct users reported it (one account
+        alone cannot hide anybody's comment); an admin's report hides it at once."""
         repo = CommentsRepository(session)
         comment = await self._existing(session, comment_id)
         if comment.status == HIDDEN and not identity.is_admin:
@@ -140,7 +141,9 @@ class CommentsService:
             new = await repo.add_report(comment.id, identity.id)
         except CommentGone:
             raise _not_found() from None
-        if (
+        if identity.is_admin and comment.status != HIDDEN:
+            await repo.update(comment.id, status=HIDDEN, flag_reason="admin")
+        elif (
             new
             and comment.status == VISIBLE
             and await repo.report_count(comment.id) >= self.report_threshold
