@@ -465,10 +465,10 @@ class MonolithImport:
             changed = await apply_rating_summaries(session, stored)
         movies = self.apps["movies"].state.movies
         for movie_id in changed:
-            await movies.invalidate(movie_id)
+            await movies.cache.invalidate(movie_id)
         if self.tallies.get("movies", Tally("movies")).imported:
-            await movies.catalogue_changed()
-            await movies.stop_warming()
+            await movies.totals.changed()
+            await movies.totals.stop()
 
 
 async def _role(session: Any, email: str) -> str | None:

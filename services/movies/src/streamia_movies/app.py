@@ -12,15 +12,18 @@ from streamia_kit.service import Service
 from streamia_movies import consumers
 from streamia_movies.config import MoviesSettings
 from streamia_movies.media.prober import MediaProber
+from streamia_movies.media.service import MediaService
 from streamia_movies.media.storage import (
     CloudinaryConfig,
     CloudinaryMediaStore,
     LocalMediaStore,
     MediaStore,
 )
+from streamia_movies.movies.cache import MovieCache
 from streamia_movies.movies.endpoints import is_upload_path, router, status_router
 from streamia_movies.movies.models import Base
 from streamia_movies.movies.service import MoviesService
+from streamia_movies.movies.totals import ExploreTotals
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,26 +55,25 @@ def create_app(
     default_store, stores = media_stores(settings)
     if store is not None:
         stores[store.provider] = store
-    movies = MoviesService(
+    media = MediaService(
         store or default_store,
         stores,
         MediaProber(settings.media_read_timeout_seconds, settings.media_read_memory_mb),
-        service.outbox,
+    )
+    totals = ExploreTotals(
         service.cache,
-        settings.movie_cache_ttl_seconds,
+        service.db,
         settings.explore_totals_ttl_seconds,
-        db=service.db,
         warm_delay=settings.explore_warm_delay_seconds,
         warm_searches=settings.explore_warm_searches,
-        public_base=settings.public_base,
     )
+    cache = MovieCache(
+        service.cache, service.db, settings.movie_cache_ttl_seconds, settings.public_base
+    )
+    movies = MoviesService(media, cache, totals, service.outbox, settings.public_base)
     consumers.register(service, movies)
-
-    async def warm_on_start() -> None:
-        movies.schedule_warm(delay=0.0)
-
-    service.on_start.append(warm_on_start)
-    service.on_stop.append(movies.stop_warming)
+    service.on_start.append(totals.start)
+    service.on_stop.append(totals.stop)
     app = service.create_app(
         "Streamia movies",
         [router, status_router],

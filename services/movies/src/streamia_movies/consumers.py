@@ -28,7 +28,7 @@ def register(service: Service, movies: MoviesService) -> None:
 
     async def on_movie_deleted(_session: AsyncSession, event: MovieDeleted, __: Envelope) -> None:
         # The media saga step: a failure raises, the bus retries with backoff, then DLQ.
-        await movies.purge_media(event)
+        await movies.media.purge(event)
 
     service.consume(RatingCreated, on_rating)
     service.consume(RatingUpdated, on_rating)

@@ -184,7 +184,7 @@ async def _seed(app: Any, seconds: int, on_created: Callable[[str], None] | None
     missing = [m for m in DEMO_MOVIES if m.title not in present]
     if not missing:
         return "Demo movies: already present"
-    staging = movies.store.staging_dir
+    staging = movies.media.staging_dir
     staging.mkdir(parents=True, exist_ok=True)
     encoders = asyncio.Semaphore(os.cpu_count() or 1)
     writes = asyncio.Lock()
@@ -198,7 +198,7 @@ async def _seed(app: Any, seconds: int, on_created: Callable[[str], None] | None
             data = schemas.UploadIn(
                 title=movie.title, description=movie.description, category=movie.category
             )
-            async with movies.stored_video(_staged("video", clip, "demo.mp4")) as stored:
+            async with movies.media.stored_video(_staged("video", clip, "demo.mp4")) as stored:
                 async with writes, db.transaction() as session:
                     created = await movies.create_uploaded(session, data, stored)
             duration = stored.duration or float(seconds)
@@ -216,8 +216,8 @@ async def _seed(app: Any, seconds: int, on_created: Callable[[str], None] | None
                         schemas.SubtitleIn(language=language),
                         _staged("subtitle", sub, name),
                     )
-            await movies.invalidate(created.id)
-            await movies.catalogue_changed()
+            await movies.cache.invalidate(created.id)
+            await movies.totals.changed()
         if on_created is not None:
             on_created(movie.title)
 

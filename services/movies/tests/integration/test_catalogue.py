@@ -193,7 +193,7 @@ async def test_concurrent_cache_misses_for_one_movie_reach_the_database_once(
     client, app, new_movie, monkeypatch
 ):
     movie = await new_movie(client)
-    await app.state.movies.invalidate(movie["id"])
+    await app.state.movies.cache.invalidate(movie["id"])
     loads = 0
     original = MoviesRepository.public
 
@@ -236,7 +236,7 @@ async def test_a_load_overlapping_an_update_does_not_cache_the_old_row(
     client, app, tokens, new_movie, monkeypatch
 ):
     movie = await new_movie(client, title="Antes")
-    await app.state.movies.invalidate(movie["id"])
+    await app.state.movies.cache.invalidate(movie["id"])
     original = MoviesRepository.public
     loading = asyncio.Event()
     release = asyncio.Event()

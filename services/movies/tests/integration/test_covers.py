@@ -52,7 +52,7 @@ async def test_putting_a_cover_replaces_the_poster_and_deletes_the_old_file(
     client, app, tokens, upload
 ):
     movie = (await upload(client)).json()["data"]
-    root = app.state.movies.store.root
+    root = app.state.movies.media.store.root
     old = [p for p in (root / "posters").iterdir() if movie["id"] in p.name]
 
     resp = await _put_cover(client, tokens, movie["id"], _png(size=(3000, 3000)))
@@ -76,7 +76,7 @@ async def test_an_external_movie_gets_a_stored_cover_that_goes_with_the_movie(
 
     assert resp.status_code == 200, resp.text
     assert resp.json()["data"]["coverImage"].startswith("/api/movies/media/posters/")
-    root = app.state.movies.store.root
+    root = app.state.movies.media.store.root
     stored = [p for p in (root / "posters").iterdir() if movie["id"] in p.name]
     assert len(stored) == 1
     await client.delete(f"/api/movies/{movie['id']}", headers=tokens("admin"))
@@ -112,7 +112,7 @@ async def test_a_corrupt_image_is_refused_and_nothing_is_stored(
     resp = await _put_cover(client, tokens, movie["id"], broken)
 
     check_error(resp, 400, code="unreadable_image")
-    posters = app.state.movies.store.root / "posters"
+    posters = app.state.movies.media.store.root / "posters"
     assert not posters.exists() or not any(movie["id"] in p.name for p in posters.iterdir())
     after = (await client.get(f"/api/movies/{movie['id']}")).json()["data"]
     assert after["coverImage"] == movie["coverImage"]

@@ -85,14 +85,14 @@ async def test_totals_are_counted_once_per_catalogue_version(client, new_movie, 
 async def test_a_catalogue_change_recounts_recent_searches_in_the_background(
     app, client, new_movie, count_calls
 ):
-    movies = app.state.movies
-    movies.warm_delay = 0.01
+    totals = app.state.movies.totals
+    totals.warm_delay = 0.01
     category = f"Cat {uuid.uuid4().hex[:8]}"
     word = f"zq{uuid.uuid4().hex[:6]}"
     await new_movie(client, title=f"Una {word}", category=category)
     assert (await _explore(client, search=word))["total"] == 1
 
-    await wait_for(lambda: movies._warm_task is None or movies._warm_task.done())
+    await wait_for(lambda: totals._warm_task is None or totals._warm_task.done())
     count_calls.clear()
     await new_movie(client, title=f"Otra {word}", category=category)
     # No request needed: the whole catalogue and the recent search are counted again.
@@ -103,11 +103,11 @@ async def test_a_catalogue_change_recounts_recent_searches_in_the_background(
 
 
 async def test_the_recent_searches_are_bounded_newest_first(app, client):
-    movies = app.state.movies
-    movies.warm_searches = 3
+    totals = app.state.movies.totals
+    totals.warm_searches = 3
     for term in ("uno", "dos", "tres", "dos", "cuatro"):
         await _explore(client, search=term.upper())
-    assert list(movies._recent) == ["tres", "dos", "cuatro"]
+    assert list(totals._recent) == ["tres", "dos", "cuatro"]
 
 
 # -- plans ------------------------------------------------------------------------------------

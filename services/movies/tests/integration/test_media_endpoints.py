@@ -202,7 +202,7 @@ async def test_deleting_a_movie_removes_its_media_through_the_saga(client, app, 
         data={"language": "es"},
         files={"subtitle": ("es.srt", SRT_LATIN1)},
     )
-    media_root = app.state.movies.store.root
+    media_root = app.state.movies.media.store.root
     files = [p for p in media_root.rglob("*") if p.is_file() and movie["id"] in str(p)]
     assert len(files) == 3  # video, poster, subtitle
 

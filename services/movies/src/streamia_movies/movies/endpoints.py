@@ -96,19 +96,19 @@ async def upload(
     settings: SettingsDep,
 ) -> Any:
     rules = {"video": video_rule(settings.max_upload_bytes), "cover": _cover_rule(settings)}
-    form = await receive_multipart(request, movies.store.staging_dir, rules)
+    form = await receive_multipart(request, movies.media.staging_dir, rules)
     try:
         video, cover = form.files.get("video"), form.files.get("cover")
         fields = dict(form.fields)
         if video is not None and not fields.get("title", "").strip():
             fields["title"] = schemas.title_from_filename(video.filename)
         data = schemas.parse(schemas.UploadIn, fields)
-        async with movies.stored_video(video, cover) as stored:
+        async with movies.media.stored_video(video, cover) as stored:
             async with db.transaction() as session:
                 movie = await movies.create_uploaded(session, data, stored)
     finally:
         form.cleanup()
-    await movies.catalogue_changed()
+    await movies.totals.changed()
     return {
         "message": "Movie uploaded successfully",
         "data": schemas.movie_out(movie, movies.public_base),
@@ -121,7 +121,7 @@ async def create_movie(
 ) -> Any:
     async with db.transaction() as session:
         movie = await movies.create_external(session, body)
-    await movies.catalogue_changed()
+    await movies.totals.changed()
     return {
         "message": "Movie created successfully",
         "data": schemas.movie_out(movie, movies.public_base),
@@ -132,7 +132,7 @@ async def create_movie(
 @router.head("/media/{key:path}", include_in_schema=False)
 async def media_file(key: str, movies: MoviesServiceDep) -> Response:
     """Subtitle files and posters kept by the local store (Cloudinary serves its own)."""
-    local = await movies.local_media(key)
+    local = await movies.media.open_local(key)
     if local is None:
         raise NotFound("Media not found", code="media_not_found")
     suffix = PurePosixPath(key).suffix.lower().lstrip(".")
@@ -150,7 +150,7 @@ async def get_movie(movie_id: str, request: Request) -> Response:
     # the (cached) representation encoded once by orjson instead of validated and then
     # serialized again by FastAPI. Same body, same content type.
     movies: MoviesService = request.app.state.movies
-    data = await movies.get_cached(request.app.state.service.db, movie_id)
+    data = await movies.get_public(movie_id)
     return Response(
         orjson.dumps({"source": movies.source, "data": data}), media_type="application/json"
     )
@@ -166,8 +166,8 @@ async def update_movie(
 ) -> Any:
     async with db.transaction() as session:
         movie = await movies.update(session, movie_id, body)
-    await movies.invalidate(movie_id)
-    await movies.catalogue_changed()
+    await movies.cache.invalidate(movie_id)
+    await movies.totals.changed()
     return {
         "message": "Movie updated successfully",
         "data": schemas.movie_out(movie, movies.public_base),
@@ -180,8 +180,8 @@ async def delete_movie(
 ) -> Any:
     async with db.transaction() as session:
         await movies.delete(session, movie_id)
-    await movies.invalidate(movie_id)
-    await movies.catalogue_changed()
+    await movies.cache.invalidate(movie_id)
+    await movies.totals.changed()
     return {"message": "Movie deleted successfully"}
 
 
@@ -207,7 +207,7 @@ async def upload_subtitle(
         lambda filename, _head: check_subtitle_filename(filename),
         "Subtitle file too large",
     )
-    form = await receive_multipart(request, movies.store.staging_dir, {"subtitle": rule})
+    form = await receive_multipart(request, movies.media.staging_dir, {"subtitle": rule})
     try:
         data = schemas.parse(schemas.SubtitleIn, form.fields)
         async with db.transaction() as session:
@@ -216,8 +216,8 @@ async def upload_subtitle(
             )
     finally:
         form.cleanup()
-    await movies.invalidate(movie_id)
-    await movies.discard(replaced)
+    await movies.cache.invalidate(movie_id)
+    await movies.media.discard(replaced)
     return {
         "message": "Subtitle uploaded successfully",
         "data": [schemas.subtitle_out(s, movies.public_base) for s in subtitles],
@@ -235,7 +235,7 @@ async def upload_cover(
 ) -> Any:
     """Multipart `cover` (PNG, JPEG or WebP): stored re-encoded as the movie's poster."""
     form = await receive_multipart(
-        request, movies.store.staging_dir, {"cover": _cover_rule(settings)}
+        request, movies.media.staging_dir, {"cover": _cover_rule(settings)}
     )
     try:
         cover = form.files.get("cover")
@@ -243,18 +243,18 @@ async def upload_cover(
             raise ValidationFailed({"cover": ["A cover image is required"]})
         async with db.sessions() as session:
             await movies.get(session, movie_id)  # 404 before any file is stored
-        stored = await movies.save_cover(movie_id, cover)
+        stored = await movies.media.save_cover(movie_id, cover)
         try:
             async with db.transaction() as session:
                 movie, replaced = await movies.replace_cover(session, movie_id, stored)
         except BaseException:
-            await movies.discard(stored)
+            await movies.media.discard(stored)
             raise
     finally:
         form.cleanup()
-    await movies.invalidate(movie_id)
-    await movies.catalogue_changed()
-    await movies.discard(replaced)
+    await movies.cache.invalidate(movie_id)
+    await movies.totals.changed()
+    await movies.media.discard(replaced)
     data = schemas.movie_out(movie, movies.public_base)
     return {"message": "Cover updated successfully", "data": data}
 
@@ -285,7 +285,7 @@ async def stream(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Re
 @status_router.get("/status")
 async def media_store_status(movies: MoviesServiceDep) -> Response:
     """200 when the active media store can take media now, 503 (and why) when it cannot."""
-    problem = await movies.store.problem()
+    problem = await movies.media.store.problem()
     if problem is None:
         message = f"Media store '{movies.source}' is ready"
         return JSONResponse({"status": "ok", "message": message, "configured": True})
