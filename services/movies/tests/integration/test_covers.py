@@ -75,7 +75,7 @@ async def test_an_external_movie_gets_a_stored_cover_that_goes_with_the_movie(
     resp = await _put_cover(client, tokens, movie["id"], _png(mode="RGB", color=(0, 90, 0)))
 
     assert resp.status_code == 200, resp.text
-    assert resp.json()["data"]["coverImage"].startswith("/api/movies/media/posters/")
+    assert "/api/movies/media/posters/" in resp.json()["data"]["coverImage"]
     root = app.state.movies.media.store.root
     stored = [p for p in (root / "posters").iterdir() if movie["id"] in p.name]
     assert len(stored) == 1
