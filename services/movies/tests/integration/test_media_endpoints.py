@@ -1,8 +1,10 @@
 """Uploads, Range streaming, subtitles and the media-deletion saga step, through the API."""
 
+import io
 import uuid
 
 import pytest
+from PIL import Image
 
 from streamia_kit.testing import wait_for
 from streamia_movies.media.storage import LocalMediaStore, MediaStoreError
@@ -60,6 +62,27 @@ async def test_streaming_an_unknown_movie_is_404(client, check_error):
 async def test_a_file_that_is_not_a_video_is_refused(client, upload, check_error):
     check_error(await upload(client, data=b"<html>" * 1000), 400, code="unsupported_video_format")
     check_error(await upload(client, filename="clip.exe"), 400, code="unsupported_video_format")
+
+
+async def test_a_damaged_video_is_refused_with_its_reason_and_leaves_no_file(
+    client, app, tokens, clip, check_error
+):
+    damaged = clip.read_bytes()[:2000]  # the header survives, the index (moov) does not
+    png = io.BytesIO()
+    Image.new("RGB", (40, 60), "teal").save(png, "PNG")
+
+    resp = await client.post(
+        "/api/movies/upload",
+        headers=tokens("admin"),
+        data={"title": "Rota"},
+        files={"video": ("rota.mp4", damaged), "cover": ("c.png", png.getvalue())},
+    )
+
+    body = check_error(resp, 400, code="unreadable_video")
+    assert body["details"]["reason"]
+    root = app.state.movies.media.store.root
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+    assert (await client.get("/api/movies", params={"search": "Rota"})).json()["total"] == 0
 
 
 async def test_an_upload_over_the_limit_gets_413_json(app_factory, upload, check_error):
