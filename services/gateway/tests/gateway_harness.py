@@ -102,10 +102,13 @@ class FakeUpstream:
                 },
                 status=401,
             )
-        if path == "/api/users/change-password" and request.method == "PUT":
+        if (path, request.method) in (
+            ("/api/users/change-password", "PUT"),
+            ("/api/users/me", "DELETE"),
+        ):
             body = await request.json()
             self.password_checks += 1
-            if body.get("currentPassword") != LOGIN_PASSWORD:
+            if body.get("currentPassword", body.get("password")) != LOGIN_PASSWORD:
                 message = "Current password is incorrect"
                 return web.json_response(
                     {"error": message, "message": message, "code": "invalid_credentials"},

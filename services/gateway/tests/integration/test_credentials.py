@@ -97,20 +97,29 @@ async def test_one_account_tried_from_many_ips_is_slowed_not_locked(
         await asyncio.sleep(0.2)
 
 
-async def test_a_wrong_current_password_counts_like_a_failed_login(
-    limited, http: aiohttp.ClientSession, signing_key: SigningKey
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PUT", "/api/users/change-password", {"currentPassword": "guess", "newPassword": "x"}),
+        ("DELETE", "/api/users/me", {"password": "guess"}),
+    ],
+)
+async def test_a_wrong_password_inside_a_session_counts_like_a_failed_login(
+    limited,
+    http: aiohttp.ClientSession,
+    signing_key: SigningKey,
+    method: str,
+    path: str,
+    body: dict[str, str],
 ) -> None:
     gw = await limited()
     email, ip = _email(), _ip()
     token = signing_key.issue(f"u-{uuid.uuid4().hex}", email, "user", 600)
     headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": ip}
-    body = {"currentPassword": "guess", "newPassword": "N3w!Password"}
     for _ in range(5):
-        async with http.put(
-            gw.url + "/api/users/change-password", json=body, headers=headers
-        ) as resp:
+        async with http.request(method, gw.url + path, json=body, headers=headers) as resp:
             assert resp.status == 400
-    async with http.put(gw.url + "/api/users/change-password", json=body, headers=headers) as resp:
+    async with http.request(method, gw.url + path, json=body, headers=headers) as resp:
         assert resp.status == 429
     assert await _login(http, gw, email.upper(), LOGIN_PASSWORD, ip) == 429  # same account
 
