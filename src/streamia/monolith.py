@@ -464,11 +464,17 @@ class MonolithImport:
         async with self._db("movies").transaction() as session:
             changed = await apply_rating_summaries(session, stored)
         movies = self.apps["movies"].state.movies
-        for movie_id in changed:
-            await movies.cache.invalidate(movie_id)
-        if self.tallies.get("movies", Tally("movies")).imported:
-            await movies.totals.changed()
-            await movies.totals.stop()
+        try:
+            for movie_id in changed:
+                await movies.cache.invalidate(movie_id)
+            if self.tallies.get("movies", Tally("movies")).imported:
+                await movies.totals.changed()
+                await movies.totals.stop()
+        except Exception as exc:  # the data is committed; only cached copies may lag
+            self.console.print(
+                f"[yellow]warning:[/yellow] cache not refreshed ({_reason(exc)}): cached movies"
+                " and catalogue totals catch up when they expire (60 s / 5 min)"
+            )
 
 
 async def _role(session: Any, email: str) -> str | None:
