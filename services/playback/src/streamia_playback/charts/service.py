@@ -70,9 +70,10 @@ class ChartsService:
             added[interest.movie_id] = _log_add(
                 added.get(interest.movie_id), self.log_score(interest)
             )
-        for movie_id in list(added):
-            if await self.tombstones.is_buried(session, MOVIE, movie_id):
-                del added[movie_id]  # a rating that arrived after the movie's deletion
+        for movie_id in sorted(added):
+            # Held against the movie's deletion saga, so no score outlives its cleanup.
+            if not await self.tombstones.guard(session, MOVIE, movie_id):
+                del added[movie_id]  # an event that arrived after the movie's deletion
         if not added:
             return
         repo = ChartsRepository(session)

@@ -9,13 +9,14 @@ from fastapi import APIRouter, Request
 
 from streamia_kit.dependencies import CurrentUser
 from streamia_kit.lists import PageDep, list_response
+from streamia_kit.openapi import errors
 from streamia_playback.dependencies import ProgressServiceDep, ReadSession, WriteSession
 from streamia_playback.progress import schemas
 
 router = APIRouter(prefix="/api/playback", tags=["playback"])
 
 
-@router.put("/progress/{movie_id}")
+@router.put("/progress/{movie_id}", responses=errors(404, 429, 503))
 async def put_progress(
     movie_id: str,
     body: schemas.ProgressIn,
@@ -26,7 +27,7 @@ async def put_progress(
     return schemas.progress_out(await progress.record(session, identity, movie_id, body))
 
 
-@router.get("/progress/{movie_id}")
+@router.get("/progress/{movie_id}", responses=errors(404))
 async def get_progress(
     movie_id: str, identity: CurrentUser, progress: ProgressServiceDep, session: ReadSession
 ) -> Any:
@@ -59,7 +60,7 @@ async def history(
     return list_response(request, [schemas.entry_out(r) for r in found.rows], found.total, page)
 
 
-@router.delete("/history/{movie_id}")
+@router.delete("/history/{movie_id}", responses=errors(404))
 async def forget_one(
     movie_id: str, identity: CurrentUser, progress: ProgressServiceDep, session: WriteSession
 ) -> Any:
