@@ -156,10 +156,12 @@ async def test_registration_validation_errors(api, harness) -> None:
         body_out = assert_validation_error(resp)
         errors = body_out["details"]
         assert errors["fieldErrors"].get(field) or errors["formErrors"], (field, body_out)
-    # age must be a JSON number, not a numeric string.
-    assert_validation_error(
-        await api.post("/api/users/register", json=harness.new_user(age="30")), "age"
-    )
+    # A fraction is not an age, whatever its spelling (whole numbers as "30" or 30.0 are coerced,
+    # as the monolith's zod did: API.md "Conventions").
+    for age in (30.5, "30.5", True):
+        assert_validation_error(
+            await api.post("/api/users/register", json=harness.new_user(age=age)), "age"
+        )
 
 
 async def test_no_token_and_bad_tokens_are_refused(platform, api, harness) -> None:
