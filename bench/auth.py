@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gateway import PASSWORD, free_port, register, start, stop, wait_healthy  # noqa: E402
+from gateway import PASSWORD, free_port, register, start, stop, wait_healthy
 
 
 @dataclass

@@ -76,7 +76,7 @@ class JwksServer(ThreadingHTTPServer):
         body = json.dumps(key.jwks()).encode()
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

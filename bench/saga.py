@@ -42,7 +42,7 @@ CASCADE_TIMEOUT = 30.0
 SERVICES = ("favorites", "ratings", "comments")
 
 
-def load_harness():  # noqa: ANN201 - the module
+def load_harness():
     spec = importlib.util.spec_from_file_location(
         "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py"
     )

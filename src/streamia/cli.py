@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
 from typer.core import TyperArgument
 
 from streamia import platform
+from streamia_kit.bus import EventBus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Streamia platform.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead-lettered events.")
@@ -99,7 +101,10 @@ def _queues() -> list[str]:
     return [sub.queue for sub in platform.subscriptions()]
 
 
-async def _with_bus(fn):  # noqa: ANN001, ANN202
+T = TypeVar("T")
+
+
+async def _with_bus(fn: Callable[[EventBus], Awaitable[T]]) -> T:
     from streamia_kit.config import ServiceSettings
     from streamia_kit.infra import Infrastructure
 

@@ -40,11 +40,11 @@ def published_events() -> tuple[str, ...]:
 def movie_for():
     """Announce a movie to a given (running) app and wait until it is projected."""
 
-    async def make(app, **fields: Any) -> MovieCreated:  # noqa: ANN001
+    async def make(app, **fields: Any) -> MovieCreated:
         event = MovieCreated(movie_id=new_test_id(), title="Film", version=time.time(), **fields)
         await app.state.service.infra.bus.publish([Envelope.wrap(event, "streamia/test")])
 
-        async def seen():  # noqa: ANN202
+        async def seen():
             async with app.state.service.db.sessions() as session:
                 return await app.state.comments.movies.get(session, event.movie_id)
 

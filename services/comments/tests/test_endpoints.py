@@ -10,7 +10,7 @@ from streamia_kit.testing import wait_for
 FIELDS = {"id", "_id", "movieId", "text", "status", "userId", "user", "createdAt", "updatedAt"}
 
 
-async def post(client, user, movie_id: str, text: object):  # noqa: ANN001, ANN201
+async def post(client, user, movie_id: str, text: object):
     return await client.post(
         "/api/comments", json={"movieId": movie_id, "text": text}, headers=user.headers
     )
@@ -57,7 +57,7 @@ async def test_the_newest_display_name_wins(client, caller, movie, publish, proc
     assert listed[0]["user"]["firstName"] == "New"
 
 
-async def _both(processed, *envelopes) -> bool:  # noqa: ANN001
+async def _both(processed, *envelopes) -> bool:
     return all([await processed(e) for e in envelopes])
 
 

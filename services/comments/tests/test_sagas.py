@@ -16,12 +16,12 @@ def user_deleted(user_id: str) -> UserDeleted:
     return UserDeleted(user_id=user_id, email="gone@example.com", first_name="G", last_name="O")
 
 
-async def count(app, model, *where) -> int:  # noqa: ANN001
+async def count(app, model, *where) -> int:
     async with app.state.service.db.sessions() as session:
         return await session.scalar(select(func.count()).select_from(model).where(*where))
 
 
-async def post(client, user, movie_id: str, text: str = "hello"):  # noqa: ANN001, ANN201
+async def post(client, user, movie_id: str, text: str = "hello"):
     return await client.post(
         "/api/comments", json={"movieId": movie_id, "text": text}, headers=user.headers
     )

@@ -13,7 +13,7 @@ def user_deleted(user_id: str) -> UserDeleted:
     return UserDeleted(user_id=user_id, email="gone@example.com", first_name="G", last_name="O")
 
 
-async def favorites_of(client, user) -> list:  # noqa: ANN001
+async def favorites_of(client, user) -> list:
     return (await client.get("/api/favorites", headers=user.headers)).json()
 
 
@@ -32,7 +32,7 @@ async def test_deleting_a_user_removes_their_favorites_and_no_one_elses(
     assert len(await favorites_of(client, stays)) == 3
 
 
-async def _empty(client, user) -> bool:  # noqa: ANN001
+async def _empty(client, user) -> bool:
     return await favorites_of(client, user) == []
 
 
@@ -97,7 +97,7 @@ async def test_a_late_movie_update_does_not_bring_a_deleted_movie_back(
     assert_error(resp, 404, "Movie not found")
 
 
-async def _deleted(projected, movie_id: str) -> bool:  # noqa: ANN001
+async def _deleted(projected, movie_id: str) -> bool:
     movie = await projected(movie_id)
     return movie is not None and movie.deleted
 
@@ -120,7 +120,7 @@ async def test_the_newest_movie_version_wins_whatever_the_arrival_order(
     assert fav["title"] == "New title"
 
 
-async def _titled(projected, movie_id: str, title: str) -> bool:  # noqa: ANN001
+async def _titled(projected, movie_id: str, title: str) -> bool:
     movie = await projected(movie_id)
     return movie is not None and movie.title == title
 
@@ -134,7 +134,7 @@ async def test_a_redelivered_movie_deleted_event_is_applied_once(
     sub = app.state.service.infra.bus.subscriptions["favorites.movie.deleted"]
     real, done = sub.handler, []
 
-    async def counted(envelope):  # noqa: ANN001, ANN202
+    async def counted(envelope):
         await real(envelope)
         done.append(envelope.id)
 
@@ -153,7 +153,7 @@ async def test_writes_racing_a_movie_deletion_never_leave_an_orphan(
     film = await movie()
     users = [caller() for _ in range(12)]
 
-    async def add(user) -> int:  # noqa: ANN001
+    async def add(user) -> int:
         resp = await client.post(
             "/api/favorites", json={"movieId": film.movie_id}, headers=user.headers
         )
@@ -182,7 +182,7 @@ async def test_writes_racing_a_movie_deletion_never_leave_an_orphan(
     assert await remaining() == 0
 
 
-async def _deleted_and_empty(app, movie_id: str, remaining) -> bool:  # noqa: ANN001
+async def _deleted_and_empty(app, movie_id: str, remaining) -> bool:
     async with app.state.service.db.sessions() as session:
         movie = await app.state.favorites.movies.get(session, movie_id)
     return movie is not None and movie.deleted and await remaining() == 0

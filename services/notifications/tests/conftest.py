@@ -43,7 +43,7 @@ class MailServer:
         self._controller: Controller | None = None
 
     # aiosmtpd handler hooks (run in the server's thread)
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         with self._lock:
             self.rcpt_attempts[address] = self.rcpt_attempts.get(address, 0) + 1
             if address in self.refuse:
@@ -51,7 +51,7 @@ class MailServer:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):
         with self._lock:
             if self.fail_data > 0:
                 self.fail_data -= 1
@@ -187,7 +187,7 @@ def parts() -> tuple[Callable[[EmailMessage], str], Callable[[EmailMessage], str
 
 
 @pytest.fixture
-def platform(stack: Stack, settings_factory, arq_cleanup):  # noqa: ANN001, ANN201
+def platform(stack: Stack, settings_factory, arq_cleanup):
     """users + notifications apps on one Infrastructure, as `streamia up` runs them."""
     from streamia_users.app import create_app as users_app
     from streamia_users.config import UsersSettings

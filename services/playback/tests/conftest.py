@@ -40,7 +40,7 @@ def published_events() -> tuple[str, ...]:
 def watch(client):
     """Report a position (seconds) in a movie as one user; returns the response."""
 
-    async def report(user, movie_id: str, position: float, duration: float = 5640.0, **extra):  # noqa: ANN001
+    async def report(user, movie_id: str, position: float, duration: float = 5640.0, **extra):
         body = {"position": position, "duration": duration, **extra}
         return await client.put(
             f"/api/playback/progress/{movie_id}", json=body, headers=user.headers

@@ -9,7 +9,7 @@ from streamia_kit.testing import wait_for
 RATING_FIELDS = {"id", "_id", "movieId", "userId", "rating", "createdAt", "updatedAt"}
 
 
-async def rate(client, user, movie_id: str, stars: object):  # noqa: ANN001, ANN201
+async def rate(client, user, movie_id: str, stars: object):
     return await client.post(
         "/api/ratings", json={"movieId": movie_id, "rating": stars}, headers=user.headers
     )

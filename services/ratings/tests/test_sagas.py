@@ -12,7 +12,7 @@ def user_deleted(user_id: str) -> UserDeleted:
     return UserDeleted(user_id=user_id, email="gone@example.com", first_name="G", last_name="O")
 
 
-async def rate(client, user, movie_id: str, stars: int) -> int:  # noqa: ANN001
+async def rate(client, user, movie_id: str, stars: int) -> int:
     resp = await client.post(
         "/api/ratings", json={"movieId": movie_id, "rating": stars}, headers=user.headers
     )
@@ -89,7 +89,7 @@ async def test_a_redelivered_user_deleted_event_is_applied_once(
     sub = app.state.service.infra.bus.subscriptions["ratings.user.deleted"]
     real, done = sub.handler, []
 
-    async def counted(envelope):  # noqa: ANN001, ANN202
+    async def counted(envelope):
         await real(envelope)
         done.append(envelope.id)
 

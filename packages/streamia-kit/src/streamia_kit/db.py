@@ -26,6 +26,7 @@ from streamia_kit.files import private_file
 log = structlog.get_logger("streamia.db")
 
 ON_COMMIT_INFO_KEY = "streamia_on_commit"
+ON_ROLLBACK_INFO_KEY = "streamia_on_rollback"
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -99,10 +100,16 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """The unit of work: commits on success, rolls back on any error."""
+        """The unit of work: commits on success, rolls back on any error (the commit's too)."""
         async with self.sessions() as session:
-            async with session.begin():
-                yield session
+            try:
+                async with session.begin():
+                    yield session
+            except BaseException:
+                undo = session.info.pop(ON_ROLLBACK_INFO_KEY, None)
+                if undo:
+                    await run_after_commit(undo)
+                raise
             if session.info.pop("streamia_outbox_dirty", False):
                 for hook in self.after_outbox_commit:
                     hook()
@@ -132,12 +139,19 @@ def on_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) ->
     session.info.setdefault(ON_COMMIT_INFO_KEY, []).append(callback)
 
 
+def on_rollback(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run `callback` if the transaction of `session` rolls back, its commit included: undo
+    what happened outside the database (a file stored for a row that was never written)."""
+    session.info.setdefault(ON_ROLLBACK_INFO_KEY, []).append(callback)
+
+
 def discard_on_commit(session: AsyncSession) -> None:
     """Forget the callbacks registered so far (their transaction was rolled back)."""
     session.info.pop(ON_COMMIT_INFO_KEY, None)
 
 
 async def run_after_commit(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
+    """Await `on_commit` (or `on_rollback`) callbacks in order; one failing stops no other."""
     for callback in callbacks:
         try:
             await callback()

@@ -44,7 +44,7 @@ async def _page(
 PageDep = Annotated[Page, Depends(_page)]
 
 
-async def count_rows(session: AsyncSession, query: Select[Any]) -> int:
+async def count_rows(session: AsyncSession, query: Select[*tuple[Any, ...]]) -> int:
     """How many rows `query` selects, whatever its order, offset and limit."""
     whole = query.order_by(None).offset(None).limit(None).subquery()
     return int(await session.scalar(select(func.count()).select_from(whole)) or 0)

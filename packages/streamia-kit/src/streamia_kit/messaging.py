@@ -22,12 +22,14 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.bus import EventBus, MalformedMessage
 from streamia_kit.db import Database, UTCDateTime, rowcount, utcnow
 from streamia_kit.events import Envelope, Event, queue_name
+from streamia_kit.repository import dialect_name
+from streamia_kit.repository import insert as upsert
 from streamia_kit.telemetry import batch_span, current_traceparent, span_from
 
 log = structlog.get_logger("streamia.messaging")
@@ -199,14 +201,10 @@ class Inbox:
         self.table = table
         self._claim_stmt: Any = None
 
-    def _insert(self, session: AsyncSession):  # noqa: ANN202 - a dialect insert
-        dialect = session.bind.dialect.name if session.bind else "sqlite"
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(self.table)
-
     async def claim(self, session: AsyncSession, queue: str, event_id: str) -> bool:
         """True the first time this queue sees this event id; False for a redelivery."""
         result = await session.execute(
-            self._insert(session)
+            upsert(session, self.table)
             .values(queue=queue, event_id=event_id, processed_at=utcnow())
             .on_conflict_do_nothing()
         )
@@ -220,7 +218,7 @@ class Inbox:
             return set()
         now = utcnow()
         unique = list(dict.fromkeys(keys))
-        if session.bind is not None and session.bind.dialect.name == "postgresql":
+        if dialect_name(session) == "postgresql":
             # One statement text whatever the batch size: compiled and prepared once.
             rows = await session.execute(
                 self._claim_arrays(),
@@ -232,7 +230,7 @@ class Inbox:
             )
         else:
             rows = await session.execute(
-                self._insert(session)
+                upsert(session, self.table)
                 .values(
                     [
                         {"queue": queue, "event_id": event_id, "processed_at": now}
@@ -244,7 +242,7 @@ class Inbox:
             )
         return {(row[0], row[1]) for row in rows}
 
-    def _claim_arrays(self):  # noqa: ANN202 - an insert statement
+    def _claim_arrays(self) -> Any:
         if self._claim_stmt is None:
             c = self.table.c
             rows = select(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 Insert = postgresql.Insert | sqlite.Insert
+M = TypeVar("M")
 
 
 def dialect_name(session: AsyncSession) -> str:
@@ -25,8 +26,9 @@ def insert(session: AsyncSession, table: Any) -> Insert:
     return dialect_insert(dialect_name(session), table)
 
 
-class Repository:
-    """SQL of one feature, run in the caller's transaction (the boundary commits, never it)."""
+class Repository(Generic[M]):
+    """SQL of one feature about rows of `M`, run in the caller's transaction (the boundary
+    commits, never a repository)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -39,8 +41,11 @@ class Repository:
         """INSERT .. ON CONFLICT in this session's dialect (PostgreSQL or SQLite)."""
         return insert(self.session, table)
 
-    def add(self, instance: object) -> None:
+    async def add(self, instance: M) -> M:
+        """Stage a new row and flush it, so constraint violations surface here."""
         self.session.add(instance)
+        await self.session.flush()
+        return instance
 
     async def flush(self) -> None:
         await self.session.flush()

@@ -16,6 +16,8 @@ from sqlalchemy import MetaData
 from streamia_kit import openapi
 from streamia_kit.api_docs import docs_router
 from streamia_kit.auth import JwksKeys, KeySource, TokenVerifier
+from streamia_kit.bus import EventBus
+from streamia_kit.cache import Cache
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import Database, ensure_database
 from streamia_kit.errors import install_error_handlers
@@ -81,11 +83,11 @@ class Service:
         self.started_at: float | None = None
 
     @property
-    def bus(self):  # noqa: ANN201 - EventBus
+    def bus(self) -> EventBus:
         return self.infra.bus
 
     @property
-    def cache(self):  # noqa: ANN201 - Cache
+    def cache(self) -> Cache:
         return self.infra.cache
 
     def consume(

@@ -18,7 +18,7 @@ class CountingKeys(StaticKeys):
         super().__init__(key)
         self.lookups = 0
 
-    async def key_for(self, kid: str):  # noqa: ANN201
+    async def key_for(self, kid: str):
         self.lookups += 1
         return await super().key_for(kid)
 

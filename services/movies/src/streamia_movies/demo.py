@@ -216,8 +216,6 @@ async def _seed(app: Any, seconds: int, on_created: Callable[[str], None] | None
                         schemas.SubtitleIn(language=language),
                         _staged("subtitle", sub, name),
                     )
-            await movies.cache.invalidate(created.id)
-            await movies.totals.changed()
         if on_created is not None:
             on_created(movie.title)
 

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from streamia_kit.db import Database
 from streamia_movies.config import MoviesSettings
 from streamia_movies.movies.service import MoviesService
 
@@ -15,14 +14,9 @@ async def _movies(request: Request) -> MoviesService:
     return request.app.state.movies
 
 
-async def _db(request: Request) -> Database:
-    return request.app.state.service.db
-
-
 async def _settings(request: Request) -> MoviesSettings:
     return request.app.state.service.settings
 
 
 MoviesServiceDep = Annotated[MoviesService, Depends(_movies)]
-DatabaseDep = Annotated[Database, Depends(_db)]
 SettingsDep = Annotated[MoviesSettings, Depends(_settings)]

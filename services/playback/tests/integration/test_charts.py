@@ -45,7 +45,7 @@ async def test_trending_weighs_recent_starts_finishes_and_ratings_over_old_ones(
     )
     now = datetime.now(UTC)
 
-    def at(event, when: datetime) -> Envelope:  # noqa: ANN001
+    def at(event, when: datetime) -> Envelope:
         return Envelope.wrap(event, "streamia/test").model_copy(update={"time": when})
 
     sent = []

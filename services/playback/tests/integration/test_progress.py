@@ -200,7 +200,7 @@ async def test_a_burst_of_writes_from_one_user_gets_429_and_leaves_others_alone(
     film = await movie()
     path = f"/api/playback/progress/{film.movie_id}"
 
-    async def put(who, i: int):  # noqa: ANN001, ANN202
+    async def put(who, i: int):
         body = {"position": i / 10, "duration": 5640}
         return await client.put(path, json=body, headers=who.headers)
 

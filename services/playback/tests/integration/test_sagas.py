@@ -16,7 +16,7 @@ def user_deleted(user_id: str) -> UserDeleted:
     return UserDeleted(user_id=user_id, email="gone@example.com", first_name="G", last_name="O")
 
 
-async def rows(app, table, **where) -> int:  # noqa: ANN001
+async def rows(app, table, **where) -> int:
     async with app.state.service.db.sessions() as session:
         query = select(func.count()).select_from(table)
         for column, value in where.items():
@@ -75,7 +75,7 @@ async def test_reports_racing_a_movie_deletion_never_leave_an_orphan(
     film = await movie()
     users = [caller() for _ in range(12)]
 
-    async def report(user) -> int:  # noqa: ANN001
+    async def report(user) -> int:
         return (await watch(user, film.movie_id, 10.0)).status_code
 
     early = [asyncio.create_task(report(u)) for u in users[:6]]

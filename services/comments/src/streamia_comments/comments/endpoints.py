@@ -8,14 +8,10 @@ from fastapi import APIRouter, Request
 
 from streamia_comments.comments import schemas
 from streamia_comments.dependencies import CommentsServiceDep, PageDep
-from streamia_kit.dependencies import AdminUser, CurrentUser
+from streamia_kit.dependencies import AdminUser, CurrentUser, ReadSession, WriteSession
 from streamia_kit.lists import list_response
 
 router = APIRouter(prefix="/api/comments", tags=["comments"])
-
-
-def _db(request: Request):  # noqa: ANN202
-    return request.app.state.service.db
 
 
 @router.post("", status_code=201)
@@ -23,20 +19,22 @@ async def create_comment(
     body: schemas.CreateCommentIn,
     identity: CurrentUser,
     comments: CommentsServiceDep,
-    request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        shown = await comments.create(session, identity, body)
+    shown = await comments.create(session, identity, body)
     return schemas.comment_out(shown.comment, shown.author)
 
 
 # Fixed paths first: `/moderation` and `/movie/{id}` must never be read as a movie id.
 @router.get("/moderation")
 async def moderation_queue(
-    _: AdminUser, comments: CommentsServiceDep, page: PageDep, request: Request
+    _: AdminUser,
+    comments: CommentsServiceDep,
+    page: PageDep,
+    request: Request,
+    session: ReadSession,
 ) -> Any:
-    async with _db(request).sessions() as session:
-        queue, total = await comments.moderation_queue(session, page.offset, page.limit)
+    queue, total = await comments.moderation_queue(session, page.offset, page.limit)
     items = [{**schemas.comment_out(s.comment, s.author), "reports": s.reports} for s in queue]
     return list_response(request, items, total, page)
 
@@ -44,10 +42,13 @@ async def moderation_queue(
 @router.get("/movie/{movie_id}")
 @router.get("/{movie_id}")
 async def movie_comments(
-    movie_id: str, comments: CommentsServiceDep, page: PageDep, request: Request
+    movie_id: str,
+    comments: CommentsServiceDep,
+    page: PageDep,
+    request: Request,
+    session: ReadSession,
 ) -> Any:
-    async with _db(request).sessions() as session:
-        shown, total = await comments.list_for_movie(session, movie_id, page.offset, page.limit)
+    shown, total = await comments.list_for_movie(session, movie_id, page.offset, page.limit)
     return list_response(
         request, [schemas.comment_out(s.comment, s.author) for s in shown], total, page
     )
@@ -59,28 +60,25 @@ async def edit_comment(
     body: schemas.EditCommentIn,
     identity: CurrentUser,
     comments: CommentsServiceDep,
-    request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        shown = await comments.edit(session, identity, comment_id, body)
+    shown = await comments.edit(session, identity, comment_id, body)
     return schemas.comment_out(shown.comment, shown.author)
 
 
 @router.delete("/{comment_id}")
 async def delete_comment(
-    comment_id: str, identity: CurrentUser, comments: CommentsServiceDep, request: Request
+    comment_id: str, identity: CurrentUser, comments: CommentsServiceDep, session: WriteSession
 ) -> Any:
-    async with _db(request).transaction() as session:
-        await comments.delete(session, identity, comment_id)
+    await comments.delete(session, identity, comment_id)
     return {"message": "Comment deleted successfully"}
 
 
 @router.post("/{comment_id}/report")
 async def report_comment(
-    comment_id: str, identity: CurrentUser, comments: CommentsServiceDep, request: Request
+    comment_id: str, identity: CurrentUser, comments: CommentsServiceDep, session: WriteSession
 ) -> Any:
-    async with _db(request).transaction() as session:
-        await comments.report(session, identity, comment_id)
+    await comments.report(session, identity, comment_id)
     return {"message": "Comment reported for moderation"}
 
 
@@ -90,8 +88,7 @@ async def moderate_comment(
     body: schemas.ModerateIn,
     _: AdminUser,
     comments: CommentsServiceDep,
-    request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        shown = await comments.moderate(session, comment_id, body)
+    shown = await comments.moderate(session, comment_id, body)
     return schemas.comment_out(shown.comment, shown.author)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment, Report
 from streamia_kit.db import utcnow
 from streamia_kit.lists import count_rows
+from streamia_kit.repository import Repository
 
 
 class CommentGone(Exception):
@@ -21,11 +20,8 @@ class CommentGone(Exception):
 Row = tuple[Comment, Author | None]
 
 
-class CommentsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    def _with_author(self):  # noqa: ANN202
+class CommentsRepository(Repository[Comment]):
+    def _with_author(self) -> Select[Comment, Author]:
         return select(Comment, Author).outerjoin(Author, Author.user_id == Comment.user_id)
 
     async def list_visible(self, movie_id: str, offset: int, limit: int) -> tuple[list[Row], int]:
@@ -67,11 +63,6 @@ class CommentsRepository:
     async def author(self, user_id: str) -> Author | None:
         return await self.session.get(Author, user_id)
 
-    async def add(self, comment: Comment) -> Comment:
-        self.session.add(comment)
-        await self.session.flush()
-        return comment
-
     async def update(self, comment_id: str, **values: object) -> Comment | None:
         return await self.session.scalar(
             update(Comment)
@@ -86,15 +77,11 @@ class CommentsRepository:
             delete(Comment).where(Comment.id == comment_id).returning(Comment)
         )
 
-    def _insert(self):  # noqa: ANN202
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        return postgresql.insert if dialect == "postgresql" else sqlite.insert
-
     async def add_report(self, comment_id: str, reporter_id: str) -> bool:
         """Record a report; False when this user had already reported the comment."""
         try:
             inserted = await self.session.scalar(
-                self._insert()(Report)
+                self.insert(Report)
                 .values(comment_id=comment_id, reporter_id=reporter_id, created_at=utcnow())
                 .on_conflict_do_nothing()
                 .returning(Report.reporter_id)
@@ -115,7 +102,7 @@ class CommentsRepository:
         self, user_id: str, first_name: str, last_name: str, version: float
     ) -> None:
         """Keep the newest names (events can arrive out of order)."""
-        stmt = self._insert()(Author).values(
+        stmt = self.insert(Author).values(
             user_id=user_id, first_name=first_name, last_name=last_name, version=version
         )
         await self.session.execute(
@@ -134,7 +121,7 @@ class CommentsRepository:
         """`upsert_author` for many (user id, first name, last name, version) at once."""
         if not authors:
             return
-        stmt = self._insert()(Author)
+        stmt = self.insert(Author)
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[Author.user_id],

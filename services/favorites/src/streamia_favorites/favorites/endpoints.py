@@ -8,15 +8,11 @@ from fastapi import APIRouter, Request
 
 from streamia_favorites.dependencies import FavoritesServiceDep, PageDep
 from streamia_favorites.favorites import schemas
-from streamia_kit.dependencies import CurrentUser
+from streamia_kit.dependencies import CurrentUser, ReadSession, WriteSession
 from streamia_kit.lists import list_response
 from streamia_kit.openapi import errors
 
 router = APIRouter(prefix="/api/favorites", tags=["favorites"])
-
-
-def _db(request: Request):  # noqa: ANN202
-    return request.app.state.service.db
 
 
 def _public_base(request: Request) -> str:
@@ -25,10 +21,13 @@ def _public_base(request: Request) -> str:
 
 @router.get("")
 async def list_favorites(
-    identity: CurrentUser, favorites: FavoritesServiceDep, page: PageDep, request: Request
+    identity: CurrentUser,
+    favorites: FavoritesServiceDep,
+    page: PageDep,
+    request: Request,
+    session: ReadSession,
 ) -> Any:
-    async with _db(request).sessions() as session:
-        entries, total = await favorites.list(session, identity, page.offset, page.limit)
+    entries, total = await favorites.list(session, identity, page.offset, page.limit)
     items = [schemas.favorite_out(e.favorite, e.movie, _public_base(request)) for e in entries]
     return list_response(request, items, total, page)
 
@@ -39,9 +38,9 @@ async def add_favorite(
     identity: CurrentUser,
     favorites: FavoritesServiceDep,
     request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        entry = await favorites.add(session, identity, body)
+    entry = await favorites.add(session, identity, body)
     return schemas.favorite_out(entry.favorite, entry.movie, _public_base(request))
 
 
@@ -52,9 +51,9 @@ async def update_favorite(
     identity: CurrentUser,
     favorites: FavoritesServiceDep,
     request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        entry = await favorites.update_note(session, identity, favorite_id, body)
+    entry = await favorites.update_note(session, identity, favorite_id, body)
     return {
         "message": "Favorite updated successfully",
         "favorite": schemas.favorite_out(entry.favorite, entry.movie, _public_base(request)),
@@ -63,10 +62,12 @@ async def update_favorite(
 
 @router.delete("/{movie_id}")
 async def remove_favorite(
-    movie_id: str, identity: CurrentUser, favorites: FavoritesServiceDep, request: Request
+    movie_id: str,
+    identity: CurrentUser,
+    favorites: FavoritesServiceDep,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        entry = await favorites.remove(session, identity, movie_id)
+    entry = await favorites.remove(session, identity, movie_id)
     return {
         "message": "Movie removed from favorites",
         "removedMovie": {"movieId": movie_id, "title": entry.movie.title if entry.movie else None},

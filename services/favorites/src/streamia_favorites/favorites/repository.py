@@ -6,21 +6,18 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_favorites.favorites.models import Favorite, movie_projection
 from streamia_kit.db import utcnow
 from streamia_kit.lists import count_rows
+from streamia_kit.repository import Repository
 
 
 class DuplicateFavorite(Exception):
     """The (user, movie) pair already exists (a concurrent add won)."""
 
 
-class FavoritesRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class FavoritesRepository(Repository[Favorite]):
     async def list_for_user(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[Sequence[Favorite], int]:
@@ -40,13 +37,11 @@ class FavoritesRepository:
             select(Favorite).where(Favorite.user_id == user_id, Favorite.movie_id == movie_id)
         )
 
-    async def add(self, favorite: Favorite) -> Favorite:
-        self.session.add(favorite)
+    async def add(self, instance: Favorite) -> Favorite:
         try:
-            await self.session.flush()
+            return await super().add(instance)
         except IntegrityError as exc:
             raise DuplicateFavorite from exc
-        return favorite
 
     async def update_note(
         self, favorite_id: str, user_id: str, note: str | None

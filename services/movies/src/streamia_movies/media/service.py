@@ -122,10 +122,6 @@ class MediaService:
             except Exception as exc:  # an orphan file is a leak, not a failed request
                 log.warning("media_cleanup_failed", key=item.key, error=str(exc))
 
-    async def discard(self, media: StoredMedia | None) -> None:
-        if media is not None:
-            await self.delete_quietly([media])
-
     async def purge(self, event: MovieDeleted) -> None:
         """Saga step: delete a removed movie's files; raising makes the bus retry later."""
         for ref in event.media:

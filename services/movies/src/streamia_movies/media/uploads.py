@@ -257,7 +257,7 @@ async def receive_multipart(
     receiver = _Receiver(staging_dir, files, max_field_bytes, max_fields)
     parser = MultipartParser(
         boundary,
-        {  # type: ignore[arg-type]
+        {
             "on_part_begin": receiver.on_part_begin,
             "on_part_data": receiver.on_part_data,
             "on_part_end": receiver.on_part_end,

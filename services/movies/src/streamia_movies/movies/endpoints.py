@@ -9,11 +9,11 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from streamia_kit.dependencies import AdminUser
+from streamia_kit.dependencies import AdminUser, ReadSession, WriteSession
 from streamia_kit.errors import NotFound, ValidationFailed, error_body
 from streamia_kit.openapi import MULTIPART_FILE, multipart_body
 from streamia_movies.config import MoviesSettings
-from streamia_movies.dependencies import DatabaseDep, MoviesServiceDep, SettingsDep
+from streamia_movies.dependencies import MoviesServiceDep, SettingsDep
 from streamia_movies.media.formats import VIDEO_CONTENT_TYPES, content_type_for
 from streamia_movies.media.images import check_image
 from streamia_movies.media.streaming import MediaFileResponse
@@ -56,19 +56,19 @@ def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) ->
 
 @router.get("")
 async def list_movies(
-    query: Annotated[schemas.ListQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
+    query: Annotated[schemas.ListQuery, Query()], movies: MoviesServiceDep, session: ReadSession
 ) -> Any:
-    async with db.sessions() as session:
-        page = await movies.browse(session, schemas.ExploreQuery(**query.model_dump()))
+    page = await movies.browse(session, schemas.ExploreQuery(**query.model_dump()))
     return _page_body(movies, page, query)
 
 
 @router.get("/explore")
 async def explore(
-    query: Annotated[schemas.ExploreQuery, Query()], movies: MoviesServiceDep, db: DatabaseDep
+    query: Annotated[schemas.ExploreQuery, Query()],
+    movies: MoviesServiceDep,
+    session: ReadSession,
 ) -> Any:
-    async with db.sessions() as session:
-        page = await movies.browse(session, query)
+    page = await movies.browse(session, query)
     body = _page_body(movies, page, query)
     # Only the filters given, `{}` when none, as the monolith.
     given = {"category": query.category, "search": query.search}
@@ -92,7 +92,7 @@ async def upload(
     _: AdminUser,
     request: Request,
     movies: MoviesServiceDep,
-    db: DatabaseDep,
+    session: WriteSession,
     settings: SettingsDep,
 ) -> Any:
     rules = {"video": video_rule(settings.max_upload_bytes), "cover": _cover_rule(settings)}
@@ -104,11 +104,9 @@ async def upload(
             fields["title"] = schemas.title_from_filename(video.filename)
         data = schemas.parse(schemas.UploadIn, fields)
         async with movies.media.stored_video(video, cover) as stored:
-            async with db.transaction() as session:
-                movie = await movies.create_uploaded(session, data, stored)
+            movie = await movies.create_uploaded(session, data, stored)
     finally:
         form.cleanup()
-    await movies.totals.changed()
     return {
         "message": "Movie uploaded successfully",
         "data": schemas.movie_out(movie, movies.public_base),
@@ -117,11 +115,9 @@ async def upload(
 
 @router.post("", status_code=201)
 async def create_movie(
-    body: schemas.CreateMovieIn, _: AdminUser, movies: MoviesServiceDep, db: DatabaseDep
+    body: schemas.CreateMovieIn, _: AdminUser, movies: MoviesServiceDep, session: WriteSession
 ) -> Any:
-    async with db.transaction() as session:
-        movie = await movies.create_external(session, body)
-    await movies.totals.changed()
+    movie = await movies.create_external(session, body)
     return {
         "message": "Movie created successfully",
         "data": schemas.movie_out(movie, movies.public_base),
@@ -162,12 +158,9 @@ async def update_movie(
     body: schemas.UpdateMovieIn,
     _: AdminUser,
     movies: MoviesServiceDep,
-    db: DatabaseDep,
+    session: WriteSession,
 ) -> Any:
-    async with db.transaction() as session:
-        movie = await movies.update(session, movie_id, body)
-    await movies.cache.invalidate(movie_id)
-    await movies.totals.changed()
+    movie = await movies.update(session, movie_id, body)
     return {
         "message": "Movie updated successfully",
         "data": schemas.movie_out(movie, movies.public_base),
@@ -176,12 +169,9 @@ async def update_movie(
 
 @router.delete("/{movie_id}")
 async def delete_movie(
-    movie_id: str, _: AdminUser, movies: MoviesServiceDep, db: DatabaseDep
+    movie_id: str, _: AdminUser, movies: MoviesServiceDep, session: WriteSession
 ) -> Any:
-    async with db.transaction() as session:
-        await movies.delete(session, movie_id)
-    await movies.cache.invalidate(movie_id)
-    await movies.totals.changed()
+    await movies.delete(session, movie_id)
     return {"message": "Movie deleted successfully"}
 
 
@@ -199,7 +189,7 @@ async def upload_subtitle(
     _: AdminUser,
     request: Request,
     movies: MoviesServiceDep,
-    db: DatabaseDep,
+    session: WriteSession,
     settings: SettingsDep,
 ) -> Any:
     rule = FileRule(
@@ -210,14 +200,9 @@ async def upload_subtitle(
     form = await receive_multipart(request, movies.media.staging_dir, {"subtitle": rule})
     try:
         data = schemas.parse(schemas.SubtitleIn, form.fields)
-        async with db.transaction() as session:
-            subtitles, replaced = await movies.add_subtitle(
-                session, movie_id, data, form.files.get("subtitle")
-            )
+        subtitles = await movies.add_subtitle(session, movie_id, data, form.files.get("subtitle"))
     finally:
         form.cleanup()
-    await movies.cache.invalidate(movie_id)
-    await movies.media.discard(replaced)
     return {
         "message": "Subtitle uploaded successfully",
         "data": [schemas.subtitle_out(s, movies.public_base) for s in subtitles],
@@ -230,7 +215,7 @@ async def upload_cover(
     _: AdminUser,
     request: Request,
     movies: MoviesServiceDep,
-    db: DatabaseDep,
+    session: WriteSession,
     settings: SettingsDep,
 ) -> Any:
     """Multipart `cover` (PNG, JPEG or WebP): stored re-encoded as the movie's poster."""
@@ -241,28 +226,18 @@ async def upload_cover(
         cover = form.files.get("cover")
         if cover is None:
             raise ValidationFailed({"cover": ["A cover image is required"]})
-        async with db.sessions() as session:
-            await movies.get(session, movie_id)  # 404 before any file is stored
+        await movies.get(session, movie_id)  # 404 before any file is stored
         stored = await movies.media.save_cover(movie_id, cover)
-        try:
-            async with db.transaction() as session:
-                movie, replaced = await movies.replace_cover(session, movie_id, stored)
-        except BaseException:
-            await movies.media.discard(stored)
-            raise
+        movie = await movies.replace_cover(session, movie_id, stored)
     finally:
         form.cleanup()
-    await movies.cache.invalidate(movie_id)
-    await movies.totals.changed()
-    await movies.media.discard(replaced)
     data = schemas.movie_out(movie, movies.public_base)
     return {"message": "Cover updated successfully", "data": data}
 
 
 @router.get("/{movie_id}/subtitles")
-async def list_subtitles(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Any:
-    async with db.sessions() as session:
-        movie, subtitles = await movies.subtitles(session, movie_id)
+async def list_subtitles(movie_id: str, movies: MoviesServiceDep, session: ReadSession) -> Any:
+    movie, subtitles = await movies.subtitles(session, movie_id)
     return {
         "movie": movie.title,
         "subtitles": [schemas.subtitle_out(s, movies.public_base) for s in subtitles],
@@ -271,10 +246,9 @@ async def list_subtitles(movie_id: str, movies: MoviesServiceDep, db: DatabaseDe
 
 @router.get("/{movie_id}/stream")
 @router.head("/{movie_id}/stream")
-async def stream(movie_id: str, movies: MoviesServiceDep, db: DatabaseDep) -> Response:
+async def stream(movie_id: str, movies: MoviesServiceDep, session: ReadSession) -> Response:
     """The video bytes with HTTP Range; media kept elsewhere is a redirect to its URL."""
-    async with db.sessions() as session:
-        movie, local = await movies.local_video(session, movie_id)
+    movie, local = await movies.local_video(session, movie_id)
     if local is not None:
         return MediaFileResponse(local.path, local.stat, content_type_for(movie.video_format))
     if movie.provider != "local" and movie.video_url:

@@ -19,10 +19,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import noload
 
 from streamia_kit.db import rowcount
+from streamia_kit.repository import Repository
 from streamia_movies.movies.models import Movie, Subtitle
 
 # Below three characters a trigram index cannot help; those queries scan the folded column.
@@ -71,15 +71,7 @@ def _fts_phrase(folded: str) -> str:
     return '"' + folded.replace('"', '""') + '"'
 
 
-class MoviesRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @property
-    def _dialect(self) -> str:
-        bind = self.session.bind
-        return bind.dialect.name if bind is not None else "sqlite"
-
+class MoviesRepository(Repository[Movie]):
     async def get(self, movie_id: str, for_update: bool = False) -> Movie | None:
         query = select(Movie).where(Movie.id == movie_id)
         if for_update:
@@ -111,18 +103,14 @@ class MoviesRepository:
         ]
         return rows[0], subtitles
 
-    async def add(self, movie: Movie) -> Movie:
-        self.session.add(movie)
-        await self.session.flush()
-        await self.session.refresh(movie, ["subtitles"])
-        return movie
+    async def add(self, instance: Movie) -> Movie:
+        await super().add(instance)
+        await self.session.refresh(instance, ["subtitles"])
+        return instance
 
     async def delete(self, movie: Movie) -> None:
         await self.session.execute(delete(Subtitle).where(Subtitle.movie_id == movie.id))
         await self.session.execute(delete(Movie).where(Movie.id == movie.id))
-
-    async def flush(self) -> None:
-        await self.session.flush()
 
     def _like(self, search: str) -> Any:
         """Literal substring match on the folded text. PostgreSQL: served by the pg_trgm GIN
@@ -132,7 +120,7 @@ class MoviesRepository:
     def _scan(self, search: str) -> Any:
         """The same match, tested on each row walked: PostgreSQL's strpos() is one the
         trigram index cannot serve, so the walk is the plan it gets."""
-        if self._dialect == "sqlite":
+        if self.dialect == "sqlite":
             return self._like(search)
         return func.strpos(Movie.search_text, search) > 0
 
@@ -166,7 +154,7 @@ class MoviesRepository:
 
         One pass answers the total of every category filter and of none (their sum)."""
         indexed = len(search) >= _MIN_INDEXED
-        if indexed and self._dialect == "sqlite":
+        if indexed and self.dialect == "sqlite":
             # The match set from FTS5, each rowid's category from the narrow covering index
             # (the planner would otherwise read every matching row of the wide table).
             rows: Sequence[Any] = (
@@ -272,7 +260,7 @@ class MoviesRepository:
     ) -> list[Movie]:
         """The match set from the search index (SQLite: FTS5 rowids; PostgreSQL: the
         pg_trgm GIN index), then filtered by category and sorted."""
-        if self._dialect != "sqlite":
+        if self.dialect != "sqlite":
             query = select(Movie).where(self._like(search))
             if category_keys is not None:
                 query = query.where(Movie.category_key.in_(category_keys))

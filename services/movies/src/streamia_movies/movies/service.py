@@ -10,11 +10,10 @@ import asyncio
 from typing import Any
 
 import structlog
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.config import absolute_url
-from streamia_kit.db import utcnow
+from streamia_kit.db import on_commit, on_rollback, utcnow
 from streamia_kit.errors import NotFound, ValidationFailed
 from streamia_kit.events import (
     MediaRef,
@@ -85,14 +84,15 @@ class MoviesService:
             raise _not_found()
         return value
 
-    def invalidate_after_commit(self, session: AsyncSession, movie_id: str) -> None:
-        """Drop the cached copy once the surrounding transaction commits (consumers)."""
-        loop = asyncio.get_running_loop()
-
-        def _after_commit(_: Any) -> None:
-            loop.create_task(self.cache.invalidate(movie_id))
-
-        sa_event.listen(session.sync_session, "after_commit", _after_commit, once=True)
+    def _changed_after_commit(
+        self, session: AsyncSession, movie_id: str | None, catalogue: bool = True
+    ) -> None:
+        """Once the transaction commits: drop the movie's cached copy and (a create, update
+        or delete) the stale /explore totals."""
+        if movie_id is not None:
+            on_commit(session, lambda: self.cache.invalidate(movie_id))
+        if catalogue:
+            on_commit(session, self.totals.changed)
 
     async def get(self, session: AsyncSession, movie_id: str) -> Movie:
         movie = await MoviesRepository(session).get(movie_id)
@@ -176,8 +176,11 @@ class MoviesService:
             has_audio=stored.has_audio,
             size_bytes=stored.video.size,
         )
+        # The stored files belong to this row: gone again if it is never committed.
+        on_rollback(session, lambda: self.media.delete_quietly(stored.media()))
         await MoviesRepository(session).add(movie)
         await self.outbox.add(session, MovieCreated(**_snapshot(movie)))
+        self._changed_after_commit(session, None)
         return movie
 
     def _video_url(self, stored: StoredVideo) -> str:
@@ -200,6 +203,7 @@ class MoviesService:
         )
         await MoviesRepository(session).add(movie)
         await self.outbox.add(session, MovieCreated(**_snapshot(movie)))
+        self._changed_after_commit(session, None)
         return movie
 
     async def update(
@@ -209,6 +213,7 @@ class MoviesService:
         movie = await repo.get(movie_id, for_update=True)
         if movie is None:
             raise _not_found()
+        self._changed_after_commit(session, movie_id)
         changes = data.changes()
         # A representation sent back unchanged carries the movie's own absolute URLs.
         for name, column in (("videoUrl", "video_url"), ("coverImage", "cover_image")):
@@ -260,26 +265,30 @@ class MoviesService:
             session, MovieDeleted(movie_id=movie.id, title=movie.title, media=media)
         )
         await repo.delete(movie)
+        self._changed_after_commit(session, movie_id)
         return movie
 
     async def replace_cover(
         self, session: AsyncSession, movie_id: str, cover: StoredMedia
-    ) -> tuple[Movie, StoredMedia | None]:
-        """Point the movie at a stored cover; returns it and the poster file it replaced."""
+    ) -> Movie:
+        """Point the movie at a stored cover: the poster file it replaces is deleted once the
+        transaction commits, the stored cover if it rolls back."""
+        on_rollback(session, lambda: self.media.delete_quietly([cover]))
         repo = MoviesRepository(session)
         movie = await repo.get(movie_id, for_update=True)
         if movie is None:
             raise _not_found()
-        replaced = None
         if movie.poster_key:
             provider = movie.poster_provider or movie.provider
             replaced = StoredMedia(provider, movie.poster_key, movie.cover_image or "", 0, "poster")
+            on_commit(session, lambda: self.media.delete_quietly([replaced]))
         movie.poster_key, movie.poster_provider = cover.key, cover.provider
         movie.cover_image = cover.url
         movie.updated_at = utcnow()
         await repo.flush()
         await self.outbox.add(session, MovieUpdated(**_snapshot(movie)))
-        return movie, replaced
+        self._changed_after_commit(session, movie_id)
+        return movie
 
     async def add_subtitle(
         self,
@@ -287,8 +296,9 @@ class MoviesService:
         movie_id: str,
         data: schemas.SubtitleIn,
         staged: StagedFile | None,
-    ) -> tuple[list[Subtitle], StoredMedia | None]:
-        """Convert and store a track; one per language. Returns the tracks and the replaced file."""
+    ) -> list[Subtitle]:
+        """Convert and store a track, one per language; the file it replaces is deleted once
+        the transaction commits, the new one if it rolls back. Returns the movie's tracks."""
         if staged is None:
             raise ValidationFailed({"subtitle": ["A subtitle file is required"]})
         repo = MoviesRepository(session)
@@ -298,32 +308,29 @@ class MoviesService:
         raw = await asyncio.to_thread(staged.path.read_bytes)
         vtt = to_webvtt(raw, staged.filename)
         stored = await self.media.save_subtitle(movie_id, data.language, vtt.data)
-        try:
-            existing = await repo.subtitle(movie_id, data.language)
-            replaced = None
-            label = data.label or schemas.default_label(data.language)
-            if existing is not None:
-                replaced = StoredMedia(existing.provider, existing.key, existing.url, 0, "subtitle")
-                existing.label, existing.url, existing.key = label, stored.url, stored.key
-                existing.provider, existing.updated_at = stored.provider, utcnow()
-            else:
-                await repo.add_subtitle(
-                    Subtitle(
-                        movie_id=movie_id,
-                        language=data.language,
-                        label=label,
-                        url=stored.url,
-                        key=stored.key,
-                        provider=stored.provider,
-                    )
+        on_rollback(session, lambda: self.media.delete_quietly([stored]))
+        existing = await repo.subtitle(movie_id, data.language)
+        label = data.label or schemas.default_label(data.language)
+        if existing is not None:
+            replaced = StoredMedia(existing.provider, existing.key, existing.url, 0, "subtitle")
+            on_commit(session, lambda: self.media.delete_quietly([replaced]))
+            existing.label, existing.url, existing.key = label, stored.url, stored.key
+            existing.provider, existing.updated_at = stored.provider, utcnow()
+        else:
+            await repo.add_subtitle(
+                Subtitle(
+                    movie_id=movie_id,
+                    language=data.language,
+                    label=label,
+                    url=stored.url,
+                    key=stored.key,
+                    provider=stored.provider,
                 )
-            movie.updated_at = utcnow()
-            await repo.flush()
-            subtitles = await repo.subtitles(movie_id)
-        except BaseException:
-            await self.media.delete_quietly([stored])
-            raise
-        return subtitles, replaced
+            )
+        movie.updated_at = utcnow()
+        await repo.flush()
+        self._changed_after_commit(session, movie_id, catalogue=False)
+        return await repo.subtitles(movie_id)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -332,8 +339,8 @@ class MoviesService:
             event.movie_id, event.summary.average, event.summary.count, event.version
         )
         if applied:
-            self.invalidate_after_commit(session, event.movie_id)
+            self._changed_after_commit(session, event.movie_id, catalogue=False)
 
     async def apply_plays(self, session: AsyncSession, event: PlaybackStarted) -> None:
         if await MoviesRepository(session).apply_plays(event.movie_id, event.plays):
-            self.invalidate_after_commit(session, event.movie_id)
+            self._changed_after_commit(session, event.movie_id, catalogue=False)

@@ -49,7 +49,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         length = int(self.headers["Content-Length"])
         body = self.rfile.read(length)
         params: dict[str, str] = {}

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.db import utcnow
+from streamia_kit.repository import Repository
 from streamia_notifications.emails.models import SentEmail
 
 
-class SentEmailsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class SentEmailsRepository(Repository[SentEmail]):
     async def was_sent(self, event_id: str) -> bool:
         found = await self.session.scalar(
             select(SentEmail.event_id).where(SentEmail.event_id == event_id)
@@ -23,10 +19,8 @@ class SentEmailsRepository:
     async def record(
         self, event_id: str, kind: str, recipient: str, sender: str, provider_id: str | None
     ) -> None:
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         await self.session.execute(
-            insert(SentEmail)
+            self.insert(SentEmail)
             .values(
                 event_id=event_id,
                 kind=kind,

@@ -41,7 +41,7 @@ class DatabaseEmailQueue:
 
     async def enqueue(self, session: AsyncSession, job: EmailJob) -> bool:
         try:
-            added = await QueuedEmailsRepository(session).add(job)
+            added = await QueuedEmailsRepository(session).enqueue(job)
         except Exception as exc:
             # The driver's message would quote the statement's parameters: the reset token.
             raise EnqueueFailed(f"{type(exc).__name__} queueing {job.event_id}") from None

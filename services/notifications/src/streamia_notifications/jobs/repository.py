@@ -6,30 +6,21 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.db import utcnow
+from streamia_kit.repository import Repository
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.models import QueuedEmail
 
 
-class QueuedEmailsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
-    @property
-    def _dialect(self) -> str:
-        return self.session.bind.dialect.name if self.session.bind else "sqlite"
-
-    async def add(self, job: EmailJob) -> bool:
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+class QueuedEmailsRepository(Repository[QueuedEmail]):
+    async def enqueue(self, job: EmailJob) -> bool:
         now = utcnow()
         result = cast(
             CursorResult[Any],
             await self.session.execute(
-                insert(QueuedEmail)
+                self.insert(QueuedEmail)
                 .values(
                     event_id=job.event_id,
                     kind=job.kind,
@@ -56,7 +47,7 @@ class QueuedEmailsRepository:
             .order_by(QueuedEmail.available_at)
             .limit(limit)
         )
-        if self._dialect == "postgresql":  # several replicas may run jobs at once
+        if self.dialect == "postgresql":  # several replicas may run jobs at once
             query = query.with_for_update(skip_locked=True)
         rows = (await self.session.execute(query)).all()
         if rows:

@@ -14,7 +14,7 @@ def _registered(email: str) -> UserRegistered:
     return UserRegistered(user_id=new_id(), email=email, first_name="Ana", last_name="García")
 
 
-def _app(settings_factory, sendgrid):  # noqa: ANN001, ANN202
+def _app(settings_factory, sendgrid):
     return create_app(
         settings_factory(
             email_sender="sendgrid",

@@ -56,11 +56,11 @@ class Inbox:
         self.messages: list = []
         self.logins: list[str] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))
         return "250 OK"
 
-    def authenticate(self, server, session, envelope, mechanism, auth_data):  # noqa: ANN001, ANN201
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and (
             auth_data.login.decode(),
             auth_data.password.decode(),

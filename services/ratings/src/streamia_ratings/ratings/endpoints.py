@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from streamia_kit.dependencies import CurrentUser
+from streamia_kit.dependencies import CurrentUser, ReadSession, WriteSession
 from streamia_kit.lists import list_response
 from streamia_kit.openapi import errors
 from streamia_ratings.dependencies import PageDep, RatingsServiceDep
@@ -16,16 +16,14 @@ from streamia_ratings.ratings import schemas
 router = APIRouter(prefix="/api/ratings", tags=["ratings"])
 
 
-def _db(request: Request):  # noqa: ANN202
-    return request.app.state.service.db
-
-
 @router.post("", status_code=201, responses={200: {"description": "Rating updated"}, **errors(409)})
 async def rate(
-    body: schemas.RateIn, identity: CurrentUser, ratings: RatingsServiceDep, request: Request
+    body: schemas.RateIn,
+    identity: CurrentUser,
+    ratings: RatingsServiceDep,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        result = await ratings.rate(session, identity, body)
+    result = await ratings.rate(session, identity, body)
     message = "Rating created successfully" if result.created else "Rating updated successfully"
     return JSONResponse(
         {
@@ -39,8 +37,8 @@ async def rate(
 
 # Declared before `/{user_id}` so that `movie` is never read as a user id.
 @router.get("/movie/{movie_id}")
-async def movie_summary(movie_id: str, ratings: RatingsServiceDep, request: Request) -> Any:
-    return await ratings.movie_summary(_db(request), movie_id)
+async def movie_summary(movie_id: str, ratings: RatingsServiceDep, session: ReadSession) -> Any:
+    return await ratings.movie_summary(session, movie_id)
 
 
 @router.get("/{user_id}")
@@ -50,11 +48,9 @@ async def user_ratings(
     ratings: RatingsServiceDep,
     page: PageDep,
     request: Request,
+    session: ReadSession,
 ) -> Any:
-    async with _db(request).sessions() as session:
-        found, total = await ratings.list_for_user(
-            session, identity, user_id, page.offset, page.limit
-        )
+    found, total = await ratings.list_for_user(session, identity, user_id, page.offset, page.limit)
     return list_response(request, [schemas.rating_out(r) for r in found], total, page)
 
 
@@ -64,10 +60,9 @@ async def change_rating(
     body: schemas.ChangeRatingIn,
     identity: CurrentUser,
     ratings: RatingsServiceDep,
-    request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        result = await ratings.change(session, identity, rating_id, body)
+    result = await ratings.change(session, identity, rating_id, body)
     return {
         "message": "Rating updated successfully",
         "rating": schemas.rating_out(result.rating),
@@ -77,8 +72,10 @@ async def change_rating(
 
 @router.delete("/{rating_id}")
 async def delete_rating(
-    rating_id: str, identity: CurrentUser, ratings: RatingsServiceDep, request: Request
+    rating_id: str,
+    identity: CurrentUser,
+    ratings: RatingsServiceDep,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        summary = await ratings.remove(session, identity, rating_id)
+    summary = await ratings.remove(session, identity, rating_id)
     return {"message": "Rating deleted successfully", "summary": summary.short()}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.db import utcnow
 from streamia_kit.lists import count_rows
+from streamia_kit.repository import Repository
 from streamia_ratings.ratings.models import STARS, MovieSummary, Rating
 
 
@@ -18,14 +18,11 @@ class DuplicateRating(Exception):
     """The (user, movie) pair already has a rating."""
 
 
-def _column(star: int):  # noqa: ANN202
+def _column(star: int) -> Any:
     return getattr(MovieSummary, f"stars_{star}")
 
 
-class RatingsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class RatingsRepository(Repository[Rating]):
     async def list_for_user(
         self, user_id: str, offset: int, limit: int
     ) -> tuple[Sequence[Rating], int]:
@@ -57,13 +54,11 @@ class RatingsRepository:
             .execution_options(populate_existing=True)
         )
 
-    async def add(self, rating: Rating) -> Rating:
-        self.session.add(rating)
+    async def add(self, instance: Rating) -> Rating:
         try:
-            await self.session.flush()
+            return await super().add(instance)
         except IntegrityError as exc:
             raise DuplicateRating from exc
-        return rating
 
     async def set_rating(self, rating_id: str, value: int) -> Rating | None:
         return await self.session.scalar(
@@ -80,10 +75,8 @@ class RatingsRepository:
 
     async def bump(self, movie_id: str, deltas: dict[int, int], version: float) -> dict[int, int]:
         """Add `deltas` to a movie's counters (creating them) and return the new counts."""
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         values = {f"stars_{star}": deltas.get(star, 0) for star in STARS}
-        stmt = insert(MovieSummary).values(movie_id=movie_id, version=version, **values)
+        stmt = self.insert(MovieSummary).values(movie_id=movie_id, version=version, **values)
         upsert = stmt.on_conflict_do_update(
             index_elements=[MovieSummary.movie_id],
             set_={
@@ -107,8 +100,6 @@ class RatingsRepository:
         """
         if not deltas:
             return {}
-        dialect = self.session.bind.dialect.name if self.session.bind else "sqlite"
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         names = [f"stars_{star}" for star in STARS]
         movie_ids = sorted(deltas)
         out: dict[str, dict[int, int]] = {}
@@ -124,7 +115,7 @@ class RatingsRepository:
                 }
                 for movie_id in movie_ids[start : start + chunk]
             ]
-            stmt = insert(MovieSummary).values(rows)
+            stmt = self.insert(MovieSummary).values(rows)
             upsert = stmt.on_conflict_do_update(
                 index_elements=[MovieSummary.movie_id],
                 set_={

@@ -19,7 +19,7 @@ from streamia_catalogue_projection import (
 )
 from streamia_kit.auth import Identity
 from streamia_kit.cache import Cache, SingleFlight, cache_aside
-from streamia_kit.db import Database, on_commit
+from streamia_kit.db import on_commit
 from streamia_kit.errors import Conflict, Forbidden, NotFound
 from streamia_kit.events import (
     MovieDeleted,
@@ -164,15 +164,14 @@ class RatingsService:
         )
         return summary
 
-    async def movie_summary(self, db: Database, movie_id: str) -> dict[str, Any]:
+    async def movie_summary(self, session: AsyncSession, movie_id: str) -> dict[str, Any]:
         """`{movieId, average, count, distribution}`, served from the cache when it can be."""
-        async with db.sessions() as session:
-            if not valid_id(movie_id) or await self.movies.is_deleted(session, movie_id):
-                raise NotFound(MOVIE_NOT_FOUND, code="movie_not_found")
+        if not valid_id(movie_id) or await self.movies.is_deleted(session, movie_id):
+            raise NotFound(MOVIE_NOT_FOUND, code="movie_not_found")
 
         async def load() -> dict[str, Any]:
-            async with db.sessions() as session:
-                counts = await RatingsRepository(session).counts(movie_id)
+            # Concurrent misses share this load, run by (and in the session of) the first.
+            counts = await RatingsRepository(session).counts(movie_id)
             return (Summary(counts) if counts else Summary.empty()).full(movie_id)
 
         return await cache_aside(

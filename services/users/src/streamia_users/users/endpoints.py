@@ -7,7 +7,8 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, BackgroundTasks, Request, Response
 
-from streamia_kit.dependencies import CurrentUser, OptionalUser
+from streamia_kit.db import Database
+from streamia_kit.dependencies import CurrentUser, OptionalUser, ReadSession, WriteSession
 from streamia_kit.openapi import errors
 from streamia_users.dependencies import UsersServiceDep
 from streamia_users.users import schemas
@@ -21,15 +22,15 @@ log = structlog.get_logger("streamia.users")
 FORGOT_MESSAGE = "If an account exists for that email, a password reset link has been sent."
 
 
-def _db(request: Request):  # noqa: ANN202
-    return request.app.state.service.db
-
-
 @router.post("/register", status_code=201, responses=errors(409))
-async def register(body: schemas.RegisterIn, users: UsersServiceDep, request: Request) -> Any:
-    async with _db(request).transaction() as session:
-        language = schemas.preferred_language(request.headers.get("accept-language"))
-        result = await users.register(session, body, language)
+async def register(
+    body: schemas.RegisterIn,
+    users: UsersServiceDep,
+    request: Request,
+    session: WriteSession,
+) -> Any:
+    language = schemas.preferred_language(request.headers.get("accept-language"))
+    result = await users.register(session, body, language)
     return {
         "message": "User registered successfully",
         "user": schemas.user_out(result.user),
@@ -38,9 +39,8 @@ async def register(body: schemas.RegisterIn, users: UsersServiceDep, request: Re
 
 
 @router.post("/login")
-async def login(body: schemas.LoginIn, users: UsersServiceDep, request: Request) -> Any:
-    async with _db(request).transaction() as session:
-        result = await users.login(session, body)
+async def login(body: schemas.LoginIn, users: UsersServiceDep, session: WriteSession) -> Any:
+    result = await users.login(session, body)
     return {
         "message": "Login successful",
         "token": result.token,
@@ -63,12 +63,12 @@ async def forgot_password(
     background: BackgroundTasks,
 ) -> Any:
     # The work runs after the answer is sent, so how long the answer takes cannot tell a
-    # known address from an unknown one.
-    background.add_task(_request_reset, _db(request), users, body)
+    # known address from an unknown one; outside the request's unit of work, it opens its own.
+    background.add_task(_request_reset, request.app.state.service.db, users, body)
     return {"message": FORGOT_MESSAGE}
 
 
-async def _request_reset(db: Any, users: UsersService, body: schemas.ForgotPasswordIn) -> None:
+async def _request_reset(db: Database, users: UsersService, body: schemas.ForgotPasswordIn) -> None:
     try:
         async with db.transaction() as session:
             await users.forgot_password(session, body)
@@ -78,35 +78,39 @@ async def _request_reset(db: Any, users: UsersService, body: schemas.ForgotPassw
 
 @router.post("/reset-password")
 async def reset_password(
-    body: schemas.ResetPasswordIn, users: UsersServiceDep, request: Request
+    body: schemas.ResetPasswordIn,
+    users: UsersServiceDep,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        await users.reset_password(session, body)
+    await users.reset_password(session, body)
     return {"message": "Password has been reset successfully"}
 
 
 @router.get("/me")
-async def get_me(identity: CurrentUser, users: UsersServiceDep, request: Request) -> Any:
-    async with _db(request).sessions() as session:
-        user = await users.me(session, identity)
+async def get_me(identity: CurrentUser, users: UsersServiceDep, session: ReadSession) -> Any:
+    user = await users.me(session, identity)
     return {"user": schemas.user_out(user)}
 
 
 @router.put("/me", responses=errors(409))
 async def update_me(
-    body: schemas.UpdateMeIn, identity: CurrentUser, users: UsersServiceDep, request: Request
+    body: schemas.UpdateMeIn,
+    identity: CurrentUser,
+    users: UsersServiceDep,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        user = await users.update_me(session, identity, body)
+    user = await users.update_me(session, identity, body)
     return {"message": "Profile updated successfully", "user": schemas.user_out(user)}
 
 
 @router.delete("/me", status_code=204)
 async def delete_me(
-    body: schemas.DeleteMeIn, identity: CurrentUser, users: UsersServiceDep, request: Request
+    body: schemas.DeleteMeIn,
+    identity: CurrentUser,
+    users: UsersServiceDep,
+    session: WriteSession,
 ) -> Response:
-    async with _db(request).transaction() as session:
-        await users.delete_me(session, identity, body)
+    await users.delete_me(session, identity, body)
     return Response(status_code=204)
 
 
@@ -115,10 +119,9 @@ async def change_password(
     body: schemas.ChangePasswordIn,
     identity: CurrentUser,
     users: UsersServiceDep,
-    request: Request,
+    session: WriteSession,
 ) -> Any:
-    async with _db(request).transaction() as session:
-        result = await users.change_password(session, identity, body)
+    result = await users.change_password(session, identity, body)
     return {"message": "Password changed successfully", "token": result.token}
 
 

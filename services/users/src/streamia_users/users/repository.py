@@ -5,16 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import String, delete, exists, func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.db import UTCDateTime, rowcount
+from streamia_kit.repository import Repository
 from streamia_users.users.models import PasswordResetToken, User
 
 
-class UsersRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-
+class UsersRepository(Repository[User]):
     async def get(self, user_id: str) -> User | None:
         return await self.session.get(User, user_id)
 
@@ -28,11 +25,6 @@ class UsersRepository:
         if except_id:
             query = query.where(User.id != except_id)
         return bool(await self.session.scalar(query))
-
-    async def add(self, user: User) -> User:
-        self.session.add(user)
-        await self.session.flush()
-        return user
 
     async def delete(self, user: User) -> None:
         await self.session.execute(
