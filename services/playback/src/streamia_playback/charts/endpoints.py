@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
+from streamia_kit.dependencies import ReadSession
 from streamia_playback.charts import schemas
-from streamia_playback.dependencies import ChartsServiceDep, ReadSession
+from streamia_playback.dependencies import ChartsServiceDep
 
 router = APIRouter(prefix="/api/playback", tags=["playback"])
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from streamia_kit.dependencies import CurrentUser
+from streamia_kit.dependencies import CurrentUser, ReadSession, WriteSession
 from streamia_kit.lists import PageDep, list_response
 from streamia_kit.openapi import errors
-from streamia_playback.dependencies import ProgressServiceDep, ReadSession, WriteSession
+from streamia_playback.dependencies import ProgressServiceDep
 from streamia_playback.progress import schemas
 
 router = APIRouter(prefix="/api/playback", tags=["playback"])
