@@ -141,6 +141,8 @@ class Platform:
                 "STREAMIA_RATE_LIMIT_GLOBAL": "1000000/minute",
                 "STREAMIA_RATE_LIMIT_LOGIN_IP": "1000000/minute",
                 "STREAMIA_CREDENTIAL_CONCURRENCY_PER_IP": "1000",
+                # One account reports progress on dozens of movies at once (a player: every 10 s).
+                "STREAMIA_PROGRESS_RATE_LIMIT": "1000/second",
                 "STREAMIA_EMAIL_SENDER": "file",
             }
         )
@@ -543,12 +545,14 @@ USER_TABLES = {
         ("comment_reports", "reporter_id"),
         ("authors", "user_id"),
     ],
+    "playback": [("progress", "user_id"), ("viewers", "user_id")],
 }
 MOVIE_TABLES = {
     "movies": [("movies", "id"), ("subtitles", "movie_id")],
     "favorites": [("favorites", "movie_id")],
     "ratings": [("ratings", "movie_id"), ("movie_summaries", "movie_id")],
     "comments": [("comments", "movie_id")],
+    "playback": [("progress", "movie_id"), ("viewers", "movie_id"), ("movie_stats", "movie_id")],
 }
 
 
@@ -595,11 +599,12 @@ async def add_activity(
     favorites: bool = True,
     ratings: bool = True,
     comments: bool = True,
+    playback: bool = True,
     concurrency: int = 8,
     direct: bool = False,
 ) -> None:
-    """A favorite, a rating and a comment by `account` on each movie, through the gateway
-    (or straight at each service when `direct`)."""
+    """A favorite, a rating, a comment and watch progress by `account` on each movie, through
+    the gateway (or straight at each service when `direct`)."""
     gate = asyncio.Semaphore(concurrency)
 
     def base(service: str) -> str:
@@ -615,6 +620,16 @@ async def add_activity(
                 f"POST /api/{service} {body} -> {resp.status_code} {resp.text[:300]}"
             )
 
+    async def watch(movie_id: str) -> None:
+        async with gate:
+            resp = await client.put(
+                f"{base('playback')}/api/playback/progress/{movie_id}",
+                json={"position": 60, "duration": 600},
+                headers=account.auth,
+            )
+        if resp.status_code != 200:
+            raise PlatformError(f"PUT progress {movie_id} -> {resp.status_code} {resp.text[:300]}")
+
     jobs = []
     for movie_id in movie_ids:
         if favorites:
@@ -623,6 +638,8 @@ async def add_activity(
             jobs.append(post("ratings", {"movieId": movie_id, "rating": stars}))
         if comments:
             jobs.append(post("comments", {"movieId": movie_id, "text": f"Nice film {movie_id}"}))
+        if playback:
+            jobs.append(watch(movie_id))
     await asyncio.gather(*jobs)
 
 

@@ -41,6 +41,8 @@ async def test_deleting_a_user_removes_their_favorites_ratings_and_comments(
             "comments.comments": 3,
             "comments.comment_reports": 1,
             "comments.authors": 1,
+            "playback.progress": 3,
+            "playback.viewers": 3,
         }, before
 
         await harness.delete_account(platform, client, leaving)
@@ -59,6 +61,8 @@ async def test_deleting_a_user_removes_their_favorites_ratings_and_comments(
             "ratings.ratings": 3,
             "comments.comments": 3,
             "comments.authors": 1,
+            "playback.progress": 3,
+            "playback.viewers": 3,
         }
     # The movies' rating summaries now count only the remaining user.
     for movie_id in movies:
@@ -139,6 +143,9 @@ async def test_deleting_a_movie_removes_its_data_everywhere_and_its_media_files(
             "ratings.ratings": 2,
             "ratings.movie_summaries": 1,
             "comments.comments": 2,
+            "playback.progress": 2,
+            "playback.viewers": 2,
+            "playback.movie_stats": 1,
         }, before
 
         resp = await client.delete(f"{gateway}/api/movies/{movie_id}", headers=admin_headers)
@@ -172,6 +179,12 @@ async def test_deleting_a_movie_removes_its_data_everywhere_and_its_media_files(
     assert resp.status_code == 404, resp.text
     resp = await client.post(
         f"{gateway}/api/ratings", headers=fans[1].auth, json={"movieId": movie_id, "rating": 2}
+    )
+    assert resp.status_code == 404, resp.text
+    resp = await client.put(
+        f"{gateway}/api/playback/progress/{movie_id}",
+        headers=fans[1].auth,
+        json={"position": 1, "duration": 600},
     )
     assert resp.status_code == 404, resp.text
     assert (
@@ -231,6 +244,7 @@ async def test_a_consumer_killed_mid_cascade_finishes_it_exactly_once(
             ("ratings", "ratings.user.deleted"): 1,
             ("comments", "comments.user.deleted"): 1,
             ("notifications", "notifications.user.deleted"): 1,
+            ("playback", "playback.user.deleted"): 1,
             ("movies", "movies.rating.deleted"): len(movies),
         }
 
@@ -343,6 +357,8 @@ async def test_cascades_complete_after_a_ten_second_broker_outage(
             "ratings.ratings": 4,
             "comments.comments": 4,
             "comments.authors": 1,
+            "playback.progress": 4,
+            "playback.viewers": 4,
         }
     # The platform works normally again: a new deletion cascades within the usual deadline.
     late = await platform.register(client)
@@ -363,7 +379,7 @@ async def test_a_poison_message_goes_to_the_dlq_without_blocking_the_ones_behind
     users = [await platform.register(client) for _ in range(2)]
     for account in users:
         await harness.add_activity(platform, client, account, movies)
-    consumers = ("favorites", "ratings", "comments")
+    consumers = ("favorites", "ratings", "comments", "playback")
     dlq_before = platform.dlq_counts()
 
     marker = f"poison-{uuid.uuid4().hex}"
@@ -438,6 +454,7 @@ def _inbox_queues() -> list[tuple[str, str]]:
         ("ratings", "ratings.user.deleted"),
         ("comments", "comments.user.deleted"),
         ("notifications", "notifications.user.deleted"),
+        ("playback", "playback.user.deleted"),
         ("movies", "movies.rating.deleted"),
     ]
 
