@@ -47,3 +47,11 @@ def test_docs_api_md_is_the_shared_contract():
     assert (ROOT / "docs" / "api.md").read_text() == SHARED_API.read_text(), (
         "copy ../shared/API.md to docs/api.md"
     )
+
+
+def test_the_kit_readme_names_every_kit_module():
+    kit = README.parent / "packages" / "streamia-kit"
+    text = (kit / "README.md").read_text()
+    modules = sorted(p.stem for p in (kit / "src" / "streamia_kit").glob("*.py"))
+    missing = [m for m in modules if m != "__init__" and f"`{m}`" not in text]
+    assert not missing, f"describe {missing} in packages/streamia-kit/README.md"
