@@ -49,6 +49,10 @@ async def browser_page() -> Any:
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         page = await browser.new_page(viewport={"width": 1280, "height": 900})
+        # The selectors read English; accounts made through the API default to Spanish.
+        await page.add_init_script(
+            "localStorage.getItem('streamia.lang') || localStorage.setItem('streamia.lang', 'en')"
+        )
         problems: list[str] = []
         page.on("pageerror", lambda exc: problems.append(f"pageerror: {exc}"))
         page.on(
