@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -55,7 +55,8 @@ def list_response(request: Request, items: Sequence[Any], total: int, page: Page
     paged or when the cap cut the list."""
     headers = {"X-Total-Count": str(total)}
     links = []
-    base = request.app.state.service.settings.public_base + request.url.path
+    # Headers are latin-1: the path goes back percent-encoded, as the client sent it.
+    base = request.app.state.service.settings.public_base + quote(request.url.path, safe="/")
     others = [(k, v) for k, v in request.query_params.multi_items() if k not in ("page", "limit")]
 
     def link(number: int, rel: str) -> str:

@@ -39,8 +39,9 @@ DESCRIPTIONS = {
     429: "Too many requests (`Retry-After`, `RateLimit-*` headers)",
     503: "A dependency is unavailable just now",
 }
-# Every `/api` route is behind the gateway's rate limit and its per-upstream circuit breaker.
-_EVERY_API_ROUTE = (429, 503)
+# Every `/api` route is behind the gateway: a bad or revoked token is 401 on any of them, a
+# refused CORS origin 403, and there are its rate limit (429) and circuit breakers (503).
+_EVERY_API_ROUTE = (401, 403, 429, 503)
 _OPERATIONS = ("/health", "/ready", "/metrics")
 
 
@@ -74,7 +75,7 @@ def _statuses(route: Any) -> list[int]:
     if has_input:
         statuses.add(400)
     if calls & {current_identity, admin_identity, optional_identity}:
-        statuses |= {401, 403}
+        statuses |= {401, 403}  # also on a service called directly, without the gateway
     if route.dependant.path_params:
         statuses.add(404)
     if has_body:
