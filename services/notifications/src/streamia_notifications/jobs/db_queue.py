@@ -11,10 +11,9 @@ import logging
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from streamia_kit.db import Database, utcnow
+from streamia_kit.db import Database, on_commit, utcnow
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.policy import DeliveryPolicy
@@ -46,7 +45,7 @@ class DatabaseEmailQueue:
             # The driver's message would quote the statement's parameters: the reset token.
             raise EnqueueFailed(f"{type(exc).__name__} queueing {job.event_id}") from None
         # Wake the runner once the consumer's transaction has committed the row.
-        event.listen(session.sync_session, "after_commit", lambda _: self.wake(), once=True)
+        on_commit(session, self.wake)
         log.info(
             "email_queued" if added else "email_already_queued",
             event_id=job.event_id,
@@ -55,7 +54,7 @@ class DatabaseEmailQueue:
         )
         return added
 
-    def wake(self) -> None:
+    async def wake(self) -> None:
         self._wakeup.set()
 
     async def start(self) -> None:
