@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import structlog
@@ -14,6 +15,7 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 
 from streamia_kit.events import Envelope, exchange_for, queue_name
+from streamia_kit.faults import is_transient, transient_delay
 
 log = structlog.get_logger("streamia.bus")
 
@@ -24,7 +26,14 @@ DEAD_LETTERS = Counter(
     "streamia_dead_letters_total", "Events moved to a dead-letter queue", ["queue"]
 )
 
+TRANSIENT_RETRIES = Counter(
+    "streamia_consumer_transient_retries_total",
+    "Deliveries run again because a dependency was unavailable (no attempt consumed)",
+    ["queue"],
+)
+
 Handler = Callable[[Envelope], Awaitable[None]]
+T = TypeVar("T")
 
 
 class MalformedMessage(Exception):
@@ -161,8 +170,9 @@ class EventBus(abc.ABC):
                 parsed.append((position, envelope))
         alone = parsed
         if len(parsed) > 1:
+            envelopes = [env for _, env in parsed]
             try:
-                invalid = set(await batch([env for _, env in parsed]))
+                invalid = set(await self._until_available(sub, lambda: batch(envelopes)))
             except Exception as exc:
                 log.info(
                     "batch_failed_one_by_one",
@@ -191,9 +201,36 @@ class EventBus(abc.ABC):
             log.warning("malformed_message", queue=sub.queue, error=str(exc)[:300])
             return Verdict(Outcome.DEAD, f"malformed: {str(exc)[:500]}")
 
+    async def _until_available(self, sub: Subscription, call: Callable[[], Awaitable[T]]) -> T:
+        """Run `call` again, as long as it takes, while it fails because a dependency is
+        unavailable (see `faults.is_transient`); such failures consume no attempt."""
+        failures = 0
+        while True:
+            try:
+                result = await call()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                TRANSIENT_RETRIES.labels(sub.queue).inc()
+                delay = transient_delay(failures, self.retry_base_delay)
+                if failures == 1 or failures % 20 == 0:
+                    log.warning(
+                        "dependency_unavailable",
+                        queue=sub.queue,
+                        failures=failures,
+                        retry_in=round(delay, 2),
+                        error=f"{type(exc).__name__}: {exc}"[:300],
+                    )
+                await asyncio.sleep(delay)
+                continue
+            if failures:
+                log.info("dependency_back", queue=sub.queue, failures=failures)
+            return result
+
     async def _run(self, sub: Subscription, envelope: Envelope, attempt: int) -> Verdict:
         try:
-            await sub.handler(envelope)
+            await self._until_available(sub, lambda: sub.handler(envelope))
         except MalformedMessage as exc:
             log.warning("malformed_message", queue=sub.queue, event_id=envelope.id, error=str(exc))
             return Verdict(Outcome.DEAD, f"malformed: {exc}")

@@ -23,7 +23,8 @@ class Envelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    # The inbox keeps ids in a 64-character column: a longer one can never be processed.
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1, max_length=64)
     source: str
     type: str
     specversion: str = "1.0"

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.policy import DeliveryPolicy
-from streamia_notifications.jobs.queue import EnqueueFailed
+from streamia_notifications.jobs.queue import EnqueueFailed, EnqueueUnavailable
 
 log = structlog.get_logger("streamia.notifications.jobs")
 
@@ -81,11 +81,11 @@ class ArqEmailQueue:
 
     async def enqueue(self, session: AsyncSession, job: EmailJob) -> bool:
         if self._pool is None:
-            raise EnqueueFailed("email queue is not running")
+            raise EnqueueUnavailable("email queue is not running")
         try:
             queued = await self._pool.enqueue_job(FUNCTION, job, _job_id=self.job_id(job.event_id))
         except Exception as exc:
-            raise EnqueueFailed(f"{type(exc).__name__} queueing {job.event_id}") from None
+            raise EnqueueFailed.from_error(exc, job.event_id) from None
         log.info(
             "email_queued" if queued else "email_already_queued",
             event_id=job.event_id,

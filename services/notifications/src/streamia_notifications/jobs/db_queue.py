@@ -43,7 +43,7 @@ class DatabaseEmailQueue:
             added = await QueuedEmailsRepository(session).enqueue(job)
         except Exception as exc:
             # The driver's message would quote the statement's parameters: the reset token.
-            raise EnqueueFailed(f"{type(exc).__name__} queueing {job.event_id}") from None
+            raise EnqueueFailed.from_error(exc, job.event_id) from None
         # Wake the runner once the consumer's transaction has committed the row.
         on_commit(session, self.wake)
         log.info(
