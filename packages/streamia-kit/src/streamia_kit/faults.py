@@ -110,4 +110,4 @@ def is_transient(exc: BaseException) -> bool:
 def transient_delay(failures: int, first: float) -> float:
     """Wait before try number `failures + 1`: exponential from `first`, capped, jittered."""
     ceiling = min(first * 2 ** (failures - 1), MAX_DELAY)
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
+    return random.uniform(ceiling / 2, ceiling)
