@@ -309,6 +309,16 @@ async def test_the_api_docs_render_offline(platform, browser_page) -> None:
     assert page.problems == []  # no CSP violation, nothing from another origin
 
 
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 96), (200, 40, 40)).save(out, "PNG")
+    return out.getvalue()
+
+
 VTT = b"WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHola\n"
 
 
@@ -332,8 +342,17 @@ async def test_admin_forms_add_upload_edit_and_subtitles(
     upload_form = "form:has(h2:has-text('Upload a movie'))"
     await page.set_input_files(f"{upload_form} input[name=video]", str(sample_video))
     await page.fill(f"{upload_form} input[name=title]", f"{title} upload")
+    await page.set_input_files(
+        f"{upload_form} input[name=cover]",
+        {"name": "cover.png", "mimeType": "image/png", "buffer": _png()},
+    )
     await page.click(f"{upload_form} button[type=submit]")
     await page.wait_for_selector(f"{upload_form} .notice.success a:has-text('add subtitles')")
+    uploaded = await api.get("/api/movies", params={"search": f"{title} upload", "limit": 10})
+    [with_cover] = [m for m in uploaded.json()["data"] if m["title"] == f"{title} upload"]
+    assert with_cover["coverImage"]
+    cover = await api.get(with_cover["coverImage"])
+    assert cover.status_code == 200 and cover.headers["content-type"].startswith("image/")
 
     found = await api.get("/api/movies", params={"search": title, "limit": 10})
     movie_id = next(m["id"] for m in found.json()["data"] if m["title"] == title)

@@ -58,6 +58,11 @@ function uploadForm(onDone) {
   const title = field('Title', 'title', { maxlength: '200', required: true });
   const category = field('Category', 'category', { maxlength: '100' });
   const description = field('Description', 'description', { textarea: true, rows: '3', maxlength: '5000' });
+  const coverFile = field('Cover image', 'cover', {
+    type: 'file',
+    accept: 'image/png,image/jpeg,image/webp',
+    hint: 'PNG, JPEG or WebP (optional: without one, a frame of the video is the poster)',
+  });
   const progress = h('progress', { max: '100', value: '0', 'aria-label': 'Upload progress' });
   const progressText = h('span', { class: 'muted', 'aria-live': 'polite' });
   const progressWrap = h('div', { class: 'progress', hidden: true }, progress, progressText);
@@ -91,6 +96,7 @@ function uploadForm(onDone) {
         data.append('title', title.input.value.trim());
         if (description.input.value.trim()) data.append('description', description.input.value.trim());
         if (category.input.value.trim()) data.append('category', category.input.value.trim());
+        if (coverFile.input.files[0]) data.append('cover', coverFile.input.files[0]);
         data.append('video', chosen); // after the text fields: the service streams the file
         progress.value = 0;
         progressText.textContent = `0 % of ${formatBytes(chosen.size)}`;
@@ -134,6 +140,7 @@ function uploadForm(onDone) {
     title.wrap,
     category.wrap,
     description.wrap,
+    coverFile.wrap,
     progressWrap,
     h('div', { class: 'actions' }, submit, cancel),
   );
