@@ -9,8 +9,15 @@ from typing import Any, Protocol
 
 import orjson
 import structlog
+from prometheus_client import Counter
+
+from streamia_kit.breaker import CircuitBreaker
 
 log = structlog.get_logger("streamia.cache")
+
+CACHE_ERRORS = Counter(
+    "streamia_cache_errors_total", "Cache calls that failed or were skipped (Redis down)"
+)
 
 
 class Cache(Protocol):
@@ -53,22 +60,69 @@ class MemoryCache:
 
 
 class RedisCache:
-    """JSON values in Redis with a TTL; `prefix` keeps parallel test runs apart."""
+    """JSON values in Redis with a TTL; `prefix` keeps parallel test runs apart.
 
-    def __init__(self, redis: Any, prefix: str = "") -> None:
+    Best effort, never an error: while Redis is unreachable a read is a miss (the caller
+    loads from its database) and a write is skipped, and a breaker that opens on the first
+    failure spares the next calls a connect timeout for `retry_seconds`. A key whose write
+    or delete did not happen is deleted before the next successful call, so this process
+    never reads a stale value once Redis is back (the TTL bounds it for the others).
+    """
+
+    def __init__(self, redis: Any, prefix: str = "", retry_seconds: float = 1.0) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._breaker = CircuitBreaker(
+            "cache",
+            volume_threshold=1,
+            window_seconds=retry_seconds,
+            buckets=1,
+            reset_seconds=retry_seconds,
+        )
+        self._stale: set[str] = set()
+
+    async def _call(self, command: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
+        """(True, result) or, when Redis is down or the breaker open, (False, None)."""
+        permit = self._breaker.acquire()
+        if permit is None:
+            CACHE_ERRORS.inc()
+            return False, None
+        try:
+            if self._stale:
+                keys = list(self._stale)
+                await self._redis.delete(*keys)
+                self._stale.difference_update(keys)
+            result = await command()
+        except Exception as exc:
+            self._breaker.record(permit, ok=False)
+            CACHE_ERRORS.inc()
+            log.warning("cache_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
+            return False, None
+        except BaseException:
+            self._breaker.release(permit)
+            raise
+        self._breaker.record(permit, ok=True)
+        return True, result
 
     async def get(self, key: str) -> Any | None:
-        raw = await self._redis.get(self._prefix + key)
+        _, raw = await self._call(lambda: self._redis.get(self._prefix + key))
         return None if raw is None else orjson.loads(raw)
 
     async def set(self, key: str, value: Any, ttl: float) -> None:
-        await self._redis.set(self._prefix + key, orjson.dumps(value), px=int(ttl * 1000))
+        full = self._prefix + key
+        done, _ = await self._call(
+            lambda: self._redis.set(full, orjson.dumps(value), px=int(ttl * 1000))
+        )
+        if not done:  # the value it should have replaced may still be there
+            self._stale.add(full)
 
     async def delete(self, *keys: str) -> None:
-        if keys:
-            await self._redis.delete(*(self._prefix + k for k in keys))
+        if not keys:
+            return
+        full = [self._prefix + k for k in keys]
+        done, _ = await self._call(lambda: self._redis.delete(*full))
+        if not done:
+            self._stale.update(full)
 
     async def ping(self) -> bool:
         try:
@@ -106,24 +160,15 @@ async def cache_aside(
     cache: Cache, flight: SingleFlight, key: str, ttl: float, load: Callable[[], Awaitable[Any]]
 ) -> Any:
     """Return the cached value, or load it once (however many callers miss together).
-    A cache that is down is skipped: the value is loaded, not the request failed."""
-    try:
-        cached = await cache.get(key)
-    except Exception as exc:
-        log.warning("cache_unavailable", key=key, error=f"{type(exc).__name__}: {exc}"[:300])
-        return await load()
+    A cache that is down reads as a miss: the value is loaded, not the request failed."""
+    cached = await cache.get(key)
     if cached is not None:
         return cached
 
     async def fill() -> Any:
         value = await load()
         if value is not None:
-            try:
-                await cache.set(key, value, ttl)
-            except Exception as exc:
-                log.warning(
-                    "cache_unavailable", key=key, error=f"{type(exc).__name__}: {exc}"[:300]
-                )
+            await cache.set(key, value, ttl)
         return value
 
     return await flight.do(key, fill)

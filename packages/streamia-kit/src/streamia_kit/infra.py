@@ -46,7 +46,13 @@ class Infrastructure:
         if settings.redis_url:
             from redis.asyncio import Redis
 
-            redis = Redis.from_url(settings.redis_url, decode_responses=False)
+            # Bounded: a black-holed Redis fails a call in seconds instead of hanging it.
+            redis = Redis.from_url(
+                settings.redis_url,
+                decode_responses=False,
+                socket_connect_timeout=1.0,
+                socket_timeout=2.0,
+            )
             prefix = f"{ns}:" if ns else ""
             cache = RedisCache(redis, prefix=prefix)
             revocations = RedisRevocationStore(redis, namespace=ns)

@@ -223,10 +223,16 @@ class RatingsService:
         on_commit(session, drop_cached)
 
     async def forget_movie(self, session: AsyncSession, event: MovieDeleted) -> None:
-        """movie.deleted: tombstone the movie, then remove its ratings and summary."""
+        """movie.deleted: tombstone the movie, remove its ratings, then (once committed) its
+        cached summary."""
         await self.movies.remove(session, event)
         await RatingsRepository(session).remove_for_movie(event.movie_id)
-        await self.cache.delete(summary_key(event.movie_id))
+        key = summary_key(event.movie_id)
+
+        async def drop_cached() -> None:
+            await self.cache.delete(key)
+
+        on_commit(session, drop_cached)
 
 
 def _delta(old: int, new: int) -> dict[int, int]:
