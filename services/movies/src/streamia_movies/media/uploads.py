@@ -94,7 +94,8 @@ class _Part:
     def __init__(self) -> None:
         self.header_field = bytearray()
         self.header_value = bytearray()
-        self.headers: dict[str, str] = {}
+        # Raw bytes: a header value is not decoded until its parameters are split out.
+        self.headers: dict[str, bytes] = {}
         self.name = ""
         self.filename: str | None = None
         self.value = bytearray()
@@ -140,16 +141,16 @@ class _Receiver:
     def on_header_end(self) -> None:
         part = self.part
         assert part is not None
-        part.headers[part.header_field.decode("latin-1").lower()] = part.header_value.decode(
-            "utf-8", "replace"
-        )
+        part.headers[part.header_field.decode("latin-1").lower()] = bytes(part.header_value)
         part.header_field.clear()
         part.header_value.clear()
 
     def on_headers_finished(self) -> None:
         part = self.part
         assert part is not None
-        _, options = parse_options_header(part.headers.get("content-disposition", ""))
+        # Parameters are split on the raw bytes, then decoded as UTF-8 (what browsers send):
+        # given a str, parse_options_header would encode it as latin-1 and fail on the rest.
+        _, options = parse_options_header(part.headers.get("content-disposition", b""))
         part.name = options.get(b"name", b"").decode("utf-8", "replace")
         filename = options.get(b"filename")
         if filename is not None:
@@ -163,8 +164,12 @@ class _Receiver:
                 self.staging_dir.mkdir(parents=True, exist_ok=True)
                 fd, name = tempfile.mkstemp(dir=self.staging_dir, prefix=".upload-")
                 part.out = os.fdopen(fd, "wb")
+                content_type = part.headers.get("content-type")
                 part.staged = StagedFile(
-                    part.name, part.filename, part.headers.get("content-type"), Path(name)
+                    part.name,
+                    part.filename,
+                    None if content_type is None else content_type.decode("utf-8", "replace"),
+                    Path(name),
                 )
                 self.form.files[part.name] = part.staged
         elif len(self.form.fields) >= self.max_fields:

@@ -232,3 +232,24 @@ async def test_files_in_unexpected_fields_are_skipped(client, staging):
 
     assert r.status_code == 200
     assert set(r.json()["files"]) == {"video"}
+
+
+async def test_field_names_and_filenames_beyond_latin_1_are_read_as_utf_8(client, staging):
+    data = MP4_HEAD + b"\x00" * 5000
+    client.app.state.expected = {"video": data}
+    boundary = uuid.uuid4().hex
+    body = _multipart(
+        {"título 🎬": "sí", "\U000ff4f2": "{}"}, {"video": ("película 🎬.mp4", data)}, boundary
+    )
+
+    r = await client.post(
+        "/upload",
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+    assert r.status_code == 200, r.text
+    assert r.json()["fields"] == {"título 🎬": "sí", "\U000ff4f2": "{}"}
+    assert r.json()["files"]["video"]["filename"] == "película 🎬.mp4"
+    assert r.json()["files"]["video"]["data_ok"]
+    assert list(staging.iterdir()) == []
