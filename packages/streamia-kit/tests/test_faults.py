@@ -197,3 +197,31 @@ async def test_a_database_cut_for_longer_than_every_attempt_then_restored_applie
         await harness.db.dispose()
         await proxy.close()
         await distributed_stack.cleanup(["users"])
+
+
+async def test_the_bus_reports_itself_down_while_rabbitmq_is_cut_and_up_once_it_is_back(
+    distributed_stack, harness_factory
+):
+    make_harness, open_harness = harness_factory
+    proxy = await TcpProxy("127.0.0.1", 5672).start()
+    harness = make_harness(
+        distributed_stack, amqp_url=f"amqp://guest:guest@127.0.0.1:{proxy.port}/"
+    )
+    await open_harness(harness)
+    bus = harness.infra.bus
+    try:
+        await harness.infra.start()
+        assert await bus.ping()
+        await proxy.cut()
+        await wait_for(lambda: _not(bus.ping()), timeout=5, message="bus down")
+        await proxy.restore()
+        await wait_for(bus.ping, timeout=15, message="bus back")
+    finally:
+        await harness.infra.close()
+        await harness.db.dispose()
+        await proxy.close()
+        await distributed_stack.cleanup(["users"])
+
+
+async def _not(awaitable) -> bool:
+    return not await awaitable

@@ -306,7 +306,9 @@ class RabbitMQBus(EventBus):
         await self._exchanges[exchange_for(env.type)].publish(message, routing_key=env.type)
 
     async def ping(self) -> bool:
-        return self._conn is not None and not self._conn.is_closed
+        """False while the robust connection is lost and reconnecting, not only once closed."""
+        conn = self._conn
+        return conn is not None and not conn.is_closed and conn.connected.is_set()
 
     async def close(self) -> None:
         for task in self._workers:
