@@ -28,17 +28,32 @@ _REQUEST_ID_HEADER = REQUEST_ID_HEADER.encode()
 NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 HTTP_REQUESTS = Counter(
-    "streamia_http_requests_total", "HTTP requests served", ["service", "method", "status"]
+    "streamia_http_requests_total",
+    "HTTP requests served",
+    ["service", "method", "route", "status"],
 )
 HTTP_LATENCY = Histogram(
     "streamia_http_request_duration_seconds",
     "HTTP request latency",
-    ["service", "method"],
+    ["service", "method", "route"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# The `route` label of a request no route matched: raw paths would be unbounded label values.
+UNMATCHED_ROUTE = "unmatched"
+# Probes and scrapes are not traffic: counting them would dilute every rate and latency.
+OPERATIONS_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that served the request (`/api/movies/{movie_id}`), which
+    FastAPI's router leaves in the scope once it has matched."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class RequestContextMiddleware:
@@ -51,21 +66,21 @@ class RequestContextMiddleware:
         # Looked up once, not per request (a proxy if the provider is configured later).
         self._tracer = trace.get_tracer("streamia")
         # Metric children per label set: `.labels()` hashes and locks on every call.
-        self._counters: dict[tuple[str, int], Any] = {}
-        self._latencies: dict[str, Any] = {}
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._latencies: dict[tuple[str, str], Any] = {}
 
-    def _observe(self, method: str, status: int, elapsed: float) -> None:
-        counter = self._counters.get((method, status))
+    def _observe(self, method: str, route: str, status: int, elapsed: float) -> None:
+        counter = self._counters.get((method, route, status))
         if counter is None:
-            counter = HTTP_REQUESTS.labels(self.service, method, str(status))
+            counter = HTTP_REQUESTS.labels(self.service, method, route, str(status))
             if len(self._counters) < 1000:  # methods are client-chosen: bound the memo
-                self._counters[(method, status)] = counter
+                self._counters[(method, route, status)] = counter
         counter.inc()
-        latency = self._latencies.get(method)
+        latency = self._latencies.get((method, route))
         if latency is None:
-            latency = HTTP_LATENCY.labels(self.service, method)
-            if len(self._latencies) < 100:
-                self._latencies[method] = latency
+            latency = HTTP_LATENCY.labels(self.service, method, route)
+            if len(self._latencies) < 1000:
+                self._latencies[(method, route)] = latency
         latency.observe(elapsed)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
@@ -117,7 +132,8 @@ class RequestContextMiddleware:
             otel_context.detach(context_token)
             elapsed = time.perf_counter() - started
             method = scope["method"]
-            self._observe(method, status, elapsed)
+            if scope["path"] not in OPERATIONS_PATHS:
+                self._observe(method, route_template(scope), status, elapsed)
             if scope["path"] not in self.quiet and _access_stdlib.isEnabledFor(logging.INFO):
                 access_log.info(
                     "request",

@@ -33,9 +33,12 @@ from streamia_kit.auth import (
 from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import Unauthorized
 from streamia_kit.logging import configure_logging, new_request_id, request_id_var
+from streamia_kit.middleware import OPERATIONS_PATHS
 
 log = structlog.get_logger("streamia.gateway")
 
+# The `route` label of every page of the web app (its client routes are the browser's business).
+WEB_APP_ROUTE = "/{web_app}"
 TOO_MANY_REQUESTS = "Too many requests, please try again later."
 # A declared body over the route's limit is drained (so the client reads the 413) up to
 # this size; past it the gateway answers and closes the connection instead.
@@ -147,7 +150,8 @@ class Gateway:
                 await ex.error(500, "Internal server error", "internal_error")
         finally:
             elapsed = time.perf_counter() - started
-            self.metrics.observe(ex.upstream, ex.method, ex.status, elapsed)
+            if ex.path not in OPERATIONS_PATHS:  # probes and scrapes are not traffic
+                self.metrics.observe(ex.upstream, ex.route, ex.method, ex.status, elapsed)
             if self._access_log is not None:
                 self._access_log.write(ex, elapsed)
             request_id_var.reset(token)
@@ -166,6 +170,7 @@ class Gateway:
         if upstream is None:
             await ex.error(404, "Endpoint not found", "endpoint_not_found")
             return
+        ex.route = upstream.route
         if await self._body_too_large(ex):
             return
         authenticated, identity, keep_authorization = await self._authenticate(ex)
@@ -211,6 +216,7 @@ class Gateway:
                 405, "Method not allowed", "method_not_allowed", [(b"allow", b"GET, HEAD")]
             )
             return True
+        ex.route = WEB_APP_ROUTE
         await self.web.serve(ex, page, ((b"vary", b"Accept"),) if page == self.web.index else ())
         return True
 

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from streamia_kit.errors import error_body
-from streamia_kit.middleware import NOSNIFF
+from streamia_kit.middleware import NOSNIFF, UNMATCHED_ROUTE
 
 Headers = list[tuple[bytes, bytes]]
 Scope = MutableMapping[str, Any]
@@ -41,6 +41,7 @@ class Exchange:
         "status",
         "started",
         "upstream",
+        "route",
     )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -61,6 +62,7 @@ class Exchange:
         self.status = 0
         self.started = False
         self.upstream = "gateway"
+        self.route = UNMATCHED_ROUTE  # the metrics' label: a route template, never a raw path
 
     async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         self.status = status

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -31,20 +39,20 @@ class _BreakerCollector(Collector):
 
 
 class GatewayMetrics:
-    """Request counts and latency by upstream and status, rate-limit refusals, breaker state."""
+    """Requests and latency by upstream, route and status; rate-limit refusals; breaker state."""
 
     def __init__(self, breakers: Mapping[str, CircuitBreaker]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "streamia_gateway_requests_total",
             "Requests answered by the gateway",
-            ["upstream", "method", "status"],
+            ["upstream", "route", "method", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
             "streamia_gateway_request_duration_seconds",
             "Time until the gateway finished answering",
-            ["upstream"],
+            ["upstream", "route"],
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
@@ -55,10 +63,14 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.registry.register(_BreakerCollector(breakers))
+        # process_* and python_*, as on every service's /metrics (the same stateless readers).
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
 
-    def observe(self, upstream: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(upstream, method, str(status)).inc()
-        self.latency.labels(upstream).observe(seconds)
+    def observe(self, upstream: str, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answer; `route` is a template (the gateway's route table), never a path."""
+        self.requests.labels(upstream, route, method, str(status)).inc()
+        self.latency.labels(upstream, route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

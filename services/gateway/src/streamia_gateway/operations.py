@@ -24,6 +24,7 @@ _DOCS_HEADERS = tuple((k.encode(), v.encode()) for k, v in DOCS_HEADERS.items())
 _DOCS_PAGE = docs_page("/openapi.json", "Streamia API")
 # For the cluster's eyes only (Prometheus, probes): what the public reaches through the
 # ingress gets a 404, as if they did not exist.
+_DOCS_ASSET_ROUTE = DOCS_ASSETS + "{asset}"
 _INTERNAL = frozenset({"/metrics", "/ready"})
 
 
@@ -57,9 +58,12 @@ class Operations:
     async def answer(self, ex: Exchange) -> bool:
         """Serve `ex` when its path is one of the gateway's own; False when it is not."""
         route = self._routes.get(ex.path)
-        if route is None and ex.path.startswith(DOCS_ASSETS):
+        if route is not None:
+            ex.route = ex.path  # one of the fixed paths above
+        elif ex.path.startswith(DOCS_ASSETS):
             route = self._docs_asset
-        if route is None:
+            ex.route = _DOCS_ASSET_ROUTE
+        else:
             return False
         if ex.proxied and ex.path in _INTERNAL:
             await ex.error(404, "Endpoint not found", "endpoint_not_found")

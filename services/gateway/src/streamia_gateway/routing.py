@@ -15,6 +15,7 @@ _UPLOAD_PATH = re.compile(r"^/api/movies/(upload|[^/]+/subtitles)/?$")
 class Upstream:
     name: str
     base_url: str
+    route: str  # the gateway route it serves, as the metrics' `route` label
 
 
 class Router:
@@ -23,11 +24,17 @@ class Router:
     def __init__(self, settings: GatewaySettings) -> None:
         urls = settings.upstream_urls()
         self._exact = {
-            "/.well-known/jwks.json": Upstream("users", urls["users"]),
-            # The monolith's media-store status route, answered by the movies service.
-            "/api/cloudinary/status": Upstream("movies", urls["movies"]),
+            path: Upstream(name, urls[name], path)
+            for path, name in (
+                ("/.well-known/jwks.json", "users"),
+                # The monolith's media-store status route, answered by the movies service.
+                ("/api/cloudinary/status", "movies"),
+            )
         }
-        self._prefixes = [(f"/api/{name}", Upstream(name, url)) for name, url in urls.items()]
+        self._prefixes = [
+            (f"/api/{name}", Upstream(name, url, f"/api/{name}/{{path}}"))
+            for name, url in urls.items()
+        ]
         self._max_upload = settings.max_upload_bytes
         self._max_json = settings.max_json_body_bytes
 

@@ -51,21 +51,30 @@ async def test_own_endpoints_refuse_other_methods(
         assert (await resp.json())["code"] == "method_not_allowed"
 
 
-async def test_metrics_count_requests_by_upstream_and_status(
+async def test_metrics_count_requests_by_upstream_route_and_status(
     start_gateway, http: aiohttp.ClientSession
 ) -> None:
     gw = await start_gateway(favorites_url=closed_port_url())
-    async with http.get(gw.url + "/api/movies") as resp:
-        await resp.read()
-    async with http.get(gw.url + "/api/favorites") as resp:
-        await resp.read()
+    for path in ("/api/movies/abc", "/api/movies/def", "/api/favorites", "/api/nowhere/1"):
+        async with http.get(gw.url + path) as resp:
+            await resp.read()
+    for path in ("/health", "/ready", "/metrics"):  # probes and scrapes are not traffic
+        async with http.get(gw.url + path) as resp:
+            await resp.read()
     async with http.get(gw.url + "/metrics") as resp:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = await resp.text()
     total = "streamia_gateway_requests_total"
-    assert total + '{method="GET",status="200",upstream="movies"} 1.0' in text
-    assert total + '{method="GET",status="503",upstream="favorites"} 1.0' in text
+    movies = 'route="/api/movies/{path}",status="200",upstream="movies"'
+    assert total + '{method="GET",' + movies + "} 2.0" in text
+    favorites = 'route="/api/favorites/{path}",status="503",upstream="favorites"'
+    assert total + '{method="GET",' + favorites + "} 1.0" in text
+    assert total + '{method="GET",route="unmatched",status="404",upstream="gateway"} 1.0' in text
+    assert "/health" not in text and "/ready" not in text and "/metrics" not in text
+    assert "abc" not in text  # a raw path never becomes a label value
+    assert "process_resident_memory_bytes" in text
+    assert "python_info" in text
     assert 'streamia_gateway_circuit_state{upstream="favorites"} 0.0' in text
     assert "streamia_gateway_request_duration_seconds_bucket" in text
 
