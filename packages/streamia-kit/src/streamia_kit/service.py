@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -183,7 +184,9 @@ class Service:
 
         @router.get("/ready")
         async def ready() -> Response:
-            checks = {name: await check() for name, check in self.ready_checks.items()}
+            names = list(self.ready_checks)
+            results = await asyncio.gather(*(_probe(self.ready_checks[n]) for n in names))
+            checks = dict(zip(names, results, strict=True))
             ok = all(checks.values()) and self.started_at is not None
             return JSONResponse(
                 {"status": "ready" if ok else "not_ready", "service": self.name, "checks": checks},
@@ -204,3 +207,20 @@ class Service:
             return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
         return router
+
+
+# Each /ready check answers within this, so a black-holed dependency reads as down, fast.
+READY_CHECK_SECONDS = 0.8
+_abandoned: set[asyncio.Future[bool]] = set()  # timed-out checks, cancelled in the background
+
+
+async def _probe(check: Callable[[], Awaitable[bool]]) -> bool:
+    task = asyncio.ensure_future(check())
+    await asyncio.wait({task}, timeout=READY_CHECK_SECONDS)
+    if not task.done():
+        # Not awaited: a driver may take seconds more to give up a hung connection.
+        task.cancel()
+        _abandoned.add(task)
+        task.add_done_callback(_abandoned.discard)
+        return False
+    return not task.cancelled() and task.exception() is None and bool(task.result())

@@ -202,19 +202,27 @@ def free_port() -> int:
 
 class TcpProxy:
     """A loopback TCP proxy the test controls: `cut()` drops every connection and refuses
-    new ones until `restore()` — a broker outage without touching the broker."""
+    new ones until `restore()` — a broker outage without touching the broker; `black_hole()`
+    keeps accepting and passes nothing either way (a dependency that hangs)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
         self._server: asyncio.base_events.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
+        self._holed = False
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         return self
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._holed:
+            self._pipes.add(writer)
+            with contextlib.suppress(ConnectionError, OSError):
+                while await reader.read(65536):
+                    pass
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -225,6 +233,8 @@ class TcpProxy:
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    if self._holed:
+                        continue
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -244,8 +254,17 @@ class TcpProxy:
             pipe.transport.abort()
         self._pipes.clear()
 
+    async def black_hole(self) -> None:
+        self._holed = True
+
     async def restore(self) -> None:
-        await self.start()
+        if self._holed:
+            self._holed = False
+            for pipe in list(self._pipes):  # what it swallowed is gone: those connections too
+                pipe.transport.abort()
+            self._pipes.clear()
+        if self._server is None:
+            await self.start()
 
     async def close(self) -> None:
         await self.cut()
