@@ -116,6 +116,43 @@ async def test_an_upload_without_a_title_takes_the_file_name_and_without_a_video
     assert (await client.get("/api/movies")).json()["total"] == 1
 
 
+@pytest.mark.parametrize(
+    "fields,filename",
+    [
+        ({"title": "Nu\x00l"}, "clip.mp4"),
+        ({"title": "t", "description": "d\x00"}, "clip.mp4"),
+        ({"title": "t", "category": "\x00"}, "clip.mp4"),
+        ({}, "Nu\x00l.mp4"),
+    ],
+)
+async def test_a_nul_in_an_uploads_text_is_a_400_and_stores_nothing(
+    client, app, tokens, clip, check_error, fields, filename
+):
+    # By hand: httpx would percent-encode the NUL a fuzzer sends as it is.
+    boundary = uuid.uuid4().hex
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="video"; filename="{filename}"'
+        "\r\nContent-Type: video/mp4\r\n\r\n".encode()
+        + clip.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+    resp = await client.post(
+        "/api/movies/upload",
+        headers={**tokens("admin"), "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=b"".join(parts),
+    )
+
+    check_error(resp, 400, "Validation error")
+    root = app.state.movies.media.store.root
+    assert [p for p in root.rglob("*") if p.is_file()] == []
+    assert (await client.get("/api/movies")).json()["total"] == 0
+
+
 SRT_LATIN1 = "1\r\n00:00:01,000 --> 00:00:02,500\r\n¡Acción!\r\n\r\n2\r\n00:00:03,000 --> 00:00:04,000\r\nSeñor\r\n".encode(
     "latin-1"
 )

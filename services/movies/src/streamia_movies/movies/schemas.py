@@ -19,14 +19,17 @@ from pydantic import (
 
 from streamia_kit.config import absolute_url
 from streamia_kit.db import iso
+from streamia_kit.validation import Storable
 from streamia_movies.media.formats import VIDEO_EXTENSIONS
 from streamia_movies.movies.models import Movie, Subtitle
 
 M = TypeVar("M", bound=BaseModel)
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
-Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Storable
+]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000), Storable]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), Storable]
 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 
@@ -124,7 +127,9 @@ class UpdateMovieIn(_In):
 
 class SubtitleIn(_In):
     language: Language
-    label: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
+    label: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), Storable] | None
+    ) = None
 
 
 Sort = Literal["newest", "title", "rating", "popular"]
