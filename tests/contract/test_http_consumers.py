@@ -53,6 +53,7 @@ async def test_the_projection_catches_up_a_movie_and_learns_an_unknown_one_is_mi
                     "coverImage": match.str("https://cdn.example.com/nosferatu.jpg"),
                     "videoUrl": match.str("https://cdn.example.com/nosferatu.mp4"),
                     "duration": match.number(5640.0),
+                    "hasAudio": match.bool(True),
                     "category": match.str("horror"),
                     "updatedAt": match.regex("2030-01-01T00:00:00.000001Z", regex=ISO_TIME),
                 }
@@ -76,7 +77,7 @@ async def test_the_projection_catches_up_a_movie_and_learns_an_unknown_one_is_mi
 
     assert found is not None and missing is None
     assert (found.movie_id, found.title, found.category) == (MOVIE_ID, "Nosferatu", "horror")
-    assert found.duration == 5640.0 and found.version > 0
+    assert found.duration == 5640.0 and found.has_audio is True and found.version > 0
     _write_and_compare(pact, "catalogue-projection-movies.json")
 
 

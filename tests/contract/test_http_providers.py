@@ -72,6 +72,7 @@ async def test_the_movie_service_answers_the_projections_catch_up_calls(tmp_path
                 "title": title,
                 "category": "horror",
                 "duration": 5640,
+                "hasAudio": True,
                 "coverImage": "https://cdn.example.com/nosferatu.jpg",
                 "videoUrl": "https://cdn.example.com/nosferatu.mp4",
             }

@@ -80,7 +80,11 @@ async def test_an_unprojected_movie_is_fetched_once_from_the_movie_service(
     assert second.status_code == 201, second.text
     assert fake_movies.hits == [remote["id"]]
     caught_up = await projected(remote["id"])
-    assert (caught_up.title, caught_up.poster) == ("Caught up", remote["coverImage"])
+    assert (caught_up.title, caught_up.poster, caught_up.has_audio) == (
+        "Caught up",
+        remote["coverImage"],
+        True,
+    )
     # The movie.created event that arrives later (same version) changes nothing.
     late = await publish(
         MovieCreated(movie_id=remote["id"], title="Late", category="noir", version=0.0)

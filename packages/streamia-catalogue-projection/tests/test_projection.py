@@ -143,6 +143,7 @@ def test_an_api_movie_becomes_a_snapshot():
         "coverImage": "c",
         "videoUrl": "v",
         "duration": 10,
+        "hasAudio": False,
         "category": "k",
         "updatedAt": "2025-01-01T00:00:00.000Z",
     }
@@ -154,7 +155,8 @@ def test_an_api_movie_becomes_a_snapshot():
         10.0,
         "k",
     )
-    assert snap.version == 1735689600.0
+    assert snap.has_audio is False and snap.version == 1735689600.0
+    assert snapshot_from_api({**data, "hasAudio": "yes"}, "m1").has_audio is None
     assert snapshot_from_api({**data, "id": "other"}, "m1") is None
     assert snapshot_from_api(None, "m1") is None
 

@@ -95,6 +95,7 @@ def snapshot_from_api(data: Any, movie_id: str) -> MovieSnapshot | None:
         cover_image=data.get("coverImage") if isinstance(data.get("coverImage"), str) else None,
         video_url=data.get("videoUrl") if isinstance(data.get("videoUrl"), str) else None,
         duration=float(duration) if isinstance(duration, int | float) else None,
+        has_audio=data.get("hasAudio") if isinstance(data.get("hasAudio"), bool) else None,
         category=data.get("category") if isinstance(data.get("category"), str) else None,
         version=version,
     )

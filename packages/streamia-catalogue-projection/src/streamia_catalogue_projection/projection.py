@@ -34,6 +34,7 @@ def projection_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("poster", Text, nullable=True),
         Column("video_url", Text, nullable=True),
         Column("duration", Float, nullable=True),
+        Column("has_audio", Boolean, nullable=True),
         Column("category", Text, nullable=True),
         Column("deleted", Boolean, nullable=False),
         Column("version", Float, nullable=False),
@@ -51,6 +52,7 @@ class Movie:
     poster: str | None
     video_url: str | None
     duration: float | None
+    has_audio: bool | None
     category: str | None
     deleted: bool
     version: float
@@ -105,6 +107,7 @@ class MovieProjection:
                 "poster": event.cover_image,
                 "video_url": event.video_url,
                 "duration": event.duration,
+                "has_audio": event.has_audio,
                 "category": event.category,
                 "version": event.version,
                 "updated_at": now,
@@ -115,7 +118,16 @@ class MovieProjection:
             self._apply_statement(dialect_name(session)), rows[0] if len(rows) == 1 else rows
         )
 
-    _APPLIED = ("title", "poster", "video_url", "duration", "category", "version", "updated_at")
+    _APPLIED = (
+        "title",
+        "poster",
+        "video_url",
+        "duration",
+        "has_audio",
+        "category",
+        "version",
+        "updated_at",
+    )
 
     def _apply_statement(self, dialect: str) -> Any:
         """The upsert of `apply`, built once per dialect: it runs for every movie event."""
@@ -168,6 +180,7 @@ class MovieProjection:
                 c.poster,
                 c.video_url,
                 c.duration,
+                c.has_audio,
                 c.category,
                 c.deleted,
                 c.version,

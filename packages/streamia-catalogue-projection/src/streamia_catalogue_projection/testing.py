@@ -34,6 +34,7 @@ class FakeMovies:
             "coverImage": f"https://cdn.example/{movie_id}.jpg",
             "videoUrl": f"https://cdn.example/{movie_id}.mp4",
             "duration": 5400.0,
+            "hasAudio": True,
             "category": "drama",
             "updatedAt": "2025-01-01T00:00:00.000Z",
             **fields,

@@ -103,6 +103,7 @@ class MovieSnapshot(Event):
     cover_image: str | None = None
     video_url: str | None = None
     duration: float | None = None
+    has_audio: bool | None = None
     category: str | None = None
     version: float = 0.0  # updatedAt as epoch seconds; projections keep the newest
 

@@ -14,6 +14,7 @@ FIELDS = {
     "poster",
     "videoUrl",
     "duration",
+    "hasAudio",
     "category",
     "createdAt",
     "updatedAt",
@@ -22,7 +23,7 @@ FIELDS = {
 
 async def test_adding_a_favorite_returns_it_filled_from_the_movie_projection(client, caller, movie):
     user = caller()
-    film = await movie(title="Metropolis", category="sci-fi")
+    film = await movie(title="Metropolis", category="sci-fi", has_audio=False)
     resp = await client.post(
         "/api/favorites", json={"movieId": film.movie_id, "note": "Lang!"}, headers=user.headers
     )
@@ -33,7 +34,8 @@ async def test_adding_a_favorite_returns_it_filled_from_the_movie_projection(cli
     assert fav["movieId"] == film.movie_id and fav["note"] == "Lang!"
     assert fav["title"] == "Metropolis" and fav["category"] == "sci-fi"
     assert fav["poster"] == film.cover_image and fav["videoUrl"] == film.video_url
-    assert fav["duration"] == film.duration and fav["createdAt"].endswith("Z")
+    assert fav["duration"] == film.duration and fav["hasAudio"] is False
+    assert fav["createdAt"].endswith("Z")
 
 
 async def test_listing_returns_a_bare_array_of_the_callers_favorites_newest_first(
@@ -52,7 +54,7 @@ async def test_listing_returns_a_bare_array_of_the_callers_favorites_newest_firs
     assert resp.status_code == 200
     body = resp.json()
     assert [f["title"] for f in body] == ["Second", "First"]
-    assert all(set(f) == FIELDS and f["note"] == "" for f in body)
+    assert all(set(f) == FIELDS and f["note"] == "" and f["hasAudio"] is None for f in body)
     assert (await client.get("/api/favorites/", headers=caller().headers)).json() == []
 
 

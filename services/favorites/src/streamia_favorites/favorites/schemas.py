@@ -49,6 +49,7 @@ def favorite_out(favorite: Favorite, movie: Movie | None, public_base: str) -> d
         "poster": absolute_url(movie.poster, public_base) if movie else None,
         "videoUrl": absolute_url(movie.video_url, public_base) if movie else None,
         "duration": movie.duration if movie else None,
+        "hasAudio": movie.has_audio if movie else None,
         "category": movie.category if movie else None,
         "createdAt": iso(favorite.created_at),
         "updatedAt": iso(favorite.updated_at),

@@ -51,6 +51,7 @@ def _snapshot(movie: Movie) -> dict[str, Any]:
         cover_image=movie.cover_image,
         video_url=movie.video_url,
         duration=movie.duration,
+        has_audio=movie.has_audio,
         category=movie.category,
         version=movie.updated_at.timestamp(),
     )
