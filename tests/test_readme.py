@@ -60,3 +60,30 @@ def test_the_kit_readme_names_every_kit_module():
     modules = sorted(p.stem for p in (kit / "src" / "streamia_kit").glob("*.py"))
     missing = [m for m in modules if m != "__init__" and f"`{m}`" not in text]
     assert not missing, f"describe {missing} in packages/streamia-kit/README.md"
+
+
+def _layout(text: str, heading: str) -> list[str]:
+    """The folders a Layout block lists, one per line (its first word)."""
+    block = text.split(heading)[1].split("```")[1]
+    return [line.split()[0] for line in block.strip().splitlines()]
+
+
+def test_the_layout_in_the_readme_and_the_architecture_page_lists_every_folder():
+    listed = _layout(README.read_text(), "## Layout")
+    assert listed == _layout((ROOT / "docs" / "architecture.md").read_text(), "## 7. Layout")
+    # `services/<name>/tests/{unit,integration}/` is a pattern: tests/test_layout.py holds it.
+    folders = {entry for entry in listed if "<" not in entry}
+    missing = sorted(f for f in folders if not (ROOT / f).is_dir())
+    assert not missing, f"the Layout lists folders that do not exist: {missing}"
+
+    def present(parent: str) -> set[str]:
+        return {
+            f"{parent}{p.name}/"
+            for p in (ROOT / parent).iterdir()
+            if p.is_dir() and not p.name.startswith((".", "_"))
+        }
+
+    unlisted = (present("") | present("packages/") | present("services/") | present("tests/")) - (
+        folders | {"packages/", "services/", "src/"}
+    )
+    assert not unlisted, f"add {sorted(unlisted)} to the Layout (README and docs/architecture.md)"
