@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,18 @@ def require_infrastructure() -> None:
         if REQUIRE_INFRA:
             pytest.fail(message + " (STREAMIA_REQUIRE_INFRA=1)", pytrace=False)
         pytest.skip(message)
+
+
+def require_system_tool(name: str, package: str) -> str:
+    """The path of a system program a test drives (`promtool`, `prometheus`): skipped when it
+    is missing here, a failure in CI (`CI=true`), whose `.ci/run` installs it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install {package})"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " (CI=true)", pytrace=False)
+        pytest.skip(message)
+    return path
 
 
 @dataclass
