@@ -437,3 +437,138 @@ async def test_the_player_comment_reporting_and_moderation(
     await queued.locator("button:has-text('Hide')").click()
     await page.wait_for_selector(".toast:has-text('Comment hidden.')")
     assert page.problems == []
+
+
+# Muted, so the browser's autoplay policy lets a script start it.
+PLAY = "() => { const v = document.querySelector('video'); v.muted = true; v.play(); }"
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 40-second clip: a few seconds played stay short of "finished"."""
+    from streamia_movies.media.synth import ClipSpec, make_clip
+
+    path = tmp_path_factory.mktemp("long-video") / "long.mp4"
+    make_clip(path, ClipSpec("Long", ("#203040", "#000000"), "#ffcc00", 440, 40, 160, 120, 8))
+    return path
+
+
+async def test_watch_progress_resume_continue_watching_and_history(
+    platform, api, admin_headers, harness, long_video, browser_page
+) -> None:
+    page = browser_page
+    title = f"Resume Web {uuid.uuid4().hex[:6]}"
+    made = await api.post(
+        "/api/movies/upload",
+        data={"title": title},
+        files={"video": ("long.mp4", long_video.read_bytes(), "video/mp4")},
+        headers=admin_headers,
+    )
+    assert made.status_code == 201, made.text
+    movie_id = made.json()["data"]["id"]
+    other = await api.post("/api/movies", json=harness.new_movie(), headers=admin_headers)
+    assert other.status_code == 201, other.text
+    other_title = other.json()["data"]["title"]
+    account = await platform.register(api)
+    seeded = await api.put(
+        f"/api/playback/progress/{other.json()['data']['id']}",
+        json={"position": 10, "duration": 90},
+        headers=harness.bearer(account.token),
+    )
+    assert seeded.status_code == 200, seeded.text
+
+    await _login(page, platform.gateway, account.email, account.password)
+    await page.goto(f"{platform.gateway}/movies/{movie_id}")
+    await page.wait_for_selector(f"h1:has-text('{title}')")
+    assert await page.locator(".resume-prompt button").count() == 0  # never watched
+    await page.evaluate(PLAY)
+    await page.wait_for_function("() => document.querySelector('video').currentTime > 3.5")
+
+    # Leaving the page reports where the user stopped; the home page's first row has it.
+    await page.click("#site-nav a:has-text('Browse')")
+    card = page.locator(f"#continue-watching .row-card:has-text('{title}')")
+    await card.wait_for()
+    percent = float(await card.locator("progress").get_attribute("value") or 0)
+    assert 8 <= percent < 50, percent
+
+    # Back on the movie: resume where it stopped.
+    await card.click()
+    resume = page.locator(".resume-prompt button:has-text('Resume from 0:0')")
+    await resume.wait_for()
+    assert await page.locator(".resume-prompt button:has-text('Start over')").count() == 1
+    await resume.click()
+    await page.wait_for_function("() => document.querySelector('video').currentTime >= 3.5")
+    assert await page.locator(".resume-prompt").is_hidden()
+
+    # History: both movies, most recent first; remove one, then clear the rest.
+    await page.click("#site-nav a:has-text('History')")
+    await page.wait_for_url(platform.gateway + "/history")
+    items = page.locator(".history-item h3")
+    await items.first.wait_for()
+    assert await items.all_inner_texts() == [title, other_title]
+    await page.click(f".history-item:has-text('{title}') button:has-text('Remove')")
+    await page.wait_for_selector(f".history-item:has-text('{title}')", state="detached")
+    await page.click("button:has-text('Clear history')")  # the confirm is accepted
+    await page.wait_for_selector(".empty:has-text('Nothing watched yet')")
+    left = await api.get("/api/playback/history", headers=harness.bearer(account.token))
+    assert left.status_code == 200 and left.json() == []
+    assert page.problems == []
+
+
+async def test_an_anonymous_visitor_sees_the_public_rows_and_makes_no_progress_calls(
+    platform, api, admin_headers, harness, long_video, browser_page
+) -> None:
+    page = browser_page
+    title = f"Trend Web {uuid.uuid4().hex[:6]}"
+    made = await api.post(
+        "/api/movies/upload",
+        data={"title": title},
+        files={"video": ("long.mp4", long_video.read_bytes(), "video/mp4")},
+        headers=admin_headers,
+    )
+    assert made.status_code == 201, made.text
+    movie_id = made.json()["data"]["id"]
+    viewer = await platform.register(api)
+    started = await api.put(
+        f"/api/playback/progress/{movie_id}",
+        json={"position": 5, "duration": 90},
+        headers=harness.bearer(viewer.token),
+    )
+    assert started.status_code == 200, started.text
+
+    async def charted() -> bool:
+        trending = await api.get("/api/playback/trending", params={"limit": 100})
+        popular = await api.get("/api/playback/popular", params={"limit": 100})
+        return all(
+            any(item["movieId"] == movie_id for item in chart.json())
+            for chart in (trending, popular)
+        )
+
+    await harness.wait_until(charted, 15, 0.2, "the movie in both charts")
+
+    console: list[str] = []
+    page.on(
+        "console",
+        lambda msg: console.append(msg.text) if msg.type in ("error", "warning") else None,
+    )
+    private = re.compile(r"/api/playback/(progress|continue|history)")
+    calls: list[str] = []
+    page.on(
+        "request",
+        lambda request: calls.append(request.url) if private.search(request.url) else None,
+    )
+
+    await page.goto(platform.gateway + "/")
+    await page.wait_for_selector(f"#trending .row-card:has-text('{title}')")
+    await page.wait_for_selector(f"#most-watched .row-card:has-text('{title}')")
+    assert await page.locator("#continue-watching").count() == 0
+    assert await page.locator("#site-nav a:has-text('History')").count() == 0
+    await page.click(f"#trending .row-card:has-text('{title}')")
+    await page.wait_for_selector(f"h1:has-text('{title}')")
+    await page.evaluate(PLAY)
+    await page.wait_for_function("() => document.querySelector('video').currentTime > 1")
+    await page.click("#site-nav a:has-text('Browse')")
+    await page.wait_for_selector(".grid .card")
+    assert calls == []
+    assert console == [], console
+    assert page.problems == []

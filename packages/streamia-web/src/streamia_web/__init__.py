@@ -22,6 +22,7 @@ ROUTES = tuple(
         r"/profile",
         r"/favorites",
         r"/ratings",
+        r"/history",
         r"/admin",
         r"/admin/movies/([^/]+)",
     )

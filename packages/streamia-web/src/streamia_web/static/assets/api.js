@@ -130,12 +130,13 @@ function handleUnauthorized(status, body) {
 }
 
 /**
- * Calls the API. `body` is sent as JSON; `auth: false` leaves the token out.
+ * Calls the API. `body` is sent as JSON; `auth: false` leaves the token out; `keepalive: true`
+ * lets the request outlive the page (a report sent while leaving it).
  * Resolves with the parsed JSON (null for 204), rejects with ApiError.
  */
-export async function api(path, { method = 'GET', body, auth = true, signal } = {}) {
+export async function api(path, { method = 'GET', body, auth = true, signal, keepalive = false } = {}) {
   const headers = { Accept: 'application/json', ...(auth ? authHeaders() : {}) };
-  const init = { method, headers, signal, credentials: 'same-origin' };
+  const init = { method, headers, signal, keepalive, credentials: 'same-origin' };
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);

@@ -8,6 +8,7 @@ import { h, replace, toast } from './dom.js';
 import { LANGUAGES, language, setLanguage, t } from './i18n.js';
 import { favoritesView, ratingsView } from './library.js';
 import { movieView } from './movie.js';
+import { historyView } from './playback.js';
 import { currentRoute, go, href, link, onNavigate, takeScroll, upgradeHashLink } from './router.js';
 
 // The gateway serves the app on exactly these paths (streamia_web.ROUTES; a test compares).
@@ -21,11 +22,12 @@ const ROUTES = [
   [/^\/profile$/, profileView],
   [/^\/favorites$/, favoritesView],
   [/^\/ratings$/, ratingsView],
+  [/^\/history$/, historyView],
   [/^\/admin$/, adminView],
   [/^\/admin\/movies\/([^/]+)$/, adminMovieView],
 ];
 
-const PRIVATE = /^\/(profile|favorites|ratings|admin)(\/|$)/;
+const PRIVATE = /^\/(profile|favorites|ratings|history|admin)(\/|$)/;
 
 const main = document.getElementById('main');
 const footer = document.querySelector('.footer');
@@ -46,7 +48,11 @@ function renderNav() {
   const user = session.user;
   const items = [navLink('/', t('Browse'))];
   if (session.loggedIn) {
-    items.push(navLink('/favorites', t('My list')), navLink('/ratings', t('My ratings')));
+    items.push(
+      navLink('/favorites', t('My list')),
+      navLink('/ratings', t('My ratings')),
+      navLink('/history', t('History')),
+    );
     if (session.isAdmin) items.push(navLink('/admin', t('Admin')));
     items.push(
       h('span', { class: 'nav-spacer' }),

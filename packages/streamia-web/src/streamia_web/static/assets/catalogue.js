@@ -3,6 +3,7 @@
 import { api, errorText, query } from './api.js';
 import { cover, h, replace, stars } from './dom.js';
 import { t } from './i18n.js';
+import { homeRows } from './playback.js';
 import { currentRoute, go, href, link, takeScroll } from './router.js';
 
 const PAGE_SIZE = 24;
@@ -166,7 +167,14 @@ export function catalogueView(main, _match, routeQuery) {
     h('button', { type: 'submit', class: 'btn primary' }, t('Search')),
   );
 
-  replace(main, h('section', { class: 'page' }, h('h1', {}, t('Browse movies')), form, status, grid, pager));
+  // Continue watching, Trending and Most watched: on the plain catalogue, not in a search.
+  const rows = h('div', { class: 'movie-rows' });
+  const showRows = () => {
+    rows.hidden = Boolean(params.search || params.category) || params.page > 1;
+  };
+  showRows();
+  homeRows(rows);
+  replace(main, h('section', { class: 'page' }, h('h1', {}, t('Browse movies')), rows, form, status, grid, pager));
 
   async function load() {
     const id = ++requestId;
@@ -248,6 +256,7 @@ export function catalogueView(main, _match, routeQuery) {
       categorySelect.value = params.category;
       sortSelect.value = params.sort;
       if (changed) {
+        showRows();
         load();
         main.querySelector('h1')?.scrollIntoView({ block: 'start' });
       }

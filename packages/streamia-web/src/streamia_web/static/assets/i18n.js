@@ -80,6 +80,26 @@ const ES = {
   Report: 'Denunciar',
   Reported: 'Denunciado',
   'Awaiting review': 'Pendiente de revisión',
+  'Resume from {time}': 'Reanudar desde {time}',
+  'Start over': 'Empezar de nuevo',
+  'Continue watching': 'Seguir viendo',
+  Trending: 'Tendencias',
+  'Most watched': 'Lo más visto',
+  Untitled: 'Sin título',
+  'Cover of {title}': 'Portada de {title}',
+  '{percent}% watched': '{percent} % visto',
+  History: 'Historial',
+  Remove: 'Quitar',
+  'Removed from your history.': 'Quitada de tu historial.',
+  'Show more': 'Ver más',
+  'Clear history': 'Borrar el historial',
+  'Clear your whole watch history?': '¿Borrar todo tu historial?',
+  'Your history was cleared.': 'Tu historial se ha borrado.',
+  'Nothing watched yet. ': 'Todavía no has visto nada. ',
+  'Find something to watch': 'Busca algo que ver',
+  Finished: 'Vista',
+  'Stopped at {time} of {total}': 'Parada en {time} de {total}',
+  Retry: 'Reintentar',
 };
 
 function initial() {
@@ -109,7 +129,8 @@ export function setLanguage(value) {
   document.documentElement.lang = current;
 }
 
-/** `text` in the current language. */
-export function t(text) {
-  return current === 'es' ? (ES[text] ?? text) : text;
+/** `text` in the current language, with each `{name}` replaced by `vars[name]`. */
+export function t(text, vars) {
+  const translated = current === 'es' ? (ES[text] ?? text) : text;
+  return vars ? translated.replace(/\{(\w+)\}/g, (whole, name) => String(vars[name] ?? whole)) : translated;
 }

@@ -4,6 +4,7 @@ import { ApiError, api, enc, errorText, query, session } from './api.js';
 import { busy, formatDate, formatDateTime, formatDuration, h, replace, stars, toast, toastError } from './dom.js';
 import { alertBox, apiForm, fieldError } from './forms.js';
 import { t } from './i18n.js';
+import { followProgress } from './playback.js';
 import { link } from './router.js';
 
 const COMMENTS_PAGE = 20;
@@ -114,6 +115,7 @@ async function renderPlayer(container, movie) {
     'aria-keyshortcuts': 'Space ArrowLeft ArrowRight F M C',
   });
   const message = h('p', { class: 'notice error', role: 'alert', hidden: true });
+  const prompt = h('div', { class: 'resume-prompt actions', hidden: true });
   const menu = h('select', { id: 'subtitle-menu', name: 'subtitles' }, h('option', { value: 'off' }, t('Off')));
   const controls = h(
     'div',
@@ -122,7 +124,8 @@ async function renderPlayer(container, movie) {
     menu,
     h('span', { class: 'muted hint' }, SHORTCUTS),
   );
-  replace(container, video, message, controls);
+  replace(container, video, prompt, message, controls);
+  followProgress(video, prompt, movie);
 
   let subtitles = movie.subtitles || [];
   try {
