@@ -144,3 +144,10 @@ async def test_a_deleted_movie_is_no_longer_found(client, tokens, catalogue):
     await client.delete(f"/api/movies/{movies['regex']['id']}", headers=tokens("admin"))
 
     assert (await _explore(client, category=category, search="symbols"))["total"] == 0
+
+
+@pytest.mark.parametrize("param", ["search", "category"])
+async def test_a_nul_in_a_filter_is_a_400_not_a_database_error(client, param):
+    resp = await client.get("/api/movies/explore", params={param: "ac\x00cion"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"] == "Validation error"

@@ -142,8 +142,12 @@ class ListQuery(_In):
 
 
 class ExploreQuery(ListQuery):
-    category: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] | None = None
-    search: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    category: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=100), Storable] | None
+    ) = None
+    search: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), Storable] | None
+    ) = None
 
 
 def parse(model: type[M], data: dict[str, Any]) -> M:
