@@ -16,7 +16,7 @@ class PlaybackSettings(ProjectionSettings):
     progress_rate_limit: str = Field(
         "20/10 seconds",
         description=(
-            "progress writes one user may make (`limits` notation, fixed window; a player "
+            "progress writes one user may make (`limits` notation, moving window; a player "
             "writes every ~10 s); more get 429"
         ),
     )

@@ -1,4 +1,5 @@
-"""The per-user limit on progress writes (`limits`, fixed window): Redis-backed counters
+"""The per-user limit on progress writes (`limits`, moving window: exact at any instant, so a
+burst that straddles a clock boundary still gets no more than the limit): Redis-backed counters
 shared by every replica in distributed mode, in-process ones embedded."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 import structlog
 from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from streamia_kit.errors import StreamiaError
@@ -40,7 +41,7 @@ class WriteLimiter:
 
     def __init__(self, limit: str, storage: Storage) -> None:
         self.item = parse(limit)
-        self._limiter = FixedWindowRateLimiter(storage)
+        self._limiter = MovingWindowRateLimiter(storage)
 
     async def hit(self, user_id: str) -> None:
         """Count one write, or raise 429 with `Retry-After` when the user is over the limit."""
