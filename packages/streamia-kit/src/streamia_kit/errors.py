@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import re
+import traceback
 from typing import Any
 
+import httpx
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from streamia_kit.faults import TransientError, is_transient
 
 log = structlog.get_logger("streamia.errors")
 
@@ -158,7 +164,44 @@ def install_error_handlers(app: FastAPI) -> None:
             message, exc.status_code, code, headers=dict(exc.headers) if exc.headers else None
         )
 
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not is_transient(exc):
+            raise exc  # a bug: the 500 handler below
+        # Not a bug: a dependency is away, and the client may retry shortly.
+        log.warning(
+            "dependency_unavailable",
+            path=request.url.path,
+            error=f"{type(exc).__name__}: {exc}"[:300],
+        )
+        database = _from_database(exc)
+        return error_response(
+            "The database is unavailable, try again shortly"
+            if database
+            else "A dependency is unavailable, try again shortly",
+            503,
+            "database_unavailable" if database else "service_unavailable",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+
+    # The kinds `faults.is_transient` can accept (registered by class: Exception's handler
+    # runs in the outermost middleware, which re-raises after answering).
+    for kind in (OSError, SQLAlchemyError, RedisError, httpx.HTTPError, TransientError):
+        app.add_exception_handler(kind, _unavailable)  # type: ignore[arg-type]
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled_error", path=request.url.path)
         return error_response("Internal server error", 500, "internal_error")
+
+
+RETRY_AFTER_SECONDS = "2"
+
+
+def _from_database(exc: BaseException) -> bool:
+    """Raised by SQLAlchemy or under it (a refused connect surfaces as a bare OSError)."""
+    if isinstance(exc, SQLAlchemyError):
+        return True
+    return any(
+        "/sqlalchemy/" in frame.f_code.co_filename
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )

@@ -39,3 +39,14 @@ async def test_ready_answers_within_a_second_that_a_black_holed_database_is_down
         return (await client.get("/ready")).status_code == 200
 
     await wait_for(ready, timeout=10, message="ready again")
+
+
+async def test_a_database_that_refuses_connections_answers_503_database_unavailable(
+    client, movie, db_proxy
+):
+    film = await movie()
+    await db_proxy.cut()
+    response = await client.get(f"/api/ratings/movie/{film.movie_id}")
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == "2"
