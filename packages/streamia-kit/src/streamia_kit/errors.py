@@ -186,7 +186,7 @@ def install_error_handlers(app: FastAPI) -> None:
     # The kinds `faults.is_transient` can accept (registered by class: Exception's handler
     # runs in the outermost middleware, which re-raises after answering).
     for kind in (OSError, SQLAlchemyError, RedisError, httpx.HTTPError, TransientError):
-        app.add_exception_handler(kind, _unavailable)  # type: ignore[arg-type]
+        app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
