@@ -87,3 +87,11 @@ def test_users_create_admin_and_promote(tmp_path, monkeypatch):
     assert missing.exit_code != 0 and "No account with email" in missing.output
     promoted = runner.invoke(app, ["users", "promote", "boss@example.com"])
     assert promoted.exit_code == 0 and "is an admin" in promoted.output
+
+
+def test_dlq_show_and_replay_on_an_unknown_queue_say_so_and_exit_1():
+    runner = CliRunner()
+    for command in (["dlq", "show", "favorites.user.deletd"], ["dlq", "replay", "nope.dlq"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 1, result.output
+        assert "unknown queue" in result.output

@@ -101,6 +101,16 @@ def _queues() -> list[str]:
     return [sub.queue for sub in platform.subscriptions()]
 
 
+def _known_queue(queue: str) -> str:
+    """The queue a `dlq` argument names (with or without `.dlq`); exit 1 on an unknown one,
+    before the broker is asked (asking would create it)."""
+    name = queue.removesuffix(".dlq")
+    if name not in _queues():
+        typer.echo(f"unknown queue: {queue} (`streamia dlq list` names them)", err=True)
+        raise typer.Exit(1)
+    return name
+
+
 T = TypeVar("T")
 
 
@@ -128,9 +138,8 @@ def dlq_list() -> None:
 @dlq_app.command("show")
 def dlq_show(queue: str, limit: int = 20) -> None:
     """Print the dead letters of a queue (`favorites.user.deleted`) as JSON lines."""
-    letters = asyncio.run(
-        _with_bus(lambda bus: bus.dead_letters(queue.removesuffix(".dlq"), limit))
-    )
+    name = _known_queue(queue)
+    letters = asyncio.run(_with_bus(lambda bus: bus.dead_letters(name, limit)))
     for letter in letters:
         typer.echo(orjson.dumps(letter.as_dict()).decode())
     if not letters:
@@ -143,8 +152,9 @@ def dlq_replay(
     ids: Annotated[list[str] | None, typer.Option("--id", help="only these event ids")] = None,
 ) -> None:
     """Send dead letters back to their queue with a fresh attempt count."""
-    count = asyncio.run(_with_bus(lambda bus: bus.replay(queue.removesuffix(".dlq"), ids or None)))
-    typer.echo(f"replayed {count} message(s) to {queue.removesuffix('.dlq')}")
+    name = _known_queue(queue)
+    count = asyncio.run(_with_bus(lambda bus: bus.replay(name, ids or None)))
+    typer.echo(f"replayed {count} message(s) to {name}")
 
 
 async def _users_admin(email: str, password: str | None, first: str, last: str) -> str:
