@@ -1,5 +1,6 @@
 """A real Prometheus (Debian's `prometheus`) scrapes the running platform: every service's
-/metrics is a healthy target, and every metric the alert rules query is really exported."""
+/metrics is a healthy target, every metric the alert rules query is really exported, and an
+upstream stopped sets the gateway's 5xx alert pending."""
 
 from __future__ import annotations
 
@@ -86,6 +87,24 @@ def prometheus(platform: Any, tmp_path: Path) -> Any:
         log.close()
 
 
+async def _every_target_up(client: httpx.AsyncClient, prometheus: str) -> dict[str, str]:
+    """Each scraped app's health, once Prometheus reports every one of them up."""
+
+    async def targets() -> dict[str, str] | None:
+        try:
+            resp = await client.get(prometheus + "/api/v1/targets")
+        except httpx.HTTPError:
+            return None  # still starting
+        active = resp.json()["data"]["activeTargets"]
+        health = {t["labels"]["app"]: t["health"] for t in active if "app" in t["labels"]}
+        return health if set(health.values()) == {"up"} else None
+
+    found: dict[str, str] = await wait_for(
+        targets, timeout=30, interval=0.5, message="every target up"
+    )
+    return found
+
+
 def test_the_alert_rules_name_the_metrics_they_query() -> None:
     names = alert_metric_names()
     assert "streamia_gateway_requests_total" in names
@@ -102,16 +121,7 @@ async def test_prometheus_scrapes_every_service_and_finds_every_alerted_metric(
         for path in ("/api/movies", "/api/movies/no-such-movie", "/api/nowhere"):
             await client.get(platform.gateway + path)
 
-        async def targets() -> dict[str, str] | None:
-            try:
-                resp = await client.get(prometheus + "/api/v1/targets")
-            except httpx.HTTPError:
-                return None  # still starting
-            active = resp.json()["data"]["activeTargets"]
-            health = {t["labels"]["app"]: t["health"] for t in active if "app" in t["labels"]}
-            return health if set(health.values()) == {"up"} else None
-
-        health = await wait_for(targets, timeout=30, interval=0.5, message="every target up")
+        health = await _every_target_up(client, prometheus)
         assert set(health) == set(platform.ports)
 
         wanted = {name for name in alert_metric_names() if not BROKER_METRICS.match(name)}
@@ -130,3 +140,33 @@ async def test_prometheus_scrapes_every_service_and_finds_every_alerted_metric(
         routes = {series["route"] for series in resp.json()["data"]}
         assert "/api/movies/{movie_id}" in routes
         assert not any("no-such-movie" in route for route in routes)
+
+
+@pytest.mark.parametrize(
+    "platform", [pytest.param("distributed", marks=pytest.mark.distributed)], indirect=True
+)
+async def test_an_upstream_stopped_sets_the_gateway_5xx_alert_pending(
+    platform: Any, prometheus: str
+) -> None:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        await _every_target_up(client, prometheus)
+        platform.stop("comments")
+        try:
+
+            async def pending() -> list[dict[str, Any]]:
+                # The gateway answers 503 for every request to the stopped upstream.
+                assert (await client.get(platform.gateway + "/api/comments/m1")).status_code == 503
+                resp = await client.get(prometheus + "/api/v1/alerts")
+                return [
+                    alert
+                    for alert in resp.json()["data"]["alerts"]
+                    if alert["labels"]["alertname"] == "StreamiaGatewayErrors"
+                    and alert["labels"].get("upstream") == "comments"
+                ]
+
+            (alert,) = await wait_for(
+                pending, timeout=30, interval=0.3, message="StreamiaGatewayErrors pending"
+            )
+            assert alert["state"] == "pending"  # its `for` (2 minutes) has not passed yet
+        finally:
+            platform.start_service("comments")
