@@ -3,6 +3,7 @@
 
 import { ApiError, errorText } from './api.js';
 import { busy, clear, h, replace } from './dom.js';
+import { t } from './i18n.js';
 
 /**
  * A <form> that runs `send()` on submit, with the submit button disabled meanwhile.
@@ -59,7 +60,7 @@ export function fieldError(input, text) {
 }
 
 /** Marks `f` (a `field()`) when it is empty; returns its trimmed value. */
-export function required(f, text = 'Required.') {
+export function required(f, text = t('Required.')) {
   const value = f.input.type === 'file' ? f.input.files[0] : f.input.value.trim();
   if (!value) fieldError(f.input, text);
   return value;

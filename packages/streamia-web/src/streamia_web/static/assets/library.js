@@ -2,6 +2,7 @@
 
 import { ApiError, api, enc, errorText, session } from './api.js';
 import { busy, cover, formatDate, h, replace, stars, toast, toastError } from './dom.js';
+import { t } from './i18n.js';
 import { href, link, requireLogin } from './router.js';
 
 function failure(err, retry) {
@@ -10,7 +11,7 @@ function failure(err, retry) {
     { class: 'notice error', role: 'alert' },
     h('span', {}, errorText(err)),
     ' ',
-    h('button', { type: 'button', class: 'btn small', onclick: retry }, 'Retry'),
+    h('button', { type: 'button', class: 'btn small', onclick: retry }, t('Retry')),
   );
 }
 
@@ -18,8 +19,8 @@ function failure(err, retry) {
 
 export async function favoritesView(main) {
   if (!requireLogin()) return null;
-  const body = h('div', {}, h('p', { class: 'loading' }, 'Loading your list…'));
-  replace(main, h('section', { class: 'page' }, h('h1', {}, 'My list'), body));
+  const body = h('div', {}, h('p', { class: 'loading' }, t('Loading your list…')));
+  replace(main, h('section', { class: 'page' }, h('h1', {}, t('My list')), body));
 
   async function load() {
     let favorites;
@@ -36,14 +37,14 @@ export async function favoritesView(main) {
         h(
           'p',
           { class: 'empty' },
-          'Your list is empty. ',
-          link('/', 'Browse the catalogue'),
+          t('Your list is empty. '),
+          link('/', t('Browse the catalogue')),
           ' and add movies with “Add to my list”.',
         ),
       );
       return;
     }
-    const grid = h('ul', { class: 'grid', 'aria-label': 'My list' });
+    const grid = h('ul', { class: 'grid', 'aria-label': t('My list') });
     for (const fav of favorites) grid.appendChild(favoriteCard(fav, grid, () => load()));
     replace(
       body,
@@ -52,20 +53,20 @@ export async function favoritesView(main) {
     );
   }
   await load();
-  return { title: 'My list' };
+  return { title: t('My list') };
 }
 
 function favoriteCard(fav, grid, reload) {
   const item = h('li', { class: 'card' });
   const noteText = h('p', { class: 'card-note' }, fav.note || '');
   noteText.hidden = !fav.note;
-  const remove = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Remove');
+  const remove = h('button', { type: 'button', class: 'btn small ghost danger' }, t('Remove'));
   remove.addEventListener('click', () =>
     busy(remove, async () => {
       try {
         await api(`/api/favorites/${enc(fav.movieId)}`, { method: 'DELETE' });
         item.remove();
-        toast(`Removed “${fav.title || 'movie'}” from your list.`);
+        toast(t('Removed “{title}” from your list.', { title: fav.title || t('Untitled') }));
         if (!grid.children.length) reload();
       } catch (err) {
         if (err instanceof ApiError && err.status === 404) {
@@ -76,9 +77,13 @@ function favoriteCard(fav, grid, reload) {
       }
     }),
   );
-  const noteButton = h('button', { type: 'button', class: 'btn small ghost' }, fav.note ? 'Edit note' : 'Add note');
+  const noteButton = h(
+    'button',
+    { type: 'button', class: 'btn small ghost' },
+    fav.note ? t('Edit note') : t('Add note'),
+  );
   noteButton.addEventListener('click', async () => {
-    const value = prompt('A note for this movie (leave empty to clear):', fav.note || '');
+    const value = prompt(t('A note for this movie (leave empty to clear):'), fav.note || '');
     if (value === null) return;
     await busy(noteButton, async () => {
       try {
@@ -86,28 +91,32 @@ function favoriteCard(fav, grid, reload) {
         fav.note = res?.favorite?.note ?? value.trim();
         noteText.textContent = fav.note || '';
         noteText.hidden = !fav.note;
-        toast('Note saved.', 'success');
+        toast(t('Note saved.'), 'success');
       } catch (err) {
         toastError(err);
       }
     });
-    noteButton.textContent = fav.note ? 'Edit note' : 'Add note';
+    noteButton.textContent = fav.note ? t('Edit note') : t('Add note');
   });
   replace(
     item,
     h(
       'a',
       { class: 'card-link', href: href(`/movies/${enc(fav.movieId)}`) },
-      h('div', { class: 'cover-wrap' }, cover(fav.poster, `Cover of ${fav.title || 'movie'}`)),
+      h(
+        'div',
+        { class: 'cover-wrap' },
+        cover(fav.poster, t('Cover of {title}', { title: fav.title || t('Untitled') })),
+      ),
       h(
         'div',
         { class: 'card-body' },
-        h('h3', { class: 'card-title' }, fav.title || 'Untitled'),
+        h('h3', { class: 'card-title' }, fav.title || t('Untitled')),
         h(
           'p',
           { class: 'card-meta' },
           fav.category ? h('span', { class: 'chip' }, fav.category) : null,
-          h('span', { class: 'muted' }, `Added ${formatDate(fav.createdAt)}`),
+          h('span', { class: 'muted' }, t('Added {date}', { date: formatDate(fav.createdAt) })),
         ),
       ),
     ),
@@ -121,8 +130,8 @@ function favoriteCard(fav, grid, reload) {
 
 export async function ratingsView(main) {
   if (!requireLogin()) return null;
-  const body = h('div', {}, h('p', { class: 'loading' }, 'Loading your ratings…'));
-  replace(main, h('section', { class: 'page narrow' }, h('h1', {}, 'My ratings'), body));
+  const body = h('div', {}, h('p', { class: 'loading' }, t('Loading your ratings…')));
+  replace(main, h('section', { class: 'page narrow' }, h('h1', {}, t('My ratings')), body));
   const user = session.user;
 
   async function load() {
@@ -137,7 +146,13 @@ export async function ratingsView(main) {
       if (!list.length) {
         replace(
           body,
-          h('p', { class: 'empty' }, 'You have not rated any movie yet. ', link('/', 'Find something to watch'), '.'),
+          h(
+            'p',
+            { class: 'empty' },
+            t('You have not rated any movie yet. '),
+            link('/', t('Find something to watch')),
+            '.',
+          ),
         );
         return;
       }
@@ -150,7 +165,7 @@ export async function ratingsView(main) {
     }
   }
   await load();
-  return { title: 'My ratings' };
+  return { title: t('My ratings') };
 }
 
 const titles = new Map();
@@ -176,7 +191,7 @@ function ratingRow(rating) {
   const row = h('li', { class: 'rating-row' });
   const select = h(
     'select',
-    { id: `rating-${rating.id}`, 'aria-label': 'Change rating' },
+    { id: `rating-${rating.id}`, 'aria-label': t('Change rating') },
     [5, 4, 3, 2, 1].map((n) => h('option', { value: String(n) }, `${'★'.repeat(n)} (${n})`)),
   );
   select.value = String(rating.rating);
@@ -188,7 +203,7 @@ function ratingRow(rating) {
         body: { rating: Number(select.value) },
       });
       rating.rating = Number(select.value);
-      toast(res?.message || 'Rating updated.', 'success');
+      toast(res?.message || t('Rating updated.'), 'success');
     } catch (err) {
       select.value = String(rating.rating);
       toastError(err);
@@ -196,13 +211,13 @@ function ratingRow(rating) {
       select.disabled = false;
     }
   });
-  const remove = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Remove');
+  const remove = h('button', { type: 'button', class: 'btn small ghost danger' }, t('Remove'));
   remove.addEventListener('click', () =>
     busy(remove, async () => {
       try {
         await api(`/api/ratings/${enc(rating.id)}`, { method: 'DELETE' });
         row.remove();
-        toast('Rating removed.');
+        toast(t('Rating removed.'));
       } catch (err) {
         toastError(err);
       }
@@ -215,7 +230,7 @@ function ratingRow(rating) {
       'div',
       { class: 'rating-info' },
       h('strong', {}, title),
-      h('span', { class: 'muted' }, `Rated ${formatDate(rating.updatedAt || rating.createdAt)}`),
+      h('span', { class: 'muted' }, t('Rated {date}', { date: formatDate(rating.updatedAt || rating.createdAt) })),
       stars(rating.rating, { label: false }),
     ),
     h('div', { class: 'rating-controls' }, select, remove),
@@ -223,11 +238,11 @@ function ratingRow(rating) {
   movieTitle(rating.movieId).then((movie) => {
     if (movie?.title) {
       replace(title, h('a', { href: href(`/movies/${enc(rating.movieId)}`) }, movie.title));
-      replace(thumb, cover(movie.coverImage, `Cover of ${movie.title}`, 'cover small'));
+      replace(thumb, cover(movie.coverImage, t('Cover of {title}', { title: movie.title }), 'cover small'));
     } else if (movie?.deleted) {
-      replace(title, 'A movie that is no longer available');
+      replace(title, t('A movie that is no longer available'));
     } else {
-      replace(title, h('a', { href: href(`/movies/${enc(rating.movieId)}`) }, 'Movie'));
+      replace(title, h('a', { href: href(`/movies/${enc(rating.movieId)}`) }, t('Movie')));
     }
   });
   return row;

@@ -26,7 +26,7 @@ function sectionError(container, err, retry) {
 
 export async function movieView(main, [rawId]) {
   const id = decodeURIComponent(rawId);
-  replace(main, h('p', { class: 'loading' }, 'Loading movie…'));
+  replace(main, h('p', { class: 'loading' }, t('Loading movie…')));
   let movie;
   try {
     movie = (await api(`/api/movies/${enc(id)}`, { auth: false })).data;
@@ -55,7 +55,7 @@ export async function movieView(main, [rawId]) {
   const favButton = h(
     'button',
     { type: 'button', class: 'btn', 'aria-pressed': 'false', hidden: !session.loggedIn },
-    '♡ Add to my list',
+    t('♡ Add to my list'),
   );
 
   const meta = [
@@ -69,8 +69,8 @@ export async function movieView(main, [rawId]) {
     favButton,
     session.loggedIn
       ? null
-      : link(`/login?next=${enc(`/movies/${id}`)}`, 'Log in to save it to your list', { class: 'btn ghost' }),
-    session.isAdmin ? link(`/admin/movies/${enc(id)}`, 'Edit movie', { class: 'btn ghost' }) : null,
+      : link(`/login?next=${enc(`/movies/${id}`)}`, t('Log in to save it to your list'), { class: 'btn ghost' }),
+    session.isAdmin ? link(`/admin/movies/${enc(id)}`, t('Edit movie'), { class: 'btn ghost' }) : null,
   );
 
   replace(
@@ -78,7 +78,7 @@ export async function movieView(main, [rawId]) {
     h(
       'article',
       { class: 'movie-page' },
-      h('p', { class: 'breadcrumb' }, link('/', '← All movies')),
+      h('p', { class: 'breadcrumb' }, link('/', t('← All movies'))),
       player,
       h(
         'header',
@@ -240,11 +240,11 @@ async function setupFavorite(button, movie) {
         if (isFavorite) {
           await api(`/api/favorites/${enc(movie.id)}`, { method: 'DELETE' });
           isFavorite = false;
-          toast(`Removed “${movie.title}” from your list.`);
+          toast(t('Removed “{title}” from your list.', { title: movie.title }));
         } else {
           await api('/api/favorites', { method: 'POST', body: { movieId: movie.id } });
           isFavorite = true;
-          toast(`Added “${movie.title}” to your list.`, 'success');
+          toast(t('Added “{title}” to your list.', { title: movie.title }), 'success');
         }
       } catch (err) {
         if (err instanceof ApiError && err.status === 409) isFavorite = true;
@@ -347,7 +347,7 @@ async function renderRatings(container, movie) {
     return { n, input, label };
   });
   const note = h('p', { class: 'muted', role: 'status' });
-  const removeButton = h('button', { type: 'button', class: 'btn small ghost' }, 'Remove my rating');
+  const removeButton = h('button', { type: 'button', class: 'btn small ghost' }, t('Remove my rating'));
 
   function drawMine() {
     const value = myRating ? myRating.rating : 0;
@@ -362,7 +362,7 @@ async function renderRatings(container, movie) {
   const fieldset = h(
     'fieldset',
     { class: 'star-input' },
-    h('legend', {}, 'Your rating'),
+    h('legend', {}, t('Your rating')),
     h(
       'div',
       { class: 'star-row' },
@@ -375,7 +375,7 @@ async function renderRatings(container, movie) {
       try {
         const body = await api('/api/ratings', { method: 'POST', body: { movieId: movie.id, rating: n } });
         myRating = body.rating || { ...myRating, rating: n };
-        toast(body.message || 'Rating saved.', 'success');
+        toast(body.message || t('Rating saved.'), 'success');
         loadSummary();
       } catch (err) {
         toastError(err);
@@ -397,7 +397,7 @@ async function renderRatings(container, movie) {
       try {
         await api(`/api/ratings/${enc(myRating.id)}`, { method: 'DELETE' });
         myRating = null;
-        toast('Your rating was removed.');
+        toast(t('Your rating was removed.'));
         loadSummary();
       } catch (err) {
         toastError(err);
@@ -418,9 +418,9 @@ function authorName(comment) {
 
 async function renderComments(container, movie) {
   const list = h('ul', { class: 'comment-list' });
-  const more = h('button', { type: 'button', class: 'btn', hidden: true }, 'Show more comments');
+  const more = h('button', { type: 'button', class: 'btn', hidden: true }, t('Show more comments'));
   const listStatus = h('div', { role: 'status' });
-  const heading = h('h2', { id: 'comments-heading' }, 'Comments');
+  const heading = h('h2', { id: 'comments-heading' }, t('Comments'));
   let page = 1;
 
   const composer = session.loggedIn
@@ -432,13 +432,13 @@ async function renderComments(container, movie) {
         'p',
         { class: 'muted' },
         link(`/login?next=${enc(`/movies/${movie.id}`)}`, t('Log in')),
-        ' to join the conversation.',
+        t(' to join the conversation.'),
       );
 
   replace(container, heading, composer, listStatus, list, more);
 
   async function loadPage() {
-    listStatus.textContent = 'Loading comments…';
+    listStatus.textContent = t('Loading comments…');
     try {
       const items = await api(`/api/comments/movie/${enc(movie.id)}${query({ page, limit: COMMENTS_PAGE })}`, {
         auth: false,
@@ -446,7 +446,7 @@ async function renderComments(container, movie) {
       const comments = Array.isArray(items) ? items : items.data || [];
       for (const comment of comments) list.appendChild(commentItem(comment, list));
       more.hidden = comments.length < COMMENTS_PAGE;
-      listStatus.textContent = list.children.length ? '' : 'No comments yet. Be the first!';
+      listStatus.textContent = list.children.length ? '' : t('No comments yet. Be the first!');
     } catch (err) {
       sectionError(listStatus, err, () => loadPage());
       more.hidden = true;
@@ -471,7 +471,7 @@ function commentForm(movie, onPosted) {
   });
   const counter = h('p', { class: 'hint', id: `${id}-count` }, `0 / ${COMMENT_MAX}`);
   const error = h('p', { class: 'field-error', id: `${id}-error` });
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Post comment');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Post comment'));
   const alert = alertBox();
   textarea.addEventListener('input', () => {
     counter.textContent = `${textarea.value.length} / ${COMMENT_MAX}`;
@@ -481,9 +481,9 @@ function commentForm(movie, onPosted) {
       class: 'comment-form',
       submit,
       alert,
-      busyText: 'Posting…',
+      busyText: t('Posting…'),
       check: () => {
-        if (!textarea.value.trim()) fieldError(textarea, 'Write something first.');
+        if (!textarea.value.trim()) fieldError(textarea, t('Write something first.'));
       },
       send: async () => {
         const comment = await api('/api/comments', {
@@ -493,10 +493,10 @@ function commentForm(movie, onPosted) {
         textarea.value = '';
         counter.textContent = `0 / ${COMMENT_MAX}`;
         onPosted(comment);
-        toast('Comment posted.', 'success');
+        toast(t('Comment posted.'), 'success');
       },
     },
-    h('div', { class: 'field' }, h('label', { htmlFor: id }, 'Add a comment'), textarea, counter, error),
+    h('div', { class: 'field' }, h('label', { htmlFor: id }, t('Add a comment')), textarea, counter, error),
     alert,
     h('div', { class: 'actions' }, submit),
   );
@@ -528,12 +528,12 @@ function commentItem(comment, list) {
   if (mine || admin) {
     const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
     del.addEventListener('click', async () => {
-      if (!confirm('Delete this comment?')) return;
+      if (!confirm(t('Delete this comment?'))) return;
       await busy(del, async () => {
         try {
           await api(`/api/comments/${enc(comment.id)}`, { method: 'DELETE' });
           item.remove();
-          toast('Comment deleted.');
+          toast(t('Comment deleted.'));
         } catch (err) {
           toastError(err);
         }
@@ -548,7 +548,7 @@ function commentItem(comment, list) {
         try {
           await api(`/api/comments/${enc(comment.id)}`, { method: 'PATCH', body: { status: 'hidden' } });
           item.remove();
-          toast('Comment hidden.');
+          toast(t('Comment hidden.'));
         } catch (err) {
           toastError(err);
         }
@@ -559,13 +559,13 @@ function commentItem(comment, list) {
   if (session.loggedIn && !mine) {
     const report = h('button', { type: 'button', class: 'btn small ghost' }, t('Report'));
     report.addEventListener('click', async () => {
-      if (!confirm('Report this comment to the moderators?')) return;
+      if (!confirm(t('Report this comment to the moderators?'))) return;
       let reported = false;
       await busy(report, async () => {
         try {
           // Reporting twice is a no-op in the API, so a retry after a lost answer is safe.
           const res = await api(`/api/comments/${enc(comment.id)}/report`, { method: 'POST' });
-          toast(res?.message || 'Comment reported.', 'success');
+          toast(res?.message || t('Comment reported.'), 'success');
           reported = true;
         } catch (err) {
           toastError(err);
@@ -598,7 +598,7 @@ function commentItem(comment, list) {
         submit: save,
         alert,
         check: () => {
-          if (!area.value.trim()) fieldError(area, 'A comment cannot be empty.');
+          if (!area.value.trim()) fieldError(area, t('A comment cannot be empty.'));
         },
         send: async () => {
           const updated = await api(`/api/comments/${enc(comment.id)}`, {
@@ -606,10 +606,10 @@ function commentItem(comment, list) {
             body: { text: area.value.trim() },
           });
           item.replaceWith(commentItem({ ...comment, ...updated }, list));
-          toast('Comment updated.', 'success');
+          toast(t('Comment updated.'), 'success');
         },
       },
-      h('label', { htmlFor: id, class: 'visually-hidden' }, 'Edit your comment'),
+      h('label', { htmlFor: id, class: 'visually-hidden' }, t('Edit your comment')),
       area,
       error,
       alert,
