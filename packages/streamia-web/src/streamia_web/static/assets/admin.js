@@ -3,6 +3,7 @@
 import { api, enc, errorText, query, session, upload } from './api.js';
 import { busy, formatBytes, formatDateTime, h, replace, toast, toastError } from './dom.js';
 import { alertBox, apiForm, field, required, showSuccess, successBox } from './forms.js';
+import { t } from './i18n.js';
 import { go, href, link, requireLogin } from './router.js';
 
 const VIDEO_ACCEPT = '.mp4,.mov,.mkv,.webm,.avi,video/mp4,video/quicktime,video/x-matroska,video/webm,video/x-msvideo';
@@ -16,9 +17,9 @@ function guard(main) {
       h(
         'section',
         { class: 'page narrow' },
-        h('h1', {}, 'Administrators only'),
-        h('p', {}, 'Your account cannot manage the catalogue.'),
-        h('p', {}, link('/', '← Back to the catalogue')),
+        h('h1', {}, t('Administrators only')),
+        h('p', {}, t('Your account cannot manage the catalogue.')),
+        h('p', {}, link('/', t('← Back to the catalogue'))),
       ),
     );
     return false;
@@ -27,7 +28,7 @@ function guard(main) {
 }
 
 export function adminView(main) {
-  if (!guard(main)) return { title: 'Admin' };
+  if (!guard(main)) return { title: t('Admin') };
   const moviesBox = h('section', { class: 'panel', 'aria-labelledby': 'admin-movies' });
   const moderationBox = h('section', { class: 'panel', 'aria-labelledby': 'admin-moderation' });
   const refreshMovies = renderMovieTable(moviesBox);
@@ -36,40 +37,40 @@ export function adminView(main) {
     h(
       'section',
       { class: 'page' },
-      h('h1', {}, 'Administration'),
+      h('h1', {}, t('Administration')),
       h('div', { class: 'columns' }, uploadForm(refreshMovies), urlForm(refreshMovies)),
       moviesBox,
       moderationBox,
     ),
   );
   renderModeration(moderationBox);
-  return { title: 'Admin' };
+  return { title: t('Admin') };
 }
 
 // Upload ------------------------------------------------------------------------------------
 
 function uploadForm(onDone) {
-  const file = field('Video file', 'video', {
+  const file = field(t('Video file'), 'video', {
     type: 'file',
     accept: VIDEO_ACCEPT,
     required: true,
     hint: 'mp4, mov, mkv, webm or avi',
   });
-  const title = field('Title', 'title', { maxlength: '200', required: true });
-  const category = field('Category', 'category', { maxlength: '100' });
-  const description = field('Description', 'description', { textarea: true, rows: '3', maxlength: '5000' });
-  const coverFile = field('Cover image', 'cover', {
+  const title = field(t('Title'), 'title', { maxlength: '200', required: true });
+  const category = field(t('Category'), 'category', { maxlength: '100' });
+  const description = field(t('Description'), 'description', { textarea: true, rows: '3', maxlength: '5000' });
+  const coverFile = field(t('Cover image'), 'cover', {
     type: 'file',
     accept: 'image/png,image/jpeg,image/webp',
-    hint: 'PNG, JPEG or WebP (optional: without one, a frame of the video is the poster)',
+    hint: t('PNG, JPEG or WebP (optional: without one, a frame of the video is the poster)'),
   });
-  const progress = h('progress', { max: '100', value: '0', 'aria-label': 'Upload progress' });
+  const progress = h('progress', { max: '100', value: '0', 'aria-label': t('Upload progress') });
   const progressText = h('span', { class: 'muted', 'aria-live': 'polite' });
   const progressWrap = h('div', { class: 'progress', hidden: true }, progress, progressText);
   const alert = alertBox();
   const done = successBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Upload');
-  const cancel = h('button', { type: 'button', class: 'btn ghost', hidden: true }, 'Cancel upload');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Upload'));
+  const cancel = h('button', { type: 'button', class: 'btn ghost', hidden: true }, t('Cancel upload'));
   let current = null;
 
   file.input.addEventListener('change', () => {
@@ -85,10 +86,10 @@ function uploadForm(onDone) {
       submit,
       alert,
       done,
-      busyText: 'Uploading…',
+      busyText: t('Uploading…'),
       check: () => {
-        required(file, 'Choose a video file.');
-        required(title, 'A title is required.');
+        required(file, t('Choose a video file.'));
+        required(title, t('A title is required.'));
       },
       send: async () => {
         const chosen = file.input.files[0];
@@ -99,13 +100,14 @@ function uploadForm(onDone) {
         if (coverFile.input.files[0]) data.append('cover', coverFile.input.files[0]);
         data.append('video', chosen); // after the text fields: the service streams the file
         progress.value = 0;
-        progressText.textContent = `0 % of ${formatBytes(chosen.size)}`;
+        progressText.textContent = t('{percent} % of {size}', { percent: 0, size: formatBytes(chosen.size) });
         progressWrap.hidden = false;
         cancel.hidden = false;
         current = upload('/api/movies/upload', data, (loaded, total) => {
           const pct = total ? Math.floor((loaded / total) * 100) : 0;
           progress.value = pct;
-          progressText.textContent = pct >= 100 ? 'Processing…' : `${pct} % of ${formatBytes(total)}`;
+          progressText.textContent =
+            pct >= 100 ? t('Processing…') : t('{percent} % of {size}', { percent: pct, size: formatBytes(total) });
         });
         try {
           const body = await current.promise;
@@ -113,10 +115,10 @@ function uploadForm(onDone) {
           form.reset();
           replace(
             done,
-            `${body.message || 'Movie uploaded.'} `,
-            movie ? link(`/movies/${enc(movie.id)}`, `Open “${movie.title}”`) : null,
+            `${body.message || t('Movie uploaded.')} `,
+            movie ? link(`/movies/${enc(movie.id)}`, t('Open “{title}”', { title: movie.title })) : null,
             movie ? ' · ' : null,
-            movie ? link(`/admin/movies/${enc(movie.id)}`, 'add subtitles') : null,
+            movie ? link(`/admin/movies/${enc(movie.id)}`, t('add subtitles')) : null,
           );
           done.hidden = false;
           onDone();
@@ -128,12 +130,12 @@ function uploadForm(onDone) {
       },
       onError: (err) => {
         if (err?.name !== 'AbortError') return false;
-        replace(alert, 'Upload cancelled.');
+        replace(alert, t('Upload cancelled.'));
         alert.hidden = false;
         return true;
       },
     },
-    h('h2', {}, 'Upload a movie'),
+    h('h2', {}, t('Upload a movie')),
     alert,
     done,
     file.wrap,
@@ -148,21 +150,21 @@ function uploadForm(onDone) {
 }
 
 function urlForm(onDone) {
-  const videoUrl = field('Video URL', 'videoUrl', { type: 'url', required: true, placeholder: 'https://…' });
-  const title = field('Title', 'title', { maxlength: '200', required: true });
-  const category = field('Category', 'category', { maxlength: '100' });
-  const coverImage = field('Cover image URL', 'coverImage', { type: 'url', placeholder: 'https://… (optional)' });
-  const description = field('Description', 'description', { textarea: true, rows: '3', maxlength: '5000' });
+  const videoUrl = field(t('Video URL'), 'videoUrl', { type: 'url', required: true, placeholder: 'https://…' });
+  const title = field(t('Title'), 'title', { maxlength: '200', required: true });
+  const category = field(t('Category'), 'category', { maxlength: '100' });
+  const coverImage = field(t('Cover image URL'), 'coverImage', { type: 'url', placeholder: 'https://… (optional)' });
+  const description = field(t('Description'), 'description', { textarea: true, rows: '3', maxlength: '5000' });
   const alert = alertBox();
   const done = successBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Add movie');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Add movie'));
   const form = apiForm(
     {
       class: 'panel card-form',
       submit,
       alert,
       done,
-      busyText: 'Adding…',
+      busyText: t('Adding…'),
       send: async () => {
         const body = { title: title.input.value.trim(), videoUrl: videoUrl.input.value.trim() };
         if (category.input.value.trim()) body.category = category.input.value.trim();
@@ -170,12 +172,12 @@ function urlForm(onDone) {
         if (coverImage.input.value.trim()) body.coverImage = coverImage.input.value.trim();
         const res = await api('/api/movies', { method: 'POST', body });
         form.reset();
-        showSuccess(done, res.message || 'Movie added.');
+        showSuccess(done, res.message || t('Movie added.'));
         onDone();
       },
     },
-    h('h2', {}, 'Add a movie by URL'),
-    h('p', { class: 'muted' }, 'For a video that already lives elsewhere (https).'),
+    h('h2', {}, t('Add a movie by URL')),
+    h('p', { class: 'muted' }, t('For a video that already lives elsewhere (https).')),
     alert,
     done,
     videoUrl.wrap,
@@ -193,10 +195,10 @@ function urlForm(onDone) {
 function renderMovieTable(container) {
   let page = 1;
   const body = h('div', {});
-  replace(container, h('h2', { id: 'admin-movies' }, 'Movies'), body);
+  replace(container, h('h2', { id: 'admin-movies' }, t('Movies')), body);
 
   async function load() {
-    replace(body, h('p', { class: 'loading' }, 'Loading…'));
+    replace(body, h('p', { class: 'loading' }, t('Loading…')));
     let res;
     try {
       res = await api(`/api/movies${query({ page, limit: LIST_SIZE, sort: 'newest' })}`, { auth: false });
@@ -208,7 +210,7 @@ function renderMovieTable(container) {
           { class: 'notice error' },
           errorText(err),
           ' ',
-          h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'),
+          h('button', { type: 'button', class: 'btn small', onclick: load }, t('Retry')),
         ),
       );
       return;
@@ -216,7 +218,7 @@ function renderMovieTable(container) {
     const movies = res.data || [];
     const pages = Math.max(1, Math.ceil((res.total || 0) / LIST_SIZE));
     const rows = movies.map((movie) => {
-      const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
+      const del = h('button', { type: 'button', class: 'btn small ghost danger' }, t('Delete'));
       del.addEventListener('click', () => deleteMovie(movie, del, load));
       return h(
         'tr',
@@ -229,7 +231,7 @@ function renderMovieTable(container) {
         h(
           'td',
           { class: 'row-actions' },
-          h('a', { class: 'btn small ghost', href: href(`/admin/movies/${enc(movie.id)}`) }, 'Edit'),
+          h('a', { class: 'btn small ghost', href: href(`/admin/movies/${enc(movie.id)}`) }, t('Edit')),
           del,
         ),
       );
@@ -250,9 +252,9 @@ function renderMovieTable(container) {
                   load();
                 },
               },
-              '← Previous',
+              t('← Previous'),
             ),
-            h('span', { class: 'pager-status' }, `Page ${page} of ${pages}`),
+            h('span', { class: 'pager-status' }, t('Page {page} of {pages}', { page, pages })),
             h(
               'button',
               {
@@ -264,7 +266,7 @@ function renderMovieTable(container) {
                   load();
                 },
               },
-              'Next →',
+              t('Next →'),
             ),
           )
         : null;
@@ -277,22 +279,22 @@ function renderMovieTable(container) {
             h(
               'table',
               {},
-              h('caption', { class: 'visually-hidden' }, 'Movies in the catalogue'),
+              h('caption', { class: 'visually-hidden' }, t('Movies in the catalogue')),
               h(
                 'thead',
                 {},
                 h(
                   'tr',
                   {},
-                  ['Title', 'Category', 'Storage', 'Subtitles', 'Rating', 'Actions'].map((t) =>
-                    h('th', { scope: 'col' }, t),
+                  [t('Title'), t('Category'), t('Storage'), t('Subtitles'), t('Rating'), t('Actions')].map((name) =>
+                    h('th', { scope: 'col' }, name),
                   ),
                 ),
               ),
               h('tbody', {}, rows),
             ),
           )
-        : h('p', { class: 'empty' }, 'No movies yet.'),
+        : h('p', { class: 'empty' }, t('No movies yet.')),
       pager,
     );
   }
@@ -304,11 +306,16 @@ function renderMovieTable(container) {
 }
 
 async function deleteMovie(movie, button, after) {
-  if (!confirm(`Delete “${movie.title}”? Its video, subtitles, ratings, comments and favourites go too.`)) return;
+  if (
+    !confirm(
+      t('Delete “{title}”? Its video, subtitles, ratings, comments and favourites go too.', { title: movie.title }),
+    )
+  )
+    return;
   await busy(button, async () => {
     try {
       const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'DELETE' });
-      toast(res?.message || 'Movie deleted.', 'success');
+      toast(res?.message || t('Movie deleted.'), 'success');
       after();
     } catch (err) {
       toastError(err);
@@ -322,13 +329,13 @@ function renderModeration(container) {
   const body = h('div', {});
   replace(
     container,
-    h('h2', { id: 'admin-moderation' }, 'Comment moderation'),
-    h('p', { class: 'muted' }, 'Reported and hidden comments.'),
+    h('h2', { id: 'admin-moderation' }, t('Comment moderation')),
+    h('p', { class: 'muted' }, t('Reported and hidden comments.')),
     body,
   );
 
   async function load() {
-    replace(body, h('p', { class: 'loading' }, 'Loading…'));
+    replace(body, h('p', { class: 'loading' }, t('Loading…')));
     let items;
     try {
       items = await api(`/api/comments/moderation${query({ limit: 100 })}`);
@@ -340,14 +347,14 @@ function renderModeration(container) {
           { class: 'notice error' },
           errorText(err),
           ' ',
-          h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'),
+          h('button', { type: 'button', class: 'btn small', onclick: load }, t('Retry')),
         ),
       );
       return;
     }
     const comments = Array.isArray(items) ? items : items.data || [];
     if (!comments.length) {
-      replace(body, h('p', { class: 'empty' }, 'Nothing to review.'));
+      replace(body, h('p', { class: 'empty' }, t('Nothing to review.')));
       return;
     }
     replace(
@@ -363,25 +370,25 @@ function renderModeration(container) {
 }
 
 function moderationItem(comment, reload) {
-  const author = `${comment.user?.firstName || ''} ${comment.user?.lastName || ''}`.trim() || 'Former member';
+  const author = `${comment.user?.firstName || ''} ${comment.user?.lastName || ''}`.trim() || t('Former member');
   const setStatus = (status, button) =>
     busy(button, async () => {
       try {
         await api(`/api/comments/${enc(comment.id)}`, { method: 'PATCH', body: { status } });
-        toast(status === 'hidden' ? 'Comment hidden.' : 'Comment visible again.', 'success');
+        toast(status === 'hidden' ? t('Comment hidden.') : t('Comment visible again.'), 'success');
         reload();
       } catch (err) {
         toastError(err);
       }
     });
-  const show = h('button', { type: 'button', class: 'btn small' }, 'Make visible');
+  const show = h('button', { type: 'button', class: 'btn small' }, t('Make visible'));
   show.addEventListener('click', () => setStatus('visible', show));
-  const hide = h('button', { type: 'button', class: 'btn small ghost' }, 'Hide');
+  const hide = h('button', { type: 'button', class: 'btn small ghost' }, t('Hide'));
   hide.addEventListener('click', () => setStatus('hidden', hide));
   hide.hidden = comment.status === 'hidden';
-  const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
+  const del = h('button', { type: 'button', class: 'btn small ghost danger' }, t('Delete'));
   del.addEventListener('click', async () => {
-    if (!confirm('Delete this comment for good?')) return;
+    if (!confirm(t('Delete this comment for good?'))) return;
     await busy(del, async () => {
       try {
         await api(`/api/comments/${enc(comment.id)}`, { method: 'DELETE' });
@@ -402,9 +409,13 @@ function moderationItem(comment, reload) {
       h('time', { class: 'muted', datetime: comment.createdAt || '' }, formatDateTime(comment.createdAt)),
       h('span', { class: `chip small ${comment.status === 'hidden' ? 'warn' : ''}` }, comment.status || 'flagged'),
       comment.reports
-        ? h('span', { class: 'muted' }, `${comment.reports} report${comment.reports === 1 ? '' : 's'}`)
+        ? h(
+            'span',
+            { class: 'muted' },
+            comment.reports === 1 ? t('1 report') : t('{count} reports', { count: comment.reports }),
+          )
         : null,
-      h('a', { href: href(`/movies/${enc(comment.movieId)}`) }, 'View movie'),
+      h('a', { href: href(`/movies/${enc(comment.movieId)}`) }, t('View movie')),
     ),
     h('div', { class: 'comment-body' }, h('p', { class: 'comment-text' }, comment.text)),
     h('div', { class: 'comment-actions' }, show, hide, del),
@@ -414,9 +425,9 @@ function moderationItem(comment, reload) {
 // Edit one movie ----------------------------------------------------------------------------
 
 export async function adminMovieView(main, [rawId]) {
-  if (!guard(main)) return { title: 'Admin' };
+  if (!guard(main)) return { title: t('Admin') };
   const id = decodeURIComponent(rawId);
-  replace(main, h('p', { class: 'loading' }, 'Loading movie…'));
+  replace(main, h('p', { class: 'loading' }, t('Loading movie…')));
   let movie;
   try {
     movie = (await api(`/api/movies/${enc(id)}`, { auth: false })).data;
@@ -426,15 +437,15 @@ export async function adminMovieView(main, [rawId]) {
       h(
         'section',
         { class: 'page narrow' },
-        h('h1', {}, 'Movie unavailable'),
+        h('h1', {}, t('Movie unavailable')),
         h('p', { class: 'notice error' }, errorText(err)),
-        h('p', {}, link('/admin', '← Administration')),
+        h('p', {}, link('/admin', t('← Administration'))),
       ),
     );
-    return { title: 'Admin' };
+    return { title: t('Admin') };
   }
   const subtitlesBox = h('section', { class: 'panel', 'aria-labelledby': 'subs-heading' });
-  const del = h('button', { type: 'button', class: 'btn danger' }, 'Delete this movie');
+  const del = h('button', { type: 'button', class: 'btn danger' }, t('Delete this movie'));
   del.addEventListener('click', () => deleteMovie(movie, del, () => go('/admin')));
   replace(
     main,
@@ -444,48 +455,50 @@ export async function adminMovieView(main, [rawId]) {
       h(
         'p',
         { class: 'breadcrumb' },
-        link('/admin', '← Administration'),
+        link('/admin', t('← Administration')),
         ' · ',
-        link(`/movies/${enc(id)}`, 'View movie'),
+        link(`/movies/${enc(id)}`, t('View movie')),
       ),
-      h('h1', {}, `Edit “${movie.title}”`),
+      h('h1', {}, t('Edit “{title}”', { title: movie.title })),
       h('div', { class: 'columns' }, editForm(movie), subtitlesBox),
       h(
         'section',
         { class: 'panel danger-zone' },
-        h('h2', {}, 'Danger zone'),
-        h('p', { class: 'muted' }, 'Deleting removes the video and everything attached to it.'),
+        h('h2', {}, t('Danger zone')),
+        h('p', { class: 'muted' }, t('Deleting removes the video and everything attached to it.')),
         del,
       ),
     ),
   );
   renderSubtitles(subtitlesBox, movie);
-  return { title: `Edit ${movie.title}` };
+  return { title: t('Edit “{title}”', { title: movie.title }) };
 }
 
 function editForm(movie) {
-  const title = field('Title', 'title', { maxlength: '200', value: movie.title || '' });
-  const category = field('Category', 'category', { maxlength: '100', value: movie.category || '' });
-  const description = field('Description', 'description', { textarea: true, rows: '5', maxlength: '5000' });
+  const title = field(t('Title'), 'title', { maxlength: '200', value: movie.title || '' });
+  const category = field(t('Category'), 'category', { maxlength: '100', value: movie.category || '' });
+  const description = field(t('Description'), 'description', { textarea: true, rows: '5', maxlength: '5000' });
   description.input.value = movie.description || '';
-  const coverImage = field('Cover image URL', 'coverImage', {
+  const coverImage = field(t('Cover image URL'), 'coverImage', {
     type: 'url',
     value: movie.coverImage && /^https?:/i.test(movie.coverImage) ? movie.coverImage : '',
-    placeholder: movie.coverImage ? `Current: ${movie.coverImage}` : 'https://…',
-    hint: 'Leave empty to keep the current cover.',
+    placeholder: movie.coverImage ? t('Current: {url}', { url: movie.coverImage }) : 'https://…',
+    hint: t('Leave empty to keep the current cover.'),
   });
   const videoUrl =
-    movie.provider === 'external' ? field('Video URL', 'videoUrl', { type: 'url', value: movie.videoUrl || '' }) : null;
+    movie.provider === 'external'
+      ? field(t('Video URL'), 'videoUrl', { type: 'url', value: movie.videoUrl || '' })
+      : null;
   const alert = alertBox();
   const done = successBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Save changes');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Save changes'));
   const form = apiForm(
     {
       class: 'panel card-form',
       submit,
       alert,
       done,
-      busyText: 'Saving…',
+      busyText: t('Saving…'),
       send: async () => {
         const body = {};
         const t = title.input.value.trim();
@@ -501,17 +514,17 @@ function editForm(movie) {
           if (v && v !== movie.videoUrl) body.videoUrl = v;
         }
         if (!Object.keys(body).length) {
-          showSuccess(done, 'Nothing to change.');
+          showSuccess(done, t('Nothing to change.'));
           return;
         }
         const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
         Object.assign(movie, res.data || body);
-        showSuccess(done, res.message || 'Movie updated.');
+        showSuccess(done, res.message || t('Movie updated.'));
         const heading = document.querySelector('main h1');
-        if (heading) heading.textContent = `Edit “${movie.title}”`;
+        if (heading) heading.textContent = t('Edit “{title}”', { title: movie.title });
       },
     },
-    h('h2', {}, 'Details'),
+    h('h2', {}, t('Details')),
     alert,
     done,
     title.wrap,
@@ -526,15 +539,15 @@ function editForm(movie) {
 
 function renderSubtitles(container, movie) {
   const list = h('ul', { class: 'plain-list' });
-  const file = field('Subtitle file', 'subtitle', {
+  const file = field(t('Subtitle file'), 'subtitle', {
     type: 'file',
     accept: '.vtt,.srt,text/vtt',
-    hint: 'WebVTT or SRT. A file in the same language replaces the old one.',
+    hint: t('WebVTT or SRT. A file in the same language replaces the old one.'),
   });
-  const language = field('Language code', 'language', { placeholder: 'es, en, pt-br…', maxlength: '35' });
-  const label = field('Label', 'label', { placeholder: 'Español, English…', maxlength: '100' });
+  const language = field(t('Language code'), 'language', { placeholder: 'es, en, pt-br…', maxlength: '35' });
+  const label = field(t('Label'), 'label', { placeholder: t('Español, English…'), maxlength: '100' });
   const alert = alertBox();
-  const submit = h('button', { type: 'submit', class: 'btn primary' }, 'Add subtitles');
+  const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Add subtitles'));
 
   function draw(subtitles) {
     replace(
@@ -551,7 +564,7 @@ function renderSubtitles(container, movie) {
               s.url ? h('a', { href: s.url, target: '_blank', rel: 'noopener' }, 'file') : null,
             ),
           )
-        : h('li', { class: 'muted' }, 'No subtitles yet.'),
+        : h('li', { class: 'muted' }, t('No subtitles yet.')),
     );
   }
 
@@ -569,10 +582,10 @@ function renderSubtitles(container, movie) {
       class: 'card-form',
       submit,
       alert,
-      busyText: 'Uploading…',
+      busyText: t('Uploading…'),
       check: () => {
-        required(file, 'Choose a .vtt or .srt file.');
-        required(language, 'A language code is required.');
+        required(file, t('Choose a .vtt or .srt file.'));
+        required(language, t('A language code is required.'));
       },
       send: async () => {
         const data = new FormData();
@@ -582,7 +595,7 @@ function renderSubtitles(container, movie) {
         const res = await upload(`/api/movies/${enc(movie.id)}/subtitles`, data).promise;
         draw(res?.data || []);
         form.reset();
-        toast(res?.message || 'Subtitles added.', 'success');
+        toast(res?.message || t('Subtitles added.'), 'success');
       },
     },
     alert,
@@ -590,6 +603,6 @@ function renderSubtitles(container, movie) {
     h('div', { class: 'field-row' }, language.wrap, label.wrap),
     h('div', { class: 'actions' }, submit),
   );
-  replace(container, h('h2', { id: 'subs-heading' }, 'Subtitles'), list, h('h3', {}, 'Add or replace'), form);
+  replace(container, h('h2', { id: 'subs-heading' }, t('Subtitles')), list, h('h3', {}, t('Add or replace')), form);
   load();
 }
