@@ -47,6 +47,6 @@ def test_placeholders_match_between_the_languages():
     pairs = re.findall(r"""^\s+'([^'\n]*\{\w+\}[^'\n]*)':\s*'([^'\n]*)'""", text, re.MULTILINE)
     assert pairs  # the check below reads something
     for english, spanish in pairs:
-        assert sorted(re.findall(r"\{\w+\}", english)) == sorted(
-            re.findall(r"\{\w+\}", spanish)
-        ), english
+        assert sorted(re.findall(r"\{\w+\}", english)) == sorted(re.findall(r"\{\w+\}", spanish)), (
+            english
+        )
