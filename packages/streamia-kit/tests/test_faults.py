@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 
-import httpx
+import aiohttp
 import pytest
 import redis.exceptions
 import sqlalchemy.exc
@@ -49,6 +49,10 @@ class _PgError(Exception):
         self.sqlstate = sqlstate
 
 
+def _http_status(status: int) -> aiohttp.ClientResponseError:
+    return aiohttp.ClientResponseError(None, (), status=status)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -58,8 +62,10 @@ class _PgError(Exception):
         OSError("Multiple exceptions: [Errno 111] Connect call failed"),
         redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379"),
         redis.exceptions.TimeoutError("Timeout reading from socket"),
-        httpx.ConnectError("refused"),
-        httpx.ReadTimeout("slow"),
+        aiohttp.ClientOSError(111, "Connect call failed"),
+        _http_status(503),
+        aiohttp.ServerDisconnectedError(),
+        aiohttp.ServerTimeoutError("slow"),
         TransientError("email queue is not running"),
         _wrapped(_PgError("08006"), sqlalchemy.exc.OperationalError),
         _wrapped(_PgError("57P01"), sqlalchemy.exc.OperationalError),
@@ -81,6 +87,7 @@ def test_an_unreachable_or_slow_dependency_is_a_transient_failure(error):
         RuntimeError("a bug"),
         ValueError("bad payload"),
         FileNotFoundError("media/missing.mp4"),
+        _http_status(404),
         _wrapped(_PgError("23505"), sqlalchemy.exc.IntegrityError),
         _wrapped(_PgError("22001"), sqlalchemy.exc.DBAPIError),  # value too long
         _wrapped(

@@ -6,8 +6,8 @@ import re
 import traceback
 from typing import Any
 
-import httpx
 import structlog
+from aiohttp import ClientError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -185,7 +185,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # The kinds `faults.is_transient` can accept (registered by class: Exception's handler
     # runs in the outermost middleware, which re-raises after answering).
-    for kind in (OSError, SQLAlchemyError, RedisError, httpx.HTTPError, TransientError):
+    for kind in (OSError, SQLAlchemyError, RedisError, ClientError, TransientError):
         app.add_exception_handler(kind, _unavailable)
 
     @app.exception_handler(Exception)

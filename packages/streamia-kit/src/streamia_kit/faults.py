@@ -10,8 +10,8 @@ import random
 from collections.abc import Iterator
 
 import aio_pika.exceptions
+import aiohttp
 import asyncpg.exceptions
-import httpx
 import redis.exceptions
 import sqlalchemy.exc
 
@@ -38,7 +38,7 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     TransientError,
     redis.exceptions.ConnectionError,  # BusyLoadingError included
     redis.exceptions.TimeoutError,
-    httpx.TransportError,
+    aiohttp.ClientConnectionError,  # refused, reset, disconnected, timed out
     aio_pika.exceptions.AMQPConnectionError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
@@ -74,8 +74,8 @@ def _is_transient_one(exc: BaseException) -> bool | None:
         return all(is_transient(inner) for inner in exc.exceptions)
     if isinstance(exc, _TRANSIENT_TYPES):
         return True
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code in _TRANSIENT_HTTP_STATUSES
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.status in _TRANSIENT_HTTP_STATUSES
     sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if isinstance(sqlstate, str):
         return sqlstate.startswith(_TRANSIENT_SQLSTATES)
