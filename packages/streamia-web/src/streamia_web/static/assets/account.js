@@ -18,7 +18,7 @@ const PASSWORD_RULES = [
 /** The live checklist of API.md's password rules under a password field. */
 function passwordRules(input) {
   const items = PASSWORD_RULES.map(([text]) => h('li', {}, text));
-  const list = h('ul', { class: 'rules', id: `${input.id}-rules`, 'aria-label': 'Password requirements' }, items);
+  const list = h('ul', { class: 'rules', id: `${input.id}-rules`, 'aria-label': t('Password requirements') }, items);
   const update = () => {
     PASSWORD_RULES.forEach(([text, test], i) => {
       const ok = test(input.value);
@@ -36,7 +36,7 @@ function passwordRules(input) {
 function checkNewPassword(password, confirm) {
   const problems = passwordProblems(password.input.value);
   if (problems.length) fieldError(password.input, `Missing: ${problems.join(', ')}.`);
-  if (confirm.input.value !== password.input.value) fieldError(confirm.input, 'Passwords do not match.');
+  if (confirm.input.value !== password.input.value) fieldError(confirm.input, t('Passwords do not match.'));
 }
 
 function passwordProblems(password) {
@@ -106,7 +106,7 @@ export function loginView(main, _m, q) {
 function validAge(input) {
   const value = Number(input.value);
   if (!input.value || !Number.isInteger(value) || value < 13 || value > 150) {
-    fieldError(input, 'Enter a whole number from 13 to 150.');
+    fieldError(input, t('Enter a whole number from 13 to 150.'));
   }
   return value;
 }
@@ -132,7 +132,7 @@ export function registerView(main, _m, q) {
     max: '150',
     step: '1',
     required: true,
-    hint: 'You must be at least 13 (13–150).',
+    hint: t('You must be at least 13 (13–150).'),
   });
   const email = field(t('Email'), 'email', { type: 'email', autocomplete: 'email', required: true });
   const password = field(t('Password'), 'password', { type: 'password', autocomplete: 'new-password', required: true });
@@ -194,7 +194,7 @@ export function registerView(main, _m, q) {
     ),
   );
   replace(main, page(t('Create your account'), form));
-  return { title: 'Register' };
+  return { title: t('Register') };
 }
 
 // Forgot / reset password -------------------------------------------------------------------
@@ -218,13 +218,15 @@ export function forgotView(main) {
           auth: false,
           body: { email: email.input.value.trim() },
         });
-        showSuccess(done, body?.message || 'If an account exists for that email, a reset link has been sent.');
+        showSuccess(done, body?.message || t('If an account exists for that email, a reset link has been sent.'));
       },
     },
     h(
       'p',
       { class: 'muted' },
-      'Enter the email you registered with and we will send you a link to choose a new password. The link works once, for one hour.',
+      t(
+        'Enter the email you registered with and we will send you a link to choose a new password. The link works once, for one hour.',
+      ),
     ),
     alert,
     done,
@@ -233,7 +235,7 @@ export function forgotView(main) {
     h('p', { class: 'form-links' }, link('/login', t('Back to log in'))),
   );
   replace(main, page(t('Forgot your password?'), form));
-  return { title: 'Forgot password' };
+  return { title: t('Forgot password') };
 }
 
 /** /reset-password/<token>: the page the reset email links to. */
@@ -269,7 +271,7 @@ export function resetView(main, [token]) {
           main,
           page(
             t('Password changed'),
-            h('div', { class: 'notice success', role: 'status' }, body?.message || 'Your password has been reset.'),
+            h('div', { class: 'notice success', role: 'status' }, body?.message || t('Your password has been reset.')),
             h('p', {}, link('/login', t('Log in with your new password'), { class: 'btn primary' })),
           ),
         );
@@ -282,15 +284,15 @@ export function resetView(main, [token]) {
           h(
             'span',
             { class: 'line' },
-            'The link may have expired or been used already. ',
-            link('/forgot-password', 'Request a new link'),
+            t('The link may have expired or been used already. '),
+            link('/forgot-password', t('Request a new link')),
             '.',
           ),
         );
         return true;
       },
     },
-    h('p', { class: 'muted' }, 'Choose a new password for your Streamia account.'),
+    h('p', { class: 'muted' }, t('Choose a new password for your Streamia account.')),
     alert,
     password.wrap,
     confirm.wrap,
@@ -298,14 +300,14 @@ export function resetView(main, [token]) {
     h('p', { class: 'form-links' }, link('/login', t('Back to log in'))),
   );
   replace(main, page(t('Reset your password'), form));
-  return { title: 'Reset password' };
+  return { title: t('Reset password') };
 }
 
 // Profile -----------------------------------------------------------------------------------
 
 export async function profileView(main) {
   if (!requireLogin()) return null;
-  replace(main, h('p', { class: 'loading' }, 'Loading your profile…'));
+  replace(main, h('p', { class: 'loading' }, t('Loading your profile…')));
   let user;
   try {
     user = (await api('/api/users/me')).user;
@@ -384,13 +386,13 @@ function profileForm(user) {
       },
       send: async () => {
         if (!Object.keys(changes).length) {
-          showSuccess(done, 'Nothing to change.');
+          showSuccess(done, t('Nothing to change.'));
           return;
         }
         const body = await api('/api/users/me', { method: 'PUT', body: changes });
         current = body.user || { ...current, ...changes };
         session.setUser(current);
-        showSuccess(done, body.message || 'Profile updated.');
+        showSuccess(done, body.message || t('Profile updated.'));
       },
     },
     h('h2', {}, t('Details')),
@@ -425,9 +427,9 @@ function passwordForm() {
       submit,
       alert,
       done,
-      busyText: 'Changing…',
+      busyText: t('Changing…'),
       check: () => {
-        if (!current.input.value) fieldError(current.input, 'Enter your current password.');
+        if (!current.input.value) fieldError(current.input, t('Enter your current password.'));
         checkNewPassword(password, confirm);
       },
       send: async () => {
@@ -442,7 +444,7 @@ function passwordForm() {
         if (body?.token) session.set(body.token, null);
         form.reset();
         password.input.dispatchEvent(new Event('input'));
-        showSuccess(done, `${body?.message || 'Password changed.'} Your other sessions were signed out.`);
+        showSuccess(done, `${body?.message || t('Password changed.')} Your other sessions were signed out.`);
       },
     },
     h('h2', {}, t('Change password')),
@@ -472,10 +474,10 @@ function deleteForm() {
       class: 'card-form danger-zone',
       submit,
       alert,
-      busyText: 'Deleting…',
+      busyText: t('Deleting…'),
       check: () => {
-        if (!password.input.value) fieldError(password.input, 'Enter your password to confirm.');
-        if (!sure.checked) fieldError(sure, 'Tick the box to confirm you want to delete your account.');
+        if (!password.input.value) fieldError(password.input, t('Enter your password to confirm.'));
+        if (!sure.checked) fieldError(sure, t('Tick the box to confirm you want to delete your account.'));
       },
       send: async () => {
         await api('/api/users/me', { method: 'DELETE', body: { password: password.input.value } });
@@ -488,7 +490,7 @@ function deleteForm() {
     h(
       'p',
       { class: 'muted' },
-      'This removes your account together with your list, ratings and comments. It cannot be undone.',
+      t('This removes your account together with your list, ratings and comments. It cannot be undone.'),
     ),
     alert,
     password.wrap,

@@ -154,9 +154,9 @@ async function render() {
         h(
           'section',
           { class: 'page narrow' },
-          h('h1', {}, 'Something went wrong'),
+          h('h1', {}, t('Something went wrong')),
           h('p', { class: 'notice error' }, errorText(err)),
-          h('p', {}, link('/', 'Back to the catalogue')),
+          h('p', {}, link('/', t('Back to the catalogue'))),
         ),
       );
       return;
@@ -173,10 +173,10 @@ async function render() {
       'section',
       { class: 'page narrow' },
       h('h1', {}, t('Page not found')),
-      h('p', {}, 'There is nothing at this address. ', link('/', t('Go to the catalogue')), '.'),
+      h('p', {}, t('There is nothing at this address. '), link('/', t('Go to the catalogue')), '.'),
     ),
   );
-  finish({ title: 'Not found' }, id);
+  finish({ title: t('Not found') }, id);
 }
 
 let firstRender = true;

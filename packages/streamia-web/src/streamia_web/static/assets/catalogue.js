@@ -43,7 +43,11 @@ export function movieCard(movie, extra) {
     h(
       'a',
       { class: 'card-link', href: href(`/movies/${encodeURIComponent(movie.id)}`) },
-      h('div', { class: 'cover-wrap' }, cover(movie.coverImage || movie.poster, `Cover of ${movie.title}`)),
+      h(
+        'div',
+        { class: 'cover-wrap' },
+        cover(movie.coverImage || movie.poster, t('Cover of {title}', { title: movie.title })),
+      ),
       h(
         'div',
         { class: 'card-body' },
@@ -106,8 +110,8 @@ export function catalogueView(main, _match, routeQuery) {
     SORTS.map(([value, text]) => h('option', { value }, t(text))),
   );
   const status = h('p', { class: 'result-count', role: 'status', 'aria-live': 'polite' });
-  const grid = h('ul', { class: 'grid', 'aria-label': 'Movies' });
-  const pager = h('nav', { class: 'pager', 'aria-label': 'Pagination' });
+  const grid = h('ul', { class: 'grid', 'aria-label': t('Movies') });
+  const pager = h('nav', { class: 'pager', 'aria-label': t('Pagination') });
 
   function setCategories(list) {
     const current = params.category;
@@ -197,7 +201,7 @@ export function catalogueView(main, _match, routeQuery) {
         status,
         h('span', { class: 'notice error inline' }, errorText(err)),
         ' ',
-        h('button', { type: 'button', class: 'btn small', onclick: load }, 'Retry'),
+        h('button', { type: 'button', class: 'btn small', onclick: load }, t('Retry')),
       );
       return;
     }
@@ -243,7 +247,12 @@ export function catalogueView(main, _match, routeQuery) {
       params.page < pages
         ? h('a', { class: 'btn', href: urlFor({ ...params, page: params.page + 1 }), rel: 'next' }, t('Next →'))
         : h('span', { class: 'btn disabled', 'aria-disabled': 'true' }, t('Next →'));
-    replace(pager, prev, h('span', { class: 'pager-status' }, `Page ${params.page} of ${pages}`), next);
+    replace(
+      pager,
+      prev,
+      h('span', { class: 'pager-status' }, t('Page {page} of {pages}', { page: params.page, pages })),
+      next,
+    );
   }
 
   load();

@@ -221,6 +221,61 @@ const ES = {
   '{percent} % of {size}': '{percent} % de {size}',
   '← Administration': '← Administración',
   '← Back to the catalogue': '← Volver al catálogo',
+  '(edited)': '(editado)',
+  'Back to the catalogue': 'Volver al catálogo',
+  Cancel: 'Cancelar',
+  'Cannot reach the server to play this video. Check your connection and try again.':
+    'No se puede contactar con el servidor para reproducir este vídeo. Comprueba tu conexión y vuelve a intentarlo.',
+  'Changing…': 'Cambiando…',
+  'Choose a new password for your Streamia account.': 'Elige una nueva contraseña para tu cuenta de Streamia.',
+  'Deleting…': 'Eliminando…',
+  'Enter a whole number from 13 to 150.': 'Escribe un número entero de 13 a 150.',
+  'Enter the email you registered with and we will send you a link to choose a new password. The link works once, for one hour.':
+    'Escribe el correo con el que te registraste y te enviaremos un enlace para elegir una nueva contraseña. El enlace sirve una vez, durante una hora.',
+  'Enter your current password.': 'Escribe tu contraseña actual.',
+  'Enter your password to confirm.': 'Escribe tu contraseña para confirmar.',
+  'Forgot password': 'Contraseña olvidada',
+  'If an account exists for that email, a reset link has been sent.':
+    'Si existe una cuenta con ese correo, se ha enviado un enlace para restablecerla.',
+  'It may have been removed from the catalogue.': 'Puede que se haya retirado del catálogo.',
+  'Keys: space play/pause · ← → 5 s · f full screen · m mute · c subtitles':
+    'Teclas: espacio reproducir/pausa · ← → 5 s · f pantalla completa · m silencio · c subtítulos',
+  'Loading ratings…': 'Cargando valoraciones…',
+  'Loading your profile…': 'Cargando tu perfil…',
+  'Movie not found': 'Película no encontrada',
+  'Not found': 'No encontrada',
+  Pagination: 'Paginación',
+  'Password changed.': 'Contraseña cambiada.',
+  'Password requirements': 'Requisitos de la contraseña',
+  'Passwords do not match.': 'Las contraseñas no coinciden.',
+  'Profile updated.': 'Perfil actualizado.',
+  'Rating distribution': 'Distribución de las valoraciones',
+  Ratings: 'Valoraciones',
+  Register: 'Registro',
+  'Request a new link': 'Pide un enlace nuevo',
+  'Reset password': 'Restablecer la contraseña',
+  Save: 'Guardar',
+  'Something went wrong': 'Algo ha ido mal',
+  'The link may have expired or been used already. ': 'Puede que el enlace haya caducado o ya se haya usado. ',
+  'The video file is damaged or uses a format this browser cannot decode.':
+    'El archivo de vídeo está dañado o usa un formato que este navegador no puede descodificar.',
+  'The video file is missing: it may have been removed or not processed yet.':
+    'Falta el archivo de vídeo: puede que se haya eliminado o que aún no se haya procesado.',
+  'The video service is unavailable right now. Please try again in a moment.':
+    'El servicio de vídeo no está disponible ahora. Vuelve a intentarlo en un momento.',
+  'There is nothing at this address. ': 'No hay nada en esta dirección. ',
+  'This movie could not be loaded': 'No se ha podido cargar esta película',
+  'This removes your account together with your list, ratings and comments. It cannot be undone.':
+    'Esto elimina tu cuenta junto con tu lista, tus valoraciones y tus comentarios. No se puede deshacer.',
+  'This video cannot be played right now.': 'Este vídeo no se puede reproducir ahora.',
+  'Tick the box to confirm you want to delete your account.':
+    'Marca la casilla para confirmar que quieres eliminar tu cuenta.',
+  You: 'Tú',
+  'You have not rated this movie yet.': 'Todavía no has valorado esta película.',
+  'You must be at least 13 (13–150).': 'Debes tener al menos 13 años (13–150).',
+  'You rated this {value} out of 5.': 'Le has dado {value} de 5.',
+  'Your password has been reset.': 'Tu contraseña se ha restablecido.',
+  'Hidden by a moderator': 'Ocultado por un moderador',
 };
 
 function initial() {

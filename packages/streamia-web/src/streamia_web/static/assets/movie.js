@@ -19,7 +19,7 @@ function sectionError(container, err, retry) {
       'div',
       { class: 'notice error' },
       h('span', {}, errorText(err)),
-      retry ? h('button', { type: 'button', class: 'btn small', onclick: retry }, 'Retry') : null,
+      retry ? h('button', { type: 'button', class: 'btn small', onclick: retry }, t('Retry')) : null,
     ),
   );
 }
@@ -37,16 +37,16 @@ export async function movieView(main, [rawId]) {
       h(
         'section',
         { class: 'page narrow' },
-        h('h1', {}, notFound ? 'Movie not found' : 'This movie could not be loaded'),
+        h('h1', {}, notFound ? t('Movie not found') : t('This movie could not be loaded')),
         h(
           'p',
           { class: notFound ? 'muted' : 'notice error' },
-          notFound ? 'It may have been removed from the catalogue.' : errorText(err),
+          notFound ? t('It may have been removed from the catalogue.') : errorText(err),
         ),
-        h('p', {}, link('/', '← Back to the catalogue')),
+        h('p', {}, link('/', t('← Back to the catalogue'))),
       ),
     );
-    return { title: 'Movie not found' };
+    return { title: t('Movie not found') };
   }
 
   const player = h('div', { class: 'player' });
@@ -61,7 +61,7 @@ export async function movieView(main, [rawId]) {
   const meta = [
     movie.category ? h('span', { class: 'chip' }, movie.category) : null,
     movie.duration ? h('span', { class: 'chip' }, formatDuration(movie.duration)) : null,
-    movie.createdAt ? h('span', { class: 'muted' }, `Added ${formatDate(movie.createdAt)}`) : null,
+    movie.createdAt ? h('span', { class: 'muted' }, t('Added {date}', { date: formatDate(movie.createdAt) })) : null,
   ];
   const actions = h(
     'div',
@@ -102,7 +102,6 @@ export async function movieView(main, [rawId]) {
 // Player ------------------------------------------------------------------------------------
 
 const SUBTITLE_KEY = 'streamia.subtitles';
-const SHORTCUTS = 'Keys: space play/pause · ← → 5 s · f full screen · m mute · c subtitles';
 
 async function renderPlayer(container, movie) {
   const stream = `/api/movies/${enc(movie.id)}/stream`;
@@ -122,7 +121,7 @@ async function renderPlayer(container, movie) {
     { class: 'player-controls' },
     h('label', { htmlFor: 'subtitle-menu' }, `${t('Subtitles')} `),
     menu,
-    h('span', { class: 'muted hint' }, SHORTCUTS),
+    h('span', { class: 'muted hint' }, t('Keys: space play/pause · ← → 5 s · f full screen · m mute · c subtitles')),
   );
   replace(container, video, prompt, message, controls);
   followProgress(video, prompt, movie);
@@ -203,16 +202,16 @@ async function playbackProblem(stream, video, movie) {
   try {
     response = await fetch(stream, { headers: { Range: 'bytes=0-0' } });
   } catch {
-    return 'Cannot reach the server to play this video. Check your connection and try again.';
+    return t('Cannot reach the server to play this video. Check your connection and try again.');
   }
-  if (response.status === 404) return 'The video file is missing: it may have been removed or not processed yet.';
-  if (response.status >= 500) return 'The video service is unavailable right now. Please try again in a moment.';
+  if (response.status === 404) return t('The video file is missing: it may have been removed or not processed yet.');
+  if (response.status >= 500) return t('The video service is unavailable right now. Please try again in a moment.');
   const type = (response.headers.get('Content-Type') || '').split(';')[0];
   if (type && !video.canPlayType(type)) return `This browser cannot play this video format (${type}).`;
   if (video.error && video.error.code === MediaError.MEDIA_ERR_DECODE) {
-    return 'The video file is damaged or uses a format this browser cannot decode.';
+    return t('The video file is damaged or uses a format this browser cannot decode.');
   }
-  return 'This video cannot be played right now.';
+  return t('This video cannot be played right now.');
 }
 
 // Favourite ---------------------------------------------------------------------------------
@@ -258,9 +257,9 @@ async function setupFavorite(button, movie) {
 // Ratings -----------------------------------------------------------------------------------
 
 async function renderRatings(container, movie) {
-  const summaryBox = h('div', { class: 'rating-summary' }, h('p', { class: 'loading' }, 'Loading ratings…'));
+  const summaryBox = h('div', { class: 'rating-summary' }, h('p', { class: 'loading' }, t('Loading ratings…')));
   const mine = h('div', { class: 'my-rating' });
-  replace(container, h('h2', { id: 'ratings-heading' }, 'Ratings'), summaryBox, mine);
+  replace(container, h('h2', { id: 'ratings-heading' }, t('Ratings')), summaryBox, mine);
 
   async function loadSummary() {
     try {
@@ -304,7 +303,7 @@ async function renderRatings(container, movie) {
           h('p', { class: 'muted' }, `${count} rating${count === 1 ? '' : 's'}`),
         ),
       ),
-      h('ul', { class: 'distribution', 'aria-label': 'Rating distribution' }, rows),
+      h('ul', { class: 'distribution', 'aria-label': t('Rating distribution') }, rows),
     );
   }
 
@@ -355,7 +354,9 @@ async function renderRatings(container, movie) {
       input.checked = n === value;
       label.classList.toggle('on', n <= value);
     }
-    note.textContent = value ? `You rated this ${value} out of 5.` : 'You have not rated this movie yet.';
+    note.textContent = value
+      ? t('You rated this {value} out of 5.', { value })
+      : t('You have not rated this movie yet.');
     removeButton.hidden = !myRating?.id;
   }
 
@@ -413,7 +414,7 @@ async function renderRatings(container, movie) {
 function authorName(comment) {
   const user = comment.user || {};
   const name = `${user.firstName || ''} ${user.lastName || ''}`.trim();
-  return name || 'Former member';
+  return name || t('Former member');
 }
 
 async function renderComments(container, movie) {
@@ -514,19 +515,21 @@ function commentItem(comment, list) {
     'header',
     { class: 'comment-header' },
     h('strong', {}, authorName(comment)),
-    mine ? h('span', { class: 'chip small' }, 'You') : null,
+    mine ? h('span', { class: 'chip small' }, t('You')) : null,
     h('time', { datetime: comment.createdAt || '', class: 'muted' }, formatDateTime(comment.createdAt)),
-    edited ? h('span', { class: 'muted' }, '(edited)') : null,
+    edited ? h('span', { class: 'muted' }, t('(edited)')) : null,
     STATUS_TEXT[comment.status] ? h('span', { class: 'chip warn small' }, t(STATUS_TEXT[comment.status])) : null,
   );
   const actions = h('div', { class: 'comment-actions' });
   const body = h('div', { class: 'comment-body' }, text);
 
   if (mine) {
-    actions.appendChild(h('button', { type: 'button', class: 'btn small ghost', onclick: () => startEdit() }, 'Edit'));
+    actions.appendChild(
+      h('button', { type: 'button', class: 'btn small ghost', onclick: () => startEdit() }, t('Edit')),
+    );
   }
   if (mine || admin) {
-    const del = h('button', { type: 'button', class: 'btn small ghost danger' }, 'Delete');
+    const del = h('button', { type: 'button', class: 'btn small ghost danger' }, t('Delete'));
     del.addEventListener('click', async () => {
       if (!confirm(t('Delete this comment?'))) return;
       await busy(del, async () => {
@@ -542,7 +545,7 @@ function commentItem(comment, list) {
     actions.appendChild(del);
   }
   if (admin && !mine) {
-    const hide = h('button', { type: 'button', class: 'btn small ghost' }, 'Hide');
+    const hide = h('button', { type: 'button', class: 'btn small ghost' }, t('Hide'));
     hide.addEventListener('click', () =>
       busy(hide, async () => {
         try {
@@ -590,7 +593,7 @@ function commentItem(comment, list) {
     });
     area.value = comment.text;
     const error = h('p', { class: 'field-error', id: `${id}-error` });
-    const save = h('button', { type: 'submit', class: 'btn small primary' }, 'Save');
+    const save = h('button', { type: 'submit', class: 'btn small primary' }, t('Save'));
     const alert = alertBox();
     const form = apiForm(
       {
@@ -627,7 +630,7 @@ function commentItem(comment, list) {
               actions.hidden = false;
             },
           },
-          'Cancel',
+          t('Cancel'),
         ),
       ),
     );
