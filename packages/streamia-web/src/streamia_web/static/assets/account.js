@@ -49,8 +49,8 @@ function page(title, ...children) {
 
 function afterLogin(body, next) {
   session.set(body.token, body.user);
-  const name = body.user?.firstName ? `, ${body.user.firstName}` : '';
-  toast(`Welcome${name}!`, 'success');
+  const name = body.user?.firstName;
+  toast(name ? t('Welcome, {name}!', { name }) : t('Welcome!'), 'success');
   go(next?.startsWith('/') ? next : '/');
 }
 
@@ -326,7 +326,7 @@ export async function profileView(main) {
       h(
         'p',
         { class: 'muted' },
-        `Member since ${formatDate(user.createdAt)}`,
+        t('Member since {date}', { date: formatDate(user.createdAt) }),
         user.role === 'admin' ? ' · Administrator' : '',
       ),
       profileForm(user),
@@ -444,7 +444,7 @@ function passwordForm() {
         if (body?.token) session.set(body.token, null);
         form.reset();
         password.input.dispatchEvent(new Event('input'));
-        showSuccess(done, `${body?.message || t('Password changed.')} Your other sessions were signed out.`);
+        showSuccess(done, `${body?.message || t('Password changed.')} ${t('Your other sessions were signed out.')}`);
       },
     },
     h('h2', {}, t('Change password')),

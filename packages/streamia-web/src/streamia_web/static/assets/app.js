@@ -124,7 +124,7 @@ async function logout() {
     console.warn('logout', errorText(err));
   }
   session.clear('logout');
-  toast('You have been logged out.');
+  toast(t('You have been logged out.'));
   go('/');
 }
 
@@ -199,7 +199,7 @@ upgradeHashLink();
 session.onChange((reason) => {
   renderNav();
   if (reason === 'expired') {
-    toast('Your session has expired. Please log in again.', 'error', 8000);
+    toast(t('Your session has expired. Please log in again.'), 'error', 8000);
   }
   // Pages that need an account send the user to log in; the others just lose their buttons.
   const { path } = currentRoute();

@@ -221,7 +221,9 @@ export function catalogueView(main, _match, routeQuery) {
     } else if (!movies.length) {
       status.textContent = t('The catalogue is empty.');
     } else {
-      status.textContent = `${total} movie${total === 1 ? '' : 's'}${filtered ? ' found' : ''}${pages > 1 ? ` · page ${params.page} of ${pages}` : ''}`;
+      const count = total === 1 ? t('1 movie') : t('{count} movies', { count: total });
+      const page = t('Page {page} of {pages}', { page: params.page, pages });
+      status.textContent = `${count}${pages > 1 ? ` · ${page}` : ''}`;
     }
     replace(
       grid,

@@ -276,6 +276,14 @@ const ES = {
   'You rated this {value} out of 5.': 'Le has dado {value} de 5.',
   'Your password has been reset.': 'Tu contraseña se ha restablecido.',
   'Hidden by a moderator': 'Ocultado por un moderador',
+  'You have been logged out.': 'Has cerrado la sesión.',
+  'Your session has expired. Please log in again.': 'Tu sesión ha caducado. Vuelve a iniciar sesión.',
+  'Welcome, {name}!': '¡Hola, {name}!',
+  'Welcome!': '¡Hola!',
+  'Member since {date}': 'Miembro desde el {date}',
+  'Your other sessions were signed out.': 'Tus otras sesiones se han cerrado.',
+  '1 movie': '1 película',
+  '{count} movies': '{count} películas',
 };
 
 function initial() {
