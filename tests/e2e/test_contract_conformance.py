@@ -7,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,11 +22,17 @@ CHECKS = (
 
 @pytest.mark.timeout(360)
 async def test_every_answer_of_the_api_is_one_its_openapi_document_describes(
-    platform, client, tmp_path: Path
+    platform, client, harness, tmp_path: Path
 ) -> None:
     if platform.distributed:
         pytest.skip("the contract is the same on both stacks: checked once, on the embedded one")
-    token = await platform.admin_token(client)
+    # An admin of its own: the fuzzer's valid `PUT /api/users/me` bodies rewrite the account
+    # it runs as (its email included), which must not be the admin the other tests log in as.
+    email = f"fuzz-admin-{uuid.uuid4().hex[:10]}@example.com"
+    await asyncio.to_thread(
+        platform.cli, "users", "create-admin", email, "--password", harness.PASSWORD
+    )
+    token = await platform.login(client, email, harness.PASSWORD)
     st = Path(sys.executable).with_name("st")
     # The platform runs in its own processes: waiting in a thread keeps this loop free.
     result = await asyncio.to_thread(
