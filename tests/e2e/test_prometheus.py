@@ -94,7 +94,9 @@ async def _every_target_up(client: httpx.AsyncClient, prometheus: str) -> dict[s
         try:
             resp = await client.get(prometheus + "/api/v1/targets")
         except httpx.HTTPError:
-            return None  # still starting
+            return None  # not listening yet
+        if resp.status_code != 200:
+            return None  # listening, but its storage is still opening: 503 until /-/ready
         active = resp.json()["data"]["activeTargets"]
         health = {t["labels"]["app"]: t["health"] for t in active if "app" in t["labels"]}
         return health if set(health.values()) == {"up"} else None
