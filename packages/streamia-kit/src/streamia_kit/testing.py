@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import random
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -207,10 +208,39 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+def _ephemeral_ports() -> range:
+    """The kernel's range for outgoing connections' local ports (Linux; the IANA range else)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 49152, 65535
+    return range(low, high + 1)
+
+
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free loopback port for a server started later, chosen outside the ephemeral range.
+
+    A port the kernel picked (`bind(0)`) comes from the ephemeral range, so any outgoing
+    connection opened before the server binds (to PostgreSQL, Redis, another service) can take
+    it, and the server then fails with "address already in use". Below that range only
+    servers bind, and no port is handed out twice in one process.
+    """
+    ephemeral = _ephemeral_ports()
+    candidates = [p for p in range(10000, 65536) if p not in ephemeral and p not in _handed_out]
+    for port in random.sample(candidates, k=min(200, len(candidates))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    with socket.socket() as sock:  # every candidate busy: let the kernel choose
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class TcpProxy:
