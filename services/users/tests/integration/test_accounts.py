@@ -284,7 +284,8 @@ async def test_deleting_the_account_needs_the_password_and_revokes_tokens(client
         await client.request(
             "DELETE", "/api/users/me", headers=headers, json={"password": "Wrong!Pass1"}
         ),
-        401,
+        400,
+        "Password is incorrect",
     )
     assert_error(await client.request("DELETE", "/api/users/me", headers=headers, json={}), 400)
     resp = await client.request(

@@ -252,7 +252,8 @@ class UsersService:
         repo = UsersRepository(session)
         user = await self.me(session, identity)
         if not await self.passwords.verify(user.password_hash, data.password):
-            raise Unauthorized("Password is incorrect", code="invalid_credentials")
+            # 400 like change-password's wrong currentPassword (API.md): a 401 logs clients out.
+            raise BadRequest("Password is incorrect", code="invalid_credentials")
         await self.outbox.add(
             session,
             UserDeleted(
