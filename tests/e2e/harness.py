@@ -276,6 +276,28 @@ class Platform:
             return
         self._spawn(name)
         self._wait_healthy([name], timeout)
+        if self.distributed and name != "gateway":
+            self._wait_routed(name, timeout)
+
+    def _wait_routed(self, name: str, timeout: float) -> None:
+        """Wait until the gateway routes to `name` again: while it was down the gateway's
+        breaker for it may have opened, and it closes only after its reset time and a probe."""
+        gateway = self.procs.get("gateway")
+        if gateway is None or gateway.poll() is not None:
+            return
+        deadline = time.monotonic() + timeout
+        probe = f"{self.gateway}/api/{name}/routed-probe"
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    resp = client.get(probe)
+                    if resp.status_code not in (502, 503, 504):
+                        return
+                if time.monotonic() > deadline:
+                    raise PlatformError(
+                        f"the gateway did not route to {name} within {timeout:.0f}s"
+                    )
+                time.sleep(0.2)
 
     def restart(self, service: str = EMBEDDED_PROCESS, sig: int = signal.SIGTERM) -> None:
         self.stop(service, sig)
