@@ -21,6 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import tree_sitter_javascript
+from tree_sitter import Language, Parser
 
 pytestmark = pytest.mark.e2e
 
@@ -259,7 +261,7 @@ async def test_the_reset_link_of_the_email_opens_the_reset_form(
     await page.click("form.card-form button[type=submit]")
     alert = page.locator("form.card-form .notice.error")
     await alert.wait_for()
-    assert "Expired or invalid token" in await alert.inner_text()
+    assert "This reset link is invalid or has expired." in await alert.inner_text()
 
     account = await platform.register(api)
     resp = await api.post("/api/users/forgot-password", json={"email": account.email})
@@ -577,4 +579,186 @@ async def test_an_anonymous_visitor_sees_the_public_rows_and_makes_no_progress_c
     await page.wait_for_selector(".grid .card")
     assert calls == []
     assert console == [], console
+    assert page.problems == []
+
+
+# -- Spanish everywhere ------------------------------------------------------------------------
+
+I18N = Path(__file__).parents[2] / "packages/streamia-web/src/streamia_web/static/assets/i18n.js"
+
+
+def _english_of_the_table() -> list[dict[str, str]]:
+    """Each English text of i18n.js whose Spanish differs, with a pattern that matches it as
+    shown (its `{placeholders}` filled in): parsed, as test_translations does."""
+    root = Parser(Language(tree_sitter_javascript.language())).parse(I18N.read_bytes()).root_node
+
+    def text(node: Any) -> str:
+        if node.type == "string":  # quotes dropped, the table's only escape (\') decoded
+            return node.text.decode()[1:-1].replace("\\'", "'")
+        return node.text.decode()
+
+    stack, table = [root], None
+    while stack and table is None:
+        node = stack.pop()
+        name = node.child_by_field_name("name")
+        if node.type == "variable_declarator" and name is not None and name.text == b"ES":
+            table = node.child_by_field_name("value")
+        stack.extend(node.children)
+    assert table is not None
+    found = []
+    for pair in table.named_children:
+        if pair.type != "pair":
+            continue
+        english = text(pair.child_by_field_name("key")).strip()
+        spanish = text(pair.child_by_field_name("value")).strip()
+        parts = re.split(r"\{\w+\}", english)
+        pattern = "^" + "[\\s\\S]+?".join(re.escape(part) for part in parts) + "$"
+        if english != spanish and not re.match(pattern, spanish):
+            found.append({"english": english, "pattern": pattern})
+    assert len(found) > 300  # the table was read
+    return found
+
+
+# Every text of the page a user reads or hears: text nodes (not <noscript>'s, shown without
+# the app, in both languages), labels, titles, placeholders, alternative texts, the tab title.
+ENGLISH_SHOWN = """(texts) => {
+  const shown = [document.title];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    if (!walker.currentNode.parentElement.closest('noscript, script, style')) {
+      shown.push(walker.currentNode.nodeValue);
+    }
+  }
+  for (const el of document.querySelectorAll('[aria-label], [title], [placeholder], [alt]')) {
+    for (const name of ['aria-label', 'title', 'placeholder', 'alt']) {
+      if (el.hasAttribute(name)) shown.push(el.getAttribute(name));
+    }
+  }
+  const patterns = texts.map(({ english, pattern }) => [english, new RegExp(pattern)]);
+  const found = [];
+  for (const value of shown.map((s) => s.trim()).filter(Boolean)) {
+    for (const [english, pattern] of patterns) {
+      if (pattern.test(value)) found.push(`${location.pathname}: "${value}" is "${english}"`);
+    }
+  }
+  return found;
+}"""
+
+
+async def test_in_spanish_no_page_shows_an_english_text_of_the_table(
+    platform, api, admin_headers, harness, browser_page
+) -> None:
+    page = browser_page
+    english = _english_of_the_table()
+    found: list[str] = []
+
+    async def scan() -> None:
+        found.extend(await page.evaluate(ENGLISH_SHOWN, english))
+
+    await page.add_init_script("localStorage.setItem('streamia.lang', 'es')")
+    title = f"Película {uuid.uuid4().hex[:6]}"
+    made = await api.post("/api/movies", json=harness.new_movie(title=title), headers=admin_headers)
+    assert made.status_code == 201, made.text
+    movie_id = made.json()["data"]["id"]
+    taken = await platform.register(api)
+    account = await platform.register(api)
+
+    # Home, anonymous: navigation, search bar, cards ("Sin valoraciones"), footer.
+    await page.goto(platform.gateway + "/")
+    await page.wait_for_selector(".grid .card")
+    await page.wait_for_selector(".result-count:has-text('película')")
+    assert await page.evaluate("() => document.documentElement.lang") == "es"
+    await scan()
+
+    # Register: the form's own checks, then the API's 409 on a taken email (by its code).
+    await page.goto(platform.gateway + "/register")
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector(".field-error:has-text('Obligatorio.')")
+    await page.fill("input[name=password]", "short")
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector(".field-error:has-text('Falta: ')")
+    await scan()
+    for name, value in [
+        ("firstName", "Ana"),
+        ("lastName", "Prueba"),
+        ("age", "30"),
+        ("email", taken.email),
+        ("password", "Str0ng!Pass"),
+        ("confirmPassword", "Str0ng!Pass"),
+    ]:
+        await page.fill(f"input[name={name}]", value)
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector(".field-error:has-text('Ya existe una cuenta con este correo.')")
+    await scan()
+
+    # Log in: a wrong password is the API's 401 invalid_credentials, in Spanish.
+    await page.goto(platform.gateway + "/login")
+    await page.fill("input[name=email]", account.email)
+    await page.fill("input[name=password]", "Wrong!Pass1")
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector(".notice.error:has-text('Correo o contraseña incorrectos.')")
+    await scan()
+    await page.fill("input[name=password]", account.password)
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector("button:has-text('Cerrar sesión')")
+    await page.wait_for_selector(".toast:has-text('¡Hola')")  # with its "Cerrar" button
+    await scan()
+
+    # A movie: player (its error for an unreachable host), ratings, list button, comments.
+    await page.goto(f"{platform.gateway}/movies/{movie_id}")
+    await page.wait_for_selector(".rating-summary:has-text('Sin valoraciones')")
+    await page.click("label[for$='-4']")
+    await page.wait_for_selector(".toast:has-text('Valoración guardada.')")
+    await page.wait_for_selector(".rating-number")
+    await page.fill(".comment-form textarea", "Muy buena")
+    await page.click(".comment-form button[type=submit]")
+    await page.wait_for_selector(".comment-list .comment-text:has-text('Muy buena')")
+    await page.click("button:has-text('Añadir a mi lista')")
+    await page.wait_for_selector("button[aria-pressed=true]:has-text('En mi lista')")
+    await page.wait_for_selector(".player .notice.error:has-text('otro sitio')")
+    await scan()
+
+    # The user's own pages.
+    for path, ready in [
+        ("/favorites", f".card-title:has-text('{title}')"),
+        ("/ratings", f".rating-row a:has-text('{title}')"),
+        ("/history", "main h1:has-text('Historial')"),
+    ]:
+        await page.goto(platform.gateway + path)
+        await page.wait_for_selector(ready)
+        await page.wait_for_selector("main .loading", state="detached")
+        await scan()
+
+    # Account: the profile, and the API's 400 for a wrong current password.
+    await page.goto(platform.gateway + "/profile")
+    password_form = "form:has(input[name=currentPassword])"
+    await page.wait_for_selector(password_form)
+    await page.fill(f"{password_form} input[name=currentPassword]", "Wrong!Pass1")
+    await page.fill(f"{password_form} input[name=newPassword]", "N3w!Password")
+    await page.fill(f"{password_form} input[name=confirmPassword]", "N3w!Password")
+    await page.click(f"{password_form} button[type=submit]")
+    await page.wait_for_selector(
+        f"{password_form} .notice.error:has-text('La contraseña no es correcta.')"
+    )
+    await scan()
+
+    # The administration pages, for an admin whose name is no English word ("Admin" is).
+    admin = await platform.register(api, firstName="Ana", lastName="Gestora")
+    platform.cli("users", "promote", admin.email)
+    await page.click("button:has-text('Cerrar sesión')")
+    await page.wait_for_selector(".toast:has-text('Has cerrado la sesión.')")
+    await page.goto(platform.gateway + "/login")
+    await page.fill("input[name=email]", admin.email)
+    await page.fill("input[name=password]", admin.password)
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector("button:has-text('Cerrar sesión')")
+    await page.goto(platform.gateway + "/admin")
+    await page.wait_for_selector(f"#admin-movies ~ * a:has-text('{title}')")
+    await page.wait_for_selector("#admin-moderation ~ * .loading", state="detached")
+    await scan()
+    await page.goto(f"{platform.gateway}/admin/movies/{movie_id}")
+    await page.wait_for_selector("#subs-heading ~ ul li")
+    await scan()
+
+    assert found == []
     assert page.problems == []

@@ -1,29 +1,34 @@
 // Accounts: log in, register, forgot and reset password, profile, password change, deletion.
 
-import { ApiError, api, session } from './api.js';
+import { ApiError, api, errorText, session } from './api.js';
 import { formatDate, h, replace, toast } from './dom.js';
 import { alertBox, apiForm, field, fieldError, required, showFormError, showSuccess, successBox } from './forms.js';
-import { t } from './i18n.js';
+import { LANGUAGES, msg, t } from './i18n.js';
 import { go, link, requireLogin } from './router.js';
 
 const SPECIALS = '!@#$%^&*()_+-=[]{};\':"\\|,.<>/?';
+// API.md's password rules: [text, test, text in the "Missing: …" message].
 const PASSWORD_RULES = [
-  ['At least 8 characters', (p) => p.length >= 8],
-  ['An uppercase letter', (p) => /[A-Z]/.test(p)],
-  ['A lowercase letter', (p) => /[a-z]/.test(p)],
-  ['A digit', (p) => /[0-9]/.test(p)],
-  [`A special character: ${SPECIALS}`, (p) => [...p].some((c) => SPECIALS.includes(c))],
+  [msg('At least 8 characters'), (p) => p.length >= 8, msg('8 characters')],
+  [msg('An uppercase letter'), (p) => /[A-Z]/.test(p), msg('an uppercase letter')],
+  [msg('A lowercase letter'), (p) => /[a-z]/.test(p), msg('a lowercase letter')],
+  [msg('A digit'), (p) => /[0-9]/.test(p), msg('a digit')],
+  [msg('A special character: {specials}'), (p) => [...p].some((c) => SPECIALS.includes(c)), msg('a special character')],
 ];
+
+function ruleText(text) {
+  return t(text, { specials: SPECIALS });
+}
 
 /** The live checklist of API.md's password rules under a password field. */
 function passwordRules(input) {
-  const items = PASSWORD_RULES.map(([text]) => h('li', {}, text));
+  const items = PASSWORD_RULES.map(([text]) => h('li', {}, ruleText(text)));
   const list = h('ul', { class: 'rules', id: `${input.id}-rules`, 'aria-label': t('Password requirements') }, items);
   const update = () => {
     PASSWORD_RULES.forEach(([text, test], i) => {
       const ok = test(input.value);
       items[i].classList.toggle('ok', ok);
-      items[i].textContent = `${ok ? '✓' : '•'} ${text}`;
+      items[i].textContent = `${ok ? '✓' : '•'} ${ruleText(text)}`;
     });
   };
   input.addEventListener('input', update);
@@ -35,12 +40,12 @@ function passwordRules(input) {
 /** Marks the new-password and confirmation fields when either is invalid. */
 function checkNewPassword(password, confirm) {
   const problems = passwordProblems(password.input.value);
-  if (problems.length) fieldError(password.input, `Missing: ${problems.join(', ')}.`);
+  if (problems.length) fieldError(password.input, t('Missing: {rules}.', { rules: problems.join(', ') }));
   if (confirm.input.value !== password.input.value) fieldError(confirm.input, t('Passwords do not match.'));
 }
 
 function passwordProblems(password) {
-  return PASSWORD_RULES.filter(([, test]) => !test(password)).map(([text]) => text);
+  return PASSWORD_RULES.filter(([, test]) => !test(password)).map(([, , missing]) => t(missing));
 }
 
 function page(title, ...children) {
@@ -117,13 +122,13 @@ export function registerView(main, _m, q) {
     autocomplete: 'given-name',
     maxlength: '50',
     required: true,
-    hint: '1–50 characters',
+    hint: t('1–50 characters'),
   });
   const last = field(t('Last name'), 'lastName', {
     autocomplete: 'family-name',
     maxlength: '50',
     required: true,
-    hint: '1–50 characters',
+    hint: t('1–50 characters'),
   });
   const age = field(t('Age'), 'age', {
     type: 'number',
@@ -174,7 +179,7 @@ export function registerView(main, _m, q) {
         if (body?.token) {
           afterLogin(body, next);
         } else {
-          toast('Account created. Please log in.', 'success');
+          toast(t('Account created. Please log in.'), 'success');
           go('/login', { next });
         }
       },
@@ -213,12 +218,12 @@ export function forgotView(main) {
       busyText: t('Sending…'),
       check: () => required(email, t('Enter your email.')),
       send: async () => {
-        const body = await api('/api/users/forgot-password', {
+        await api('/api/users/forgot-password', {
           method: 'POST',
           auth: false,
           body: { email: email.input.value.trim() },
         });
-        showSuccess(done, body?.message || t('If an account exists for that email, a reset link has been sent.'));
+        showSuccess(done, t('If an account exists for that email, a reset link has been sent.'));
       },
     },
     h(
@@ -261,7 +266,7 @@ export function resetView(main, [token]) {
       busyText: t('Saving…'),
       check: () => checkNewPassword(password, confirm),
       send: async () => {
-        const body = await api('/api/users/reset-password', {
+        await api('/api/users/reset-password', {
           method: 'POST',
           auth: false,
           body: { token, newPassword: password.input.value, confirmPassword: confirm.input.value },
@@ -271,7 +276,7 @@ export function resetView(main, [token]) {
           main,
           page(
             t('Password changed'),
-            h('div', { class: 'notice success', role: 'status' }, body?.message || t('Your password has been reset.')),
+            h('div', { class: 'notice success', role: 'status' }, t('Your password has been reset.')),
             h('p', {}, link('/login', t('Log in with your new password'), { class: 'btn primary' })),
           ),
         );
@@ -280,15 +285,7 @@ export function resetView(main, [token]) {
       onError: (err) => {
         if (!(err instanceof ApiError) || err.status !== 400 || Object.keys(err.fieldErrors).length) return false;
         showFormError(form, err, alert);
-        alert.appendChild(
-          h(
-            'span',
-            { class: 'line' },
-            t('The link may have expired or been used already. '),
-            link('/forgot-password', t('Request a new link')),
-            '.',
-          ),
-        );
+        alert.appendChild(h('span', { class: 'line' }, link('/forgot-password', t('Request a new link'))));
         return true;
       },
     },
@@ -314,7 +311,7 @@ export async function profileView(main) {
     session.setUser(user);
   } catch (err) {
     if (!session.loggedIn) return go('/login', { next: '/profile' });
-    replace(main, page(t('Your profile'), h('div', { class: 'notice error', role: 'alert' }, err.message)));
+    replace(main, page(t('Your profile'), h('div', { class: 'notice error', role: 'alert' }, errorText(err))));
     return { title: t('Profile') };
   }
   replace(
@@ -327,7 +324,7 @@ export async function profileView(main) {
         'p',
         { class: 'muted' },
         t('Member since {date}', { date: formatDate(user.createdAt) }),
-        user.role === 'admin' ? ' · Administrator' : '',
+        user.role === 'admin' ? ` · ${t('Administrator')}` : '',
       ),
       profileForm(user),
       passwordForm(),
@@ -351,10 +348,7 @@ function profileForm(user) {
   const age = field(t('Age'), 'age', { type: 'number', min: '13', max: '150', step: '1', value: user.age ?? '' });
   const email = field(t('Email'), 'email', { type: 'email', autocomplete: 'email', value: user.email || '' });
   const language = field(t('Language'), 'language', {
-    options: [
-      ['es', 'Español'],
-      ['en', 'English'],
-    ],
+    options: LANGUAGES,
     value: user.language || 'es',
     hint: t('The language of the emails Streamia sends you.'),
   });
@@ -392,7 +386,7 @@ function profileForm(user) {
         const body = await api('/api/users/me', { method: 'PUT', body: changes });
         current = body.user || { ...current, ...changes };
         session.setUser(current);
-        showSuccess(done, body.message || t('Profile updated.'));
+        showSuccess(done, t('Profile updated.'));
       },
     },
     h('h2', {}, t('Details')),
@@ -444,7 +438,7 @@ function passwordForm() {
         if (body?.token) session.set(body.token, null);
         form.reset();
         password.input.dispatchEvent(new Event('input'));
-        showSuccess(done, `${body?.message || t('Password changed.')} ${t('Your other sessions were signed out.')}`);
+        showSuccess(done, `${t('Password changed.')} ${t('Your other sessions were signed out.')}`);
       },
     },
     h('h2', {}, t('Change password')),
@@ -482,7 +476,7 @@ function deleteForm() {
       send: async () => {
         await api('/api/users/me', { method: 'DELETE', body: { password: password.input.value } });
         session.clear('deleted');
-        toast('Your account has been deleted. Goodbye!', 'success', 8000);
+        toast(t('Your account has been deleted. Goodbye!'), 'success', 8000);
         go('/');
       },
     },

@@ -3,11 +3,14 @@
 import { api, enc, errorText, query, session, upload } from './api.js';
 import { busy, formatBytes, formatDateTime, h, replace, toast, toastError } from './dom.js';
 import { alertBox, apiForm, field, required, showSuccess, successBox } from './forms.js';
-import { t } from './i18n.js';
+import { msg, t } from './i18n.js';
 import { go, href, link, requireLogin } from './router.js';
 
 const VIDEO_ACCEPT = '.mp4,.mov,.mkv,.webm,.avi,video/mp4,video/quicktime,video/x-matroska,video/webm,video/x-msvideo';
 const LIST_SIZE = 20;
+// Where a movie's video is kept (`provider`) and a comment's moderation status, for people.
+const PROVIDER_TEXT = { local: msg('This server'), cloudinary: msg('Cloudinary'), external: msg('Another site') };
+const STATUS_TEXT = { flagged: msg('Reported'), hidden: msg('Hidden'), visible: msg('Visible') };
 
 function guard(main) {
   if (!requireLogin()) return false;
@@ -54,7 +57,7 @@ function uploadForm(onDone) {
     type: 'file',
     accept: VIDEO_ACCEPT,
     required: true,
-    hint: 'mp4, mov, mkv, webm or avi',
+    hint: t('MP4, MOV, MKV, WebM or AVI'),
   });
   const title = field(t('Title'), 'title', { maxlength: '200', required: true });
   const category = field(t('Category'), 'category', { maxlength: '100' });
@@ -115,7 +118,7 @@ function uploadForm(onDone) {
           form.reset();
           replace(
             done,
-            `${body.message || t('Movie uploaded.')} `,
+            `${t('Movie uploaded.')} `,
             movie ? link(`/movies/${enc(movie.id)}`, t('Open “{title}”', { title: movie.title })) : null,
             movie ? ' · ' : null,
             movie ? link(`/admin/movies/${enc(movie.id)}`, t('add subtitles')) : null,
@@ -153,7 +156,7 @@ function urlForm(onDone) {
   const videoUrl = field(t('Video URL'), 'videoUrl', { type: 'url', required: true, placeholder: 'https://…' });
   const title = field(t('Title'), 'title', { maxlength: '200', required: true });
   const category = field(t('Category'), 'category', { maxlength: '100' });
-  const coverImage = field(t('Cover image URL'), 'coverImage', { type: 'url', placeholder: 'https://… (optional)' });
+  const coverImage = field(t('Cover image URL'), 'coverImage', { type: 'url', placeholder: t('https://… (optional)') });
   const description = field(t('Description'), 'description', { textarea: true, rows: '3', maxlength: '5000' });
   const alert = alertBox();
   const done = successBox();
@@ -170,9 +173,9 @@ function urlForm(onDone) {
         if (category.input.value.trim()) body.category = category.input.value.trim();
         if (description.input.value.trim()) body.description = description.input.value.trim();
         if (coverImage.input.value.trim()) body.coverImage = coverImage.input.value.trim();
-        const res = await api('/api/movies', { method: 'POST', body });
+        await api('/api/movies', { method: 'POST', body });
         form.reset();
-        showSuccess(done, res.message || t('Movie added.'));
+        showSuccess(done, t('Movie added.'));
         onDone();
       },
     },
@@ -225,7 +228,7 @@ function renderMovieTable(container) {
         {},
         h('th', { scope: 'row' }, h('a', { href: href(`/movies/${enc(movie.id)}`) }, movie.title)),
         h('td', {}, movie.category || '—'),
-        h('td', {}, movie.provider || '—'),
+        h('td', {}, PROVIDER_TEXT[movie.provider] ? t(PROVIDER_TEXT[movie.provider]) : movie.provider || '—'),
         h('td', {}, String((movie.subtitles || []).length)),
         h('td', {}, `${movie.rating?.average || 0} (${movie.rating?.count || 0})`),
         h(
@@ -314,8 +317,8 @@ async function deleteMovie(movie, button, after) {
     return;
   await busy(button, async () => {
     try {
-      const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'DELETE' });
-      toast(res?.message || t('Movie deleted.'), 'success');
+      await api(`/api/movies/${enc(movie.id)}`, { method: 'DELETE' });
+      toast(t('Movie deleted.'), 'success');
       after();
     } catch (err) {
       toastError(err);
@@ -392,7 +395,7 @@ function moderationItem(comment, reload) {
     await busy(del, async () => {
       try {
         await api(`/api/comments/${enc(comment.id)}`, { method: 'DELETE' });
-        toast('Comment deleted.');
+        toast(t('Comment deleted.'));
         reload();
       } catch (err) {
         toastError(err);
@@ -407,7 +410,11 @@ function moderationItem(comment, reload) {
       { class: 'comment-header' },
       h('strong', {}, author),
       h('time', { class: 'muted', datetime: comment.createdAt || '' }, formatDateTime(comment.createdAt)),
-      h('span', { class: `chip small ${comment.status === 'hidden' ? 'warn' : ''}` }, comment.status || 'flagged'),
+      h(
+        'span',
+        { class: `chip small ${comment.status === 'hidden' ? 'warn' : ''}` },
+        t(STATUS_TEXT[comment.status] || STATUS_TEXT.flagged),
+      ),
       comment.reports
         ? h(
             'span',
@@ -501,8 +508,8 @@ function editForm(movie) {
       busyText: t('Saving…'),
       send: async () => {
         const body = {};
-        const t = title.input.value.trim();
-        if (t !== movie.title) body.title = t;
+        const newTitle = title.input.value.trim();
+        if (newTitle !== movie.title) body.title = newTitle;
         const c = category.input.value.trim();
         if (c !== (movie.category || '')) body.category = c || null;
         const d = description.input.value.trim();
@@ -519,7 +526,7 @@ function editForm(movie) {
         }
         const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
         Object.assign(movie, res.data || body);
-        showSuccess(done, res.message || t('Movie updated.'));
+        showSuccess(done, t('Movie updated.'));
         const heading = document.querySelector('main h1');
         if (heading) heading.textContent = t('Edit “{title}”', { title: movie.title });
       },
@@ -544,7 +551,7 @@ function renderSubtitles(container, movie) {
     accept: '.vtt,.srt,text/vtt',
     hint: t('WebVTT or SRT. A file in the same language replaces the old one.'),
   });
-  const language = field(t('Language code'), 'language', { placeholder: 'es, en, pt-br…', maxlength: '35' });
+  const language = field(t('Language code'), 'language', { placeholder: t('es, en, pt-br…'), maxlength: '35' });
   const label = field(t('Label'), 'label', { placeholder: t('Español, English…'), maxlength: '100' });
   const alert = alertBox();
   const submit = h('button', { type: 'submit', class: 'btn primary' }, t('Add subtitles'));
@@ -561,7 +568,7 @@ function renderSubtitles(container, movie) {
               ' ',
               s.label || '',
               ' ',
-              s.url ? h('a', { href: s.url, target: '_blank', rel: 'noopener' }, 'file') : null,
+              s.url ? h('a', { href: s.url, target: '_blank', rel: 'noopener' }, t('file')) : null,
             ),
           )
         : h('li', { class: 'muted' }, t('No subtitles yet.')),
@@ -595,7 +602,7 @@ function renderSubtitles(container, movie) {
         const res = await upload(`/api/movies/${enc(movie.id)}/subtitles`, data).promise;
         draw(res?.data || []);
         form.reset();
-        toast(res?.message || t('Subtitles added.'), 'success');
+        toast(t('Subtitles added.'), 'success');
       },
     },
     alert,

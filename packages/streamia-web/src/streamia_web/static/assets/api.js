@@ -1,13 +1,15 @@
 // The Streamia HTTP API (API.md) as the web app uses it: JSON calls, uploads, the session.
 
+import { language, msg, t } from './i18n.js';
+
 const TOKEN_KEY = 'streamia.token';
 const USER_KEY = 'streamia.user';
 
 /** An API answer that was not 2xx (or no answer at all: status 0). */
 export class ApiError extends Error {
   constructor(status, body, retryAfter = null) {
-    const message = (body && (body.message || body.error)) || defaultMessage(status);
-    super(message);
+    // The server's English text, for logs; users see `errorText(err)`, chosen by `code`.
+    super((body && (body.message || body.error)) || `HTTP ${status}`);
     this.name = 'ApiError';
     this.status = status;
     this.body = body;
@@ -19,10 +21,70 @@ export class ApiError extends Error {
   }
 }
 
-function defaultMessage(status) {
-  if (status === 0) return 'Cannot reach the server. Check your connection and try again.';
-  return `Request failed (HTTP ${status}).`;
-}
+const UNAVAILABLE = msg('The service is temporarily unavailable. Please try again in a moment.');
+
+// What the user reads for each error `code` of API.md's error shape: the server's `message`
+// is English, so the text comes from here, in the user's language.
+const CODE_TEXT = {
+  no_token: msg('Log in to continue.'),
+  invalid_token: msg('Your session has expired. Please log in again.'),
+  account_deleted: msg('Your session has expired. Please log in again.'),
+  invalid_credentials: msg('Invalid email or password.'),
+  email_taken: msg('An account with this email already exists.'),
+  user_not_found: msg('Account not found.'),
+  invalid_reset_token: msg('This reset link is invalid or has expired.'),
+  admin_required: msg('Only administrators can do this.'),
+  forbidden: msg('You are not allowed to do this.'),
+  cors_forbidden: msg('You are not allowed to do this.'),
+  not_owner: msg('You can only change what is yours.'),
+  movie_not_found: msg('This movie does not exist or has been removed.'),
+  video_not_found: msg('The video file was not found.'),
+  media_not_found: msg('The file was not found.'),
+  rating_not_found: msg('This rating no longer exists.'),
+  comment_not_found: msg('This comment no longer exists.'),
+  favorite_not_found: msg('This movie is not in your list.'),
+  already_favorite: msg('This movie is already in your list.'),
+  progress_not_found: msg('There is no progress saved for this movie.'),
+  history_entry_not_found: msg('This movie is not in your history.'),
+  concurrent_update: msg('It changed at the same time somewhere else. Please try again.'),
+  rate_limited: msg('Too many attempts.'),
+  validation_error: msg('Some fields are not valid.'),
+  invalid_json: msg('The request was not valid.'),
+  bad_request: msg('The request was not valid.'),
+  payload_too_large: msg('The file is too large.'),
+  unsupported_media_type: msg('This kind of file is not supported.'),
+  unsupported_image_format: msg('The image must be a PNG, JPEG or WebP file.'),
+  unreadable_image: msg('The image could not be read: it may be damaged or too large.'),
+  unsupported_video_format: msg('This video format is not supported.'),
+  unreadable_video: msg('The video could not be read: it may be damaged.'),
+  invalid_subtitle: msg('The subtitle file could not be read: use WebVTT or SRT.'),
+  invalid_upload: msg('The upload was not valid.'),
+  not_found: msg('Not found.'),
+  endpoint_not_found: msg('Not found.'),
+  method_not_allowed: msg('The request was not valid.'),
+  internal_error: msg('Something went wrong on our side. Please try again.'),
+  service_unavailable: UNAVAILABLE,
+  movies_unavailable: UNAVAILABLE,
+  media_store_unavailable: UNAVAILABLE,
+  auth_unavailable: UNAVAILABLE,
+  circuit_open: UNAVAILABLE,
+  upstream_unavailable: UNAVAILABLE,
+  upstream_timeout: UNAVAILABLE,
+  bad_gateway: UNAVAILABLE,
+  not_ready: UNAVAILABLE,
+};
+
+// A code the app does not know yet: a text by status.
+const STATUS_TEXT = {
+  0: msg('Cannot reach the server. Check your connection and try again.'),
+  400: msg('The request was not valid.'),
+  401: msg('Your session has expired. Please log in again.'),
+  403: msg('You are not allowed to do this.'),
+  404: msg('Not found.'),
+  409: msg('It changed at the same time somewhere else. Please try again.'),
+  413: msg('The file is too large.'),
+  429: msg('Too many attempts.'),
+};
 
 /** Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or null. */
 function parseRetryAfter(value) {
@@ -33,23 +95,37 @@ function parseRetryAfter(value) {
   return Number.isNaN(when) ? null : Math.max(0, Math.ceil((when - Date.now()) / 1000));
 }
 
-/** The text to show the user for an error of any kind. */
+function apiErrorText(err) {
+  // A wrong password inside a session is 400 (API.md); a failed login is 401.
+  if (err.code === 'invalid_credentials' && err.status === 400) return t('The password is incorrect.');
+  const known = CODE_TEXT[err.code] ?? STATUS_TEXT[err.status];
+  if (known) return t(known);
+  if (err.status >= 500) return t(UNAVAILABLE);
+  return t('Request failed (HTTP {status}).', { status: err.status });
+}
+
+/** The text to show the user for an error of any kind, in the user's language. */
 export function errorText(err) {
-  if (!(err instanceof ApiError)) return err?.message || 'Something went wrong.';
-  if (err.status === 503 || err.status === 502 || err.status === 504) {
-    return 'The service is temporarily unavailable. Please try again in a moment.';
+  if (!(err instanceof ApiError)) return t('Something went wrong.');
+  const text = apiErrorText(err);
+  if (err.status === 429 && err.retryAfter != null) {
+    return `${text} ${t('Try again in {wait}.', { wait: formatWait(err.retryAfter) })}`;
   }
-  if (err.status === 429) {
-    const wait = err.retryAfter != null ? ` Try again in ${formatWait(err.retryAfter)}.` : '';
-    return `${err.message}${wait}`;
-  }
-  return err.message;
+  return text;
+}
+
+/**
+ * The text for one of the API's validation messages (`details.fieldErrors`): the server's
+ * words are English, so another language gets the app's own general text.
+ */
+export function validationText(message) {
+  return language() === 'en' ? message : t('Check this value.');
 }
 
 function formatWait(seconds) {
-  if (seconds < 90) return `${seconds} second${seconds === 1 ? '' : 's'}`;
-  const minutes = Math.ceil(seconds / 60);
-  return `${minutes} minutes`;
+  if (seconds === 1) return t('1 second');
+  if (seconds < 90) return t('{count} seconds', { count: seconds });
+  return t('{count} minutes', { count: Math.ceil(seconds / 60) });
 }
 
 // Session -----------------------------------------------------------------------------------
@@ -124,7 +200,7 @@ function authHeaders() {
 }
 
 function handleUnauthorized(status, body) {
-  if (status === 401 && body && body.message === 'Invalid or expired token') {
+  if (status === 401 && (body?.code === 'invalid_token' || body?.code === 'account_deleted')) {
     session.clear('expired');
   }
 }

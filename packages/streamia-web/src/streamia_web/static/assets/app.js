@@ -78,6 +78,7 @@ function renderFooter() {
   );
   select.addEventListener('change', async () => {
     setLanguage(select.value);
+    translateShell();
     renderFooter();
     active = null;
     render();
@@ -101,6 +102,16 @@ function renderFooter() {
       select,
     ),
   );
+}
+
+/** The texts of index.html's shell (skip link, menu button, landmarks) in the current language. */
+function translateShell() {
+  document.querySelector('.skip-link').textContent = t('Skip to content');
+  document.querySelector('.brand').setAttribute('aria-label', t('Streamia home'));
+  navToggle.querySelector('.visually-hidden').textContent = t('Menu');
+  nav.setAttribute('aria-label', t('Main'));
+  const loading = main.querySelector('.loading');
+  if (loading) loading.textContent = t('Loading…');
 }
 
 navToggle.addEventListener('click', () => {
@@ -220,6 +231,7 @@ async function refreshUser() {
   }
 }
 
+translateShell();
 renderFooter();
 renderNav();
 refreshUser().finally(() => {

@@ -2,15 +2,15 @@
 
 import { api, errorText, query } from './api.js';
 import { cover, h, replace, stars } from './dom.js';
-import { t } from './i18n.js';
+import { msg, t } from './i18n.js';
 import { homeRows } from './playback.js';
 import { currentRoute, go, href, link, takeScroll } from './router.js';
 
 const PAGE_SIZE = 24;
 const SORTS = [
-  ['newest', 'Newest'],
-  ['title', 'Title A–Z'],
-  ['rating', 'Top rated'],
+  ['newest', msg('Newest')],
+  ['title', msg('Title A–Z')],
+  ['rating', msg('Top rated')],
 ];
 
 let categoriesPromise = null;

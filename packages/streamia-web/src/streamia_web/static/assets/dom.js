@@ -1,6 +1,7 @@
 // Small DOM helpers. Text always goes in as text nodes: nothing here parses HTML.
 
 import { errorText } from './api.js';
+import { formatNumber, language, t } from './i18n.js';
 
 /**
  * h('a', {href: '/', class: 'x', onclick: fn}, 'text', child, [more]) → element.
@@ -78,7 +79,11 @@ export function toast(text, kind = 'info', ms = 5000) {
     'div',
     { class: `toast ${kind}` },
     h('span', {}, text),
-    h('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', onclick: () => item.remove() }, '×'),
+    h(
+      'button',
+      { type: 'button', class: 'toast-close', 'aria-label': t('Dismiss'), onclick: () => item.remove() },
+      '×',
+    ),
   );
   box.appendChild(item);
   while (box.children.length > 3) box.firstElementChild.remove();
@@ -97,9 +102,9 @@ export function stars(average, { label = true } = {}) {
   const text = '★'.repeat(full) + '☆'.repeat(5 - full);
   return h(
     'span',
-    { class: 'stars', role: 'img', 'aria-label': `${value.toFixed(1)} out of 5 stars` },
+    { class: 'stars', role: 'img', 'aria-label': t('{value} out of 5 stars', { value: formatNumber(value, 1) }) },
     h('span', { 'aria-hidden': 'true' }, text),
-    label ? h('span', { class: 'stars-value', 'aria-hidden': 'true' }, ` ${value.toFixed(1)}`) : null,
+    label ? h('span', { class: 'stars-value', 'aria-hidden': 'true' }, ` ${formatNumber(value, 1)}`) : null,
   );
 }
 
@@ -107,14 +112,14 @@ export function formatDate(iso) {
   if (!iso) return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return '';
-  return date.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+  return date.toLocaleDateString(language(), { year: 'numeric', month: 'short', day: 'numeric' });
 }
 
 export function formatDateTime(iso) {
   if (!iso) return '';
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return '';
-  return date.toLocaleString(undefined, {
+  return date.toLocaleString(language(), {
     year: 'numeric',
     month: 'short',
     day: 'numeric',
@@ -129,9 +134,10 @@ export function formatDuration(seconds) {
   const hours = Math.floor(s / 3600);
   const minutes = Math.floor((s % 3600) / 60);
   const secs = s % 60;
-  if (hours) return `${hours} h ${minutes} min`;
-  if (minutes) return `${minutes} min ${secs ? `${secs} s` : ''}`.trim();
-  return `${secs} s`;
+  if (hours) return t('{hours} h {minutes} min', { hours, minutes });
+  if (minutes && secs) return t('{minutes} min {seconds} s', { minutes, seconds: secs });
+  if (minutes) return t('{minutes} min', { minutes });
+  return t('{seconds} s', { seconds: secs });
 }
 
 export function formatBytes(bytes) {
@@ -142,7 +148,7 @@ export function formatBytes(bytes) {
     value /= 1024;
     unit += 1;
   }
-  return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+  return `${formatNumber(value, unit ? 1 : 0)} ${units[unit]}`;
 }
 
 /** A cover image with the placeholder when there is none or it fails to load. */

@@ -1,7 +1,7 @@
 // Forms that talk to the API: labelled fields with error slots, and the one submit scaffold
 // every form uses (clear → check → disable → call the API → show its errors → re-enable).
 
-import { ApiError, errorText } from './api.js';
+import { ApiError, errorText, validationText } from './api.js';
 import { busy, clear, h, replace } from './dom.js';
 import { t } from './i18n.js';
 
@@ -113,14 +113,16 @@ export function field(label, name, { type = 'text', hint, options, textarea, ...
 export function showFormError(form, err, alertBox, options = {}) {
   clearFormErrors(form, alertBox);
   const unplaced = [];
-  if (err instanceof ApiError && err.status === 409 && options.conflictField) {
-    err.fieldErrors = { [options.conflictField]: [err.message], ...err.fieldErrors };
-  }
-  if (err instanceof ApiError && err.fieldErrors) {
-    for (const [name, messages] of Object.entries(err.fieldErrors)) {
+  if (err instanceof ApiError) {
+    // The API's validation messages are English words: each goes through validationText.
+    const fields = Object.entries(err.fieldErrors).map(([name, messages]) => [
+      name,
+      (Array.isArray(messages) ? messages : [messages]).map(validationText).join(' '),
+    ]);
+    if (err.status === 409 && options.conflictField) fields.unshift([options.conflictField, errorText(err)]);
+    for (const [name, text] of fields) {
       const input = form.elements.namedItem(name);
       const slot = input?.id ? document.getElementById(`${input.id}-error`) : null;
-      const text = (Array.isArray(messages) ? messages : [messages]).join(' ');
       if (slot) {
         slot.textContent = text;
         input.setAttribute('aria-invalid', 'true');
@@ -128,7 +130,7 @@ export function showFormError(form, err, alertBox, options = {}) {
         unplaced.push(`${name}: ${text}`);
       }
     }
-    unplaced.push(...err.formErrors);
+    unplaced.push(...err.formErrors.map(validationText));
   }
   const lines = [errorText(err), ...unplaced];
   if (alertBox) {

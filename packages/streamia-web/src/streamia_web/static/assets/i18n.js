@@ -1,6 +1,7 @@
-// The app's two languages. Texts are written in English in the code and looked up here for
-// Spanish; a text with no entry shows in English. The choice is remembered in the browser;
-// without one the account's language, then the browser's, decides.
+// The app's two languages. Every text a user reads is written in English in the code, inside
+// `t('…')` (or `msg('…')` in a table translated later), and looked up here for Spanish:
+// test_translations fails on a text with no entry and on English outside `t()`. The choice is
+// remembered in the browser; without one the account's language, then the browser's, decides.
 
 const KEY = 'streamia.lang';
 export const LANGUAGES = [
@@ -256,7 +257,6 @@ const ES = {
   'Reset password': 'Restablecer la contraseña',
   Save: 'Guardar',
   'Something went wrong': 'Algo ha ido mal',
-  'The link may have expired or been used already. ': 'Puede que el enlace haya caducado o ya se haya usado. ',
   'The video file is damaged or uses a format this browser cannot decode.':
     'El archivo de vídeo está dañado o usa un formato que este navegador no puede descodificar.',
   'The video file is missing: it may have been removed or not processed yet.':
@@ -284,6 +284,103 @@ const ES = {
   'Your other sessions were signed out.': 'Tus otras sesiones se han cerrado.',
   '1 movie': '1 película',
   '{count} movies': '{count} películas',
+  'Skip to content': 'Saltar al contenido',
+  'Streamia home': 'Inicio de Streamia',
+  Menu: 'Menú',
+  Main: 'Principal',
+  Dismiss: 'Cerrar',
+  '{value} out of 5 stars': '{value} de 5 estrellas',
+  '{hours} h {minutes} min': '{hours} h {minutes} min',
+  '{minutes} min {seconds} s': '{minutes} min {seconds} s',
+  '{minutes} min': '{minutes} min',
+  '{seconds} s': '{seconds} s',
+  'At least 8 characters': 'Al menos 8 caracteres',
+  'An uppercase letter': 'Una mayúscula',
+  'A lowercase letter': 'Una minúscula',
+  'A digit': 'Un número',
+  'A special character: {specials}': 'Un carácter especial: {specials}',
+  '8 characters': '8 caracteres',
+  'an uppercase letter': 'una mayúscula',
+  'a lowercase letter': 'una minúscula',
+  'a digit': 'un número',
+  'a special character': 'un carácter especial',
+  'Missing: {rules}.': 'Falta: {rules}.',
+  '1–50 characters': '1–50 caracteres',
+  'Account created. Please log in.': 'Cuenta creada. Inicia sesión.',
+  Administrator: 'Administrador',
+  'Your account has been deleted. Goodbye!': 'Tu cuenta se ha eliminado. ¡Hasta pronto!',
+  'This server': 'Este servidor',
+  Cloudinary: 'Cloudinary',
+  'Another site': 'Otro sitio',
+  Hidden: 'Oculto',
+  Visible: 'Visible',
+  'MP4, MOV, MKV, WebM or AVI': 'MP4, MOV, MKV, WebM o AVI',
+  'https://… (optional)': 'https://… (opcional)',
+  'es, en, pt-br…': 'es, en, pt-br…',
+  file: 'archivo',
+  'The service is temporarily unavailable. Please try again in a moment.':
+    'El servicio no está disponible en este momento. Vuelve a intentarlo dentro de un momento.',
+  'Log in to continue.': 'Inicia sesión para continuar.',
+  'Invalid email or password.': 'Correo o contraseña incorrectos.',
+  'An account with this email already exists.': 'Ya existe una cuenta con este correo.',
+  'Account not found.': 'No se ha encontrado la cuenta.',
+  'This reset link is invalid or has expired.':
+    'Este enlace para restablecer la contraseña no es válido o ha caducado.',
+  'Only administrators can do this.': 'Solo los administradores pueden hacer esto.',
+  'You are not allowed to do this.': 'No tienes permiso para hacer esto.',
+  'You can only change what is yours.': 'Solo puedes cambiar lo que es tuyo.',
+  'This movie does not exist or has been removed.': 'Esta película no existe o se ha retirado.',
+  'The video file was not found.': 'No se ha encontrado el archivo de vídeo.',
+  'The file was not found.': 'No se ha encontrado el archivo.',
+  'This rating no longer exists.': 'Esta valoración ya no existe.',
+  'This comment no longer exists.': 'Este comentario ya no existe.',
+  'This movie is not in your list.': 'Esta película no está en tu lista.',
+  'This movie is already in your list.': 'Esta película ya está en tu lista.',
+  'There is no progress saved for this movie.': 'No hay progreso guardado de esta película.',
+  'This movie is not in your history.': 'Esta película no está en tu historial.',
+  'It changed at the same time somewhere else. Please try again.':
+    'Ha cambiado a la vez en otro sitio. Vuelve a intentarlo.',
+  'Too many attempts.': 'Demasiados intentos.',
+  'Some fields are not valid.': 'Algunos campos no son válidos.',
+  'The request was not valid.': 'La petición no es válida.',
+  'The file is too large.': 'El archivo es demasiado grande.',
+  'This kind of file is not supported.': 'Este tipo de archivo no se admite.',
+  'The image must be a PNG, JPEG or WebP file.': 'La imagen debe ser un archivo PNG, JPEG o WebP.',
+  'The image could not be read: it may be damaged or too large.':
+    'No se ha podido leer la imagen: puede que esté dañada o sea demasiado grande.',
+  'This video format is not supported.': 'Este formato de vídeo no se admite.',
+  'The video could not be read: it may be damaged.': 'No se ha podido leer el vídeo: puede que esté dañado.',
+  'The subtitle file could not be read: use WebVTT or SRT.':
+    'No se ha podido leer el archivo de subtítulos: usa WebVTT o SRT.',
+  'The upload was not valid.': 'La subida no es válida.',
+  'Not found.': 'No encontrado.',
+  'Something went wrong on our side. Please try again.': 'Algo ha fallado por nuestra parte. Vuelve a intentarlo.',
+  'Cannot reach the server. Check your connection and try again.':
+    'No se puede contactar con el servidor. Comprueba tu conexión y vuelve a intentarlo.',
+  'The password is incorrect.': 'La contraseña no es correcta.',
+  'Request failed (HTTP {status}).': 'La petición ha fallado (HTTP {status}).',
+  'Something went wrong.': 'Algo ha ido mal.',
+  'Try again in {wait}.': 'Vuelve a intentarlo dentro de {wait}.',
+  'Check this value.': 'Revisa este valor.',
+  '1 second': '1 segundo',
+  '{count} seconds': '{count} segundos',
+  '{count} minutes': '{count} minutos',
+  ' and add movies with “Add to my list”.': ' y añade películas con «Añadir a mi lista».',
+  '1 rating': '1 valoración',
+  '{count} ratings': '{count} valoraciones',
+  '1 star': '1 estrella',
+  '{count} stars': '{count} estrellas',
+  'Video: {title}': 'Vídeo: {title}',
+  'Subtitles {number}': 'Subtítulos {number}',
+  'The video is hosted on another site ({host}) that cannot be reached or does not serve a playable video.':
+    'El vídeo está en otro sitio ({host}) al que no se puede llegar o que no sirve un vídeo reproducible.',
+  'This browser cannot play this video format ({type}).':
+    'Este navegador no puede reproducir este formato de vídeo ({type}).',
+  '♥ In my list': '♥ En mi lista',
+  'My list is unavailable: {reason}': 'Tu lista no está disponible: {reason}',
+  '1 star: {count} ({percent}%)': '1 estrella: {count} ({percent} %)',
+  '{stars} stars: {count} ({percent}%)': '{stars} estrellas: {count} ({percent} %)',
+  ' to rate this movie.': ' para valorar esta película.',
 };
 
 function initial() {
@@ -313,8 +410,18 @@ export function setLanguage(value) {
   document.documentElement.lang = current;
 }
 
+/** Marks an English text as one to translate when shown (`t(value)` later): for tables. */
+export function msg(text) {
+  return text;
+}
+
 /** `text` in the current language, with each `{name}` replaced by `vars[name]`. */
 export function t(text, vars) {
   const translated = current === 'es' ? (ES[text] ?? text) : text;
   return vars ? translated.replace(/\{(\w+)\}/g, (whole, name) => String(vars[name] ?? whole)) : translated;
+}
+
+/** A number with `digits` decimals, written the current language's way ("4.5" / "4,5"). */
+export function formatNumber(value, digits = 0) {
+  return Number(value).toLocaleString(current, { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }

@@ -39,7 +39,7 @@ export async function favoritesView(main) {
           { class: 'empty' },
           t('Your list is empty. '),
           link('/', t('Browse the catalogue')),
-          ' and add movies with “Add to my list”.',
+          t(' and add movies with “Add to my list”.'),
         ),
       );
       return;
@@ -48,7 +48,11 @@ export async function favoritesView(main) {
     for (const fav of favorites) grid.appendChild(favoriteCard(fav, grid, () => load()));
     replace(
       body,
-      h('p', { class: 'result-count' }, `${favorites.length} movie${favorites.length === 1 ? '' : 's'}`),
+      h(
+        'p',
+        { class: 'result-count' },
+        favorites.length === 1 ? t('1 movie') : t('{count} movies', { count: favorites.length }),
+      ),
       grid,
     );
   }
@@ -157,7 +161,8 @@ export async function ratingsView(main) {
         return;
       }
       const rows = h('ul', { class: 'rating-list' });
-      replace(body, h('p', { class: 'result-count' }, `${list.length} rating${list.length === 1 ? '' : 's'}`), rows);
+      const count = list.length === 1 ? t('1 rating') : t('{count} ratings', { count: list.length });
+      replace(body, h('p', { class: 'result-count' }, count), rows);
       list.sort((a, b) => String(b.updatedAt || '').localeCompare(String(a.updatedAt || '')));
       for (const rating of list) rows.appendChild(ratingRow(rating));
     } catch (err) {
@@ -192,18 +197,24 @@ function ratingRow(rating) {
   const select = h(
     'select',
     { id: `rating-${rating.id}`, 'aria-label': t('Change rating') },
-    [5, 4, 3, 2, 1].map((n) => h('option', { value: String(n) }, `${'★'.repeat(n)} (${n})`)),
+    [5, 4, 3, 2, 1].map((n) =>
+      h(
+        'option',
+        { value: String(n), 'aria-label': n === 1 ? t('1 star') : t('{count} stars', { count: n }) },
+        `${'★'.repeat(n)} (${n})`,
+      ),
+    ),
   );
   select.value = String(rating.rating);
   select.addEventListener('change', async () => {
     select.disabled = true;
     try {
-      const res = await api(`/api/ratings/${enc(rating.id)}`, {
+      await api(`/api/ratings/${enc(rating.id)}`, {
         method: 'PUT',
         body: { rating: Number(select.value) },
       });
       rating.rating = Number(select.value);
-      toast(res?.message || t('Rating updated.'), 'success');
+      toast(t('Rating updated.'), 'success');
     } catch (err) {
       select.value = String(rating.rating);
       toastError(err);

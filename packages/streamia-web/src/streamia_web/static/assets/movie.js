@@ -3,14 +3,14 @@
 import { ApiError, api, enc, errorText, query, session } from './api.js';
 import { busy, formatDate, formatDateTime, formatDuration, h, replace, stars, toast, toastError } from './dom.js';
 import { alertBox, apiForm, fieldError } from './forms.js';
-import { t } from './i18n.js';
+import { formatNumber, msg, t } from './i18n.js';
 import { followProgress } from './playback.js';
 import { link } from './router.js';
 
 const COMMENTS_PAGE = 20;
 const COMMENT_MAX = 500;
 // What a comment's author sees instead of a raw moderation status.
-const STATUS_TEXT = { flagged: 'Awaiting review', hidden: 'Hidden by a moderator' };
+const STATUS_TEXT = { flagged: msg('Awaiting review'), hidden: msg('Hidden by a moderator') };
 
 function sectionError(container, err, retry) {
   replace(
@@ -110,7 +110,7 @@ async function renderPlayer(container, movie) {
     preload: 'metadata',
     playsinline: true,
     poster: movie.coverImage || undefined,
-    'aria-label': `Video: ${movie.title}`,
+    'aria-label': t('Video: {title}', { title: movie.title }),
     'aria-keyshortcuts': 'Space ArrowLeft ArrowRight F M C',
   });
   const message = h('p', { class: 'notice error', role: 'alert', hidden: true });
@@ -135,7 +135,7 @@ async function renderPlayer(container, movie) {
   }
   subtitles = subtitles.filter((sub) => sub.url);
   for (const [index, sub] of subtitles.entries()) {
-    const label = sub.label || sub.language || `Subtitles ${index + 1}`;
+    const label = sub.label || sub.language || t('Subtitles {number}', { number: index + 1 });
     video.appendChild(h('track', { kind: 'subtitles', src: sub.url, srclang: sub.language || '', label }));
     menu.appendChild(h('option', { value: sub.language || String(index) }, label));
   }
@@ -196,7 +196,12 @@ async function renderPlayer(container, movie) {
 async function playbackProblem(stream, video, movie) {
   const external = /^https?:/i.test(movie.videoUrl || '') && new URL(movie.videoUrl).origin !== location.origin;
   if (external) {
-    return `The video is hosted on another site (${new URL(movie.videoUrl).host}) that cannot be reached or does not serve a playable video.`;
+    return t(
+      'The video is hosted on another site ({host}) that cannot be reached or does not serve a playable video.',
+      {
+        host: new URL(movie.videoUrl).host,
+      },
+    );
   }
   let response;
   try {
@@ -207,7 +212,7 @@ async function playbackProblem(stream, video, movie) {
   if (response.status === 404) return t('The video file is missing: it may have been removed or not processed yet.');
   if (response.status >= 500) return t('The video service is unavailable right now. Please try again in a moment.');
   const type = (response.headers.get('Content-Type') || '').split(';')[0];
-  if (type && !video.canPlayType(type)) return `This browser cannot play this video format (${type}).`;
+  if (type && !video.canPlayType(type)) return t('This browser cannot play this video format ({type}).', { type });
   if (video.error && video.error.code === MediaError.MEDIA_ERR_DECODE) {
     return t('The video file is damaged or uses a format this browser cannot decode.');
   }
@@ -221,7 +226,7 @@ async function setupFavorite(button, movie) {
   let isFavorite = false;
   const show = () => {
     button.setAttribute('aria-pressed', String(isFavorite));
-    button.textContent = isFavorite ? '♥ In my list' : '♡ Add to my list';
+    button.textContent = isFavorite ? t('♥ In my list') : t('♡ Add to my list');
     button.classList.toggle('active', isFavorite);
   };
   button.disabled = true;
@@ -229,7 +234,7 @@ async function setupFavorite(button, movie) {
     const favorites = await api('/api/favorites');
     isFavorite = Array.isArray(favorites) && favorites.some((f) => f.movieId === movie.id);
   } catch (err) {
-    button.title = `My list is unavailable: ${errorText(err)}`;
+    button.title = t('My list is unavailable: {reason}', { reason: errorText(err) });
   }
   show();
   button.disabled = false;
@@ -280,7 +285,13 @@ async function renderRatings(container, movie) {
       fill.style.width = `${pct}%`;
       return h(
         'li',
-        { class: 'dist-row', 'aria-label': `${n} star${n === 1 ? '' : 's'}: ${value} (${pct}%)` },
+        {
+          class: 'dist-row',
+          'aria-label':
+            n === 1
+              ? t('1 star: {count} ({percent}%)', { count: value, percent: pct })
+              : t('{stars} stars: {count} ({percent}%)', { stars: n, count: value, percent: pct }),
+        },
         h('span', { class: 'dist-label', 'aria-hidden': 'true' }, `${n} ★`),
         h('span', { class: 'bar', 'aria-hidden': 'true' }, fill),
         h('span', { class: 'dist-count', 'aria-hidden': 'true' }, String(value)),
@@ -295,12 +306,12 @@ async function renderRatings(container, movie) {
       h(
         'div',
         { class: 'rating-big' },
-        h('span', { class: 'rating-number' }, (Number(summary.average) || 0).toFixed(1)),
+        h('span', { class: 'rating-number' }, formatNumber(Number(summary.average) || 0, 1)),
         h(
           'div',
           {},
           stars(summary.average, { label: false }),
-          h('p', { class: 'muted' }, `${count} rating${count === 1 ? '' : 's'}`),
+          h('p', { class: 'muted' }, count === 1 ? t('1 rating') : t('{count} ratings', { count })),
         ),
       ),
       h('ul', { class: 'distribution', 'aria-label': t('Rating distribution') }, rows),
@@ -316,7 +327,7 @@ async function renderRatings(container, movie) {
         'p',
         { class: 'muted' },
         link(`/login?next=${enc(`/movies/${movie.id}`)}`, t('Log in')),
-        ' to rate this movie.',
+        t(' to rate this movie.'),
       ),
     );
     return;
@@ -337,11 +348,12 @@ async function renderRatings(container, movie) {
   const name = `rate-${movie.id}`;
   const radios = [1, 2, 3, 4, 5].map((n) => {
     const input = h('input', { type: 'radio', name, value: String(n), id: `${name}-${n}`, class: 'visually-hidden' });
+    const text = n === 1 ? t('1 star') : t('{count} stars', { count: n });
     const label = h(
       'label',
-      { htmlFor: `${name}-${n}`, title: `${n} star${n === 1 ? '' : 's'}` },
+      { htmlFor: `${name}-${n}`, title: text },
       h('span', { 'aria-hidden': 'true' }, '★'),
-      h('span', { class: 'visually-hidden' }, `${n} star${n === 1 ? '' : 's'}`),
+      h('span', { class: 'visually-hidden' }, text),
     );
     return { n, input, label };
   });
@@ -376,7 +388,7 @@ async function renderRatings(container, movie) {
       try {
         const body = await api('/api/ratings', { method: 'POST', body: { movieId: movie.id, rating: n } });
         myRating = body.rating || { ...myRating, rating: n };
-        toast(body.message || t('Rating saved.'), 'success');
+        toast(t('Rating saved.'), 'success');
         loadSummary();
       } catch (err) {
         toastError(err);
@@ -567,8 +579,8 @@ function commentItem(comment, list) {
       await busy(report, async () => {
         try {
           // Reporting twice is a no-op in the API, so a retry after a lost answer is safe.
-          const res = await api(`/api/comments/${enc(comment.id)}/report`, { method: 'POST' });
-          toast(res?.message || t('Comment reported.'), 'success');
+          await api(`/api/comments/${enc(comment.id)}/report`, { method: 'POST' });
+          toast(t('Comment reported.'), 'success');
           reported = true;
         } catch (err) {
           toastError(err);
