@@ -20,6 +20,7 @@ then reads the pages in Spanish for any English text of the table.
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from tree_sitter import Language, Node, Parser
 from streamia_web import static_root
 
 ASSETS = static_root() / "assets"
+ROOT = Path(__file__).resolve().parents[3]
 PARSER = Parser(Language(tree_sitter_javascript.language()))
 
 # Names that read the same in every language.
@@ -414,3 +416,76 @@ def _literals_of(source: str) -> Iterator[tuple[Literal, str, Node]]:
                 verdict,
                 node,
             )
+
+
+# -- the API's error codes ------------------------------------------------------------------
+
+# Codes the app answers by status on purpose: the kit's catch-all for an unlisted status.
+BY_STATUS = {"error"}
+_SNAKE = re.compile(r"^[a-z]+(_[a-z]+)*$")
+
+
+def _constants(node: ast.AST) -> set[str]:
+    """The codes an expression can be: a constant, or either side of `a if c else b` / `or`."""
+    if isinstance(node, ast.Constant):
+        return {node.value} if isinstance(node.value, str) and _SNAKE.match(node.value) else set()
+    if isinstance(node, ast.IfExp):
+        return _constants(node.body) | _constants(node.orelse)
+    if isinstance(node, ast.BoolOp):
+        return set().union(*(_constants(value) for value in node.values))
+    return set()
+
+
+def _server_codes() -> set[str]:
+    """Every error `code` the services and the kit can answer with, read from their source:
+    `code=` arguments, `code = …` class attributes, `ex.error(status, message, code)`,
+    `error_response(message, status, code)`, `error_body(message, code)` and the kit's
+    code-for-status table."""
+    positions = {"error": 2, "error_response": 2, "error_body": 1}
+    codes: set[str] = set()
+    sources = [*ROOT.glob("services/*/src/**/*.py"), *ROOT.glob("packages/*/src/**/*.py")]
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                index = positions.get(name)
+                if index is not None and len(node.args) > index:
+                    codes |= _constants(node.args[index])
+                for keyword in node.keywords:
+                    if keyword.arg == "code":
+                        codes |= _constants(keyword.value)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    names = target.elts if isinstance(target, ast.Tuple) else [target]
+                    if any(isinstance(n, ast.Name) and n.id == "code" for n in names):
+                        value = node.value
+                        if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
+                            value = value.elts[[getattr(n, "id", "") for n in names].index("code")]
+                        codes |= _constants(value)
+                    if isinstance(target, ast.Name) and target.id == "_CODE_FOR_STATUS":
+                        assert isinstance(node.value, ast.Dict)
+                        codes |= {v.value for v in node.value.values if isinstance(v, ast.Constant)}
+    return codes
+
+
+def _code_texts() -> set[str]:
+    for node in _walk(_tree(ASSETS / "api.js")):
+        name = node.child_by_field_name("name")
+        if node.type == "variable_declarator" and name is not None and name.text == b"CODE_TEXT":
+            table = node.child_by_field_name("value")
+            assert table is not None and table.type == "object"
+            keys = [pair.child_by_field_name("key") for pair in table.named_children]
+            return {(key.text or b"").decode() for key in keys if key is not None}
+    raise AssertionError("no `const CODE_TEXT = {…}` in api.js")
+
+
+def test_every_error_code_of_the_api_has_its_text_in_the_app():
+    """errorText() shows a text chosen by the error's code: a code the services answer with
+    and the app does not know would fall back to a text by status only."""
+    codes = _server_codes()
+    # The collector reads every shape the services use.
+    assert {"email_taken", "circuit_open", "validation_error", "unreadable_video"} <= codes
+    assert {"not_found", "invalid_subtitle", "range_not_satisfiable"} <= codes
+    missing = sorted(codes - _code_texts() - BY_STATUS)
+    assert not missing, f"add these codes to CODE_TEXT in api.js: {missing}"

@@ -341,6 +341,8 @@ const ES = {
   'It changed at the same time somewhere else. Please try again.':
     'Ha cambiado a la vez en otro sitio. Vuelve a intentarlo.',
   'Too many attempts.': 'Demasiados intentos.',
+  'The server is busy. Please try again in a moment.':
+    'El servidor está ocupado. Vuelve a intentarlo dentro de un momento.',
   'Some fields are not valid.': 'Algunos campos no son válidos.',
   'The request was not valid.': 'La petición no es válida.',
   'The file is too large.': 'El archivo es demasiado grande.',
