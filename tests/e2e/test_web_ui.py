@@ -690,6 +690,12 @@ async def test_in_spanish_no_page_shows_an_english_text_of_the_table(
     await page.click("form.card-form button[type=submit]")
     await page.wait_for_selector(".field-error:has-text('Ya existe una cuenta con este correo.')")
     await scan()
+    # The API's 400 validation error: its English field messages become the app's texts.
+    await page.fill("input[name=email]", "no-es-un-correo")
+    await page.click("form.card-form button[type=submit]")
+    await page.wait_for_selector(".notice.error:has-text('Algunos campos no son válidos.')")
+    await page.wait_for_selector(".field-error:has-text('Escribe un correo electrónico válido.')")
+    await scan()
 
     # Log in: a wrong password is the API's 401 invalid_credentials, in Spanish.
     await page.goto(platform.gateway + "/login")

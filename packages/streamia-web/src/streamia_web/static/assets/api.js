@@ -119,12 +119,27 @@ export function errorText(err) {
   return text;
 }
 
+// What the API checks on a field (by its name in `details.fieldErrors`), for a user whose
+// language is not the API's English.
+const FIELD_TEXT = {
+  email: msg('Enter a valid email address.'),
+  firstName: msg('1–50 characters'),
+  lastName: msg('1–50 characters'),
+  age: msg('Enter a whole number from 13 to 150.'),
+  password: msg('The password does not meet the requirements.'),
+  newPassword: msg('The password does not meet the requirements.'),
+  confirmPassword: msg('Passwords do not match.'),
+  title: msg('A title is required.'),
+};
+
 /**
- * The text for one of the API's validation messages (`details.fieldErrors`): the server's
- * words are English, so another language gets the app's own general text.
+ * The text for one of the API's validation messages (`details.fieldErrors[field]`, or a form
+ * error without `field`): the server's words are English, so another language gets the app's
+ * own text for that field.
  */
-export function validationText(message) {
-  return language() === 'en' ? message : t('Check this value.');
+export function validationText(message, field) {
+  if (language() === 'en') return message;
+  return t(FIELD_TEXT[field] ?? 'Check this value.');
 }
 
 function formatWait(seconds) {

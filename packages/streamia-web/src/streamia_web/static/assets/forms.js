@@ -117,7 +117,7 @@ export function showFormError(form, err, alertBox, options = {}) {
     // The API's validation messages are English words: each goes through validationText.
     const fields = Object.entries(err.fieldErrors).map(([name, messages]) => [
       name,
-      (Array.isArray(messages) ? messages : [messages]).map(validationText).join(' '),
+      [...new Set((Array.isArray(messages) ? messages : [messages]).map((m) => validationText(m, name)))].join(' '),
     ]);
     if (err.status === 409 && options.conflictField) fields.unshift([options.conflictField, errorText(err)]);
     for (const [name, text] of fields) {
@@ -130,7 +130,7 @@ export function showFormError(form, err, alertBox, options = {}) {
         unplaced.push(`${name}: ${text}`);
       }
     }
-    unplaced.push(...err.formErrors.map(validationText));
+    unplaced.push(...err.formErrors.map((m) => validationText(m)));
   }
   const lines = [errorText(err), ...unplaced];
   if (alertBox) {

@@ -364,6 +364,8 @@ const ES = {
   'Something went wrong.': 'Algo ha ido mal.',
   'Try again in {wait}.': 'Vuelve a intentarlo dentro de {wait}.',
   'Check this value.': 'Revisa este valor.',
+  'Enter a valid email address.': 'Escribe un correo electrónico válido.',
+  'The password does not meet the requirements.': 'La contraseña no cumple los requisitos.',
   '1 second': '1 segundo',
   '{count} seconds': '{count} segundos',
   '{count} minutes': '{count} minutos',
