@@ -1,9 +1,12 @@
-"""Issue 13 acceptance through the gateway of a platform with production password hashing:
-a login burst from one IP leaves everybody else served."""
+"""Issue 13 acceptance through the gateway: a login burst from one IP leaves everybody else
+served; neither login nor forgot-password tells by its timing whether an address has an
+account."""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -99,3 +102,103 @@ async def test_a_login_burst_from_one_ip_leaves_other_users_served(
     # cores) measured 0.13-0.3 s without the burst and 0.5-0.65 s with it: every request
     # there is slow, so this bound only catches the pile-up the fix removed (30 s of 503s).
     assert _p99(latencies) < 1.0 + 2 * _p99(baseline), (_p99(latencies), _p99(baseline))
+
+
+PAIRS = 40
+
+
+def _within_noise(pairs: list[tuple[float, float]], floor: float) -> tuple[bool, str]:
+    """Is the median of the paired differences (known - unknown, each pair sent back to back,
+    so the box's changing load hits both) within its own noise: three standard errors (by
+    bootstrap), never more than half the typical latency, never less than `floor`?"""
+    gaps = [k - u for k, u in pairs]
+    gap = statistics.median(gaps)
+    draw = random.Random(13)
+    medians = [statistics.median(draw.choices(gaps, k=len(gaps))) for _ in range(2000)]
+    noise = 3 * statistics.stdev(medians)
+    typical = statistics.median(t for pair in pairs for t in pair)
+    allowed = max(floor, min(noise, 0.5 * typical))
+    said = (
+        f"median latency {typical * 1000:.1f} ms, known - unknown {gap * 1000:+.1f} ms, "
+        f"allowed ±{allowed * 1000:.1f} ms"
+    )
+    return abs(gap) <= allowed, said
+
+
+async def _timed_pairs(
+    send: Any, known: list[Any], unknown: list[Any]
+) -> list[tuple[float, float]]:
+    """(known, unknown) latencies of pairs sent one request at a time, each pair in a random
+    order: whatever one request leaves behind (work after its answer) lands on both kinds."""
+    pairs = []
+    for k, u in zip(known, unknown, strict=True):
+        took = {}
+        for kind, argument in random.sample([("known", k), ("unknown", u)], 2):
+            began = time.perf_counter()
+            await send(argument)
+            took[kind] = time.perf_counter() - began
+        pairs.append((took["known"], took["unknown"]))
+    return pairs
+
+
+async def test_forgot_password_takes_as_long_for_a_known_address_as_for_an_unknown_one(
+    platform: Any, api: Any, harness: Any
+) -> None:
+    run = uuid.uuid4().hex[:8]
+    known = [
+        (await platform.register(api, email=f"timing-{run}-{i}@example.com")).email
+        for i in range(PAIRS)
+    ]
+    unknown = [f"timing-{run}-nobody-{i}@example.com" for i in range(PAIRS)]
+    answers = []
+
+    async def forgot(email: str) -> None:
+        resp = await api.post("/api/users/forgot-password", json={"email": email})
+        answers.append((resp.status_code, resp.json()))
+
+    await forgot(f"warm-up-{run}@example.com")
+    pairs = await _timed_pairs(forgot, known, unknown)
+
+    assert len({str(a) for a in answers}) == 1 and answers[0][0] == 200, answers
+
+    # The work was done for every real account (after the answer): a reset token each.
+    async def all_issued() -> bool:
+        issued = await platform.count(
+            "users",
+            "SELECT count(*) FROM password_reset_tokens t JOIN users u ON u.id = t.user_id "
+            "WHERE u.email LIKE ?",
+            f"timing-{run}-%",
+        )
+        return bool(issued == PAIRS)
+
+    await harness.wait_until(all_issued, 30, message="a reset token for every known address")
+    close, said = _within_noise(pairs, floor=0.002)
+    assert close, said
+
+
+async def test_a_wrong_password_takes_as_long_for_a_known_address_as_for_an_unknown_one(
+    guarded: Any, client: Any
+) -> None:
+    """Production password cost: an unknown address is checked against a dummy hash."""
+    accounts = [await guarded.register(client) for _ in range(PAIRS // 2)]
+    known = [a.email for a in accounts] * 2  # twice each: within every per-account limit
+    unknown = [f"nobody-{uuid.uuid4().hex[:10]}@example.com" for _ in range(PAIRS)]
+    statuses = []
+    sent = 0
+
+    async def login(email: str) -> None:
+        nonlocal sent
+        sent += 1  # a client address of its own each: no per-IP limit is in play
+        resp = await client.post(
+            guarded.gateway + "/api/users/login",
+            json={"email": email, "password": "Wr0ng!Password"},
+            headers={"X-Forwarded-For": f"10.7.{sent // 250}.{sent % 250 + 1}"},
+        )
+        statuses.append(resp.status_code)
+
+    await login(unknown[0])  # warm-up
+    pairs = await _timed_pairs(login, known, unknown)
+
+    assert set(statuses) == {401}, statuses
+    close, said = _within_noise(pairs, floor=0.005)
+    assert close, said

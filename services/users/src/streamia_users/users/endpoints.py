@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
@@ -20,6 +21,7 @@ keys_router = APIRouter(tags=["keys"])
 log = structlog.get_logger("streamia.users")
 
 FORGOT_MESSAGE = "If an account exists for that email, a password reset link has been sent."
+AFTER_ANSWER_SECONDS = 0.1
 
 
 @router.post("/register", status_code=201, responses=errors(409))
@@ -69,6 +71,10 @@ async def forgot_password(
 
 
 async def _request_reset(db: Database, users: UsersService, body: schemas.ForgotPasswordIn) -> None:
+    # Sent is not yet delivered: embedded, the gateway relays the answer on this same event
+    # loop, and work started at once made known addresses' answers 2-13 ms slower (median of
+    # 40 pairs) on a loaded box. A tenth of a second later the answer is out.
+    await asyncio.sleep(AFTER_ANSWER_SECONDS)
     try:
         async with db.transaction() as session:
             await users.forgot_password(session, body)
