@@ -35,6 +35,7 @@ def create_app(
         movies.tombstones,
         WordFilter(settings.blocked_words),
         settings.report_threshold,
+        settings.report_min_account_age_seconds,
     )
     consumers.register(service, comments)
     app = service.create_app(

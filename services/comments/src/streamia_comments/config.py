@@ -63,3 +63,9 @@ class CommentsSettings(ProjectionSettings):
         description="distinct reporters that hide a visible comment until a moderator decides "
         "(an admin's report hides it at once)",
     )
+    report_min_account_age_seconds: int = Field(
+        86400,
+        ge=0,
+        description="how old an account must be for its reports to count towards the "
+        "threshold (younger accounts' reports are kept and counted once they are old enough)",
+    )

@@ -24,9 +24,16 @@ def register(service: Service, comments: CommentsService) -> None:
     async def on_user_named(
         session: AsyncSession, event: UserRegistered | UserUpdated, envelope: Envelope
     ) -> None:
-        # The envelope's time orders a user's events: the newest names win.
+        # The envelope's time orders a user's events: the newest names win; user.registered's
+        # is when the account was made.
+        when = envelope.time.timestamp()
         await comments.remember_author(
-            session, event.user_id, event.first_name, event.last_name, envelope.time.timestamp()
+            session,
+            event.user_id,
+            event.first_name,
+            event.last_name,
+            when,
+            registered_at=when if isinstance(event, UserRegistered) else None,
         )
 
     async def on_user_deleted(session: AsyncSession, event: UserDeleted, _: Envelope) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
-from streamia_kit.events import UserRegistered, UserUpdated
+from streamia_kit.events import Envelope, UserRegistered, UserUpdated
 from streamia_kit.testing import wait_for
 
 FIELDS = {"id", "_id", "movieId", "text", "status", "userId", "user", "createdAt", "updatedAt"}
@@ -46,7 +47,6 @@ async def test_the_newest_display_name_wins(client, caller, movie, publish, proc
     assert comment["user"]["firstName"] == ""
     newer = UserUpdated(user_id=user.id, email="e@example.com", first_name="New", last_name="N")
     older = UserRegistered(user_id=user.id, email="e@example.com", first_name="Old", last_name="O")
-    from streamia_kit.events import Envelope
 
     old_env = Envelope.wrap(older, "streamia/users")
     new_env = Envelope.wrap(newer, "streamia/users")
@@ -186,10 +186,25 @@ async def test_an_admins_report_hides_a_comment_at_once(client, caller, movie):
     assert [c["status"] for c in queue if c["id"] == comment["id"]] == ["hidden"]
 
 
+async def _registered(publish, processed, user, days_ago: float) -> None:
+    """Project `user` as an account made `days_ago` days ago (user.registered's time)."""
+    event = UserRegistered(
+        user_id=user.id, email=f"{user.id}@example.com", first_name="R", last_name="R"
+    )
+    envelope = Envelope.wrap(event, "streamia/users")
+    envelope = envelope.model_copy(update={"time": datetime.now(UTC) - timedelta(days=days_ago)})
+    await publish(envelope)
+    await wait_for(lambda: processed(envelope), message="reporter projected")
+
+
 async def test_reporting_flags_a_comment_for_the_moderation_queue(
-    client, caller, movie, assert_error
+    client, caller, movie, assert_error, publish, processed
 ):
-    author, reporter, admin = caller(), caller(), caller("admin")
+    author, admin = caller(), caller("admin")
+    reporters = [caller() for _ in range(3)]
+    for reporter in reporters:
+        await _registered(publish, processed, reporter, days_ago=2)
+    reporter = reporters[0]
     film = await movie()
     comment = (await post(client, author, film.movie_id, "controversial take")).json()
     path = f"/api/comments/{comment['id']}"
@@ -204,8 +219,8 @@ async def test_reporting_flags_a_comment_for_the_moderation_queue(
     queue = (await client.get("/api/comments/moderation", headers=admin.headers)).json()
     mine = [c for c in queue if c["id"] == comment["id"]]
     assert mine and mine[0]["status"] == "visible" and mine[0]["reports"] == 1
-    for _ in range(2):  # the third distinct reporter hides it until a moderator decides
-        assert (await client.post(f"{path}/report", headers=caller().headers)).status_code == 200
+    for other in reporters[1:]:  # the third distinct reporter hides it until a moderator decides
+        assert (await client.post(f"{path}/report", headers=other.headers)).status_code == 200
     assert (await client.get(f"/api/comments/{film.movie_id}")).json() == []
     queue = (await client.get("/api/comments/moderation", headers=admin.headers)).json()
     mine = [c for c in queue if c["id"] == comment["id"]]
@@ -216,6 +231,35 @@ async def test_reporting_flags_a_comment_for_the_moderation_queue(
         404,
         "Comment not found",
     )
+
+
+async def test_reports_from_accounts_younger_than_a_day_do_not_hide_a_comment(
+    client, caller, movie, publish, processed
+):
+    author, admin = caller(), caller("admin")
+    young = [caller() for _ in range(3)]
+    for user in young[:2]:
+        await _registered(publish, processed, user, days_ago=0.9)
+    unknown = young[2]  # its user.registered has not arrived: as new as it gets
+    old = [caller() for _ in range(2)]
+    for user in old:
+        await _registered(publish, processed, user, days_ago=1.1)
+    film = await movie()
+    comment = (await post(client, author, film.movie_id, "an unpopular opinion")).json()
+    path = f"/api/comments/{comment['id']}"
+    for user in [*young, *old]:
+        assert (await client.post(f"{path}/report", headers=user.headers)).status_code == 200
+    # Five reporters, two of them old enough: still shown to everybody.
+    assert [c["id"] for c in (await client.get(f"/api/comments/{film.movie_id}")).json()] == [
+        comment["id"]
+    ]
+    queue = (await client.get("/api/comments/moderation", headers=admin.headers)).json()
+    mine = [c for c in queue if c["id"] == comment["id"]]
+    assert mine and mine[0]["status"] == "visible" and mine[0]["reports"] == 5
+    # The unknown account turns out to be old: its report counts at the next one.
+    await _registered(publish, processed, unknown, days_ago=400)
+    assert (await client.post(f"{path}/report", headers=young[0].headers)).status_code == 200
+    assert (await client.get(f"/api/comments/{film.movie_id}")).json() == []
 
 
 async def test_an_admin_hides_and_restores_a_comment(client, caller, movie, assert_error):

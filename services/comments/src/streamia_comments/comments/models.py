@@ -57,6 +57,9 @@ class Author(Base):
     first_name: Mapped[str] = mapped_column(Text)
     last_name: Mapped[str] = mapped_column(Text)
     version: Mapped[float] = mapped_column(Float)
+    # When the account was made (epoch seconds, user.registered's time): reports count only
+    # from accounts old enough. Null until user.registered arrives: such a reporter is new.
+    registered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 messaging_tables(Base.metadata)

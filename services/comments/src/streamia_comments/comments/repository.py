@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streamia_comments.comments.models import FLAGGED, HIDDEN, VISIBLE, Author, Comment, Report
@@ -90,50 +90,71 @@ class CommentsRepository(Repository[Comment]):
             raise CommentGone from exc
         return inserted is not None
 
-    async def report_count(self, comment_id: str) -> int:
+    async def established_report_count(self, comment_id: str, registered_by: float) -> int:
+        """Reporters of the comment whose accounts were made by `registered_by` (epoch s)."""
         return (
             await self.session.scalar(
-                select(func.count()).select_from(Report).where(Report.comment_id == comment_id)
+                select(func.count())
+                .select_from(Report)
+                .join(Author, Author.user_id == Report.reporter_id)
+                .where(Report.comment_id == comment_id, Author.registered_at <= registered_by)
             )
             or 0
         )
 
     async def upsert_author(
-        self, user_id: str, first_name: str, last_name: str, version: float
+        self,
+        user_id: str,
+        first_name: str,
+        last_name: str,
+        version: float,
+        registered_at: float | None = None,
     ) -> None:
-        """Keep the newest names (events can arrive out of order)."""
+        """Keep the newest names (events can arrive out of order) and the first known
+        registration time (only user.registered brings one, maybe after a user.updated)."""
         stmt = self.insert(Author).values(
-            user_id=user_id, first_name=first_name, last_name=last_name, version=version
+            user_id=user_id,
+            first_name=first_name,
+            last_name=last_name,
+            version=version,
+            registered_at=registered_at,
         )
+        newer = Author.version < stmt.excluded.version
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[Author.user_id],
                 set_={
-                    "first_name": stmt.excluded.first_name,
-                    "last_name": stmt.excluded.last_name,
-                    "version": stmt.excluded.version,
+                    "first_name": case((newer, stmt.excluded.first_name), else_=Author.first_name),
+                    "last_name": case((newer, stmt.excluded.last_name), else_=Author.last_name),
+                    "version": case((newer, stmt.excluded.version), else_=Author.version),
+                    "registered_at": func.coalesce(
+                        Author.registered_at, stmt.excluded.registered_at
+                    ),
                 },
-                where=Author.version < stmt.excluded.version,
             )
         )
 
     async def upsert_authors(self, authors: Sequence[tuple[str, str, str, float]]) -> None:
-        """`upsert_author` for many (user id, first name, last name, version) at once."""
+        """`upsert_author` for many (user id, first name, last name, version) at once, from
+        the monolith's import: accounts at least as old as their version."""
         if not authors:
             return
         stmt = self.insert(Author)
+        newer = Author.version < stmt.excluded.version
         await self.session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[Author.user_id],
                 set_={
-                    "first_name": stmt.excluded.first_name,
-                    "last_name": stmt.excluded.last_name,
-                    "version": stmt.excluded.version,
+                    "first_name": case((newer, stmt.excluded.first_name), else_=Author.first_name),
+                    "last_name": case((newer, stmt.excluded.last_name), else_=Author.last_name),
+                    "version": case((newer, stmt.excluded.version), else_=Author.version),
+                    "registered_at": func.coalesce(
+                        Author.registered_at, stmt.excluded.registered_at
+                    ),
                 },
-                where=Author.version < stmt.excluded.version,
             ),
             [
-                {"user_id": u, "first_name": f, "last_name": last, "version": v}
+                {"user_id": u, "first_name": f, "last_name": last, "version": v, "registered_at": v}
                 for u, f, last, v in authors
             ],
         )

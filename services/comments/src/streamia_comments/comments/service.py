@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,12 +40,14 @@ class CommentsService:
         tombstones: Tombstones,
         words: WordFilter,
         report_threshold: int,
+        report_min_account_age_seconds: float = 0,
     ) -> None:
         self.outbox = outbox
         self.movies = movies
         self.tombstones = tombstones
         self.words = words
         self.report_threshold = max(1, report_threshold)
+        self.report_min_account_age = report_min_account_age_seconds
 
     async def create(
         self, session: AsyncSession, identity: Identity, data: schemas.CreateCommentIn
@@ -130,25 +133,27 @@ class CommentsService:
         )
 
     async def report(self, session: AsyncSession, identity: Identity, comment_id: str) -> None:
-        """Flag a comment for moderation once enough distinct users reported it (one account
-        alone cannot hide anybody's comment); an admin's report hides it at once."""
+        """Flag a comment for moderation once enough distinct users whose accounts are old
+        enough reported it (one account alone, or a handful made for the purpose, cannot hide
+        anybody's comment); an admin's report hides it at once. Every report is kept: a young
+        account's counts at a later report, once the account is old enough."""
         repo = CommentsRepository(session)
         comment = await self._existing(session, comment_id)
         if comment.status == HIDDEN and not identity.is_admin:
             raise _not_found()
         await self.tombstones.hold_user(session, identity.id)
         try:
-            new = await repo.add_report(comment.id, identity.id)
+            await repo.add_report(comment.id, identity.id)
         except CommentGone:
             raise _not_found() from None
         if identity.is_admin and comment.status != HIDDEN:
             await repo.update(comment.id, status=HIDDEN, flag_reason="admin")
-        elif (
-            new
-            and comment.status == VISIBLE
-            and await repo.report_count(comment.id) >= self.report_threshold
-        ):
-            await repo.update(comment.id, status=FLAGGED, flag_reason=BY_REPORTS)
+        elif comment.status == VISIBLE:
+            counted = await repo.established_report_count(
+                comment.id, registered_by=time.time() - self.report_min_account_age
+            )
+            if counted >= self.report_threshold:
+                await repo.update(comment.id, status=FLAGGED, flag_reason=BY_REPORTS)
 
     async def moderate(
         self, session: AsyncSession, comment_id: str, data: schemas.ModerateIn
@@ -169,10 +174,13 @@ class CommentsService:
         first_name: str,
         last_name: str,
         version: float,
+        registered_at: float | None = None,
     ) -> None:
         """user.registered / user.updated: a deleted account's names are not kept."""
         if valid_id(user_id) and await self.tombstones.guard(session, USER, user_id):
-            await CommentsRepository(session).upsert_author(user_id, first_name, last_name, version)
+            await CommentsRepository(session).upsert_author(
+                user_id, first_name, last_name, version, registered_at
+            )
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:
         """user.deleted: tombstone, then the user's comments, reports and names."""
