@@ -15,6 +15,7 @@ from streamia_playback.charts.endpoints import router as charts_router
 from streamia_playback.charts.service import ChartsService
 from streamia_playback.config import PlaybackSettings
 from streamia_playback.progress.endpoints import router as progress_router
+from streamia_playback.progress.group_commit import GroupCommit
 from streamia_playback.progress.models import Base
 from streamia_playback.progress.service import ProgressService
 from streamia_playback.ratelimit import WriteLimiter, build_storage
@@ -34,7 +35,9 @@ def create_app(
     limiter = WriteLimiter(
         settings.progress_rate_limit, build_storage(service.infra.redis, service.infra.namespace)
     )
-    progress = ProgressService(service.outbox, movies, movies.tombstones, limiter)
+    progress = ProgressService(
+        service.outbox, movies, movies.tombstones, limiter, GroupCommit(service.db)
+    )
     charts = ChartsService(
         movies.tombstones,
         service.cache,

@@ -15,3 +15,8 @@ PROGRESS_UPSERT_SECONDS = Histogram(
     "Time to store one progress report, database transaction included.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+PROGRESS_BATCH_SIZE = Histogram(
+    "streamia_playback_progress_batch_size",
+    "Reports written by one group-commit transaction of the hot path.",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500),
+)

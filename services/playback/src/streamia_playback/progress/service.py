@@ -23,6 +23,7 @@ from streamia_kit.events import MovieDeleted, PlaybackFinished, PlaybackStarted
 from streamia_kit.messaging import Outbox
 from streamia_playback.metrics import PROGRESS_UPSERT_SECONDS, PROGRESS_WRITES
 from streamia_playback.progress import schemas
+from streamia_playback.progress.group_commit import BatchFailed, GroupCommit
 from streamia_playback.progress.repository import ProgressRepository, State, Write
 from streamia_playback.ratelimit import WriteLimiter
 
@@ -53,7 +54,9 @@ class ProgressService:
         movies: MovieProjection,
         tombstones: Tombstones,
         limiter: WriteLimiter,
+        hot_path: GroupCommit,
     ) -> None:
+        self.hot_path = hot_path
         self.outbox = outbox
         self.movies = movies
         self.tombstones = tombstones
@@ -87,7 +90,10 @@ class ProgressService:
         )
         started = time.perf_counter()
         repo = ProgressRepository(session)
-        stored = await repo.advance(write)
+        try:
+            stored = await self.hot_path.advance(write)
+        except BatchFailed:
+            stored = await repo.advance(write)
         outcome = "advanced"
         if stored is None:
             stored, outcome = await self._store(session, repo, write)
