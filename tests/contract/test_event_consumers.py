@@ -25,6 +25,7 @@ from streamia_kit.bus import Outcome
 from streamia_kit.events import (
     EVENT_TYPES,
     PUBLISHERS,
+    CommentHidden,
     Event,
     MediaRef,
     MovieCreated,
@@ -90,12 +91,25 @@ EXAMPLES: dict[str, Event] = {
         RatingCreated(**_RATING),
         RatingUpdated(**_RATING),
         RatingDeleted(**{**_RATING, "rating": None}),
+        CommentHidden(
+            comment_id="5f4e3d2c1b0a49382716a5b4c3d2e1f0",
+            user_id=_USER["user_id"],
+            movie_id=_MOVIE["movie_id"],
+            movie_title="Nosferatu",
+            text="Spoilers: the count dies at dawn.",
+            reason="reports",
+        ),
         PlaybackStarted(user_id=_USER["user_id"], movie_id=_MOVIE["movie_id"], plays=3),
         PlaybackFinished(user_id=_USER["user_id"], movie_id=_MOVIE["movie_id"]),
     )
 }
 # Fields a consumer needs beyond the event's required ones: movies' media purge needs the list.
 NEEDS: dict[tuple[str, str], dict[str, Any]] = {
+    # The author's email names the movie and quotes the comment.
+    ("notifications", "comment.hidden"): {
+        "movie_title": match.str("Nosferatu"),
+        "text": match.str("Spoilers: the count dies at dawn."),
+    },
     ("movies", "movie.deleted"): {
         "media": match.each_like(
             {

@@ -120,6 +120,21 @@ async def _playback(client: httpx.AsyncClient, app: Any, key: SigningKey) -> Non
         assert resp.status_code == 200, resp.text
 
 
+async def _comments(client: httpx.AsyncClient, app: Any, key: SigningKey) -> None:
+    """Comment on a movie, have an admin's report hide it, delete it."""
+    movie_id = await _announce_movie(app)
+    user = _bearer(key, "user")
+    resp = await client.post(
+        "/api/comments", json={"movieId": movie_id, "text": "Spoilers!"}, headers=user
+    )
+    assert resp.status_code == 201, resp.text
+    path = f"/api/comments/{resp.json()['id']}"
+    resp = await client.post(f"{path}/report", headers=_bearer(key, "admin"))
+    assert resp.status_code == 200, resp.text
+    resp = await client.delete(path, headers=_bearer(key, "admin"))
+    assert resp.status_code == 200, resp.text
+
+
 def _app(publisher: str, stack: Stack, key: SigningKey) -> Any:
     module = platform.load(publisher)
     assert module is not None
@@ -134,6 +149,7 @@ SCENARIOS: dict[str, Scenario] = {
     "users": _users,
     "movies": _movies,
     "ratings": _ratings,
+    "comments": _comments,
     "playback": _playback,
 }
 

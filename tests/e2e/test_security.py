@@ -202,3 +202,38 @@ async def test_a_wrong_password_takes_as_long_for_a_known_address_as_for_an_unkn
     assert set(statuses) == {401}, statuses
     close, said = _within_noise(pairs, floor=0.005)
     assert close, said
+
+
+async def test_reports_from_new_accounts_hide_nothing_and_an_admin_hiding_tells_the_author(
+    platform: Any, api: Any, harness: Any, admin_headers: dict[str, str]
+) -> None:
+    """Moderation abuse: three accounts made a minute ago cannot hide a comment (reporters must
+    be a day old); an admin's report hides it at once, and the author gets an email."""
+    [movie_id] = await harness.create_movies(platform, api, 1)
+    author = await platform.register(api)
+    posted = await api.post(
+        "/api/comments", json={"movieId": movie_id, "text": "Best film ever"}, headers=author.auth
+    )
+    assert posted.status_code == 201, posted.text
+    comment_id = posted.json()["id"]
+    for _ in range(3):
+        reporter = await platform.register(api)
+        resp = await api.post(f"/api/comments/{comment_id}/report", headers=reporter.auth)
+        assert resp.status_code == 200, resp.text
+    listed = await api.get(f"/api/comments/{movie_id}")
+    assert [c["id"] for c in listed.json()] == [comment_id]
+
+    resp = await api.post(f"/api/comments/{comment_id}/report", headers=admin_headers)
+    assert resp.status_code == 200, resp.text
+    assert (await api.get(f"/api/comments/{movie_id}")).json() == []
+
+    outbox = platform.data_dir / "outbox"
+
+    async def told() -> list[str]:
+        return [
+            path.read_text(errors="replace")
+            for path in outbox.glob(f"*comment-hidden*{author.email}*.eml")
+        ]
+
+    [email] = await harness.wait_until(told, 30, message="the author's email")
+    assert "Best film ever" in email

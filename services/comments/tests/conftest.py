@@ -33,7 +33,7 @@ def app(make_app):
 
 @pytest.fixture
 def published_events() -> tuple[str, ...]:
-    return ("comment.created", "comment.deleted")
+    return ("comment.created", "comment.deleted", "comment.hidden")
 
 
 @pytest.fixture

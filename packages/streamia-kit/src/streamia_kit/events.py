@@ -196,6 +196,20 @@ class CommentDeleted(Event):
     movie_id: str
 
 
+class CommentHidden(Event):
+    """A comment left public view: reports reached the threshold, or an admin hid it. The
+    author is told (by email), so nothing disappears without a word."""
+
+    type = "comment.hidden"
+    exchange = "comment.events"
+    comment_id: str
+    user_id: str
+    movie_id: str
+    movie_title: str = ""
+    text: str = ""
+    reason: str  # "reports" | "admin"
+
+
 # -- playback ----------------------------------------------------------------------------
 
 
@@ -236,6 +250,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         FavoriteRemoved,
         CommentCreated,
         CommentDeleted,
+        CommentHidden,
         PlaybackStarted,
         PlaybackFinished,
     )

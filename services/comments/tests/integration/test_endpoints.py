@@ -307,3 +307,42 @@ async def test_posting_and_deleting_publish_comment_events(probe, client, caller
         e.data == {"comment_id": comment["id"], "user_id": user.id, "movie_id": film.movie_id}
         for e in probe
     )
+
+
+async def test_the_author_is_told_when_reports_or_an_admin_hide_a_comment(
+    probe, client, caller, movie, publish, processed
+):
+    author, admin = caller(), caller("admin")
+    reporters = [caller() for _ in range(3)]
+    for reporter in reporters:
+        await _registered(publish, processed, reporter, days_ago=2)
+    film = await movie()
+    by_reports = (await post(client, author, film.movie_id, "first take")).json()
+    by_report = (await post(client, author, film.movie_id, "second take")).json()
+    by_patch = (await post(client, author, film.movie_id, "third take")).json()
+    answers = [
+        await client.post(f"/api/comments/{by_reports['id']}/report", headers=reporter.headers)
+        for reporter in reporters
+    ]
+    answers.append(
+        await client.post(f"/api/comments/{by_report['id']}/report", headers=admin.headers)
+    )
+    path = f"/api/comments/{by_patch['id']}"
+    for _ in range(2):  # told once
+        answers.append(await client.patch(path, json={"status": "hidden"}, headers=admin.headers))
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+
+    def hidden() -> list:
+        return [e for e in probe if e.type == "comment.hidden"]
+
+    await wait_for(lambda: len(hidden()) == 3, message="three comment.hidden")
+    told = {e.data["comment_id"]: e.data for e in hidden()}
+    assert told[by_reports["id"]] == {
+        "comment_id": by_reports["id"],
+        "user_id": author.id,
+        "movie_id": film.movie_id,
+        "movie_title": film.title,
+        "text": "first take",
+        "reason": "reports",
+    }
+    assert told[by_report["id"]]["reason"] == told[by_patch["id"]]["reason"] == "admin"

@@ -5,7 +5,8 @@ from __future__ import annotations
 from streamia_notifications.database import Base
 from streamia_notifications.emails.models import SentEmail
 from streamia_notifications.jobs.models import QueuedEmail
+from streamia_notifications.recipients.models import Recipient
 
 metadata = Base.metadata
 
-__all__ = ["Base", "QueuedEmail", "SentEmail", "metadata"]
+__all__ = ["Base", "QueuedEmail", "Recipient", "SentEmail", "metadata"]

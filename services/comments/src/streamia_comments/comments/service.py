@@ -14,11 +14,11 @@ from streamia_comments.comments.moderation import WordFilter
 from streamia_comments.comments.repository import CommentGone, CommentsRepository
 from streamia_kit.auth import Identity
 from streamia_kit.errors import Forbidden, NotFound
-from streamia_kit.events import CommentCreated, CommentDeleted, MovieDeleted
+from streamia_kit.events import CommentCreated, CommentDeleted, CommentHidden, MovieDeleted
 from streamia_kit.messaging import Outbox
 
 COMMENT_NOT_FOUND = "Comment not found"
-BY_WORDS, BY_REPORTS = "words", "reports"
+BY_WORDS, BY_REPORTS, BY_ADMIN = "words", "reports", "admin"
 
 
 @dataclass(slots=True)
@@ -147,24 +147,47 @@ class CommentsService:
         except CommentGone:
             raise _not_found() from None
         if identity.is_admin and comment.status != HIDDEN:
-            await repo.update(comment.id, status=HIDDEN, flag_reason="admin")
+            await repo.update(comment.id, status=HIDDEN, flag_reason=BY_ADMIN)
+            await self._tell_author(session, comment, BY_ADMIN)
         elif comment.status == VISIBLE:
             counted = await repo.established_report_count(
                 comment.id, registered_by=time.time() - self.report_min_account_age
             )
             if counted >= self.report_threshold:
                 await repo.update(comment.id, status=FLAGGED, flag_reason=BY_REPORTS)
+                await self._tell_author(session, comment, BY_REPORTS)
+
+    async def _tell_author(self, session: AsyncSession, comment: Comment, reason: str) -> None:
+        """comment.hidden, in the same transaction as the change: the author gets an email."""
+        movie = await self.movies.get(session, comment.movie_id)
+        await self.outbox.add(
+            session,
+            CommentHidden(
+                comment_id=comment.id,
+                user_id=comment.user_id,
+                movie_id=comment.movie_id,
+                movie_title=movie.title if movie is not None else "",
+                text=comment.text,
+                reason=reason,
+            ),
+        )
 
     async def moderate(
         self, session: AsyncSession, comment_id: str, data: schemas.ModerateIn
     ) -> Shown:
         repo = CommentsRepository(session)
+        before = await repo.get(comment_id) if valid_id(comment_id) else None
+        was = before.status if before is not None else None  # the update refreshes `before`
         updated = None
-        if valid_id(comment_id):
-            reason = None if data.status == VISIBLE else "admin"
+        if before is not None:
+            reason = None if data.status == VISIBLE else BY_ADMIN
             updated = await repo.update(comment_id, status=data.status, flag_reason=reason)
         if updated is None:
             raise _not_found()
+        if updated.status == HIDDEN and was == VISIBLE:
+            # Flagged ones were already out of view (the author was told when reports did it,
+            # and saw the word filter's flag when posting).
+            await self._tell_author(session, updated, BY_ADMIN)
         return Shown(updated, await repo.author(updated.user_id))
 
     async def remember_author(

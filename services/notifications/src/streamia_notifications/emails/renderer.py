@@ -58,6 +58,10 @@ class EmailRenderer:
             values["reset_url"] = f"{home}/reset-password/{quote(job.token, safe='')}"
             values["expires_minutes"] = max(1, round((job.expires_at - now).total_seconds() / 60))
             values["expires_at"] = job.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        if job.kind == "comment-hidden":
+            values["movie_title"] = job.movie_title
+            values["comment_text"] = job.comment_text
+            values["by_admin"] = job.reason == "admin"
         return values
 
     def render(

@@ -8,10 +8,17 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamia_kit.events import Envelope, PasswordResetRequested, UserDeleted, UserRegistered
+from streamia_kit.events import (
+    CommentHidden,
+    Envelope,
+    PasswordResetRequested,
+    UserDeleted,
+    UserRegistered,
+)
 from streamia_notifications.config import Language
+from streamia_notifications.recipients.models import Recipient
 
-Kind = Literal["welcome", "password-reset", "farewell"]
+Kind = Literal["welcome", "password-reset", "farewell", "comment-hidden"]
 
 
 def _language(value: str | None) -> Language | None:
@@ -43,6 +50,10 @@ class EmailJob(BaseModel):
     # The account's language; None (an unknown one, or an event from before it travelled)
     # sends the email in the default language.
     language: Language | None = None
+    # comment-hidden: which comment, on which movie, and why ("reports" | "admin").
+    movie_title: str = ""
+    comment_text: str = ""
+    reason: str = ""
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield "event_id", self.event_id
@@ -91,4 +102,20 @@ class EmailJob(BaseModel):
             first_name=event.first_name,
             last_name=event.last_name,
             language=_language(event.language),
+        )
+
+    @classmethod
+    def comment_hidden(
+        cls, event: CommentHidden, envelope: Envelope, recipient: Recipient
+    ) -> EmailJob:
+        return cls(
+            event_id=envelope.id,
+            kind="comment-hidden",
+            to=recipient.email,
+            first_name=recipient.first_name,
+            last_name=recipient.last_name,
+            language=_language(recipient.language),
+            movie_title=event.movie_title,
+            comment_text=event.text,
+            reason=event.reason,
         )
