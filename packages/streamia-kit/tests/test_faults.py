@@ -3,6 +3,7 @@ dead-lettered; only work that can never succeed goes to the DLQ."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import aiohttp
@@ -232,3 +233,36 @@ async def test_the_bus_reports_itself_down_while_rabbitmq_is_cut_and_up_once_it_
 
 async def _not(awaitable) -> bool:
     return not await awaitable
+
+
+async def test_a_supervised_background_task_that_fails_is_restarted_until_it_runs():
+    from streamia_kit.faults import Supervisor
+
+    failures = 2
+    calls = 0
+    running = asyncio.Event()
+
+    async def worker() -> None:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise redis.exceptions.ConnectionError("Connection refused")
+        running.set()
+        await asyncio.Event().wait()  # a worker's main loop: runs until cancelled
+
+    before = REGISTRY.get_sample_value(
+        "streamia_background_task_restarts_total", {"task": "flaky-worker"}
+    )
+    supervisor = Supervisor("flaky-worker", worker, first_delay=0.01)
+    supervisor.start()
+    try:
+        await wait_for(running.is_set, timeout=5, message="the third start")
+        assert supervisor.alive
+        restarts = REGISTRY.get_sample_value(
+            "streamia_background_task_restarts_total", {"task": "flaky-worker"}
+        )
+        assert restarts - (before or 0.0) == failures
+    finally:
+        await supervisor.stop()
+    assert not supervisor.alive
+    assert calls == failures + 1

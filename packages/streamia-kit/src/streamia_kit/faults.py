@@ -6,14 +6,25 @@ that is unreachable or timing out is never a reason to dead-letter or drop work.
 
 from __future__ import annotations
 
+import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import aio_pika.exceptions
 import aiohttp
 import asyncpg.exceptions
 import redis.exceptions
 import sqlalchemy.exc
+import structlog
+from prometheus_client import Counter
+
+log = structlog.get_logger("streamia.faults")
+
+BACKGROUND_RESTARTS = Counter(
+    "streamia_background_task_restarts_total",
+    "Background tasks (workers, loops) started again after they failed or stopped",
+    ["task"],
+)
 
 
 class TransientError(Exception):
@@ -111,3 +122,67 @@ def transient_delay(failures: int, first: float) -> float:
     """Wait before try number `failures + 1`: exponential from `first`, capped, jittered."""
     ceiling = min(first * 2 ** (failures - 1), MAX_DELAY)
     return random.uniform(ceiling / 2, ceiling)
+
+
+# A task that ran this long before failing was healthy: its next failure starts the backoff
+# from the beginning again.
+_HEALTHY_RUN_SECONDS = 30.0
+
+
+class Supervisor:
+    """Runs a background task (a worker's main loop) for as long as the service runs: when it
+    fails or returns, logs a warning, counts a restart and starts it again after a capped,
+    jittered backoff (`transient_delay`). `running` is false while it waits to restart, for
+    `/ready`. A task no one watches would die for good at the first dependency blip."""
+
+    def __init__(
+        self, name: str, run: Callable[[], Awaitable[object]], first_delay: float = 0.1
+    ) -> None:
+        self.name = name
+        self._run = run
+        self.first_delay = first_delay
+        self.running = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name=self.name)
+
+    @property
+    def alive(self) -> bool:
+        """Started, not stopped, and not waiting to restart."""
+        return self.running and self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.running = False
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while True:
+            started = loop.time()
+            self.running = True
+            try:
+                await self._run()
+                error = "stopped"
+            except asyncio.CancelledError:
+                self.running = False
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+            self.running = False
+            failures = 1 if loop.time() - started > _HEALTHY_RUN_SECONDS else failures + 1
+            delay = transient_delay(failures, self.first_delay)
+            BACKGROUND_RESTARTS.labels(self.name).inc()
+            log.warning(
+                "background_task_restarting",
+                task=self.name,
+                failures=failures,
+                retry_in=round(delay, 2),
+                error=error,
+            )
+            await asyncio.sleep(delay)

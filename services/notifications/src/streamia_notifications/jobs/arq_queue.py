@@ -18,6 +18,7 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.worker import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from streamia_kit.faults import Supervisor
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.policy import DeliveryPolicy
@@ -66,7 +67,7 @@ class ArqEmailQueue:
         self.queue_name = f"{self.prefix}:emails"
         self._pool: ArqRedis | None = None
         self._worker: Worker | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._supervisor: Supervisor | None = None
 
     def job_id(self, event_id: str) -> str:
         return f"{self.prefix}:email:{event_id}"
@@ -117,7 +118,10 @@ class ArqEmailQueue:
             job_deserializer=loads,
             log_results=False,
         )
-        self._task = asyncio.create_task(self._worker.main(), name="email-worker")
+        # arq's main loop ends at the first Redis error: start it again (same worker, so jobs in
+        # flight are kept) for as long as it takes.
+        self._supervisor = Supervisor("email-worker", self._worker.main)
+        self._supervisor.start()
 
     async def stop(self) -> None:
         worker, self._worker = self._worker, None
@@ -127,18 +131,18 @@ class ArqEmailQueue:
             running = [t for t in worker.tasks.values() if not t.done()]
             if running:
                 await asyncio.wait(running, timeout=self.settings.email_job_timeout_seconds)
+        if self._supervisor is not None:
+            await self._supervisor.stop()
+            self._supervisor = None
+        if worker is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await worker.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
         if self._pool is not None:
             await self._pool.aclose()
             self._pool = None
 
     async def ping(self) -> bool:
-        if self._pool is None or self._task is None or self._task.done():
+        if self._pool is None or self._supervisor is None or not self._supervisor.alive:
             return False
         try:
             return bool(await self._pool.ping())
