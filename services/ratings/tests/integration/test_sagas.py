@@ -149,3 +149,34 @@ async def test_concurrent_ratings_of_one_movie_keep_an_exact_summary(client, cal
     summary = (await client.get(f"/api/ratings/movie/{film.movie_id}")).json()
     assert summary["count"] == 10 and summary["average"] == 3.0
     assert summary["distribution"] == {"1": 2, "2": 2, "3": 2, "4": 2, "5": 2}
+
+
+async def test_a_summary_written_behind_a_newer_one_still_gets_a_newer_version(
+    app, probe, client, caller, movie, publish
+):
+    """Two writers read the clock, then queue for the movie's counters: the one that read it
+    first may commit second. Its summary is the newer one and must carry the higher version,
+    or the movies service (which keeps the highest) keeps the older count for good."""
+    from sqlalchemy import update
+
+    from streamia_ratings.ratings.models import MovieSummary
+
+    gone, stays = caller(), caller()
+    film = await movie()
+    await rate(client, gone, film.movie_id, 5)
+    await rate(client, stays, film.movie_id, 1)
+    ahead = (await _versions(probe))[-1] + 1000.0  # a writer whose clock read came later
+    async with app.state.service.db.transaction() as session:
+        await session.execute(
+            update(MovieSummary).where(MovieSummary.movie_id == film.movie_id).values(version=ahead)
+        )
+    await publish(user_deleted(gone.id))
+    await wait_for(lambda: any(e.type == "rating.deleted" for e in probe), message="deleted")
+    deleted = next(e.data for e in probe if e.type == "rating.deleted")
+    assert deleted["summary"] == {"average": 1.0, "count": 1}
+    assert deleted["version"] > ahead
+
+
+async def _versions(probe) -> list[float]:
+    await wait_for(lambda: len(probe) >= 2, message="two rating.created")
+    return sorted(e.data["version"] for e in probe)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from streamia_kit.db import utcnow
@@ -20,6 +20,22 @@ class DuplicateRating(Exception):
 
 def _column(star: int) -> Any:
     return getattr(MovieSummary, f"stars_{star}")
+
+
+# A summary's version only grows: a writer whose clock reading is not newer than the stored
+# version (it read the clock, then waited for the row lock behind a writer that read it later)
+# takes the stored one plus this step.
+VERSION_STEP = 0.001
+
+
+def _next_version(excluded: Any) -> Any:
+    """The version an upsert stores: what the writer proposes, unless that would not be newer
+    than the row's. Set under the row lock, so versions grow in commit order — consumers keep
+    the newest summary by version, and an older one must never look newer."""
+    return case(
+        (excluded.version > MovieSummary.version, excluded.version),
+        else_=MovieSummary.version + VERSION_STEP,
+    )
 
 
 class RatingsRepository(Repository[Rating]):
@@ -73,8 +89,11 @@ class RatingsRepository(Repository[Rating]):
             delete(Rating).where(Rating.id == rating_id).returning(Rating)
         )
 
-    async def bump(self, movie_id: str, deltas: dict[int, int], version: float) -> dict[int, int]:
-        """Add `deltas` to a movie's counters (creating them) and return the new counts."""
+    async def bump(
+        self, movie_id: str, deltas: dict[int, int], version: float
+    ) -> tuple[dict[int, int], float]:
+        """Add `deltas` to a movie's counters (creating them); the new counts and the version
+        stored with them (`version`, or just above the previous one: `_next_version`)."""
         values = {f"stars_{star}": deltas.get(star, 0) for star in STARS}
         stmt = self.insert(MovieSummary).values(movie_id=movie_id, version=version, **values)
         upsert = stmt.on_conflict_do_update(
@@ -84,16 +103,16 @@ class RatingsRepository(Repository[Rating]):
                     name: _column(star) + stmt.excluded[name]
                     for star, name in zip(STARS, values, strict=True)
                 },
-                "version": stmt.excluded.version,
+                "version": _next_version(stmt.excluded),
             },
-        ).returning(*(_column(star) for star in STARS))
-        row = (await self.session.execute(upsert)).one()
-        return dict(zip(STARS, row, strict=True))
+        ).returning(MovieSummary.version, *(_column(star) for star in STARS))
+        stored, *row = (await self.session.execute(upsert)).one()
+        return dict(zip(STARS, row, strict=True)), float(stored)
 
     async def bump_many(
         self, deltas: dict[str, dict[int, int]], version: float, chunk: int = 500
-    ) -> dict[str, dict[int, int]]:
-        """`bump` for many movies in a few statements; returns each movie's new counts.
+    ) -> dict[str, tuple[dict[int, int], float]]:
+        """`bump` for many movies in a few statements; each movie's new counts and version.
 
         Rows are written in movie id order (every multi-movie writer uses that order, so two
         of them never wait for each other's locks in a cycle).
@@ -102,7 +121,7 @@ class RatingsRepository(Repository[Rating]):
             return {}
         names = [f"stars_{star}" for star in STARS]
         movie_ids = sorted(deltas)
-        out: dict[str, dict[int, int]] = {}
+        out: dict[str, tuple[dict[int, int], float]] = {}
         for start in range(0, len(movie_ids), chunk):
             rows = [
                 {
@@ -123,11 +142,13 @@ class RatingsRepository(Repository[Rating]):
                         name: _column(star) + stmt.excluded[name]
                         for star, name in zip(STARS, names, strict=True)
                     },
-                    "version": stmt.excluded.version,
+                    "version": _next_version(stmt.excluded),
                 },
-            ).returning(MovieSummary.movie_id, *(_column(star) for star in STARS))
-            for row in (await self.session.execute(upsert)).all():
-                out[row[0]] = dict(zip(STARS, row[1:], strict=True))
+            ).returning(
+                MovieSummary.movie_id, MovieSummary.version, *(_column(star) for star in STARS)
+            )
+            for movie_id, stored, *row in (await self.session.execute(upsert)).all():
+                out[movie_id] = (dict(zip(STARS, row, strict=True)), float(stored))
         return out
 
     async def counts(self, movie_id: str) -> dict[int, int] | None:

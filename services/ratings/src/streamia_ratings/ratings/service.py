@@ -144,8 +144,10 @@ class RatingsService:
         deltas: dict[int, int],
     ) -> Summary:
         """Move the movie's counters, publish the event and refresh the cached summary."""
-        version = time.time()
-        summary = Summary(await RatingsRepository(session).bump(rating.movie_id, deltas, version))
+        counts, version = await RatingsRepository(session).bump(
+            rating.movie_id, deltas, time.time()
+        )
+        summary = Summary(counts)
         await self.outbox.add(
             session,
             event_cls(
@@ -194,10 +196,9 @@ class RatingsService:
         deltas: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         for _, movie_id, stars in removed:
             deltas[movie_id][stars] -= 1
-        version = time.time()
-        counts = await repo.bump_many(deltas, version)
+        counts = await repo.bump_many(deltas, time.time())
         summaries = {
-            movie_id: RatingSummary(**Summary(c).short()) for movie_id, c in counts.items()
+            movie_id: RatingSummary(**Summary(c).short()) for movie_id, (c, _) in counts.items()
         }
         await self.outbox.add_many(
             session,
@@ -208,7 +209,7 @@ class RatingsService:
                     user_id=user_id,
                     rating=stars,
                     summary=summaries[movie_id],
-                    version=version,
+                    version=counts[movie_id][1],
                 )
                 for rating_id, movie_id, stars in sorted(removed, key=lambda r: (r[1], r[0]))
             ],
