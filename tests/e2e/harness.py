@@ -3,7 +3,8 @@
 
 - embedded: one `streamia up` process (SQLite files and the in-process bus in a data dir);
 - distributed: one `streamia serve <service>` process per service, on the machine's
-  PostgreSQL, Redis and RabbitMQ, the broker reached through a `TcpProxy` the caller can cut.
+  PostgreSQL, Redis and RabbitMQ, the broker reached through a `TcpProxy` the caller can cut
+  (and, when asked, Redis and one service's PostgreSQL too: `Platform.proxies`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ALL_SERVICES = (*SERVICES, "gateway")
 PASSWORD = "Str0ng!Passw0rd"
 EMBEDDED_PROCESS = "platform"
 HEALTH_TIMEOUT = 90.0
+FAULT_MODES = ("cut", "black_hole")
 
 
 class PlatformError(RuntimeError):
@@ -44,12 +46,12 @@ class PlatformError(RuntimeError):
 
 class ThreadedProxy:
     """The kit's TcpProxy on its own event loop thread, so sync and async callers in any
-    loop can cut and restore the broker connection."""
+    loop can cut, black-hole and restore a dependency's connections."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, name: str = "proxy") -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
-            target=self._loop.run_forever, daemon=True, name="amqp-proxy"
+            target=self._loop.run_forever, daemon=True, name=f"{name}-proxy"
         )
         self._thread.start()
         self._proxy = self._call(self._make(target_host, target_port))
@@ -70,6 +72,17 @@ class ThreadedProxy:
         self._call(self._proxy.cut())
         self.is_cut = True
 
+    def black_hole(self) -> None:
+        """Keep accepting connections, pass nothing either way: a dependency that hangs."""
+        self._call(self._proxy.black_hole())
+        self.is_cut = True
+
+    def fault(self, mode: str) -> None:
+        """`cut` or `black_hole`."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown fault mode {mode!r}")
+        self.cut() if mode == "cut" else self.black_hole()
+
     def restore(self) -> None:
         self._call(self._proxy.restore())
         self.is_cut = False
@@ -81,9 +94,23 @@ class ThreadedProxy:
         self._thread.join(5)
 
 
+def _via(url: str, port: int) -> str:
+    """`url` with its host and port replaced by a local proxy's."""
+    parts = urlparse(url)
+    auth = parts.netloc.rpartition("@")[0]
+    return parts._replace(
+        netloc=f"{auth}@127.0.0.1:{port}" if auth else f"127.0.0.1:{port}"
+    ).geturl()
+
+
 @dataclass
 class Platform:
-    """One running platform: its processes, ports, data dir and (distributed) namespace."""
+    """One running platform: its processes, ports, data dir and (distributed) namespace.
+
+    Distributed, the processes reach the broker through a proxy (`proxies["broker"]`); with
+    `proxy_redis`, Redis too (`proxies["redis"]`), and with `proxy_database=<service>`, that
+    one service's PostgreSQL (`proxies["database"]`; every other process, the CLI and the
+    suite's own reads connect directly)."""
 
     mode: str  # "embedded" | "distributed"
     data_dir: Path
@@ -91,7 +118,9 @@ class Platform:
     namespace: str = field(default_factory=random_namespace)
     ports: dict[str, int] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    proxy: ThreadedProxy | None = None
+    proxy_redis: bool = False
+    proxy_database: str | None = None
+    proxies: dict[str, ThreadedProxy] = field(default_factory=dict)
     _admin: tuple[str, str] | None = None
     _admin_token: str | None = None
 
@@ -101,6 +130,22 @@ class Platform:
     def distributed(self) -> bool:
         return self.mode == "distributed"
 
+    @property
+    def proxy(self) -> ThreadedProxy | None:
+        """The broker's proxy (distributed mode)."""
+        return self.proxies.get("broker")
+
+    def _proxied_urls(self) -> dict[str, str]:
+        """Dependency name -> the real URL its proxy forwards to."""
+        urls = {"broker": AMQP}
+        if self.proxy_redis:
+            urls["redis"] = REDIS
+        if self.proxy_database is not None:
+            if self.proxy_database not in SERVICES:
+                raise ValueError(f"{self.proxy_database!r} has no database")
+            urls["database"] = POSTGRES
+        return urls
+
     def __post_init__(self) -> None:
         if self.mode not in ("embedded", "distributed"):
             raise ValueError(f"unknown mode {self.mode!r}")
@@ -108,8 +153,13 @@ class Platform:
         (self.data_dir / "logs").mkdir(exist_ok=True)
         self.ports = {name: free_port() for name in ALL_SERVICES}
         if self.distributed:
-            amqp = urlparse(AMQP)
-            self.proxy = ThreadedProxy(amqp.hostname or "127.0.0.1", amqp.port or 5672)
+            for name, url in self._proxied_urls().items():
+                target = urlparse(url)
+                self.proxies[name] = ThreadedProxy(
+                    target.hostname or "127.0.0.1", target.port or 0, name
+                )
+        elif self.proxy_redis or self.proxy_database:
+            raise ValueError("only a distributed platform has Redis and PostgreSQL to proxy")
         else:
             # Skip the demo catalogue: the suite makes its own movies.
             (self.data_dir / ".demo-seeded").write_text("skipped by tests\n")
@@ -121,8 +171,8 @@ class Platform:
     def gateway(self) -> str:
         return self.url("gateway")
 
-    def env(self) -> dict[str, str]:
-        """The environment every process of this platform (and its CLI calls) runs with."""
+    def env(self, process: str | None = None) -> dict[str, str]:
+        """The environment `process` of this platform runs with (its CLI calls: `None`)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
         env.update(
             {
@@ -149,16 +199,18 @@ class Platform:
         for name, port in self.ports.items():
             env[f"STREAMIA_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
         if self.distributed:
-            assert self.proxy is not None
-            amqp = urlparse(AMQP)
-            auth = f"{amqp.username or 'guest'}:{amqp.password or 'guest'}@"
+            urls = {"broker": AMQP, "redis": REDIS}
+            if process is not None and process == self.proxy_database:
+                urls["database"] = POSTGRES
+            for name, url in urls.items():
+                if name in self.proxies:
+                    urls[name] = _via(url, self.proxies[name].port)
             env.update(
                 {
-                    "STREAMIA_DATABASE_URL": f"{POSTGRES}/{self.namespace}_{{service}}",
-                    "STREAMIA_REDIS_URL": REDIS,
-                    "STREAMIA_AMQP_URL": (
-                        f"amqp://{auth}127.0.0.1:{self.proxy.port}{amqp.path or '/'}"
-                    ),
+                    "STREAMIA_DATABASE_URL": f"{urls.get('database', POSTGRES)}"
+                    f"/{self.namespace}_{{service}}",
+                    "STREAMIA_REDIS_URL": urls["redis"],
+                    "STREAMIA_AMQP_URL": urls["broker"],
                     "STREAMIA_NAMESPACE": self.namespace,
                 }
             )
@@ -179,7 +231,7 @@ class Platform:
             log.flush()
             self.procs[name] = subprocess.Popen(
                 args,
-                env=self.env(),
+                env=self.env(name),
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -221,8 +273,8 @@ class Platform:
 
     def start(self) -> Platform:
         """Start every process and wait for every /health, the gateway's included."""
-        if self.proxy is not None:
-            self.proxy.start()
+        for proxy in self.proxies.values():
+            proxy.start()
         try:
             if self.distributed:
                 # users first: the others fetch its JWKS, and it owns the signing key file.
@@ -307,9 +359,9 @@ class Platform:
         """Stop every process; drop the namespace's databases, queues and Redis keys."""
         for name in list(self.procs):
             self.stop(name, signal.SIGTERM, timeout=10)
-        if self.proxy is not None:
-            self.proxy.close()
-            self.proxy = None
+        for proxy in self.proxies.values():
+            proxy.close()
+        self.proxies.clear()
         if self.distributed:
             with contextlib.suppress(Exception):
                 asyncio.run(self._drop_namespace())
@@ -363,6 +415,32 @@ class Platform:
             parts = line.split()
             if len(parts) == 2 and parts[1].isdigit():
                 counts[parts[0]] = int(parts[1])
+        return counts
+
+    async def dead_letters(self) -> dict[str, int]:
+        """Messages in each `<consumer>.<event type>.dlq` queue of this namespace, read straight
+        from the broker (not through its proxy; no CLI process, which takes seconds to start)."""
+        import aio_pika
+
+        from streamia_kit.events import EVENT_TYPES
+
+        counts = {}
+        connection = await aio_pika.connect(AMQP, timeout=5)
+        async with connection:
+            channel = await connection.channel()
+            for consumer in SERVICES:
+                for event_type in EVENT_TYPES:
+                    queue = f"{consumer}.{event_type}.dlq"
+                    try:
+                        declared = await channel.declare_queue(
+                            f"{self.namespace}.{queue}", passive=True
+                        )
+                    except aio_pika.exceptions.ChannelClosed:  # no such queue: nobody consumes
+                        channel = await connection.channel()
+                        continue
+                    counts[queue] = declared.declaration_result.message_count or 0
+        if not counts:
+            raise PlatformError(f"no dead-letter queue found in namespace {self.namespace}")
         return counts
 
     # -- accounts ----------------------------------------------------------------------
@@ -674,3 +752,264 @@ async def delete_account(platform: Platform, client: httpx.AsyncClient, account:
     )
     if resp.status_code != 204:
         raise PlatformError(f"DELETE /api/users/me -> {resp.status_code} {resp.text[:300]}")
+
+
+# -- fault scenarios (issue 12): tests/e2e/test_faults.py asserts, bench/faults.py prints ---
+
+FAULT_TARGETS = ("broker", "database", "redis")
+FAULT_DATABASE = "favorites"  # the one service whose PostgreSQL sits behind a proxy
+EMAIL_KINDS = ("welcome", "password-reset", "farewell")
+RECOVERY_PROBE_EVERY = 0.05
+SETTLE_TIMEOUT = 60.0
+
+
+@dataclass
+class FaultOutcome:
+    """What one fault scenario left behind, and how long the platform took to recover."""
+
+    target: str
+    mode: str
+    seconds: float
+    # Client operations issued while the fault lasted -> their HTTP status (0: no answer).
+    during: dict[str, list[int]] = field(default_factory=dict)
+    # Seconds from the restore to the end of the first successful client request.
+    recovery: float = float("inf")
+    # Seconds from the restore until every cascade ended and every email was sent.
+    settled: float = float("inf")
+    leftovers: dict[str, dict[str, int]] = field(default_factory=dict)
+    # address -> {kind: .eml files} wherever that is not the expected count.
+    wrong_emails: dict[str, dict[str, int]] = field(default_factory=dict)
+    # movie -> (rating_count, rating_average) where the deleted ratings did not come off once.
+    wrong_ratings: dict[str, tuple[int, float]] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    # Operations a retry after the fault found already done although they had failed.
+    late_commits: list[str] = field(default_factory=list)
+    # Rows of deleted users still there as the fault ended: it did hold the cascades up (the
+    # proxy is in the path).
+    stalled: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.target}-{self.mode}-{self.seconds:g}s"
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: first success {self.recovery:.2f}s after restore, settled in "
+            f"{self.settled:.1f}s; answers during the fault {self.during}"
+        )
+
+
+def sent_emails(platform: Platform) -> dict[str, dict[str, int]]:
+    """The file sender's outbox: address -> {kind: emails}."""
+    found: dict[str, dict[str, int]] = {}
+    for path in (platform.data_dir / "outbox").glob("*.eml"):
+        for kind in EMAIL_KINDS:
+            _, sep, address = path.stem.partition(f"Z-{kind}-")
+            if sep:
+                per = found.setdefault(address, {})
+                per[kind] = per.get(kind, 0) + 1
+    return found
+
+
+async def wait_ready(platform: Platform, seconds: float = HEALTH_TIMEOUT) -> None:
+    """Every process's /ready is 200 (dependencies reachable, background work running)."""
+
+    async def all_ready() -> bool:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            for name in ALL_SERVICES:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(platform.url(name) + "/ready")).status_code == 200:
+                        continue
+                return False
+        return True
+
+    await wait_until(all_ready, seconds, interval=0.2, message="every service's /ready")
+
+
+async def _first_success(client: httpx.AsyncClient, request: Any, since: float) -> float:
+    """Start a request every RECOVERY_PROBE_EVERY s; seconds from `since` to the end of the
+    first one answered 2xx."""
+    done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+    async def one() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            resp = await request(client)
+            if resp.status_code // 100 == 2 and not done.done():
+                done.set_result(time.monotonic() - since)
+
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        while not done.done():
+            task = asyncio.create_task(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(done), RECOVERY_PROBE_EVERY)
+        return done.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def fault_scenario(
+    platform: Platform,
+    client: httpx.AsyncClient,
+    target: str,
+    mode: str,
+    seconds: float,
+    deletions: int = 4,
+    registrations: int = 3,
+    resets: int = 3,
+) -> FaultOutcome:
+    """Fault `target` ("broker", "database": `FAULT_DATABASE`'s PostgreSQL, "redis") in `mode`
+    (`cut`, `black_hole`) for `seconds` while accounts with favorites, ratings and comments
+    are deleted, users register and ask for password resets; restore it, measure the first
+    successful client request, retry (as a client would) what failed, wait for every cascade
+    and email, and report what is left, doubled or dead-lettered."""
+    if target not in platform.proxies:
+        raise ValueError(f"this platform has no proxy in front of {target!r}")
+    proxy = platform.proxies[target]
+    outcome = FaultOutcome(target, mode, seconds)
+    await wait_ready(platform)
+
+    # Before: the accounts to delete (with activity on two movies of their own), the accounts
+    # that will forget their password, and a watcher whose favorites are the recovery probe.
+    movies = await create_movies(platform, client, 2)
+    doomed = [await platform.register(client) for _ in range(deletions)]
+    forgetful = [await platform.register(client) for _ in range(resets)]
+    watcher = await platform.register(client)
+    for account in doomed:
+        await add_activity(platform, client, account, movies, playback=False)
+    await add_activity(platform, client, watcher, movies[:1], ratings=False, comments=False)
+    dlq_before = await platform.dead_letters()
+    newcomers = [new_user() for _ in range(registrations)]
+
+    async def delete(account: Account) -> httpx.Response:
+        return await client.request(
+            "DELETE",
+            platform.gateway + "/api/users/me",
+            headers=account.auth,
+            json={"password": account.password},
+        )
+
+    async def register(body: dict[str, Any]) -> httpx.Response:
+        return await client.post(platform.gateway + "/api/users/register", json=body)
+
+    async def forgot(account: Account) -> httpx.Response:
+        return await client.post(
+            platform.gateway + "/api/users/forgot-password", json={"email": account.email}
+        )
+
+    async def probe(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.get(platform.gateway + "/api/favorites", headers=watcher.auth)
+
+    async def status(call: Any) -> int:
+        try:
+            return int((await call).status_code)
+        except httpx.HTTPError:
+            return 0
+
+    # During: every operation once, while the dependency is away.
+    await asyncio.to_thread(proxy.fault, mode)
+    faulted_at = time.monotonic()
+    try:
+        codes = await asyncio.gather(
+            asyncio.gather(*(status(delete(a)) for a in doomed)),
+            asyncio.gather(*(status(register(b)) for b in newcomers)),
+            asyncio.gather(*(status(forgot(a)) for a in forgetful)),
+        )
+        outcome.during = dict(zip(("delete", "register", "forgot"), map(list, codes), strict=True))
+        await asyncio.sleep(max(0.0, seconds - (time.monotonic() - faulted_at)))
+        async with platform.databases() as dbs:
+            for account in doomed:
+                outcome.stalled += sum((await leftovers(dbs, USER_TABLES, account.id)).values())
+    finally:
+        await asyncio.to_thread(proxy.restore)
+    restored_at = time.monotonic()
+    outcome.recovery = await _first_success(client, probe, restored_at)
+
+    # After: a client retries what failed; a retry that finds it done reveals a late commit.
+    for account, code in zip(doomed, outcome.during["delete"], strict=True):
+        if code != 204:
+            resp = await _retry(lambda a=account: delete(a), (204, 401))
+            if resp.status_code == 401:
+                outcome.late_commits.append(f"DELETE /me of {account.email} answered {code}")
+    for body, code in zip(newcomers, outcome.during["register"], strict=True):
+        if code != 201:
+            resp = await _retry(lambda b=body: register(b), (201, 409))
+            if resp.status_code == 409:
+                outcome.late_commits.append(f"register {body['email']} answered {code}")
+    for account, code in zip(forgetful, outcome.during["forgot"], strict=True):
+        if code != 200:
+            await _retry(lambda a=account: forgot(a), (200,))
+
+    expected: dict[str, dict[str, int]] = {}
+    for email in [a.email for a in (*doomed, *forgetful, watcher)] + [
+        b["email"] for b in newcomers
+    ]:
+        expected[email] = {"welcome": 1}
+    for account in forgetful:
+        expected[account.email]["password-reset"] = 1
+    for account in doomed:
+        expected[account.email]["farewell"] = 1
+
+    def emails_differ() -> dict[str, dict[str, int]]:
+        sent = sent_emails(platform)
+        return {
+            address: sent.get(address, {})
+            for address, kinds in expected.items()
+            if sent.get(address, {}) != kinds
+        }
+
+    async with platform.databases() as dbs:
+
+        async def left() -> dict[str, dict[str, int]]:
+            found = {}
+            for account in doomed:
+                rows = await leftovers(dbs, {"users": [("users", "id")], **USER_TABLES}, account.id)
+                if rows:
+                    found[account.id] = rows
+            return found
+
+        async def ratings_wrong() -> dict[str, tuple[int, float]]:
+            rows = await dbs.fetch(
+                "movies",
+                "SELECT id, rating_count, rating_average FROM movies WHERE id IN (?, ?)",
+                *movies,
+            )
+            return {m: (int(n), float(avg)) for m, n, avg in rows if n != 0 or avg != 0}
+
+        async def settled() -> bool:
+            return not (await left() or emails_differ() or await ratings_wrong())
+
+        with contextlib.suppress(AssertionError):
+            await wait_until(settled, SETTLE_TIMEOUT, interval=0.1, message="the cascades")
+            outcome.settled = time.monotonic() - restored_at
+        # A duplicate delivery, if any, would land within the relay's and consumers' next polls.
+        await asyncio.sleep(1.0)
+        outcome.leftovers = await left()
+        outcome.wrong_emails = emails_differ()
+        outcome.wrong_ratings = await ratings_wrong()
+    after = await platform.dead_letters()
+    outcome.dead_letters = {
+        queue: n - dlq_before.get(queue, 0)
+        for queue, n in after.items()
+        if n > dlq_before.get(queue, 0)
+    }
+    return outcome
+
+
+async def _retry(
+    call: Any, accept: tuple[int, ...], seconds: float = SETTLE_TIMEOUT
+) -> httpx.Response:
+    """Call until the answer's status is in `accept` (a client retrying after an outage)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            resp = await call()
+            if resp.status_code in accept:
+                return resp
+        if time.monotonic() > deadline:
+            raise PlatformError(f"no answer in {accept} within {seconds:.0f}s after the fault")
+        await asyncio.sleep(0.2)
