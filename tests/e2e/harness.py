@@ -529,7 +529,17 @@ class Databases:
             if self.platform.distributed:
                 import asyncpg
 
-                conn = await asyncpg.connect(self.platform.postgres_dsn(service), timeout=5)
+                # The machine's PostgreSQL may be shared with other platforms (other runs):
+                # wait a little for a free connection slot rather than fail at once.
+                deadline = time.monotonic() + 15.0
+                while True:
+                    try:
+                        conn = await asyncpg.connect(self.platform.postgres_dsn(service), timeout=5)
+                        break
+                    except asyncpg.TooManyConnectionsError:
+                        if time.monotonic() > deadline:
+                            raise
+                        await asyncio.sleep(0.5)
             else:
                 path = self.platform.sqlite_path(service)
                 if not path.exists():
@@ -867,6 +877,23 @@ async def fault_scenario(
     are deleted, users register and ask for password resets; restore it, measure the first
     successful client request, retry (as a client would) what failed, wait for every cascade
     and email, and report what is left, doubled or dead-lettered."""
+    async with platform.databases() as dbs:
+        return await _fault_scenario(
+            platform, client, dbs, target, mode, seconds, deletions, registrations, resets
+        )
+
+
+async def _fault_scenario(
+    platform: Platform,
+    client: httpx.AsyncClient,
+    dbs: Databases,
+    target: str,
+    mode: str,
+    seconds: float,
+    deletions: int = 4,
+    registrations: int = 3,
+    resets: int = 3,
+) -> FaultOutcome:
     if target not in platform.proxies:
         raise ValueError(f"this platform has no proxy in front of {target!r}")
     proxy = platform.proxies[target]
@@ -921,9 +948,8 @@ async def fault_scenario(
         )
         outcome.during = dict(zip(("delete", "register", "forgot"), map(list, codes), strict=True))
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - faulted_at)))
-        async with platform.databases() as dbs:
-            for account in doomed:
-                outcome.stalled += sum((await leftovers(dbs, USER_TABLES, account.id)).values())
+        for account in doomed:
+            outcome.stalled += sum((await leftovers(dbs, USER_TABLES, account.id)).values())
     finally:
         await asyncio.to_thread(proxy.restore)
     restored_at = time.monotonic()
@@ -962,35 +988,33 @@ async def fault_scenario(
             if sent.get(address, {}) != kinds
         }
 
-    async with platform.databases() as dbs:
+    async def left() -> dict[str, dict[str, int]]:
+        found = {}
+        for account in doomed:
+            rows = await leftovers(dbs, {"users": [("users", "id")], **USER_TABLES}, account.id)
+            if rows:
+                found[account.id] = rows
+        return found
 
-        async def left() -> dict[str, dict[str, int]]:
-            found = {}
-            for account in doomed:
-                rows = await leftovers(dbs, {"users": [("users", "id")], **USER_TABLES}, account.id)
-                if rows:
-                    found[account.id] = rows
-            return found
+    async def ratings_wrong() -> dict[str, tuple[int, float]]:
+        rows = await dbs.fetch(
+            "movies",
+            "SELECT id, rating_count, rating_average FROM movies WHERE id IN (?, ?)",
+            *movies,
+        )
+        return {m: (int(n), float(avg)) for m, n, avg in rows if n != 0 or avg != 0}
 
-        async def ratings_wrong() -> dict[str, tuple[int, float]]:
-            rows = await dbs.fetch(
-                "movies",
-                "SELECT id, rating_count, rating_average FROM movies WHERE id IN (?, ?)",
-                *movies,
-            )
-            return {m: (int(n), float(avg)) for m, n, avg in rows if n != 0 or avg != 0}
+    async def settled() -> bool:
+        return not (await left() or emails_differ() or await ratings_wrong())
 
-        async def settled() -> bool:
-            return not (await left() or emails_differ() or await ratings_wrong())
-
-        with contextlib.suppress(AssertionError):
-            await wait_until(settled, SETTLE_TIMEOUT, interval=0.1, message="the cascades")
-            outcome.settled = time.monotonic() - restored_at
-        # A duplicate delivery, if any, would land within the relay's and consumers' next polls.
-        await asyncio.sleep(1.0)
-        outcome.leftovers = await left()
-        outcome.wrong_emails = emails_differ()
-        outcome.wrong_ratings = await ratings_wrong()
+    with contextlib.suppress(AssertionError):
+        await wait_until(settled, SETTLE_TIMEOUT, interval=0.1, message="the cascades")
+        outcome.settled = time.monotonic() - restored_at
+    # A duplicate delivery, if any, would land within the relay's and consumers' next polls.
+    await asyncio.sleep(1.0)
+    outcome.leftovers = await left()
+    outcome.wrong_emails = emails_differ()
+    outcome.wrong_ratings = await ratings_wrong()
     after = await platform.dead_letters()
     outcome.dead_letters = {
         queue: n - dlq_before.get(queue, 0)
