@@ -20,9 +20,9 @@ from streamia_gateway.operations import Operations
 from streamia_gateway.proxy import Proxy
 from streamia_gateway.ratelimit import RateLimits, build_storage
 from streamia_gateway.routing import Router
-from streamia_gateway.tokens import CachedTokenVerifier
 from streamia_gateway.web import WebApp, wants_html
 from streamia_kit.auth import (
+    CachedTokenVerifier,
     Identity,
     JwksKeys,
     MemoryRevocationStore,

@@ -1,4 +1,4 @@
-"""The verified-signature cache in front of the kit's TokenVerifier."""
+"""The verified-signature cache (`CachedTokenVerifier`) in front of the kit's TokenVerifier."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streamia_gateway.tokens import CachedTokenVerifier
-from streamia_kit.auth import MemoryRevocationStore, SigningKey, StaticKeys, TokenVerifier
+from streamia_kit.auth import (
+    CachedTokenVerifier,
+    MemoryRevocationStore,
+    SigningKey,
+    StaticKeys,
+    TokenVerifier,
+)
 from streamia_kit.errors import Unauthorized
 
 
@@ -67,7 +72,7 @@ async def test_the_cache_never_outlives_the_token(
     token = key.issue("u1", "a@example.com", "user", 30)
     await verifier.verify_header(f"Bearer {token}")
     exp = jwt.decode(token, options={"verify_signature": False})["exp"]
-    monkeypatch.setattr("streamia_gateway.tokens.time.time", lambda: exp + 1.0)
+    monkeypatch.setattr("streamia_kit.auth.time.time", lambda: exp + 1.0)
     # Past `exp` the entry is dropped and the kit's full check (expiry included) runs again.
     await verifier.verify_header(f"Bearer {token}")
     assert keys.lookups == 2
