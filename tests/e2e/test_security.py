@@ -5,33 +5,47 @@ account."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
+import sys
 import time
 import uuid
+from asyncio.subprocess import PIPE
 from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 
+from streamia_kit.testing import require_infrastructure, wait_for
+
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def guarded(harness: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Embedded, OWASP argon2id cost and default credential limits; 127.0.0.1 plays the
-    ingress, so each simulated client is the X-Forwarded-For address it sends."""
+def guarded(
+    request: pytest.FixtureRequest, harness: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """OWASP argon2id cost and default credential limits; 127.0.0.1 plays the ingress, so
+    each simulated client is the X-Forwarded-For address it sends. Embedded unless a test asks
+    for "distributed" (indirect parameter): then Redis is reached through a proxy the test
+    can cut (`guarded.proxies["redis"]`)."""
+    mode = getattr(request, "param", "embedded")
+    extra_env = {
+        "STREAMIA_ARGON2_TIME_COST": "2",
+        "STREAMIA_ARGON2_MEMORY_KIB": "19456",
+        "STREAMIA_TRUSTED_PROXIES": "127.0.0.1/32",
+        "STREAMIA_CREDENTIAL_CONCURRENCY_PER_IP": "4",
+        "STREAMIA_RATE_LIMIT_LOGIN_IP": "30/10 minutes",
+    }
+    if mode == "distributed":
+        require_infrastructure()
     running = harness.Platform(
-        "embedded",
-        tmp_path_factory.mktemp("e2e-guarded"),
-        extra_env={
-            "STREAMIA_ARGON2_TIME_COST": "2",
-            "STREAMIA_ARGON2_MEMORY_KIB": "19456",
-            "STREAMIA_TRUSTED_PROXIES": "127.0.0.1/32",
-            "STREAMIA_CREDENTIAL_CONCURRENCY_PER_IP": "4",
-            "STREAMIA_RATE_LIMIT_LOGIN_IP": "30/10 minutes",
-        },
+        mode,
+        tmp_path_factory.mktemp(f"e2e-guarded-{mode}"),
+        extra_env,
+        proxy_redis=mode == "distributed",
     )
     running.start()
     try:
@@ -45,23 +59,51 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
+# One IP's burst of logins for unknown emails; prints the statuses as JSON.
+ATTACK = """
+import asyncio, json, sys, uuid
+import aiohttp
+
+async def main(url, burst):
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def attack():
+            body = {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "x"}
+            headers = {"X-Forwarded-For": "10.1.0.66"}
+            async with http.post(url + "/api/users/login", json=body, headers=headers) as resp:
+                await resp.read()
+                return resp.status
+        return await asyncio.gather(*(attack() for _ in range(burst)))
+
+print(json.dumps(asyncio.run(main(sys.argv[1], int(sys.argv[2])))))
+"""
+
+
 async def _me_latencies(
     http: aiohttp.ClientSession, url: str, token: str, until: asyncio.Event
-) -> tuple[list[float], list[int]]:
-    latencies, statuses = [], []
+) -> tuple[list[float], list[Any]]:
+    latencies: list[float] = []
+    statuses: list[Any] = []
     headers = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "10.1.0.2"}
     while not until.is_set():
         began = time.perf_counter()
         async with http.get(url + "/api/users/me", headers=headers) as resp:
-            await resp.read()
-            statuses.append(resp.status)
+            body = await resp.read()
+            statuses.append(resp.status if resp.status == 200 else f"{resp.status} {body[:200]!r}")
         latencies.append(time.perf_counter() - began)
     return latencies, statuses
 
 
-# 300 is measured by bench/auth.py: on this shared box (load 12 on two cores) the embedded
-# process spends over a second just answering 300 connections, so its p99 says nothing.
-@pytest.mark.parametrize("burst", [60])
+# 300 runs distributed only: on this shared box (load 12 on two cores) the one embedded
+# process spends over a second just accepting 300 connections, so its p99 says nothing.
+@pytest.mark.parametrize(
+    ("guarded", "burst"),
+    [
+        ("embedded", 60),
+        pytest.param("distributed", 60, marks=pytest.mark.distributed),
+        pytest.param("distributed", 300, marks=pytest.mark.distributed),
+    ],
+    indirect=["guarded"],
+)
 async def test_a_login_burst_from_one_ip_leaves_other_users_served(
     guarded: Any, client: Any, burst: int
 ) -> None:
@@ -74,34 +116,87 @@ async def test_a_login_burst_from_one_ip_leaves_other_users_served(
         quiet.set()
         baseline, _ = await watcher
 
-        async def attack_all() -> list[int]:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as own:
-
-                async def attack() -> int:
-                    body = {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.com", "password": "x"}
-                    async with own.post(
-                        guarded.gateway + "/api/users/login",
-                        json=body,
-                        headers={"X-Forwarded-For": "10.1.0.66"},
-                    ) as resp:
-                        await resp.read()
-                        return resp.status
-
-                return await asyncio.gather(*(attack() for _ in range(burst)))
-
         done = asyncio.Event()
         watcher = asyncio.create_task(_me_latencies(http, guarded.gateway, account.token, done))
-        # The attacker runs its own event loop, so its 300 requests do not queue ours.
-        answers = await asyncio.to_thread(asyncio.run, attack_all())
+        # The attacker is a process of its own, so its 300 requests do not queue ours (nor the
+        # Redis proxy's thread in this process).
+        attacker = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", ATTACK, guarded.gateway, str(burst), stdout=PIPE
+        )
+        out, _ = await attacker.communicate()
+        answers = json.loads(out)
         await asyncio.sleep(0.5)  # keep watching while the admitted logins finish
         done.set()
         latencies, statuses = await watcher
     assert set(answers) <= {401, 429, 503}, answers
+    assert 429 in answers  # the attacker's IP hit its cap of credential requests in flight
     assert set(statuses) == {200}, statuses  # never 503, never circuit_open
-    # The issue's target is p99 < 200 ms on a quiet machine. A shared CI box (load 12 on two
-    # cores) measured 0.13-0.3 s without the burst and 0.5-0.65 s with it: every request
-    # there is slow, so this bound only catches the pile-up the fix removed (30 s of 503s).
-    assert _p99(latencies) < 1.0 + 2 * _p99(baseline), (_p99(latencies), _p99(baseline))
+    # The issue's target is p99 < 200 ms on a quiet machine. This box is shared (two cores,
+    # load 4-12): at load 4-5 it measured 32 ms (60, embedded), 101 ms (60, distributed) and
+    # 47 ms (300, distributed); at load 8 one run gave 570 ms with a quiet p99 of 67 ms. The
+    # bound adds what the box costs, and still fails on the pile-up the fix removed.
+    assert _p99(latencies) < 0.5 + 2 * _p99(baseline), (_p99(latencies), _p99(baseline))
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("guarded", ["distributed"], indirect=True)
+@pytest.mark.parametrize("fault", ["cut", "black_hole"])
+async def test_a_two_second_redis_blip_does_not_turn_the_limiter_into_an_outage(
+    guarded: Any, client: Any, fault: str
+) -> None:
+    """The limits live in Redis; while it is gone they let traffic through at once (fail open,
+    then a pause before asking Redis again), and once it is back they count again. Logins:
+    the users service answers them without Redis, so what they wait for is the limiter."""
+    redis = guarded.proxies["redis"]
+    url = guarded.gateway
+    answers: list[tuple[int, float]] = []
+
+    async def login(ip: str) -> None:
+        began = time.perf_counter()
+        body = {"email": f"blip-{uuid.uuid4().hex[:8]}@example.com", "password": "x"}
+        resp = await client.post(
+            url + "/api/users/login", json=body, headers={"X-Forwarded-For": ip}
+        )
+        answers.append((resp.status_code, time.perf_counter() - began))
+
+    redis.fault(fault)
+    try:
+        blip_ends = time.monotonic() + 2.0
+        sent = 0
+        while time.monotonic() < blip_ends:
+            sent += 2
+            await asyncio.gather(login(f"10.2.1.{sent % 250}"), login(f"10.2.1.{sent % 250 + 1}"))
+    finally:
+        redis.restore()
+    assert {status for status, _ in answers} == {401}, answers
+    latencies = sorted(took for _, took in answers)
+    # A hung Redis costs the first request its 1 s timeout, then nobody until the pause ends
+    # (without the pause a login waited for four timeouts: 3 s, the breaker's limit).
+    assert latencies[-1] < 3.0, latencies  # within the breaker's 3 s, every time
+    assert statistics.median(latencies) < 0.5, latencies
+    assert len(answers) >= 6, answers
+
+    async def counting_again() -> bool:
+        resp = await client.post(
+            url + "/api/users/login",
+            json={"email": f"probe-{uuid.uuid4().hex[:8]}@example.com", "password": "x"},
+            headers={"X-Forwarded-For": "10.2.3.1"},
+        )
+        return "RateLimit-Limit" in resp.headers
+
+    await wait_for(counting_again, 10, 0.1, "the limiter counting in Redis again")
+
+    # Back: the per-IP + account limit counts in Redis again (the sixth failure is refused).
+    email = f"blip-after-{uuid.uuid4().hex[:8]}@example.com"
+    statuses = []
+    for _ in range(6):
+        resp = await client.post(
+            url + "/api/users/login",
+            json={"email": email, "password": "x"},
+            headers={"X-Forwarded-For": "10.2.2.1"},
+        )
+        statuses.append(resp.status_code)
+    assert statuses == [401] * 5 + [429], statuses
 
 
 PAIRS = 40

@@ -18,6 +18,11 @@ from streamia_gateway.config import GatewaySettings
 
 log = structlog.get_logger("streamia.gateway.ratelimit")
 
+# After a storage failure the limits stay open this long without asking the storage: a hung
+# Redis costs one request its timeout per pause, not every request its timeouts (a login asks
+# four times, 1 s each).
+STORAGE_PAUSE_SECONDS = 1.0
+
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -55,7 +60,8 @@ def build_storage(settings: GatewaySettings, redis: aioredis.Redis | None) -> St
 
 
 class RateLimits:
-    """The gateway's two limits; a storage outage lets traffic through rather than failing it."""
+    """The gateway's limits; a storage outage lets traffic through rather than failing it,
+    and for `STORAGE_PAUSE_SECONDS` after a failure the storage is not asked at all."""
 
     def __init__(self, settings: GatewaySettings, storage: Storage) -> None:
         self.enabled = settings.rate_limits_enabled
@@ -64,20 +70,33 @@ class RateLimits:
         self.account_limit: RateLimitItem = parse(settings.rate_limit_login_account)
         self.spray_limit: RateLimitItem = parse(settings.rate_limit_login_ip)
         self._limiter = MovingWindowRateLimiter(storage)
+        self._paused_until = 0.0
+
+    def _paused(self) -> bool:
+        return time.monotonic() < self._paused_until
+
+    def _storage_failed(self, exc: StorageError) -> None:
+        if not self._paused():
+            log.warning("rate_limit_storage_unavailable", error=str(exc))
+        self._paused_until = time.monotonic() + STORAGE_PAUSE_SECONDS
 
     async def hit_global(self, client_ip: str) -> Verdict:
         """Count one request from `client_ip` against the global limit."""
+        if self._paused():
+            return Verdict.unknown()
         try:
             allowed = await self._limiter.hit(self.global_limit, "global", client_ip)
             return await self._verdict(allowed, self.global_limit, "global", client_ip)
         except StorageError as exc:
-            log.warning("rate_limit_storage_unavailable", error=str(exc))
+            self._storage_failed(exc)
             return Verdict.unknown()
 
     async def reserve_login(self, client_ip: str, account: str) -> Verdict:
         """Take one password check for this IP + account and for the account from anywhere,
         before it is made: each hit is atomic, so concurrent attempts cannot all slip past the
         limit. Refused (nothing more taken) when this IP failed too often across accounts."""
+        if self._paused():
+            return Verdict.unknown()
         try:
             if not await self._limiter.test(self.spray_limit, "spray", client_ip):
                 return await self._verdict(False, self.spray_limit, "spray", client_ip)
@@ -87,25 +106,29 @@ class RateLimits:
                 return await self._verdict(False, self.account_limit, "account", account)
             return await self._verdict(True, self.login_limit, "login", client_ip, account)
         except StorageError as exc:
-            log.warning("rate_limit_storage_unavailable", error=str(exc))
+            self._storage_failed(exc)
             return Verdict.unknown()
 
     async def login_failed(self, client_ip: str) -> None:
         """Count a wrong password against the IP, whichever account it tried."""
+        if self._paused():
+            return
         try:
             await self._limiter.hit(self.spray_limit, "spray", client_ip)
         except StorageError as exc:
-            log.warning("rate_limit_storage_unavailable", error=str(exc))
+            self._storage_failed(exc)
 
     async def login_succeeded(self, client_ip: str, account: str) -> Verdict:
         """The password was right: give back what was reserved for this IP + account and for
         the account (only a proven password refunds, so nothing else can reset a count)."""
+        if self._paused():
+            return Verdict.unknown()
         try:
             await self._limiter.clear(self.login_limit, "login", client_ip, account)
             await self._limiter.clear(self.account_limit, "account", account)
             return await self._verdict(True, self.login_limit, "login", client_ip, account)
         except StorageError as exc:
-            log.warning("rate_limit_storage_unavailable", error=str(exc))
+            self._storage_failed(exc)
             return Verdict.unknown()
 
     async def _verdict(self, allowed: bool, item: RateLimitItem, *identifiers: str) -> Verdict:
