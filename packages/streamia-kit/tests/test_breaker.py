@@ -155,3 +155,17 @@ def test_state_changes_are_reported(clock: Clock) -> None:
     clock.now += 30
     call(breaker, True)
     assert seen == [State.OPEN, State.HALF_OPEN, State.CLOSED]
+
+
+def test_probe_now_lets_the_next_call_probe_before_the_reset_time(clock: Clock) -> None:
+    breaker = make(clock, volume_threshold=2)
+    breaker.probe_now()  # closed: nothing to do
+    assert breaker.state is State.CLOSED
+    assert [call(breaker, False), call(breaker, False)] == [True, True]
+    assert breaker.state is State.OPEN
+    clock.now += 1
+    assert call(breaker, True) is False
+    breaker.probe_now()
+    assert breaker.state is State.HALF_OPEN
+    assert call(breaker, True) is True  # the probe succeeds: closed
+    assert breaker.state is State.CLOSED

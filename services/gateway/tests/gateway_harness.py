@@ -64,6 +64,8 @@ class FakeUpstream:
     url: str = ""
     failing: bool = False
     healthy: bool = True
+    ready: bool = True
+    ready_checks: int = 0
     seen: list[dict[str, Any]] = field(default_factory=list)
     upload_started: asyncio.Event = field(default_factory=asyncio.Event)
     client_got_first_chunk: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,6 +81,9 @@ class FakeUpstream:
             return web.json_response(FAKE_OPENAPI)
         if path == "/health":
             return web.json_response({"status": "ok"}, status=200 if self.healthy else 503)
+        if path == "/ready":
+            self.ready_checks += 1
+            return web.json_response({"status": "ready"}, status=200 if self.ready else 503)
         if path == "/api/users/login" and request.method == "POST":
             body = await request.json()
             self.password_checks += 1

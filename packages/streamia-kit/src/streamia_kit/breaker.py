@@ -120,6 +120,12 @@ class CircuitBreaker:
         if total >= self.volume_threshold and failures * 100.0 >= self.threshold * total:
             self._open()
 
+    def probe_now(self) -> None:
+        """Let the next call through as the half-open probe now, not at the end of the reset
+        time: the upstream says it is ready again (its `/ready`). No-op unless open."""
+        if self._state is State.OPEN:
+            self._opened_at = min(self._opened_at, self._clock() - self.reset_seconds)
+
     def release(self, permit: Permit) -> None:
         """Give a permit back without an outcome (the client went away mid-call)."""
         if permit.probe and permit.generation == self._generation:

@@ -15,7 +15,7 @@ from streamia_gateway.config import GatewaySettings
 from streamia_gateway.exchange import ClientGone, Exchange, Headers, Receive
 from streamia_gateway.routing import Upstream
 from streamia_kit.auth import Identity
-from streamia_kit.breaker import CircuitBreaker
+from streamia_kit.breaker import CircuitBreaker, State
 
 log = structlog.get_logger("streamia.gateway.proxy")
 
@@ -46,6 +46,8 @@ _RESPONSE_DROP = _HOP_BY_HOP | {b"x-request-id", b"date", b"server", b"x-content
 _RATELIMIT = frozenset({b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"})
 # Headers the services trust only from the gateway: whatever a client sends is dropped.
 IDENTITY_PREFIX = b"x-streamia-"
+# How often an upstream whose breaker is open is asked whether it is ready again.
+READY_POLL_SECONDS = 0.25
 
 # Responses up to this size are read whole and sent in one ASGI message.
 _SMALL_BODY = 64 * 1024
@@ -92,6 +94,7 @@ class Proxy:
         self._public_base = settings.public_base.rstrip("/")
         self._internal = frozenset(_origin(url) for url in settings.upstream_urls().values())
         self._session: aiohttp.ClientSession | None = None
+        self._watchers: dict[str, asyncio.Task[None]] = {}
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -130,9 +133,35 @@ class Proxy:
         )
 
     async def close(self) -> None:
+        watchers, self._watchers = list(self._watchers.values()), {}
+        for task in watchers:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _watch_ready(self, name: str, breaker: CircuitBreaker) -> None:
+        """While `name`'s breaker is open and clients are refused, ask its `/ready` every
+        READY_POLL_SECONDS; once it answers 200, let the next call probe at once instead of
+        after the reset time (30 s): an outage ends for clients right after the dependency
+        behind the upstream returns."""
+        task = self._watchers.get(name)
+        if task is None or task.done():
+            self._watchers[name] = asyncio.create_task(
+                self._poll_ready(name, breaker), name=f"breaker-ready-{name}"
+            )
+
+    async def _poll_ready(self, name: str, breaker: CircuitBreaker) -> None:
+        url = self._settings.upstream_urls()[name] + "/ready"
+        timeout = aiohttp.ClientTimeout(total=self._settings.ready_timeout_seconds)
+        while breaker.state is State.OPEN and self._session is not None:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with self._session.get(url, timeout=timeout) as resp:
+                    if resp.status == 200:
+                        breaker.probe_now()
+                        return
+            await asyncio.sleep(READY_POLL_SECONDS)
 
     async def forward(
         self,
@@ -149,6 +178,7 @@ class Proxy:
         breaker = self._breakers.get(upstream.name)
         permit = breaker.acquire() if breaker is not None else None
         if breaker is not None and permit is None:
+            self._watch_ready(upstream.name, breaker)
             await ex.error(
                 503,
                 "Service temporarily unavailable",

@@ -94,6 +94,42 @@ async def test_the_breaker_opens_at_half_errors_and_half_opens_after_the_reset_t
     assert await status() == 200
 
 
+async def test_an_open_breaker_lets_a_probe_through_as_soon_as_the_upstream_is_ready(
+    upstream: FakeUpstream, start_gateway, http: aiohttp.ClientSession
+) -> None:
+    """Issue 12: the outage ends for clients within 2 s of the upstream's recovery, not after
+    the 30 s reset time."""
+    gw: RunningGateway = await start_gateway(
+        breaker_volume_threshold=2, breaker_reset_seconds=30, breaker_window_seconds=30
+    )
+    url = gw.url + "/api/ratings/flaky"
+
+    async def status() -> int:
+        async with http.get(url) as resp:
+            await resp.read()
+            return resp.status
+
+    upstream.failing, upstream.ready = True, False
+    assert [await status(), await status()] == [500, 500]
+    assert gw.app.breakers["ratings"].state is State.OPEN
+    assert await status() == 503  # refused: the gateway starts asking /ready
+    await wait_for(lambda: upstream.ready_checks >= 2, 2.0, message="/ready asked twice")
+    assert gw.app.breakers["ratings"].state is State.OPEN  # not ready: no early probe
+
+    upstream.failing, upstream.ready = False, True
+    recovered_at = time.monotonic()
+    await wait_for(_status_is(status, 200), 2.0, interval=0.05, message="200 after recovery")
+    assert time.monotonic() - recovered_at < 2.0
+    assert gw.app.breakers["ratings"].state is State.CLOSED
+
+
+def _status_is(status, expected: int):
+    async def check() -> bool:
+        return await status() == expected
+
+    return check
+
+
 async def test_connection_failures_open_the_breaker(
     start_gateway, http: aiohttp.ClientSession
 ) -> None:
