@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -770,6 +771,7 @@ FAULT_TARGETS = ("broker", "database", "redis")
 FAULT_DATABASE = "favorites"  # the one service whose PostgreSQL sits behind a proxy
 EMAIL_KINDS = ("welcome", "password-reset", "farewell")
 RECOVERY_PROBE_EVERY = 0.05
+CLIENT_EVERY = 0.1  # a client request to the faulted path this often while the fault lasts
 SETTLE_TIMEOUT = 60.0
 
 
@@ -780,7 +782,8 @@ class FaultOutcome:
     target: str
     mode: str
     seconds: float
-    # Client operations issued while the fault lasted -> their HTTP status (0: no answer).
+    # Client operations issued while the fault lasted -> their HTTP status (0: no answer);
+    # "browse": the requests of the recovery probe's kind, started every CLIENT_EVERY s.
     during: dict[str, list[int]] = field(default_factory=dict)
     # Seconds from the restore to the end of the first successful client request.
     recovery: float = float("inf")
@@ -805,7 +808,8 @@ class FaultOutcome:
     def summary(self) -> str:
         return (
             f"{self.name}: first success {self.recovery:.2f}s after restore, settled in "
-            f"{self.settled:.1f}s; answers during the fault {self.during}"
+            f"{self.settled:.1f}s; answers during the fault "
+            + str({op: dict(Counter(codes)) for op, codes in self.during.items()})
         )
 
 
@@ -860,6 +864,31 @@ async def _first_success(client: httpx.AsyncClient, request: Any, since: float) 
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _keep_asking(client: httpx.AsyncClient, request: Any, every: float) -> list[int]:
+    """Start `request` every `every` s until cancelled; the statuses of those that ended
+    (0: no answer)."""
+    statuses: list[int] = []
+
+    async def one() -> None:
+        try:
+            statuses.append(int((await request(client)).status_code))
+        except httpx.HTTPError:
+            statuses.append(0)
+
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            task = asyncio.create_task(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(every)
+    except asyncio.CancelledError:
+        return statuses
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def fault_scenario(
@@ -940,19 +969,27 @@ async def _fault_scenario(
     # During: every operation once, while the dependency is away.
     await asyncio.to_thread(proxy.fault, mode)
     faulted_at = time.monotonic()
+    # Clients keep using the faulted path meanwhile (what opens the gateway's breakers).
+    browsing = asyncio.create_task(_keep_asking(client, probe, CLIENT_EVERY))
+    # The operations run while the fault lasts; one still waiting at the restore ends after.
+    operations = asyncio.gather(
+        asyncio.gather(*(status(delete(a)) for a in doomed)),
+        asyncio.gather(*(status(register(b)) for b in newcomers)),
+        asyncio.gather(*(status(forgot(a)) for a in forgetful)),
+    )
     try:
-        codes = await asyncio.gather(
-            asyncio.gather(*(status(delete(a)) for a in doomed)),
-            asyncio.gather(*(status(register(b)) for b in newcomers)),
-            asyncio.gather(*(status(forgot(a)) for a in forgetful)),
-        )
-        outcome.during = dict(zip(("delete", "register", "forgot"), map(list, codes), strict=True))
         await asyncio.sleep(max(0.0, seconds - (time.monotonic() - faulted_at)))
         for account in doomed:
             outcome.stalled += sum((await leftovers(dbs, USER_TABLES, account.id)).values())
     finally:
         await asyncio.to_thread(proxy.restore)
-    restored_at = time.monotonic()
+        restored_at = time.monotonic()
+        browsing.cancel()
+        answers = (await asyncio.gather(browsing, return_exceptions=True))[0]
+    codes = await operations
+    outcome.during = dict(zip(("delete", "register", "forgot"), map(list, codes), strict=True))
+    if isinstance(answers, list):
+        outcome.during["browse"] = answers
     outcome.recovery = await _first_success(client, probe, restored_at)
 
     # After: a client retries what failed; a retry that finds it done reveals a late commit.
