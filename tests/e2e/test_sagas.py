@@ -194,17 +194,8 @@ async def test_deleting_a_movie_removes_its_data_everywhere_and_its_media_files(
 
 
 async def test_a_consumer_killed_mid_cascade_finishes_it_exactly_once(
-    platform, client, harness, request
+    platform, client, harness
 ) -> None:
-    if not platform.distributed:
-        # KNOWN BUG (issues 11/16): in one embedded process, 8 concurrent first progress reports
-        # after the earlier saga tests can take longer than the gateway's 3 s (504) while setting
-        # up. Still run: an unexpected pass is reported (XPASS), a failure stays visible (XFAIL).
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="embedded progress writes under concurrency: 504", strict=False
-            )
-        )
     movies = await harness.create_movies(platform, client, 40)
     leaving = await platform.register(client)
     staying = await platform.register(client)
