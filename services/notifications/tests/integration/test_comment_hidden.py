@@ -74,4 +74,5 @@ async def test_a_deleted_authors_hidden_comment_sends_nothing(
         await wait_for(lambda: _address(app, other, other_to), message="the other author")
         marker = await publish(app, _hidden(other))
         await wait_for(lambda: mail.find(event_id=marker.id), message="marker")
-        assert [m["X-Streamia-Email-Kind"] for m in mail.find(to=to)] == ["welcome", "farewell"]
+        kinds = sorted(m["X-Streamia-Email-Kind"] for m in mail.find(to=to))
+        assert kinds == ["farewell", "welcome"]  # sent in any order; no comment-hidden
