@@ -7,10 +7,19 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from sqlalchemy import ColumnElement, FromClause, TableClause, select
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    FromClause,
+    Table,
+    TableClause,
+    TextClause,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from streamia_kit.repository import insert
+from streamia_kit.repository import dialect_name, insert
 
 # Rows per statement: well under both backends' bound-parameter limits for our tables.
 CHUNK = 1000
@@ -42,11 +51,75 @@ async def insert_new(
     returns the `key` of each row inserted (the others were already there or clash)."""
     if not rows:
         return set()
+    if dialect_name(session) == "postgresql" and isinstance(table, Table):
+        arrays = _ArrayInsert.of(table, tuple(rows[0]), key, session)
+        if arrays is not None:
+            return await arrays.run(session, rows)
     # One statement with a list of parameter sets: SQLAlchemy compiles it once and sends it
     # as multi-row INSERTs ("insertmanyvalues"), RETURNING included; a literal multi-row
     # VALUES would be compiled again for every chunk, which costs more than the database.
     stmt = insert(session, cast(TableClause, table)).on_conflict_do_nothing()
     return set(await session.scalars(stmt.returning(table.c[key]), list(rows)))
+
+
+class _ArrayInsert:
+    """PostgreSQL: `INSERT .. SELECT FROM unnest(<one array per column>) ON CONFLICT DO
+    NOTHING RETURNING key`, a single statement and a single round trip however many rows.
+
+    insertmanyvalues sends one bound parameter per value, each through SQLAlchemy's
+    per-parameter processing; here a column is one array parameter that asyncpg encodes in C,
+    which takes the bulk load from Python-bound to database-bound (about 3x fewer CPU seconds
+    a row). Only the columns' own bind processing (UTC datetimes) runs per value.
+    """
+
+    _built: dict[tuple[Table, tuple[str, ...], str], _ArrayInsert | None] = {}
+
+    def __init__(
+        self, statement: TextClause, columns: tuple[str, ...], processors: list[Any]
+    ) -> None:
+        self.statement = statement
+        self.columns = columns
+        self.processors = processors
+
+    @classmethod
+    def of(
+        cls, table: Table, columns: tuple[str, ...], key: str, session: AsyncSession
+    ) -> _ArrayInsert | None:
+        """The statement for rows with these `columns`, built once; None when a column left
+        out has a default only SQLAlchemy applies (the generic path fills it in)."""
+        cache_key = (table, columns, key)
+        if cache_key not in cls._built:
+            assert session.bind is not None
+            cls._built[cache_key] = cls._build(table, columns, key, session.bind.dialect)
+        return cls._built[cache_key]
+
+    @classmethod
+    def _build(
+        cls, table: Table, columns: tuple[str, ...], key: str, dialect: Dialect
+    ) -> _ArrayInsert | None:
+        for column in table.columns:
+            if column.name not in columns and column.default is not None:
+                if column.server_default is None:
+                    return None
+        quote = dialect.identifier_preparer.quote
+        arrays = ", ".join(
+            f"CAST(:c{i} AS {table.c[name].type.compile(dialect=dialect)}[])"
+            for i, name in enumerate(columns)
+        )
+        names = ", ".join(quote(name) for name in columns)
+        statement = text(
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) "
+            f"SELECT * FROM unnest({arrays}) ON CONFLICT DO NOTHING RETURNING {quote(key)}"
+        )
+        processors = [table.c[name].type.bind_processor(dialect) for name in columns]
+        return cls(statement, columns, processors)
+
+    async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> set[Any]:
+        params: dict[str, list[Any]] = {}
+        for i, (name, process) in enumerate(zip(self.columns, self.processors, strict=True)):
+            values = [row[name] for row in rows]
+            params[f"c{i}"] = values if process is None else [process(v) for v in values]
+        return set(await session.scalars(self.statement, params))
 
 
 async def all_values(

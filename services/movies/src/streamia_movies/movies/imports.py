@@ -153,10 +153,15 @@ async def apply_rating_summaries(
     session: AsyncSession, summaries: Sequence[tuple[str, float, int, float]]
 ) -> list[str]:
     """(movie id, average, count, version) from the ratings service, as `rating.*` events
-    would bring them; returns the movies whose projection changed."""
+    would bring them; returns the movies whose projection changed. A summary already stored
+    is not written again, so a second import touches no movie (and drops no cached one)."""
     repo = MoviesRepository(session)
+    stored = await repo.rating_states()
     changed = []
     for movie_id, average, count, version in summaries:
-        if await repo.apply_rating(movie_id, average, count, version):
-            changed.append(movie_id)
-    return changed
+        current = stored.get(movie_id)
+        if current is None or current[2] > version or current == (average, count, version):
+            continue
+        changed.append((movie_id, average, count, version))
+    await repo.apply_ratings(changed)
+    return [movie_id for movie_id, *_ in changed]

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Select,
+    Table,
     bindparam,
     delete,
     func,
@@ -312,3 +313,35 @@ class MoviesRepository(Repository[Movie]):
             .execution_options(synchronize_session=False)
         )
         return bool(rowcount(result))
+
+    async def rating_states(self) -> dict[str, tuple[float, int, float]]:
+        """Every movie's stored rating summary: id -> (average, count, version)."""
+        rows = await self.session.execute(
+            select(Movie.id, Movie.rating_average, Movie.rating_count, Movie.rating_version)
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+    async def apply_ratings(self, summaries: Sequence[tuple[str, float, int, float]]) -> None:
+        """`apply_rating` for many (movie id, average, count, version) in one executemany,
+        with the same guard per row (a newer summary already stored wins)."""
+        if not summaries:
+            return
+        table = cast(Table, Movie.__table__)
+        stmt = (
+            update(table)
+            .where(
+                table.c.id == bindparam("b_id"), table.c.rating_version <= bindparam("b_version")
+            )
+            .values(
+                rating_average=bindparam("b_average"),
+                rating_count=bindparam("b_count"),
+                rating_version=bindparam("b_version"),
+            )
+        )
+        await self.session.execute(
+            stmt,
+            [
+                {"b_id": movie_id, "b_average": average, "b_count": count, "b_version": version}
+                for movie_id, average, count, version in sorted(summaries)
+            ],
+        )
