@@ -38,6 +38,12 @@ async def existing(
     """Which of `values` are already stored in `column`."""
     wanted = list(dict.fromkeys(values))
     found: set[Any] = set()
+    if wanted and dialect_name(session) == "postgresql":
+        # A load starts on an empty table that then grows by millions of rows; a plan made
+        # once and cached for the prepared statement (a scan of the "tiny" table) was kept
+        # as it grew, and each lookup read the whole table: 100,000 users took 150 s, most
+        # of it here. Planned for each call, the lookup uses the index once that is cheaper.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     for start in range(0, len(wanted), CHUNK):
         chunk = wanted[start : start + CHUNK]
         found.update(await session.scalars(select(column).where(column.in_(chunk))))
