@@ -195,6 +195,9 @@ class Platform:
                 # One account reports progress on dozens of movies at once (a player: every 10 s).
                 "STREAMIA_PROGRESS_RATE_LIMIT": "1000/second",
                 "STREAMIA_EMAIL_SENDER": "file",
+                # Two or three distributed platforms (the session's, the fault suite's) share
+                # one PostgreSQL and its 100 connections.
+                "STREAMIA_DATABASE_POOL_SIZE": "4",
             }
         )
         for name, port in self.ports.items():

@@ -53,6 +53,12 @@ class ServiceSettings(BaseSettings):
             "SQLAlchemy URL; `{service}` becomes the service name. Unset: SQLite under data_dir"
         ),
     )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections kept per service process (as many again at peaks)",
+    )
     amqp_url: str | None = Field(None, description="RabbitMQ URL. Unset: the in-process bus")
     redis_url: str | None = Field(
         None,

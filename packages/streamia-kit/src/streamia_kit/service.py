@@ -61,7 +61,7 @@ class Service:
         self.settings = settings
         self.owns_infra = infra is None
         self.infra = infra or Infrastructure.from_settings(settings)
-        self.db = Database(settings.resolved_database_url())
+        self.db = Database(settings.resolved_database_url(), pool_size=settings.database_pool_size)
         self.metadata = metadata
         self.migrations = migrations
         self.outbox = Outbox(metadata.tables["outbox"], source=f"streamia/{self.name}")
