@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import os
 import sys
@@ -28,7 +27,6 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from types import ModuleType
 
 import aiohttp
 import httpx
@@ -38,18 +36,7 @@ P99_TARGET_MS = 500.0
 MOVIES = 8
 
 
-def load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = load_harness()
+from _harness import harness  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import os
 import sys
 import tempfile
@@ -36,18 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECOVERY_TARGET = 2.0
 
 
-def load_harness():
-    spec = importlib.util.spec_from_file_location(
-        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = load_harness()
+from _harness import harness  # noqa: E402
 
 
 def problems(outcome) -> list[str]:

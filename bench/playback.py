@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import itertools
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import ModuleType
 
 import aiohttp
 import httpx
@@ -50,18 +48,7 @@ GLOBAL_LIMIT = "6000/minute"  # per viewer address: 100 requests/s
 PROGRESS_LIMIT = "500/10 seconds"  # per account
 
 
-def load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = load_harness()
+from _harness import harness  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import math
 import os
 import statistics
@@ -42,18 +41,7 @@ CASCADE_TIMEOUT = 30.0
 SERVICES = ("favorites", "ratings", "comments")
 
 
-def load_harness():
-    spec = importlib.util.spec_from_file_location(
-        "streamia_e2e_harness", ROOT / "tests" / "e2e" / "harness.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = load_harness()
+from _harness import harness  # noqa: E402
 
 
 def percentile(values: list[float], pct: float) -> float:
