@@ -17,6 +17,8 @@ import pytest
 from bson import ObjectId
 from bson.json_util import CANONICAL_JSON_OPTIONS, dumps
 
+from streamia_kit.testing import wait_for
+
 # Two `streamia import-monolith` processes (each imports every service) on a shared machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
@@ -176,3 +178,31 @@ async def test_an_imported_monolith_user_logs_in_with_the_old_password_and_finds
     second = platform.cli("import-monolith", str(dump), "--rejects", str(rejects), "--admin", ben)
     assert changes(second.stdout) == 0, second.stdout
     assert (await api.get(f"/api/movies/{film}")).json()["data"]["rating"]["count"] == 2
+
+    # Ana deletes her account here; the cut-over's import, run once more, does not bring her
+    # (or her old password, or her rating) back.
+    deleted = await api.request(
+        "DELETE", "/api/users/me", headers=headers, json={"password": OLD_PASSWORD}
+    )
+    assert deleted.status_code == 204, deleted.text
+
+    async def rating_taken_off() -> bool:
+        summary = (await api.get(f"/api/ratings/movie/{film}")).json()
+        return summary["count"] == 1
+
+    await wait_for(rating_taken_off, timeout=30, message="Ana's rating taken off")
+    third = platform.cli("import-monolith", str(dump), "--rejects", str(rejects))
+    # The one change: the monolith's other account with Ana's address in another case was
+    # refused as a duplicate while she had the address; it is free now, like for a sign-up.
+    assert changes(third.stdout) == 1, third.stdout
+    (dup,) = await platform.fetch("users", "SELECT id FROM users WHERE email = ?", ana_email)
+    assert dup[0] == str(ids["dup"])
+    refused = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert ("users", ana, "account deleted in Streamia") in {
+        (r["collection"], r["id"], r["reason"]) for r in refused
+    }
+    # Her address (and, in this export, the same password) now opens that other account.
+    gone = await api.post("/api/users/login", json={"email": ana_email, "password": OLD_PASSWORD})
+    assert gone.json()["user"]["id"] == str(ids["dup"]), gone.text
+    assert (await api.get(f"/api/ratings/movie/{film}")).json()["count"] == 1
+    assert not await platform.fetch("users", "SELECT id FROM users WHERE id = ?", ana)

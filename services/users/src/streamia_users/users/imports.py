@@ -9,11 +9,12 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.bulk import Loaded, existing, insert_new
-from streamia_users.users.models import User
+from streamia_users.users.models import DeletedAccount, User
 from streamia_users.users.schemas import _email
 from streamia_users.users.service import is_bcrypt
 
 USERS = User.__table__
+DELETED = DeletedAccount.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,14 @@ async def import_users(session: AsyncSession, users: Sequence[MonolithUser]) -> 
     the comments service gets the display names from the import itself."""
     loaded = Loaded()
     known = await existing(session, USERS.c.id, (u.id for u in users))
+    deleted = await existing(session, DELETED.c.id, (u.id for u in users if u.id not in known))
     rows: list[dict[str, object]] = []
     for user in users:
         if user.id in known:
+            continue
+        if user.id in deleted:
+            # Its owner deleted it here after an earlier import: it stays deleted.
+            loaded.reject(user.id, "account deleted in Streamia")
             continue
         row, reason = _check(user)
         if row is None:

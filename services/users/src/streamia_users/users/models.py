@@ -44,4 +44,14 @@ class PasswordResetToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class DeletedAccount(Base):
+    """The id of every account deleted here, so `import-monolith` run again never brings a
+    deleted account (and its old password) back. Only the id is kept: no email, no name."""
+
+    __tablename__ = "deleted_accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 messaging_tables(Base.metadata)

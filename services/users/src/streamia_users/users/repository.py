@@ -8,7 +8,7 @@ from sqlalchemy import String, delete, exists, func, insert, literal, select, up
 
 from streamia_kit.db import UTCDateTime, rowcount
 from streamia_kit.repository import Repository
-from streamia_users.users.models import PasswordResetToken, User
+from streamia_users.users.models import DeletedAccount, PasswordResetToken, User
 
 
 class UsersRepository(Repository[User]):
@@ -31,6 +31,8 @@ class UsersRepository(Repository[User]):
             delete(PasswordResetToken).where(PasswordResetToken.user_id == user.id)
         )
         await self.session.delete(user)
+        # In the same transaction: the account is gone, and remembered as deleted, together.
+        self.session.add(DeletedAccount(id=user.id))
         await self.session.flush()
 
     async def add_reset_token_unless_recent(
