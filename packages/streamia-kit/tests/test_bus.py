@@ -155,15 +155,25 @@ async def test_dead_letters_are_counted_for_prometheus(harness):
     bus.subscribe("flaky", "user.deleted", broken)
     await harness.infra.start()
     queue = "flaky.user.deleted"
-    before = REGISTRY.get_sample_value("streamia_dead_letters_total", {"queue": queue}) or 0
+    before = (
+        REGISTRY.get_sample_value(
+            "streamia_dead_letters_total", {"service": "flaky", "queue": queue}
+        )
+        or 0
+    )
     await bus.publish([user_deleted()])
 
     async def counted() -> bool:
-        now = REGISTRY.get_sample_value("streamia_dead_letters_total", {"queue": queue}) or 0
+        now = (
+            REGISTRY.get_sample_value(
+                "streamia_dead_letters_total", {"service": "flaky", "queue": queue}
+            )
+            or 0
+        )
         return now == before + 1
 
     await wait_for(counted, message="dead-letter counter")
     retries = REGISTRY.get_sample_value(
-        "streamia_events_consumed_total", {"queue": queue, "outcome": "retry"}
+        "streamia_events_consumed_total", {"service": "flaky", "queue": queue, "outcome": "retry"}
     )
     assert retries is not None and retries >= harness.settings.max_delivery_attempts - 1

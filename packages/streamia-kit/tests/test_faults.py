@@ -28,7 +28,8 @@ def user_deleted(n: int = 0) -> Envelope:
 
 def _transient_retries(queue: str) -> float:
     sample = "streamia_consumer_transient_retries_total"
-    return REGISTRY.get_sample_value(sample, {"queue": queue}) or 0.0
+    consumer = queue.split(".", 1)[0]  # queues are `<consumer>.<event type>`
+    return REGISTRY.get_sample_value(sample, {"service": consumer, "queue": queue}) or 0.0
 
 
 def _wrapped(orig: Exception, cls: type[sqlalchemy.exc.DBAPIError]) -> Exception:

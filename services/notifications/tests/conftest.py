@@ -149,7 +149,10 @@ def publish() -> Callable[..., Any]:
 
 def emails_total(kind: str, outcome: str) -> float:
     return (
-        REGISTRY.get_sample_value("streamia_emails_total", {"kind": kind, "outcome": outcome})
+        REGISTRY.get_sample_value(
+            "streamia_emails_total",
+            {"service": "notifications", "kind": kind, "outcome": outcome},
+        )
         or 0.0
     )
 

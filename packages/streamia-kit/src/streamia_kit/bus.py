@@ -19,17 +19,21 @@ from streamia_kit.faults import is_transient, transient_delay
 
 log = structlog.get_logger("streamia.bus")
 
+# `service` is the consuming service (every Streamia series names its service, see
+# streamia_kit.metrics); `queue` is `<service>.<event type>`.
 EVENTS_CONSUMED = Counter(
-    "streamia_events_consumed_total", "Event deliveries by outcome", ["queue", "outcome"]
+    "streamia_events_consumed_total",
+    "Event deliveries by outcome",
+    ["service", "queue", "outcome"],
 )
 DEAD_LETTERS = Counter(
-    "streamia_dead_letters_total", "Events moved to a dead-letter queue", ["queue"]
+    "streamia_dead_letters_total", "Events moved to a dead-letter queue", ["service", "queue"]
 )
 
 TRANSIENT_RETRIES = Counter(
     "streamia_consumer_transient_retries_total",
     "Deliveries run again because a dependency was unavailable (no attempt consumed)",
-    ["queue"],
+    ["service", "queue"],
 )
 
 Handler = Callable[[Envelope], Awaitable[None]]
@@ -135,10 +139,12 @@ class EventBus(abc.ABC):
         key = (sub.queue, verdict.outcome)
         counter = self._counters.get(key)
         if counter is None:
-            counter = self._counters[key] = EVENTS_CONSUMED.labels(sub.queue, verdict.outcome.value)
+            counter = self._counters[key] = EVENTS_CONSUMED.labels(
+                sub.consumer, sub.queue, verdict.outcome.value
+            )
         counter.inc()
         if verdict.outcome is Outcome.DEAD:
-            DEAD_LETTERS.labels(sub.queue).inc()
+            DEAD_LETTERS.labels(sub.consumer, sub.queue).inc()
         return verdict
 
     async def dispatch(self, sub: Subscription, body: bytes, attempt: int) -> Verdict:
@@ -212,7 +218,7 @@ class EventBus(abc.ABC):
                 if not is_transient(exc):
                     raise
                 failures += 1
-                TRANSIENT_RETRIES.labels(sub.queue).inc()
+                TRANSIENT_RETRIES.labels(sub.consumer, sub.queue).inc()
                 delay = transient_delay(failures, self.retry_base_delay)
                 if failures == 1 or failures % 20 == 0:
                     log.warning(
@@ -276,6 +282,11 @@ class EventBus(abc.ABC):
 
     @abc.abstractmethod
     async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    async def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        """Events waiting in each queue, not yet handed to a consumer (consumer lag beyond
+        what the consumers hold: RabbitMQ's ready messages, past their prefetch)."""
 
     @abc.abstractmethod
     async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:

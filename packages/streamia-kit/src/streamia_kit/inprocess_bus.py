@@ -224,11 +224,19 @@ class InProcessBus(EventBus):
         ]
 
     async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
+        return await self._counts(queues, "dead")
+
+    async def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        # 'ready' includes deliveries waiting for their retry delay, as RabbitMQ's main
+        # queue does not (they sit in its delay queues): both are work not yet done.
+        return await self._counts(queues, "ready")
+
+    async def _counts(self, queues: Sequence[str], state: str) -> dict[str, int]:
         db = await self._conn()
         counts = {}
         for queue in queues:
             cursor = await db.execute(
-                "SELECT COUNT(*) FROM messages WHERE queue=? AND state='dead'", (self.name(queue),)
+                "SELECT COUNT(*) FROM messages WHERE queue=? AND state=?", (self.name(queue), state)
             )
             (counts[queue],) = await cursor.fetchone()  # type: ignore[misc]
         return counts

@@ -365,6 +365,19 @@ class RabbitMQBus(EventBus):
         finally:
             await channel.close()
 
+    async def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
+        conn = await self._connection()
+        channel = await conn.channel()
+        try:
+            counts = {}
+            for queue in queues:
+                # Passive: only asks; the consumer declared the queue with its arguments.
+                q = await channel.declare_queue(self.name(queue), passive=True)
+                counts[queue] = q.declaration_result.message_count or 0
+            return counts
+        finally:
+            await channel.close()
+
     async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
         conn = await self._connection()
         channel = await conn.channel(publisher_confirms=True)

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from sqlalchemy import MetaData
 
 from streamia_kit import openapi
@@ -33,6 +33,7 @@ from streamia_kit.messaging import (
     OutboxRelay,
     idempotent_handler,
 )
+from streamia_kit.metrics import BacklogSampler, service_registry
 from streamia_kit.middleware import (
     BodyLimitMiddleware,
     RequestContextMiddleware,
@@ -70,6 +71,10 @@ class Service:
             self.db, self.infra.bus, metadata.tables["outbox"], settings.outbox_poll_seconds
         )
         self.db.after_outbox_commit.append(self.relay.wake)
+        self.backlog = BacklogSampler(self.name, self.db, metadata.tables["outbox"], self.bus)
+        # Infrastructure handed in means other services share this process (embedded mode):
+        # its registry is theirs too, so /metrics serves only this service's series.
+        self.metrics_registry = REGISTRY if self.owns_infra else service_registry(self.name)
         # Every request carries a token the gateway has just verified: the Ed25519 check is
         # remembered (revocation is still asked each time), ~0.3 ms of CPU a request.
         self.verifier = CachedTokenVerifier(
@@ -122,11 +127,13 @@ class Service:
         self.relay.start()
         if self.owns_infra:
             await self.infra.start()
+        self.backlog.start()
         self.started_at = time.time()
 
     async def stop(self) -> None:
         for hook in self.on_stop:
             await hook()
+        await self.backlog.stop()
         await self.relay.stop()
         if self.owns_infra:
             await self.infra.close()
@@ -209,7 +216,7 @@ class Service:
             },
         )
         async def metrics() -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            return Response(generate_latest(self.metrics_registry), media_type=CONTENT_TYPE_LATEST)
 
         return router
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from prometheus_client import (
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -17,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streamia_kit.breaker import CircuitBreaker
+from streamia_kit.metrics import process_series
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
@@ -63,9 +61,9 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.registry.register(_BreakerCollector(breakers))
-        # process_* and python_*, as on every service's /metrics (the same stateless readers).
-        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
-            self.registry.register(collector)
+        # process_* and python_*, and in embedded mode the adapters the services share:
+        # the process registry's series that no service's /metrics serves.
+        self.registry.register(process_series())
 
     def observe(self, upstream: str, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answer; `route` is a template (the gateway's route table), never a path."""

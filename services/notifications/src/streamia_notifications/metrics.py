@@ -6,6 +6,15 @@ from prometheus_client import Counter
 
 # outcome: sent | duplicate (already sent for this event) | expired (reset link already dead)
 #          | retried (transient failure, tried again later) | failed (permanent) | gave_up
-EMAILS = Counter(
-    "streamia_emails", "Email delivery attempts by kind and outcome.", ["kind", "outcome"]
+# `service` (always "notifications"): every Streamia series names its service, which is how
+# the embedded platform's /metrics pages share one registry (streamia_kit.metrics).
+_EMAILS = Counter(
+    "streamia_emails",
+    "Email delivery attempts by kind and outcome.",
+    ["service", "kind", "outcome"],
 )
+
+
+def emails(kind: str, outcome: str) -> Counter:
+    """The email counter of one kind and outcome."""
+    return _EMAILS.labels("notifications", kind, outcome)

@@ -20,7 +20,8 @@ def app(make_app):
 
 
 def batches() -> float:
-    return REGISTRY.get_sample_value("streamia_playback_progress_batch_size_count") or 0.0
+    labels = {"service": "playback"}
+    return REGISTRY.get_sample_value("streamia_playback_progress_batch_size_count", labels) or 0.0
 
 
 async def test_concurrent_reports_of_many_viewers_share_batches(client, caller, movie, watch):

@@ -10,7 +10,7 @@ import structlog
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.emails.service import Mailer
-from streamia_notifications.metrics import EMAILS
+from streamia_notifications.metrics import emails
 from streamia_notifications.senders.base import PermanentSendError
 
 log = structlog.get_logger("streamia.notifications")
@@ -40,19 +40,19 @@ class DeliveryPolicy:
                 outcome = await self.mailer.deliver(job)
         except PermanentSendError as exc:
             error = job.redact(str(exc))[:500]
-            EMAILS.labels(job.kind, "failed").inc()
+            emails(job.kind, "failed").inc()
             log.error("email_failed_permanently", **fields, error=error)
             return Decision(error=error)
         except Exception as exc:  # transient send errors, timeouts, and anything unexpected
             error = job.redact(f"{type(exc).__name__}: {exc}")[:500]
             if attempt >= self.settings.email_max_attempts:
-                EMAILS.labels(job.kind, "gave_up").inc()
+                emails(job.kind, "gave_up").inc()
                 log.error("email_gave_up", **fields, error=error)
                 return Decision(error=error)
             delay = self.backoff(attempt)
-            EMAILS.labels(job.kind, "retried").inc()
+            emails(job.kind, "retried").inc()
             log.warning("email_retry_scheduled", **fields, retry_in=delay, error=error)
             return Decision(retry_in=delay, error=error)
-        EMAILS.labels(job.kind, outcome).inc()
+        emails(job.kind, outcome).inc()
         log.info(f"email_{outcome}", **fields, sender=self.mailer.sender.name)
         return Decision()

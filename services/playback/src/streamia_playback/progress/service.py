@@ -21,7 +21,7 @@ from streamia_kit.db import utcnow
 from streamia_kit.errors import NotFound, StreamiaError
 from streamia_kit.events import MovieDeleted, PlaybackFinished, PlaybackStarted
 from streamia_kit.messaging import Outbox
-from streamia_playback.metrics import PROGRESS_UPSERT_SECONDS, PROGRESS_WRITES
+from streamia_playback.metrics import PROGRESS_UPSERT_SECONDS, progress_writes
 from streamia_playback.progress import schemas
 from streamia_playback.progress.group_commit import BatchFailed, GroupCommit
 from streamia_playback.progress.repository import ProgressRepository, State, Write
@@ -75,7 +75,7 @@ class ProgressService:
         try:
             await self.limiter.hit(identity.id)
         except StreamiaError:
-            PROGRESS_WRITES.labels("rate_limited").inc()
+            progress_writes("rate_limited").inc()
             raise
         now = utcnow()
         write = Write(
@@ -98,7 +98,7 @@ class ProgressService:
         if stored is None:
             stored, outcome = await self._store(session, repo, write)
         PROGRESS_UPSERT_SECONDS.observe(time.perf_counter() - started)
-        PROGRESS_WRITES.labels(outcome).inc()
+        progress_writes(outcome).inc()
         return stored
 
     async def _store(
