@@ -245,7 +245,10 @@ class MonolithImport:
             module = platform.load(name)
             if module is None:
                 raise ImportFailed(f"the {name} service is not installed")
-            settings = module.settings_cls(**self.overrides)
+            # A batch of thousands of rows is not a request: no statement timeout for it.
+            settings = module.settings_cls(
+                **{"database_statement_timeout_seconds": 0, **self.overrides}
+            )
             self.apps[name] = module.app.create_app(settings, infra=infra, manage_lifecycle=False)
         return infra
 

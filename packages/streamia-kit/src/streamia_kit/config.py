@@ -59,6 +59,34 @@ class ServiceSettings(BaseSettings):
         le=1000,
         description="PostgreSQL connections kept per service process (as many again at peaks)",
     )
+    # Every service bounds its own work below the gateway's wait, so a 504 means "not done".
+    breaker_timeout_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=300,
+        description=(
+            "the gateway's wait for an upstream's response headers (504 after it);"
+            " the services' database timeouts default to fractions of it"
+        ),
+    )
+    database_statement_timeout_seconds: float | None = Field(
+        None,
+        ge=0,
+        le=3600,
+        description=(
+            "longest SQL statement (PostgreSQL statement_timeout, SQLite's wait for a lock);"
+            " 0: none. Unset: 2/3 of STREAMIA_BREAKER_TIMEOUT_SECONDS"
+        ),
+    )
+    database_pool_timeout_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description=(
+            "longest wait for a pooled or new PostgreSQL connection."
+            " Unset: 1/3 of STREAMIA_BREAKER_TIMEOUT_SECONDS"
+        ),
+    )
     amqp_url: str | None = Field(None, description="RabbitMQ URL. Unset: the in-process bus")
     redis_url: str | None = Field(
         None,
@@ -110,6 +138,15 @@ class ServiceSettings(BaseSettings):
     )
 
     # Requests.
+    deadline_margin_seconds: float = Field(
+        0.25,
+        ge=0,
+        le=10,
+        description=(
+            "a request given a deadline (X-Streamia-Deadline-Ms) stops this long before it,"
+            " to leave its answer time to reach the gateway"
+        ),
+    )
     max_json_body_bytes: int = Field(
         64 * 1024, description="largest JSON request body (413 above it)"
     )
@@ -123,6 +160,19 @@ class ServiceSettings(BaseSettings):
     internal_secret: str = Field(
         DEV_INTERNAL_SECRET, description="shared secret for service-to-service calls"
     )
+
+    @property
+    def statement_timeout(self) -> float | None:
+        """Seconds a SQL statement may run (None: unbounded), from the gateway's timeout."""
+        value = self.database_statement_timeout_seconds
+        if value is None:
+            return self.breaker_timeout_seconds * 2 / 3
+        return value or None
+
+    @property
+    def pool_timeout(self) -> float:
+        """Seconds to wait for a database connection, from the gateway's timeout."""
+        return self.database_pool_timeout_seconds or self.breaker_timeout_seconds / 3
 
     @property
     def is_production(self) -> bool:

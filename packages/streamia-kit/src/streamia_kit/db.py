@@ -83,17 +83,46 @@ class Base(DeclarativeBase):
 class Database:
     """An engine and session factory for one service's own database."""
 
-    def __init__(self, url: str, echo: bool = False, pool_size: int = 20) -> None:
+    def __init__(
+        self,
+        url: str,
+        echo: bool = False,
+        pool_size: int = 20,
+        statement_timeout: float | None = 30.0,
+        pool_timeout: float = 30.0,
+    ) -> None:
+        """`statement_timeout` bounds each statement (SQLite: the wait for a lock), None: no
+        bound; `pool_timeout` bounds the wait for a pooled or a new connection."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            busy = statement_timeout if statement_timeout is not None else 30.0
+            kwargs["connect_args"] = {"timeout": busy}
         else:
-            kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            connect_args: dict[str, Any] = {"timeout": pool_timeout}
+            if statement_timeout is not None:
+                # The server cancels a slow statement; the client stops waiting a little
+                # later for one that never reaches the server (a hung connection).
+                connect_args["server_settings"] = {
+                    "statement_timeout": str(int(statement_timeout * 1000))
+                }
+                connect_args["command_timeout"] = statement_timeout + 0.5
+            kwargs.update(
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                pool_pre_ping=True,
+                pool_timeout=pool_timeout,
+                connect_args=connect_args,
+            )
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            busy_ms = int(kwargs["connect_args"]["timeout"] * 1000)
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                lambda conn, record: _sqlite_pragmas(conn, record, busy_ms),
+            )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Called after a commit that wrote outbox rows (the relay's wake-up).
         self.after_outbox_commit: list[Callable[[], None]] = []
@@ -159,12 +188,12 @@ async def run_after_commit(callbacks: list[Callable[[], Awaitable[None]]]) -> No
             log.warning("after_commit_failed", error=f"{type(exc).__name__}: {exc}")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _: Any, busy_ms: int) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
     cursor.close()
 
 

@@ -21,6 +21,7 @@ from streamia_kit.bus import EventBus
 from streamia_kit.cache import Cache
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import Database, ensure_database
+from streamia_kit.deadlines import DeadlineMiddleware
 from streamia_kit.errors import install_error_handlers
 from streamia_kit.events import Event
 from streamia_kit.infra import Infrastructure
@@ -62,7 +63,12 @@ class Service:
         self.settings = settings
         self.owns_infra = infra is None
         self.infra = infra or Infrastructure.from_settings(settings)
-        self.db = Database(settings.resolved_database_url(), pool_size=settings.database_pool_size)
+        self.db = Database(
+            settings.resolved_database_url(),
+            pool_size=settings.database_pool_size,
+            statement_timeout=settings.statement_timeout,
+            pool_timeout=settings.pool_timeout,
+        )
         self.metadata = metadata
         self.migrations = migrations
         self.outbox = Outbox(metadata.tables["outbox"], source=f"streamia/{self.name}")
@@ -182,6 +188,11 @@ class Service:
             BodyLimitMiddleware,
             max_bytes=self.settings.max_json_body_bytes,
             exempt=body_limit_exempt,
+        )
+        app.add_middleware(
+            DeadlineMiddleware,
+            service=self.name,
+            margin_seconds=self.settings.deadline_margin_seconds,
         )
         app.add_middleware(RequestContextMiddleware, service=self.name)
         app.add_middleware(TrailingSlashMiddleware)

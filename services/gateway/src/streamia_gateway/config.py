@@ -64,7 +64,8 @@ class GatewaySettings(ServiceSettings):
 
     # Circuit breaker per upstream (the seed's opossum values).
     breaker_enabled: bool = True
-    breaker_timeout_seconds: float = 3.0  # until the upstream's response headers arrive
+    # breaker_timeout_seconds (the wait for an upstream's response headers) is in the kit's
+    # ServiceSettings: the services bound their own work below it.
     breaker_error_threshold_percent: float = 50.0
     breaker_window_seconds: float = 10.0
     breaker_window_buckets: int = 10

@@ -16,6 +16,7 @@ from streamia_gateway.exchange import ClientGone, Exchange, Headers, Receive
 from streamia_gateway.routing import Upstream
 from streamia_kit.auth import Identity
 from streamia_kit.breaker import CircuitBreaker, State
+from streamia_kit.deadlines import DEADLINE_HEADER
 
 log = structlog.get_logger("streamia.gateway.proxy")
 
@@ -201,7 +202,7 @@ class Proxy:
             resp = await self.session.request(
                 ex.method,
                 URL(target, encoded=True),
-                headers=self._request_headers(ex, identity, keep_authorization),
+                headers=self._request_headers(ex, identity, keep_authorization, headers_within),
                 data=data,
                 allow_redirects=False,
                 timeout=self._timeout(headers_within),
@@ -291,7 +292,11 @@ class Proxy:
         )
 
     def _request_headers(
-        self, ex: Exchange, identity: Identity | None, keep_authorization: bool
+        self,
+        ex: Exchange,
+        identity: Identity | None,
+        keep_authorization: bool,
+        headers_within: float | None = None,
     ) -> list[tuple[str, str]]:
         raw = ex.scope["headers"]
         drop = _REQUEST_DROP
@@ -317,6 +322,11 @@ class Proxy:
         if host:
             headers.append(("X-Forwarded-Host", host.decode("latin-1")))
         headers.append(("X-Request-Id", ex.request_id))
+        # How long this gateway waits for the answer once the body is sent: the upstream
+        # stops short of it, so a 504 here means its work was not done (a client's own
+        # X-Streamia-* headers were dropped above).
+        wait = headers_within or self._settings.breaker_timeout_seconds
+        headers.append((DEADLINE_HEADER, str(int(wait * 1000))))
         if identity is not None:
             headers.append(("X-Streamia-User-Id", identity.id))
             headers.append(("X-Streamia-User-Email", identity.email))

@@ -20,6 +20,7 @@ FORGED_HEADERS = {
     "X-Streamia-User-Email": "evil@example.com",
     "X-Streamia-User-Role": "admin",
     "X-Streamia-Internal-Secret": "guess",
+    "X-Streamia-Deadline-Ms": "999999",
 }
 
 
@@ -46,7 +47,17 @@ async def test_client_sent_identity_headers_never_reach_the_upstream(
 ) -> None:
     status, body = await _get(http, gateway.url + "/api/favorites", FORGED_HEADERS)
     assert status == 200
-    assert not [k for k in body["headers"] if k.startswith("x-streamia-")]
+    names = [k for k, _ in body["header_list"] if k.startswith("x-streamia-")]
+    assert names == ["x-streamia-deadline-ms"]  # the gateway's own, below
+
+
+async def test_the_upstream_is_told_how_long_the_gateway_waits_for_its_answer(
+    upstream: FakeUpstream, gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    status, body = await _get(http, gateway.url + "/api/favorites", FORGED_HEADERS)
+    assert status == 200
+    # breaker_timeout_seconds of the harness (3 s), never the client's 999999
+    assert body["headers"]["x-streamia-deadline-ms"] == "3000"
 
 
 async def test_a_verified_token_sets_the_identity_headers(
