@@ -38,7 +38,10 @@ ALL_SERVICES = (*SERVICES, "gateway")
 PASSWORD = "Str0ng!Passw0rd"
 EMBEDDED_PROCESS = "platform"
 HEALTH_TIMEOUT = 90.0
-FAULT_MODES = ("cut", "black_hole")
+FAULT_MODES = ("cut", "black_hole", "slow")
+# A slow dependency: each chunk this late each way (a round trip 0.6 s longer), so a
+# transaction of a few statements outlasts the gateway's 3 s timeout.
+SLOW_DELAY = 0.3
 
 
 class PlatformError(RuntimeError):
@@ -78,11 +81,22 @@ class ThreadedProxy:
         self._call(self._proxy.black_hole())
         self.is_cut = True
 
+    def slow(self, delay: float = SLOW_DELAY) -> None:
+        """Pass everything, each chunk `delay` seconds late either way."""
+        self._call(self._proxy.slow(delay))
+
+    @property
+    def delayed_chunks(self) -> int:
+        return int(self._proxy.delayed_chunks)
+
     def fault(self, mode: str) -> None:
-        """`cut` or `black_hole`."""
+        """`cut`, `black_hole` or `slow`."""
         if mode not in FAULT_MODES:
             raise ValueError(f"unknown fault mode {mode!r}")
-        self.cut() if mode == "cut" else self.black_hole()
+        if mode == "slow":
+            self.slow()
+        else:
+            self.cut() if mode == "cut" else self.black_hole()
 
     def restore(self) -> None:
         self._call(self._proxy.restore())
@@ -803,6 +817,8 @@ class FaultOutcome:
     # Rows of deleted users still there as the fault ended: it did hold the cascades up (the
     # proxy is in the path).
     stalled: int = 0
+    # `slow`: chunks the proxy passed late during the fault (the traffic did go through it).
+    delayed: int = 0
 
     @property
     def name(self) -> str:
@@ -970,6 +986,7 @@ async def _fault_scenario(
             return 0
 
     # During: every operation once, while the dependency is away.
+    delayed_before = proxy.delayed_chunks
     await asyncio.to_thread(proxy.fault, mode)
     faulted_at = time.monotonic()
     # Clients keep using the faulted path meanwhile (what opens the gateway's breakers).
@@ -985,6 +1002,7 @@ async def _fault_scenario(
         for account in doomed:
             outcome.stalled += sum((await leftovers(dbs, USER_TABLES, account.id)).values())
     finally:
+        outcome.delayed = proxy.delayed_chunks - delayed_before
         await asyncio.to_thread(proxy.restore)
         restored_at = time.monotonic()
         browsing.cancel()

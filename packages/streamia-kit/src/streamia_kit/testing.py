@@ -246,7 +246,9 @@ def free_port() -> int:
 class TcpProxy:
     """A loopback TCP proxy the test controls: `cut()` drops every connection and refuses
     new ones until `restore()` — a broker outage without touching the broker; `black_hole()`
-    keeps accepting and passes nothing either way (a dependency that hangs)."""
+    keeps accepting and passes nothing either way (a dependency that hangs); `slow(delay)`
+    passes everything, each chunk `delay` seconds late in either direction (a congested
+    network or an overloaded server), until `restore()`."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -254,6 +256,8 @@ class TcpProxy:
         self._server: asyncio.base_events.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self._holed = False
+        self._delay = 0.0
+        self.delayed_chunks = 0  # chunks that went through late: the proxy is in the path
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -273,16 +277,39 @@ class TcpProxy:
             return
         self._pipes.update((writer, up_writer))
 
+        loop = asyncio.get_running_loop()
+
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
+            # Each chunk is due `delay` after it arrived: latency added, order kept, and the
+            # chunks behind it are not delayed once more.
+            due: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def deliver() -> None:
+                while True:
+                    at, data = await due.get()
+                    if not data:
+                        return
+                    if (wait := at - loop.time()) > 0:
+                        await asyncio.sleep(wait)
                     if self._holed:
                         continue
                     dst.write(data)
                     await dst.drain()
+
+            sender = asyncio.create_task(deliver())
+            try:
+                while data := await src.read(65536):
+                    if sender.done():
+                        break
+                    if self._delay:
+                        self.delayed_chunks += 1
+                    due.put_nowait((loop.time() + self._delay, data))
+                due.put_nowait((loop.time() + self._delay, b""))
+                await sender
             except (ConnectionError, OSError):
                 pass
             finally:
+                sender.cancel()
                 dst.close()
                 self._pipes.discard(dst)
 
@@ -300,7 +327,11 @@ class TcpProxy:
     async def black_hole(self) -> None:
         self._holed = True
 
+    async def slow(self, delay: float) -> None:
+        self._delay = delay
+
     async def restore(self) -> None:
+        self._delay = 0.0
         if self._holed:
             self._holed = False
             for pipe in list(self._pipes):  # what it swallowed is gone: those connections too
