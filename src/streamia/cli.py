@@ -55,7 +55,12 @@ def _run(main: Any) -> Any:
 @app.command()
 def up(
     access_log: Annotated[
-        bool, typer.Option("--access-log", help="log every HTTP request (off by default)")
+        bool,
+        typer.Option(
+            "--access-log",
+            envvar="STREAMIA_ACCESS_LOG",
+            help="log every HTTP request (off by default)",
+        ),
     ] = False,
 ) -> None:
     """Start the whole platform in one process (embedded mode) and print where to open it."""

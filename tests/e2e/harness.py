@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
 import signal
 import sqlite3
@@ -46,6 +47,108 @@ SLOW_DELAY = 0.3
 
 class PlatformError(RuntimeError):
     """The platform (or one of its processes) did not start or stop as expected."""
+
+
+@dataclass(frozen=True)
+class ReceivedSpan:
+    """One span as an OTLP exporter sent it (ids in hex, as a traceparent spells them)."""
+
+    service: str
+    name: str
+    kind: str  # SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL
+    trace_id: str
+    span_id: str
+    parent_id: str
+    attributes: dict[str, Any]
+    links: tuple[tuple[str, str], ...]  # (trace id, span id) of each linked span
+
+
+class OtlpReceiver:
+    """An OTLP/HTTP trace receiver on a local port: what the platform exports, decoded with
+    opentelemetry-proto, kept in memory (`spans`, `trace(trace_id)`)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+            ExportTraceServiceResponse,
+        )
+        from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+        receiver = self
+        self.spans: list[ReceivedSpan] = []
+        self._lock = threading.Lock()
+        kinds = {value: name.removeprefix("SPAN_KIND_") for name, value in Span.SpanKind.items()}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.headers.get("content-encoding") == "gzip":
+                    body = gzip.decompress(body)
+                request = ExportTraceServiceRequest.FromString(body)
+                received = []
+                for resource_spans in request.resource_spans:
+                    service = next(
+                        (
+                            a.value.string_value
+                            for a in resource_spans.resource.attributes
+                            if a.key == "service.name"
+                        ),
+                        "",
+                    )
+                    for scope_spans in resource_spans.scope_spans:
+                        for span in scope_spans.spans:
+                            received.append(
+                                ReceivedSpan(
+                                    service=service,
+                                    name=span.name,
+                                    kind=kinds.get(span.kind, str(span.kind)),
+                                    trace_id=span.trace_id.hex(),
+                                    span_id=span.span_id.hex(),
+                                    parent_id=span.parent_span_id.hex(),
+                                    attributes={
+                                        a.key: getattr(a.value, a.value.WhichOneof("value") or "")
+                                        if a.value.WhichOneof("value")
+                                        else None
+                                        for a in span.attributes
+                                    },
+                                    links=tuple(
+                                        (link.trace_id.hex(), link.span_id.hex())
+                                        for link in span.links
+                                    ),
+                                )
+                            )
+                with receiver._lock:
+                    receiver.spans.extend(received)
+                answer = ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="otlp-receiver"
+        )
+        self._thread.start()
+
+    def snapshot(self) -> list[ReceivedSpan]:
+        with self._lock:
+            return list(self.spans)
+
+    def trace(self, trace_id: str) -> list[ReceivedSpan]:
+        return [span for span in self.snapshot() if span.trace_id == trace_id]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
 
 
 class ThreadedProxy:

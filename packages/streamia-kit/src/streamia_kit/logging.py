@@ -1,5 +1,5 @@
 """Structured logs, JSON by default (a person's coloured console lines on request); every
-line carries the request id (and trace id) of its request."""
+line carries the request id, trace id and span id of its request or consumed event."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from contextvars import ContextVar
 
 import structlog
+from opentelemetry import trace
 from structlog.types import EventDict, Processor
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -25,15 +26,20 @@ def _add_request_id(_: object, __: str, event: EventDict) -> EventDict:
     return event
 
 
-def _add_trace_id(_: object, __: str, event: EventDict) -> EventDict:
-    try:
-        from opentelemetry import trace
+def trace_ids() -> tuple[str, str] | None:
+    """(trace id, span id) of the current span, as W3C traceparent spells them; None outside one."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
-        ctx = trace.get_current_span().get_span_context()
-        if ctx.is_valid:
-            event.setdefault("trace_id", format(ctx.trace_id, "032x"))
-    except Exception:  # tracing is optional; a log line must never fail
-        pass
+
+def _add_trace_id(_: object, __: str, event: EventDict) -> EventDict:
+    """`trace_id` and `span_id` on every line logged inside a request's or an event's span."""
+    ids = trace_ids()
+    if ids is not None:
+        event.setdefault("trace_id", ids[0])
+        event.setdefault("span_id", ids[1])
     return event
 
 

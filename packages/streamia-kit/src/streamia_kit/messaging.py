@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -30,7 +32,7 @@ from streamia_kit.db import Database, UTCDateTime, rowcount, utcnow
 from streamia_kit.events import Envelope, Event, queue_name
 from streamia_kit.repository import dialect_name
 from streamia_kit.repository import insert as upsert
-from streamia_kit.telemetry import batch_span, current_traceparent, span_from
+from streamia_kit.telemetry import Tracing, current_traceparent
 
 log = structlog.get_logger("streamia.messaging")
 
@@ -117,10 +119,12 @@ class OutboxRelay:
         table: Table,
         poll_seconds: float = 1.0,
         batch: int = 200,
+        tracing: Tracing | None = None,
     ) -> None:
         self.db = db
         self.bus = bus
         self.table = table
+        self.tracing = tracing or Tracing.disabled()
         self.poll_seconds = poll_seconds
         self.batch = batch
         self._wakeup = asyncio.Event()
@@ -183,7 +187,9 @@ class OutboxRelay:
                 rows = (await session.execute(query)).all()
                 if not rows:
                     return sent
-                await self.bus.publish([Envelope.model_validate_json(r.envelope) for r in rows])
+                envelopes = [Envelope.model_validate_json(r.envelope) for r in rows]
+                with self.tracing.publish_spans(envelopes):
+                    await self.bus.publish(envelopes)
                 await session.execute(
                     delete(self.table).where(self.table.c.seq.in_([r.seq for r in rows]))
                 )
@@ -277,6 +283,7 @@ class IdempotentHandler:
         event_cls: type[E],
         handler: EventHandler[E],
         many: BatchEventHandler[E] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.db = db
         self.inbox = inbox
@@ -284,6 +291,7 @@ class IdempotentHandler:
         self.event_cls = event_cls
         self.handler = handler
         self.many = many
+        self.tracing = tracing or Tracing.disabled()
 
     def _event(self, envelope: Envelope) -> Event:
         try:
@@ -293,29 +301,41 @@ class IdempotentHandler:
                 f"{envelope.type} payload invalid: {exc.error_count()} errors"
             ) from None
 
+    def _span(self, queue: str, envelope: Envelope) -> Any:
+        return self.tracing.span_after(
+            envelope.traceparent,
+            f"consume {envelope.type}",
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.destination.name": queue,
+                "messaging.message.id": envelope.id,
+            },
+        )
+
     async def _apply(
         self, session: AsyncSession, queue: str, event: Event, envelope: Envelope
     ) -> None:
-        with span_from(
-            envelope.traceparent,
-            f"consume {envelope.type}",
-            **{"messaging.destination": queue, "messaging.message_id": envelope.id},
-        ):
+        with self._span(queue, envelope):
+            started = time.perf_counter()
             await self.handler(session, event, envelope)  # type: ignore[arg-type]
+            _log_step(queue, envelope, "applied", started)
 
     async def __call__(self, envelope: Envelope) -> None:
         event = self._event(envelope)
         queue = queue_name(self.consumer, envelope.type)
-        with span_from(
-            envelope.traceparent,
-            f"consume {envelope.type}",
-            **{"messaging.destination": queue, "messaging.message_id": envelope.id},
-        ):
-            async with self.db.transaction() as session:
-                if not await self.inbox.claim(session, queue, envelope.id):
-                    log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)
-                    return
-                await self.handler(session, event, envelope)  # type: ignore[arg-type]
+        with self._span(queue, envelope):
+            started = time.perf_counter()
+            try:
+                async with self.db.transaction() as session:
+                    if not await self.inbox.claim(session, queue, envelope.id):
+                        _log_step(queue, envelope, "duplicate", started)
+                        return
+                    await self.handler(session, event, envelope)  # type: ignore[arg-type]
+            except Exception as exc:
+                # The bus decides what follows (a retry, or the dead-letter queue) and says so.
+                _log_step(queue, envelope, "failed", started, error=type(exc).__name__)
+                raise
+            _log_step(queue, envelope, "applied", started)
 
     async def batch(self, envelopes: Sequence[Envelope]) -> list[int]:
         """Apply every envelope whose payload is valid in ONE transaction (all or none).
@@ -340,20 +360,23 @@ class IdempotentHandler:
             for queue, event, envelope in items:
                 key = (queue, envelope.id)
                 if key not in fresh:  # a redelivery, or the same event twice in this batch
-                    log.info("duplicate_event_skipped", queue=queue, event_id=envelope.id)
+                    _log_step(queue, envelope, "duplicate", time.perf_counter())
                     continue
                 fresh.discard(key)
                 todo.append((queue, event, envelope))
             if self.many is not None and len(todo) > 1:
                 queue, _, first = todo[0]
                 attributes = {
-                    "messaging.destination": queue,
+                    "messaging.destination.name": queue,
                     "messaging.batch.message_count": len(todo),
                 }
-                with batch_span(
+                with self.tracing.batch_span(
                     [env.traceparent for _, _, env in todo], f"consume {first.type}", **attributes
                 ):
+                    started = time.perf_counter()
                     await self.many(session, [(event, env) for _, event, env in todo])  # type: ignore[misc]
+                    for queue, _, envelope in todo:
+                        _log_step(queue, envelope, "applied", started, batch=len(todo))
             else:
                 for queue, event, envelope in todo:
                     await self._apply(session, queue, event, envelope)
@@ -362,6 +385,20 @@ class IdempotentHandler:
 
 # The name services and tests build it by.
 idempotent_handler = IdempotentHandler
+
+
+def _log_step(queue: str, envelope: Envelope, outcome: str, started: float, **fields: Any) -> None:
+    """One INFO line per saga step (inside its consumer span, so it carries the trace id)."""
+    log.log(
+        logging.WARNING if outcome == "failed" else logging.INFO,
+        "event_consumed",
+        queue=queue,
+        event_id=envelope.id,
+        event_type=envelope.type,
+        outcome=outcome,
+        duration_ms=round((time.perf_counter() - started) * 1000, 2),
+        **fields,
+    )
 
 
 def dumps(value: object) -> str:

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from streamia_kit.errors import error_body
 from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
+from streamia_kit.telemetry import Tracing
 
 access_log = structlog.get_logger("streamia.access")
 # The stdlib logger behind `access_log`: asked first, so a level above INFO costs nothing.
@@ -59,12 +60,11 @@ def route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Request id in and out, one JSON access-log line, Prometheus counters."""
 
-    def __init__(self, app: ASGIApp, service: str, quiet_paths: tuple[str, ...] = ("/health",)):
+    def __init__(self, app: ASGIApp, service: str, tracer: trace.Tracer | None = None):
         self.app = app
         self.service = service
-        self.quiet = quiet_paths
-        # Looked up once, not per request (a proxy if the provider is configured later).
-        self._tracer = trace.get_tracer("streamia")
+        # The service's own (Service.tracing); without one, spans get ids and nothing else.
+        self._tracer = tracer or Tracing.disabled().tracer
         # Metric children per label set: `.labels()` hashes and locks on every call.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._latencies: dict[tuple[str, str], Any] = {}
@@ -110,39 +110,56 @@ class RequestContextMiddleware:
                 ]
             await send(message)
 
+        method = scope["method"]
+        if scope["path"] in OPERATIONS_PATHS:
+            # Probes and scrapes: no span, no metrics, no access line.
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                request_id_var.reset(token)
+            return
+
         # The span continues the caller's trace (the gateway's), so the outbox can carry it
         # into every saga step this request causes. No traceparent: a new root span (what
         # extracting from an empty carrier gives, without the propagators' work).
         parent = propagate.extract(carrier) if carrier else otel_context.Context()
-        span = self._tracer.start_span(
-            f"{scope['method']} {scope['path']}", parent, kind=trace.SpanKind.SERVER
-        )
+        span = self._tracer.start_span(method, parent, kind=trace.SpanKind.SERVER)
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
-            span.set_attribute("http.request_id", rid)
             await self.app(scope, receive, send_with_id)
-            span.set_attribute("http.status_code", status)
         except Exception as exc:  # what start_as_current_span records, without its wrappers
             if span.is_recording():
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             raise
         finally:
-            span.end()
-            otel_context.detach(context_token)
             elapsed = time.perf_counter() - started
-            method = scope["method"]
-            if scope["path"] not in OPERATIONS_PATHS:
-                self._observe(method, route_template(scope), status, elapsed)
-            if scope["path"] not in self.quiet and _access_stdlib.isEnabledFor(logging.INFO):
+            route = route_template(scope)
+            if span.is_recording():
+                # Named by the route's template once the router has matched it: raw paths
+                # (`GET /api/movies/ec54…`) would make every movie its own operation.
+                if route != UNMATCHED_ROUTE:
+                    span.update_name(f"{method} {route}")
+                    span.set_attribute("http.route", route)
+                span.set_attribute("http.request.method", method)
+                span.set_attribute("http.response.status_code", status)
+                span.set_attribute("http.request_id", rid)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            self._observe(method, route, status, elapsed)
+            if _access_stdlib.isEnabledFor(logging.INFO):
+                # Still inside the span's context: the line carries its trace and span ids.
                 access_log.info(
                     "request",
                     service=self.service,
                     method=method,
                     path=scope["path"],
+                    route=route,
                     status=status,
                     duration_ms=round(elapsed * 1000, 2),
                 )
+            span.end()
+            otel_context.detach(context_token)
             request_id_var.reset(token)
 
 

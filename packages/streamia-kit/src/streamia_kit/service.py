@@ -41,7 +41,7 @@ from streamia_kit.middleware import (
     TrailingSlashMiddleware,
 )
 from streamia_kit.migrations import migrate
-from streamia_kit.telemetry import configure_tracing
+from streamia_kit.telemetry import Tracing
 
 E = TypeVar("E", bound=Event)
 
@@ -58,23 +58,31 @@ class Service:
         keys: KeySource | None = None,
     ) -> None:
         configure_logging(settings.log_level, settings.log_format)
-        configure_tracing(settings.service_name, settings.otlp_endpoint)
         self.name = settings.service_name
         self.settings = settings
+        # This service's own provider: in embedded mode each span still names its service.
+        self.tracing = Tracing.of(self.name, settings.otlp_endpoint)
         self.owns_infra = infra is None
         self.infra = infra or Infrastructure.from_settings(settings)
+        if self.owns_infra and self.infra.redis is not None:
+            self.tracing.instrument_redis(self.infra.redis)
         self.db = Database(
             settings.resolved_database_url(),
             pool_size=settings.database_pool_size,
             statement_timeout=settings.statement_timeout,
             pool_timeout=settings.pool_timeout,
         )
+        self.tracing.instrument_engine(self.db.engine)
         self.metadata = metadata
         self.migrations = migrations
         self.outbox = Outbox(metadata.tables["outbox"], source=f"streamia/{self.name}")
         self.inbox = Inbox(metadata.tables["inbox"])
         self.relay = OutboxRelay(
-            self.db, self.infra.bus, metadata.tables["outbox"], settings.outbox_poll_seconds
+            self.db,
+            self.infra.bus,
+            metadata.tables["outbox"],
+            settings.outbox_poll_seconds,
+            tracing=self.tracing,
         )
         self.db.after_outbox_commit.append(self.relay.wake)
         self.backlog = BacklogSampler(self.name, self.db, metadata.tables["outbox"], self.bus)
@@ -119,7 +127,9 @@ class Service:
         self.infra.bus.subscribe(
             self.name,
             event_cls.type,
-            idempotent_handler(self.db, self.inbox, self.name, event_cls, handler, many),
+            idempotent_handler(
+                self.db, self.inbox, self.name, event_cls, handler, many, tracing=self.tracing
+            ),
         )
 
     async def start(self) -> None:
@@ -144,6 +154,7 @@ class Service:
         if self.owns_infra:
             await self.infra.close()
         await self.db.dispose()
+        await asyncio.to_thread(self.tracing.flush)
 
     def create_app(
         self,
@@ -194,7 +205,7 @@ class Service:
             service=self.name,
             margin_seconds=self.settings.deadline_margin_seconds,
         )
-        app.add_middleware(RequestContextMiddleware, service=self.name)
+        app.add_middleware(RequestContextMiddleware, service=self.name, tracer=self.tracing.tracer)
         app.add_middleware(TrailingSlashMiddleware)
         return app
 

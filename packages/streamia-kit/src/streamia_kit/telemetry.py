@@ -1,92 +1,212 @@
-"""OpenTelemetry tracing (OTLP when configured) and W3C traceparent propagation."""
+"""OpenTelemetry tracing, one TracerProvider per service, and W3C traceparent propagation.
+
+Each service gets its own provider (`Tracing.of(name, endpoint)`), so in embedded mode, where
+every service shares one process, each span still carries its own `service.name`. Tracers
+come from that provider, never from the global one.
+
+Without an OTLP endpoint nothing is recorded: the sampler drops every span, but spans still
+get ids, so traceparents flow through HTTP calls and events and log lines carry a trace id.
+The maintained instrumentations (SQLAlchemy, Redis, aiohttp client) are attached only when
+spans are exported: they cost CPU on every statement and request even for a dropped span.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.trace import Status, StatusCode
 
-_configured = False
+if TYPE_CHECKING:
+    import aiohttp
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from streamia_kit.events import Envelope
+
+TRACER_NAME = "streamia"
+_DISABLED: Tracing | None = None
 
 
-def configure_tracing(service_name: str, otlp_endpoint: str | None) -> None:
-    """Install an SDK tracer provider; export over OTLP/HTTP only when an endpoint is set."""
-    global _configured
-    if _configured:
-        return
-    _configured = True
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+class Tracing:
+    """One service's tracer provider and what is traced with it."""
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    _by_service: dict[str, Tracing] = {}
 
-        provider.add_span_processor(
-            BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint}/v1/traces"))
+    def __init__(self, service: str, otlp_endpoint: str | None) -> None:
+        self.service = service
+        self.endpoint = otlp_endpoint
+        self.exporting = bool(otlp_endpoint)
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": service}),
+            # A caller's "not sampled" is kept: a trace is recorded whole or not at all.
+            sampler=ParentBased(ALWAYS_ON) if self.exporting else ALWAYS_OFF,
         )
-    trace.set_tracer_provider(provider)
-    _tracers.clear()  # proxies handed out before still delegate to the new provider
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self.provider.add_span_processor(
+                BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{otlp_endpoint}/v1/traces"))
+            )
+        self.tracer = self.provider.get_tracer(TRACER_NAME)
+
+    @classmethod
+    def of(cls, service: str, otlp_endpoint: str | None) -> Tracing:
+        """The service's tracing; apps built again in one process (tests) share it."""
+        found = cls._by_service.get(service)
+        if found is None or found.endpoint != otlp_endpoint:
+            if found is not None:
+                found.provider.shutdown()
+            found = cls._by_service[service] = cls(service, otlp_endpoint)
+        return found
+
+    @classmethod
+    def disabled(cls) -> Tracing:
+        """Ids and propagation, nothing recorded (parts built without a service's tracing)."""
+        global _DISABLED
+        if _DISABLED is None:
+            _DISABLED = cls("streamia", None)
+        return _DISABLED
+
+    def flush(self) -> None:
+        """Export what is buffered (at shutdown, so the last spans are not lost)."""
+        self.provider.force_flush(2000)
+
+    # -- the maintained instrumentations, bound to this service's provider ----------------
+
+    def instrument_engine(self, engine: AsyncEngine) -> None:
+        """A CLIENT span per SQL statement."""
+        if not self.exporting:
+            return
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+        from opentelemetry.metrics import NoOpMeter
+
+        # EngineTracer is what SQLAlchemyInstrumentor().instrument(engine=...) builds; the
+        # instrumentor itself is a process-wide singleton that would patch every engine with
+        # the first service's provider (all of them, in embedded mode).
+        EngineTracer(
+            self.provider.get_tracer("opentelemetry.instrumentation.sqlalchemy"),
+            engine.sync_engine,
+            NoOpMeter("sqlalchemy").create_up_down_counter("db.client.connections.usage"),
+        )
+
+    def instrument_redis(self, client: Redis) -> None:
+        """A CLIENT span per Redis command."""
+        if not self.exporting:
+            return
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor.instrument_client(client, tracer_provider=self.provider)
+
+    def http_trace_configs(self) -> list[aiohttp.TraceConfig]:
+        """For `aiohttp.ClientSession(trace_configs=...)`: a CLIENT span per request, whose
+        context goes out in the request's `traceparent`."""
+        if not self.exporting:
+            return []
+        from opentelemetry.instrumentation.aiohttp_client import create_trace_config
+
+        return [create_trace_config(tracer_provider=self.provider)]
+
+    # -- spans of the kit's own -----------------------------------------------------------
+
+    @contextmanager
+    def span_after(
+        self,
+        traceparent: str | None,
+        name: str,
+        kind: trace.SpanKind = trace.SpanKind.CONSUMER,
+        attributes: dict[str, Any] | None = None,
+    ) -> Iterator[trace.Span]:
+        """A current span whose parent is the one `traceparent` names (the span that published
+        an event, the consumer that queued a job); a new trace without one."""
+        parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
+        with self.tracer.start_as_current_span(
+            name, parent, kind=kind, attributes=attributes
+        ) as span:
+            yield span
+
+    @contextmanager
+    def batch_span(
+        self, traceparents: Sequence[str | None], name: str, **attributes: Any
+    ) -> Iterator[trace.Span]:
+        """One consumer span for events applied together, linked to each publisher's span
+        (a span has one parent; OpenTelemetry's messaging conventions link a batch's)."""
+        links = [
+            trace.Link(context)
+            for context in (span_context(tp) for tp in dict.fromkeys(traceparents))
+            if context is not None
+        ]
+        with self.tracer.start_as_current_span(
+            name, kind=trace.SpanKind.CONSUMER, links=links, attributes=attributes
+        ) as span:
+            yield span
+
+    @contextmanager
+    def publish_spans(self, envelopes: Sequence[Envelope]) -> Iterator[None]:
+        """A PRODUCER span per envelope, child of the span that wrote its outbox row; the
+        envelope's traceparent becomes the publish span's, so consumers hang below it."""
+        spans = []
+        for envelope in envelopes:
+            parent = (
+                propagate.extract({"traceparent": envelope.traceparent})
+                if envelope.traceparent
+                else None
+            )
+            span = self.tracer.start_span(
+                f"publish {envelope.type}",
+                parent,
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": envelope.type,
+                    "messaging.message.id": envelope.id,
+                },
+            )
+            envelope.traceparent = traceparent_of(span)
+            spans.append(span)
+        try:
+            yield
+        except BaseException as exc:
+            for span in spans:
+                if span.is_recording():
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise
+        finally:
+            for span in spans:
+                span.end()
 
 
-_tracers: dict[str, trace.Tracer] = {}
+def span_context(traceparent: str | None) -> trace.SpanContext | None:
+    """The span a W3C traceparent names, or None for a missing or malformed one."""
+    if not traceparent:
+        return None
+    context = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
+    found = context.get_span_context()
+    return found if found.is_valid else None
 
 
-def tracer(name: str = "streamia") -> trace.Tracer:
-    """One tracer per name (a proxy until a provider is installed, so caching stays right)."""
-    found = _tracers.get(name)
-    if found is None:
-        found = _tracers[name] = trace.get_tracer(name)
-    return found
+def traceparent_of(span: trace.Span) -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, trace.set_span_in_context(span, otel_context.Context()))
+    return carrier.get("traceparent")
+
+
+def untraced() -> AbstractContextManager[None]:
+    """No HTTP client spans inside: probes are not traced."""
+    from opentelemetry.instrumentation.utils import suppress_http_instrumentation
+
+    return suppress_http_instrumentation()
 
 
 def current_traceparent() -> str | None:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
-
-
-@contextmanager
-def span_from(traceparent: str | None, name: str, **attributes: Any) -> Iterator[trace.Span]:
-    """A consumer span whose parent is the span that published the event."""
-    ctx = propagate.extract({"traceparent": traceparent} if traceparent else {})
-    token = otel_context.attach(ctx)
-    try:
-        with tracer().start_as_current_span(name, kind=trace.SpanKind.CONSUMER) as span:
-            for key, value in attributes.items():
-                span.set_attribute(key, value)
-            yield span
-    finally:
-        otel_context.detach(token)
-
-
-@contextmanager
-def batch_span(
-    traceparents: Sequence[str | None], name: str, **attributes: Any
-) -> Iterator[trace.Span]:
-    """One consumer span for events applied together, linked to each publisher's span."""
-    links = []
-    for traceparent in dict.fromkeys(tp for tp in traceparents if tp):
-        parent = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
-        context = parent.get_span_context()
-        if context.is_valid:
-            links.append(trace.Link(context))
-    with tracer().start_as_current_span(
-        name, kind=trace.SpanKind.CONSUMER, links=links, attributes=attributes
-    ) as span:
-        yield span
-
-
-@contextmanager
-def server_span(headers: dict[str, str], name: str) -> Iterator[trace.Span]:
-    ctx = propagate.extract(headers)
-    token = otel_context.attach(ctx)
-    try:
-        with tracer().start_as_current_span(name, kind=trace.SpanKind.SERVER) as span:
-            yield span
-    finally:
-        otel_context.detach(token)

@@ -11,13 +11,12 @@ import structlog
 
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.exchange import Exchange
-
-# Probes and scrapes: frequent, and not what anyone reads an access log for.
-_QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+from streamia_kit.logging import trace_ids
 
 
 class AccessLog:
-    """Writes `request` lines: method, path, status, duration, upstream, request id, client."""
+    """Writes `request` lines: method, path, status, duration, upstream, request id, client,
+    trace and span id."""
 
     def __init__(self, logger: Any) -> None:
         self._logger = logger
@@ -46,9 +45,8 @@ class AccessLog:
         )
 
     def write(self, ex: Exchange, elapsed: float) -> None:
-        """Log one answered request (probes and scrapes excepted)."""
-        if ex.path in _QUIET_PATHS:
-            return
+        """Log one answered request (the gateway logs no probe or scrape)."""
+        ids = trace_ids()
         self._logger.info(
             "request",
             method=ex.method,
@@ -58,4 +56,6 @@ class AccessLog:
             upstream=ex.upstream,
             request_id=ex.request_id,
             client_ip=ex.client_ip,
+            trace_id=ids[0] if ids else None,
+            span_id=ids[1] if ids else None,
         )

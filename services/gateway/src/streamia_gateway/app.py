@@ -20,6 +20,7 @@ from streamia_gateway.operations import Operations
 from streamia_gateway.proxy import Proxy
 from streamia_gateway.ratelimit import RateLimits, build_storage
 from streamia_gateway.routing import Router
+from streamia_gateway.tracing import EdgeTracing
 from streamia_gateway.web import WebApp, wants_html
 from streamia_kit.auth import (
     CachedTokenVerifier,
@@ -34,6 +35,7 @@ from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import Unauthorized
 from streamia_kit.logging import configure_logging, new_request_id, request_id_var
 from streamia_kit.middleware import OPERATIONS_PATHS
+from streamia_kit.telemetry import Tracing, untraced
 
 log = structlog.get_logger("streamia.gateway")
 
@@ -76,6 +78,7 @@ class Gateway:
         access_log: AccessLog | None,
         redis: aioredis.Redis | None,
         client_ip: ClientIp,
+        tracing: EdgeTracing,
     ) -> None:
         self.router = router
         self.cors = cors
@@ -91,6 +94,7 @@ class Gateway:
         self._access_log = access_log
         self._redis = redis
         self._client_ip = client_ip
+        self._tracing = tracing
 
     # ASGI entry point -------------------------------------------------------------------
 
@@ -128,6 +132,7 @@ class Gateway:
         await self.proxy.close()
         if self._redis is not None:
             await self._redis.aclose()
+        self._tracing.tracing.flush()
 
     # One request ------------------------------------------------------------------------
 
@@ -139,21 +144,32 @@ class Gateway:
         ex.request_id = new_request_id(incoming.decode("latin-1") if incoming else None)
         ex.extra.append((b"x-request-id", ex.request_id.encode()))
         token = request_id_var.set(ex.request_id)
+        # Probes and scrapes are not traffic: no span, no metrics, no access line.
+        traffic = ex.path not in OPERATIONS_PATHS
+        span = span_token = None
+        if traffic:
+            span, span_token = self._tracing.start(ex)
         try:
             if not self.proxy.is_open:
                 await self.startup()
-            await self._dispatch(ex)
+            if traffic:
+                await self._dispatch(ex)
+            else:
+                with untraced():  # the probes /health and /ready make upstream
+                    await self._dispatch(ex)
         except Exception:
             log.exception("gateway_error", path=ex.path, upstream=ex.upstream)
             if not ex.started:
                 ex.ratelimit = []
                 await ex.error(500, "Internal server error", "internal_error")
         finally:
-            elapsed = time.perf_counter() - started
-            if ex.path not in OPERATIONS_PATHS:  # probes and scrapes are not traffic
+            if traffic:
+                elapsed = time.perf_counter() - started
                 self.metrics.observe(ex.upstream, ex.route, ex.method, ex.status, elapsed)
-            if self._access_log is not None:
-                self._access_log.write(ex, elapsed)
+                if self._access_log is not None:
+                    self._access_log.write(ex, elapsed)  # in the span: it logs the trace id
+            if span is not None:
+                self._tracing.finish(ex, span, span_token)
             request_id_var.reset(token)
 
     async def _dispatch(self, ex: Exchange) -> None:
@@ -281,6 +297,7 @@ class Gateway:
 def create_app(settings: GatewaySettings, revocations: RevocationStore | None = None) -> Gateway:
     """The gateway with every adapter built; revocations default to Redis when configured."""
     configure_logging(settings.log_level, settings.log_format)
+    tracing = Tracing.of(settings.service_name, settings.otlp_endpoint)
     redis = (
         aioredis.Redis.from_pool(
             aioredis.ConnectionPool.from_url(
@@ -290,6 +307,8 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
         if settings.redis_url
         else None
     )
+    if redis is not None:
+        tracing.instrument_redis(redis)
     if revocations is None:
         revocations = (
             RedisRevocationStore(redis, namespace=settings.namespace)
@@ -306,7 +325,7 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
     breakers = _breakers(settings)
     metrics = GatewayMetrics(breakers)
     router = Router(settings)
-    proxy = Proxy(settings, breakers)
+    proxy = Proxy(settings, breakers, tracing)
     limits = RateLimits(settings, build_storage(settings, redis))
     web = WebApp()
     api_docs = ApiDocs(settings.upstream_urls(), lambda path: router.match(path) is not None)
@@ -327,6 +346,7 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
         metrics=metrics,
         access_log=AccessLog.for_settings(settings),
         redis=redis,
+        tracing=EdgeTracing(tracing, settings.trace_parent_networks),
     )
 
 

@@ -55,6 +55,13 @@ class GatewaySettings(ServiceSettings):
         default_factory=list,
         description="CIDRs of proxies whose X-Forwarded-For is believed (comma-separated)",
     )
+    # Internal callers whose `traceparent` the gateway continues (the trace is theirs). From
+    # anyone else it is only a span link: an outsider must not choose trace ids or sampling.
+    trace_parent_networks: Annotated[list[IPv4Network | IPv6Network], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of internal callers whose traceparent starts the gateway's span"
+        " (comma-separated); anyone else's is recorded as a span link",
+    )
     # Redis key prefix of the counters (joined after `namespace`), so parallel runs stay apart.
     rate_limit_key_prefix: str = "streamia:gateway:ratelimit"
     login_body_max_bytes: int = 16 * 1024
@@ -95,7 +102,7 @@ class GatewaySettings(ServiceSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "trace_parent_networks", mode="before")
     @classmethod
     def _split_networks(cls, value: Any) -> Any:
         if isinstance(value, str):

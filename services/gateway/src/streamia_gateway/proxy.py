@@ -17,6 +17,7 @@ from streamia_gateway.routing import Upstream
 from streamia_kit.auth import Identity
 from streamia_kit.breaker import CircuitBreaker, State
 from streamia_kit.deadlines import DEADLINE_HEADER
+from streamia_kit.telemetry import Tracing, current_traceparent, untraced
 
 log = structlog.get_logger("streamia.gateway.proxy")
 
@@ -41,6 +42,9 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     b"x-forwarded-for",
     b"x-forwarded-proto",
     b"x-forwarded-host",
+    # The gateway's own span goes upstream instead (tracing.py decides what a client's means).
+    b"traceparent",
+    b"tracestate",
 }
 # x-content-type-options: every gateway answer carries its own (exchange.py), once.
 _RESPONSE_DROP = _HOP_BY_HOP | {b"x-request-id", b"date", b"server", b"x-content-type-options"}
@@ -88,9 +92,15 @@ def has_body(headers: dict[bytes, bytes]) -> bool:
 class Proxy:
     """Sends one request to an upstream and streams the answer back to the client."""
 
-    def __init__(self, settings: GatewaySettings, breakers: dict[str, CircuitBreaker]) -> None:
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        breakers: dict[str, CircuitBreaker],
+        tracing: Tracing | None = None,
+    ) -> None:
         self._settings = settings
         self._breakers = breakers
+        self._tracing = tracing or Tracing.disabled()
         self._read_timeout = settings.upstream_read_timeout_seconds
         self._public_base = settings.public_base.rstrip("/")
         self._internal = frozenset(_origin(url) for url in settings.upstream_urls().values())
@@ -131,6 +141,9 @@ class Proxy:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),
             read_bufsize=256 * 1024,
+            # A CLIENT span per upstream call when spans are exported (its traceparent replaces
+            # the one _request_headers adds).
+            trace_configs=self._tracing.http_trace_configs(),
         )
 
     async def close(self) -> None:
@@ -157,7 +170,7 @@ class Proxy:
         url = self._settings.upstream_urls()[name] + "/ready"
         timeout = aiohttp.ClientTimeout(total=self._settings.ready_timeout_seconds)
         while breaker.state is State.OPEN and self._session is not None:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError), untraced():
                 async with self._session.get(url, timeout=timeout) as resp:
                     if resp.status == 200:
                         breaker.probe_now()
@@ -327,6 +340,9 @@ class Proxy:
         # X-Streamia-* headers were dropped above).
         wait = headers_within or self._settings.breaker_timeout_seconds
         headers.append((DEADLINE_HEADER, str(int(wait * 1000))))
+        traceparent = current_traceparent()
+        if traceparent is not None:
+            headers.append(("traceparent", traceparent))
         if identity is not None:
             headers.append(("X-Streamia-User-Id", identity.id))
             headers.append(("X-Streamia-User-Email", identity.email))

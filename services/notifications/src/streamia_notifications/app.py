@@ -30,7 +30,7 @@ def create_app(
     service = Service(settings, metadata, MIGRATIONS, infra=infra)
     sender = build_sender(settings)
     mailer = Mailer(service.db, EmailRenderer(settings), sender)
-    policy = DeliveryPolicy(settings, mailer)
+    policy = DeliveryPolicy(settings, mailer, service.tracing)
     queue: EmailQueue
     if settings.redis_url:
         from streamia_notifications.jobs.arq_queue import ArqEmailQueue

@@ -15,6 +15,7 @@ from streamia_kit.events import (
     UserDeleted,
     UserRegistered,
 )
+from streamia_kit.telemetry import current_traceparent
 from streamia_notifications.config import Language
 from streamia_notifications.recipients.models import Recipient
 
@@ -54,6 +55,8 @@ class EmailJob(BaseModel):
     movie_title: str = ""
     comment_text: str = ""
     reason: str = ""
+    # The span that queued the job (the event's consumer): the send continues its trace.
+    traceparent: str | None = Field(default_factory=current_traceparent)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         yield "event_id", self.event_id

@@ -6,7 +6,10 @@ import asyncio
 from dataclasses import dataclass
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 
+from streamia_kit.telemetry import Tracing
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.emails.service import Mailer
@@ -23,9 +26,12 @@ class Decision:
 
 
 class DeliveryPolicy:
-    def __init__(self, settings: NotificationsSettings, mailer: Mailer) -> None:
+    def __init__(
+        self, settings: NotificationsSettings, mailer: Mailer, tracing: Tracing | None = None
+    ) -> None:
         self.settings = settings
         self.mailer = mailer
+        self.tracing = tracing or Tracing.disabled()
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
@@ -34,6 +40,18 @@ class DeliveryPolicy:
 
     async def attempt(self, job: EmailJob, attempt: int) -> Decision:
         """Try to deliver once and decide: finished (sent, skipped, failed for good) or retry."""
+        with self.tracing.span_after(
+            job.traceparent,
+            f"send email {job.kind}",
+            trace.SpanKind.CLIENT,
+            {"email.kind": job.kind, "email.attempt": attempt, "email.event_id": job.event_id},
+        ) as span:
+            decision = await self._attempt(job, attempt)
+            if decision.error is not None and span.is_recording():
+                span.set_status(Status(StatusCode.ERROR, decision.error))
+            return decision
+
+    async def _attempt(self, job: EmailJob, attempt: int) -> Decision:
         fields = dict(event_id=job.event_id, kind=job.kind, to=job.masked_to, attempt=attempt)
         try:
             async with asyncio.timeout(self.settings.email_job_timeout_seconds):
