@@ -1,5 +1,6 @@
 """The deploy files stay true to the code, with no Docker engine or cluster: they parse, every
-service is deployed hardened and probed, and every setting they pass is one the code reads."""
+overlay renders and passes the Kubernetes schemas, every service is deployed hardened and
+probed, and every setting they pass is one the code reads."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -19,10 +19,21 @@ from prometheus_client import REGISTRY
 
 from streamia import platform
 from streamia_kit.config import DEFAULT_PORTS, ServiceSettings
+from streamia_kit.testing import require_system_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
+OVERLAYS = ("dev", "prod")
+# Custom resources: kubernetes-validate carries only Kubernetes' own schemas, and the
+# operators' CRDs (external-secrets.io, argoproj.io) are not bundled with any registry
+# package, so these kinds are checked by the tests below instead of a schema.
+CRD_KINDS = {
+    "ExternalSecret": "External Secrets Operator CRD: checked by the ExternalSecret tests",
+    "SecretStore": "External Secrets Operator CRD: checked by the ExternalSecret tests",
+    "Application": "Argo CD CRD: checked by the Argo CD tests",
+    "AppProject": "Argo CD CRD: checked by the Argo CD tests",
+}
 SERVICES = platform.ALL_SERVICES
 
 # The seed's "Recursos de Kubernetes por Servicio" and HPA table (memory request-limit, pods).
@@ -48,6 +59,7 @@ SEED_HPA = {
     "playback": (2, 5),
 }
 SEED_NAMESPACES = {"gateway", "streamia-services", "streamia-data", "monitoring", "logging"}
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
 # Variables read by something other than our settings (none: uvicorn's
 # FORWARDED_ALLOW_IPS is replaced by STREAMIA_TRUSTED_PROXIES).
 NON_STREAMIA_ENV: set[str] = set()
@@ -65,9 +77,9 @@ def _load_all(path: Path) -> list[dict[str, Any]]:
 
 
 def _kustomize_files(directory: Path) -> list[Path]:
-    """Every manifest file a kustomization includes, following nested kustomizations."""
+    """Every file a kustomization includes (resources and patches), following nested ones."""
     kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    files = []
+    files = [directory / p["path"] for p in kustomization.get("patches", []) if "path" in p]
     for entry in kustomization["resources"]:
         target = directory / entry
         assert target.exists(), f"{directory / 'kustomization.yaml'} lists missing {entry}"
@@ -76,18 +88,34 @@ def _kustomize_files(directory: Path) -> list[Path]:
 
 
 @cache
+def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
+    """The objects `kubectl kustomize` makes of an overlay (what Argo CD applies)."""
+    kubectl = require_system_tool("kubectl", "kubectl")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
 def k8s_objects() -> tuple[dict[str, Any], ...]:
-    return tuple(doc for path in _kustomize_files(K8S) for doc in _load_all(path))
+    """Production as applied; the dev overlay is held to the same contract further down."""
+    return rendered("prod")
 
 
-def objects(kind: str) -> list[dict[str, Any]]:
-    return [o for o in k8s_objects() if o["kind"] == kind]
+def objects(kind: str, overlay: str = "prod") -> list[dict[str, Any]]:
+    return [o for o in rendered(overlay) if o["kind"] == kind]
 
 
-def find(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
+def find(
+    kind: str, name: str, namespace: str | None = None, overlay: str = "prod"
+) -> dict[str, Any]:
     found = [
         o
-        for o in objects(kind)
+        for o in objects(kind, overlay)
         if o["metadata"]["name"] == name
         and (namespace is None or o["metadata"].get("namespace") == namespace)
     ]
@@ -95,8 +123,28 @@ def find(kind: str, name: str, namespace: str | None = None) -> dict[str, Any]:
     return found[0]
 
 
-def deployment(name: str) -> dict[str, Any]:
-    return find("Deployment", name)
+def deployment(name: str, overlay: str = "prod") -> dict[str, Any]:
+    return find("Deployment", name, overlay=overlay)
+
+
+def secret_data(name: str, namespace: str, overlay: str = "prod") -> dict[str, str]:
+    """The keys and values of the Secret a workload reads: a plain Secret (dev) or the one an
+    ExternalSecret makes (prod), its template's secret-manager values filled by a stand-in."""
+    plain = [
+        o
+        for o in objects("Secret", overlay)
+        if (o["metadata"]["name"], o["metadata"]["namespace"]) == (name, namespace)
+    ]
+    made = [
+        o
+        for o in objects("ExternalSecret", overlay)
+        if (o["spec"]["target"]["name"], o["metadata"]["namespace"]) == (name, namespace)
+    ]
+    assert len(plain + made) == 1, f"expected one Secret {name} in {namespace} ({overlay})"
+    if plain:
+        return {k: str(v) for k, v in plain[0]["stringData"].items()}
+    template = made[0]["spec"]["target"]["template"]["data"]
+    return {k: re.sub(r"\{\{[^}]*\}\}", "from-the-secret-manager", v) for k, v in template.items()}
 
 
 def container(dep: dict[str, Any]) -> dict[str, Any]:
@@ -151,22 +199,24 @@ def test_every_json_file_parses():
         json.loads(path.read_text())
 
 
-def test_every_kubernetes_manifest_is_in_the_kustomization():
-    listed = {p.resolve() for p in _kustomize_files(K8S)}
+def test_every_kubernetes_manifest_is_in_an_overlay():
+    listed = {p.resolve() for o in OVERLAYS for p in _kustomize_files(K8S / "overlays" / o)}
     on_disk = {p.resolve() for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml"}
-    assert on_disk - listed == set(), "manifests not listed in a kustomization.yaml"
+    assert on_disk - listed == set(), "manifests no overlay includes"
 
 
-def test_every_kubernetes_object_has_kind_name_and_namespace():
-    for obj in k8s_objects():
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kubernetes_object_has_kind_name_and_namespace(overlay):
+    for obj in rendered(overlay):
         assert obj.get("apiVersion") and obj.get("kind"), obj
         assert obj["metadata"].get("name"), obj
-        if obj["kind"] != "Namespace":
+        if obj["kind"] not in CLUSTER_SCOPED:
             assert obj["metadata"].get("namespace") in SEED_NAMESPACES, obj["metadata"]
 
 
-def test_the_namespaces_are_the_seeds():
-    assert {ns["metadata"]["name"] for ns in objects("Namespace")} == SEED_NAMESPACES
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_namespaces_are_the_seeds(overlay):
+    assert {ns["metadata"]["name"] for ns in objects("Namespace", overlay)} == SEED_NAMESPACES
 
 
 # --- Deployments: hardened, probed, sized ----------------------------------------------
@@ -176,7 +226,7 @@ def test_the_namespaces_are_the_seeds():
 def test_every_service_has_a_deployment_running_serve_name(name):
     dep = deployment(name)
     ctr = container(dep)
-    assert ctr["image"] == "streamia"  # the one image, set by kustomization `images:`
+    assert ctr["image"].startswith("ghcr.io/")  # the one image, set by the overlay's `images:`
     assert ctr.get("args") == ["serve", name]
     assert "command" not in ctr, "keep the image's entrypoint (`streamia`)"
     env = {e["name"]: e.get("value") for e in ctr.get("env", [])}
@@ -275,34 +325,45 @@ def test_every_service_has_a_cluster_service_on_its_port_selecting_its_pods(name
     assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items()
 
 
-@pytest.mark.parametrize("name", SERVICES)
-def test_every_config_map_secret_and_claim_a_deployment_uses_exists_in_its_namespace(name):
-    dep = deployment(name)
-    namespace = dep["metadata"]["namespace"]
+def _references(dep: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ConfigMaps, Secrets and claims a Deployment's pod reads."""
     ctr = container(dep)
     refs = [("ConfigMap", e["configMapRef"]["name"]) for e in ctr["envFrom"] if "configMapRef" in e]
     refs += [("Secret", e["secretRef"]["name"]) for e in ctr["envFrom"] if "secretRef" in e]
-    assert {kind for kind, _ in refs} == {"ConfigMap", "Secret"}
     for volume in dep["spec"]["template"]["spec"]["volumes"]:
         if "secret" in volume:
             refs.append(("Secret", volume["secret"]["secretName"]))
         if "persistentVolumeClaim" in volume:
             refs.append(("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]))
+    return refs
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_config_map_secret_and_claim_a_deployment_uses_exists_in_its_namespace(name, overlay):
+    dep = deployment(name, overlay)
+    namespace = dep["metadata"]["namespace"]
+    refs = _references(dep)
+    assert {kind for kind, _ in refs} >= {"ConfigMap", "Secret"}
     for kind, ref in refs:
-        find(kind, ref, namespace)
+        if kind == "Secret":
+            secret_data(ref, namespace, overlay)
+        else:
+            find(kind, ref, namespace, overlay)
 
 
-def _container_env(name: str) -> dict[str, str]:
+def _container_env(name: str, overlay: str = "prod") -> dict[str, str]:
     """The environment the service's container gets: ConfigMaps, Secrets, then `env`."""
-    dep = deployment(name)
+    dep = deployment(name, overlay)
     namespace = dep["metadata"]["namespace"]
     ctr = container(dep)
     env: dict[str, str] = {}
     for source in ctr["envFrom"]:
         if "configMapRef" in source:
-            env.update(find("ConfigMap", source["configMapRef"]["name"], namespace)["data"])
+            ref = source["configMapRef"]["name"]
+            env.update(find("ConfigMap", ref, namespace, overlay)["data"])
         else:
-            env.update(find("Secret", source["secretRef"]["name"], namespace)["stringData"])
+            env.update(secret_data(source["secretRef"]["name"], namespace, overlay))
     env.update({e["name"]: e["value"] for e in ctr.get("env", []) if "value" in e})
     return {k: str(v) for k, v in env.items()}
 
@@ -315,10 +376,11 @@ def test_every_variable_a_deployment_sets_itself_is_a_setting_its_service_reads(
             assert entry["name"] in reads, f"{name} does not read {entry['name']}"
 
 
-def test_every_key_of_a_streamia_config_map_or_secret_is_read_by_a_service_using_it():
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_key_of_a_streamia_config_map_or_secret_is_read_by_a_service_using_it(overlay):
     consumers: dict[tuple[str, str, str], set[str]] = {}
     for name in SERVICES:
-        dep = deployment(name)
+        dep = deployment(name, overlay)
         for source in container(dep)["envFrom"]:
             kind, ref = (
                 ("ConfigMap", source["configMapRef"]["name"])
@@ -328,35 +390,35 @@ def test_every_key_of_a_streamia_config_map_or_secret_is_read_by_a_service_using
             consumers.setdefault((kind, ref, dep["metadata"]["namespace"]), set()).add(name)
     assert consumers
     for (kind, ref, namespace), users in consumers.items():
-        obj = find(kind, ref, namespace)
+        keys = (
+            find(kind, ref, namespace, overlay)["data"]
+            if kind == "ConfigMap"
+            else secret_data(ref, namespace, overlay)
+        )
         reads = set().union(*(settings_fields()[u] for u in users)) | settings_fields()["all"]
-        for key in obj.get("data") or obj.get("stringData"):
+        for key in keys:
             assert key in reads, f"{kind} {ref}: nobody reads {key}"
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
 @pytest.mark.parametrize("name", SERVICES)
-def test_every_kubernetes_service_accepts_its_settings_and_binds_its_port(name, monkeypatch):
+def test_every_kubernetes_service_accepts_its_settings_and_binds_its_port(
+    name, overlay, monkeypatch
+):
     """The settings class itself validates the environment (types, production secrets)."""
     for var in [v for v in os.environ if v.startswith("STREAMIA_")]:
         monkeypatch.delenv(var)
-    env = _container_env(name)
-    if any("REPLACE_ME" in value for value in env.values()):
-        # The Secret template as shipped must not start in production ...
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        with pytest.raises(ValueError, match="REPLACE_ME|refuses"):
-            settings_cls(name)()
-    # ... and starts once an operator has filled it in.
-    for key, value in env.items():
-        monkeypatch.setenv(key, value.replace("REPLACE_ME", "filled-by-operator"))
+    for key, value in _container_env(name, overlay).items():
+        monkeypatch.setenv(key, value)
     settings = settings_cls(name)()
-    assert settings.is_production
+    assert settings.is_production == (overlay == "prod")
     assert settings.host == "0.0.0.0"
     assert settings.bind_port == DEFAULT_PORTS[name]
     for other in SERVICES:
         assert f":{DEFAULT_PORTS[other]}" in settings.service_url(other)
+    assert settings.redis_url and "@" in settings.redis_url, "Redis asks for a password"
     if name != "gateway":
-        assert settings.amqp_url and settings.redis_url
+        assert settings.amqp_url
         assert settings.resolved_database_url().endswith(f"/streamia_{name}")
 
 
@@ -373,15 +435,55 @@ def test_the_users_signing_key_is_mounted_for_users_only():
     path = _container_env("users")["STREAMIA_JWT_PRIVATE_KEY_FILE"]
     mounts = container(deployment("users"))["volumeMounts"]
     assert any(path.startswith(m["mountPath"] + "/") for m in mounts if m["name"] == "jwt-key")
-    assert "private-key.pem" in find("Secret", "users-jwt")["stringData"]
+    assert "private-key.pem" in secret_data("users-jwt", "streamia-services")
 
 
-def test_every_secret_value_in_the_template_is_a_marked_placeholder_or_not_secret():
-    for secret in objects("Secret"):
-        for key, value in secret["stringData"].items():
-            secret_like = re.search(r"PASSWORD|PASS$|SECRET|KEY|\.pem$", key) or "@" in value
-            if secret_like and not key.endswith("_USER"):
-                assert "REPLACE_ME" in value, f"{secret['metadata']['name']}.{key} looks real"
+def test_dev_signs_tokens_with_the_key_of_its_one_users_pod():
+    """Development mode makes the key under /data (an emptyDir): one pod, or tokens signed
+    by one pod would fail against the JWKS of another."""
+    assert "STREAMIA_JWT_PRIVATE_KEY_FILE" not in _container_env("users", "dev")
+    assert find("HorizontalPodAutoscaler", "users", overlay="dev")["spec"]["maxReplicas"] == 1
+
+
+def test_the_prod_overlay_holds_no_secret_value():
+    assert objects("Secret", "prod") == [], "prod Secrets come from ExternalSecrets"
+    for secret in objects("ExternalSecret", "prod"):
+        for key, value in secret["spec"]["target"]["template"]["data"].items():
+            if re.search(r"PASSWORD|PASS$|SECRET|KEY|\.pem$|_URL$", key):
+                assert "{{" in value, f"{secret['metadata']['name']}.{key} is not from the store"
+
+
+def test_every_external_secret_reads_a_store_in_its_namespace_and_fills_its_template():
+    stores = {(s["metadata"]["name"], s["metadata"]["namespace"]) for s in objects("SecretStore")}
+    secrets = objects("ExternalSecret")
+    assert secrets
+    for secret in secrets:
+        spec, namespace = secret["spec"], secret["metadata"]["namespace"]
+        assert spec["secretStoreRef"]["kind"] == "SecretStore"
+        assert (spec["secretStoreRef"]["name"], namespace) in stores
+        fetched = {d["secretKey"] for d in spec["data"]}
+        used = set()
+        for value in spec["target"]["template"]["data"].values():
+            used |= set(re.findall(r"\{\{\s*\.(\w+)", value))
+        assert used == fetched, secret["metadata"]["name"]
+    for store in objects("SecretStore"):
+        account = store["spec"]["provider"]["vault"]["auth"]["kubernetes"]["serviceAccountRef"]
+        find("ServiceAccount", account["name"], store["metadata"]["namespace"])
+
+
+def test_dev_and_prod_give_every_secret_the_same_keys():
+    made = {
+        (s["spec"]["target"]["name"], s["metadata"]["namespace"]): set(
+            s["spec"]["target"]["template"]["data"]
+        )
+        for s in objects("ExternalSecret", "prod")
+    }
+    plain = {
+        (s["metadata"]["name"], s["metadata"]["namespace"]): set(s["stringData"])
+        for s in objects("Secret", "dev")
+    }
+    # users-jwt: dev generates its signing key (test above).
+    assert {k: v for k, v in made.items() if k[0] != "users-jwt"} == plain
 
 
 def test_movies_keeps_its_media_on_a_shared_persistent_volume():
@@ -411,18 +513,152 @@ def test_the_ingress_sends_everything_to_the_gateway_port():
         assert names.get(port.get("name"), port.get("number")) == DEFAULT_PORTS["gateway"]
 
 
-def test_the_kustomization_renders_offline_with_the_release_image():
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_deploys_the_streamia_image_it_pins(overlay):
+    (wanted,) = yaml.safe_load((K8S / "overlays" / overlay / "kustomization.yaml").read_text())[
+        "images"
+    ]
+    pinned = f"{wanted['newName']}@{wanted['digest']}" if "digest" in wanted else None
+    images = {container(d)["image"] for d in objects("Deployment", overlay)}
+    assert images == {pinned or f"{wanted['newName']}:{wanted['newTag']}"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_rendered_object_passes_the_kubernetes_schema_strictly(overlay):
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    for obj in rendered(overlay):
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            assert obj["kind"] in CRD_KINDS, f"no schema for {obj['kind']} {obj['apiVersion']}"
+
+
+def _pod_specs(overlay: str) -> list[tuple[str, dict[str, Any]]]:
+    kinds = ("Deployment", "StatefulSet", "DaemonSet")
+    return [
+        (o["metadata"]["name"], o["spec"]["template"]["spec"])
+        for o in rendered(overlay)
+        if o["kind"] in kinds
+    ]
+
+
+# An exact release: 16.6-alpine (PostgreSQL's versions have two parts), 3.13.7-management,
+# v1.18.0, 0.1.0 (not 16-alpine or latest), or a digest.
+EXACT_IMAGE = re.compile(r"^[^@:\s]+(:v?\d+(\.\d+){1,2}(-[\w.]+)?|@sha256:[0-9a-f]{64})$")
+
+
+def test_exact_image_reference_is_told_from_floating_ones():
+    for ok in ("postgres:16.6-alpine", "ghcr.io/a/b:0.1.0", "x@sha256:" + "0" * 64):
+        assert EXACT_IMAGE.match(ok), ok
+    for floating in ("postgres:16-alpine", "redis", "rabbitmq:3-management", "x:latest"):
+        assert not EXACT_IMAGE.match(floating), floating
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kubernetes_image_is_pinned_to_an_exact_version(overlay):
+    for name, spec in _pod_specs(overlay):
+        for ctr in spec["containers"] + spec.get("initContainers", []):
+            assert EXACT_IMAGE.match(ctr["image"]), f"{name}: floating {ctr['image']}"
+
+
+def test_every_compose_image_is_pinned_or_built_here():
+    for name, svc in compose()["services"].items():
+        assert "build" in svc or EXACT_IMAGE.match(svc["image"]), f"{name}: {svc['image']}"
+
+
+def _min_replicas(overlay: str, kind: str, name: str, namespace: str) -> int:
+    hpas = [
+        h
+        for h in objects("HorizontalPodAutoscaler", overlay)
+        if h["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": kind, "name": name}
+        and h["metadata"]["namespace"] == namespace
+    ]
+    return hpas[0]["spec"]["minReplicas"] if hpas else 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_deployment_of_two_or_more_pods_has_a_disruption_budget_of_one(overlay):
+    budgets = objects("PodDisruptionBudget", overlay)
+    covered = set()
+    for dep in objects("Deployment", overlay):
+        meta, labels = dep["metadata"], dep["spec"]["template"]["metadata"]["labels"]
+        mine = [
+            b
+            for b in budgets
+            if b["metadata"]["namespace"] == meta["namespace"]
+            and b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        if _min_replicas(overlay, "Deployment", meta["name"], meta["namespace"]) >= 2:
+            assert len(mine) == 1, f"{meta['name']} has no PodDisruptionBudget"
+            assert mine[0]["spec"] == {
+                "minAvailable": 1,
+                "selector": mine[0]["spec"]["selector"],
+            }
+        else:
+            # One pod: minAvailable 1 would forbid every eviction (a node drain hangs).
+            assert mine == [], f"{meta['name']} runs one pod and must not block drains"
+        covered |= {b["metadata"]["name"] for b in mine}
+    assert covered == {b["metadata"]["name"] for b in budgets}, "a budget selects nothing"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_every_service_spreads_its_pods_over_nodes(name):
+    spec = deployment(name)["spec"]["template"]["spec"]
+    keys = {
+        c["topologyKey"]: c["labelSelector"]["matchLabels"]
+        for c in spec["topologySpreadConstraints"]
+    }
+    assert keys["kubernetes.io/hostname"] == {"app.kubernetes.io/name": name}
+
+
+# --- Argo CD -----------------------------------------------------------------------------
+
+
+@cache
+def argocd() -> tuple[dict[str, Any], ...]:
+    kubectl = require_system_tool("kubectl", "kubectl")
     out = subprocess.run(
-        [kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=60, check=True
+        [kubectl, "kustomize", str(DEPLOY / "argocd")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
-    rendered = [d for d in yaml.safe_load_all(out) if d]
-    assert len(rendered) == len(k8s_objects())
-    images = {container(d)["image"] for d in rendered if d["kind"] == "Deployment"}
-    (wanted,) = yaml.safe_load((K8S / "kustomization.yaml").read_text())["images"]
-    assert images == {f"{wanted['newName']}:{wanted['newTag']}"}
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+def test_argocd_has_one_automated_self_healing_application_per_overlay():
+    (project,) = [o for o in argocd() if o["kind"] == "AppProject"]
+    apps = [o for o in argocd() if o["kind"] == "Application"]
+    assert sorted(a["spec"]["source"]["path"] for a in apps) == [
+        f"deploy/k8s/overlays/{o}" for o in sorted(OVERLAYS)
+    ]
+    for app in apps:
+        spec = app["spec"]
+        assert (ROOT / spec["source"]["path"] / "kustomization.yaml").is_file()
+        assert spec["project"] == project["metadata"]["name"]
+        assert spec["source"]["repoURL"] in project["spec"]["sourceRepos"]
+        assert spec["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_argocd_project_admits_everything_its_overlay_renders(overlay):
+    (project,) = [o for o in argocd() if o["kind"] == "AppProject"]
+    (app,) = [
+        o
+        for o in argocd()
+        if o["kind"] == "Application" and o["spec"]["source"]["path"].endswith(f"/{overlay}")
+    ]
+    cluster = app["spec"]["destination"]["name"]
+    allowed = {d["namespace"] for d in project["spec"]["destinations"] if d["name"] == cluster}
+    cluster_kinds = {w["kind"] for w in project["spec"]["clusterResourceWhitelist"]}
+    for obj in rendered(overlay):
+        if obj["kind"] in CLUSTER_SCOPED:
+            assert obj["kind"] in cluster_kinds, obj["kind"]
+        else:
+            assert obj["metadata"]["namespace"] in allowed, obj["metadata"]
 
 
 # --- compose -----------------------------------------------------------------------------
@@ -500,6 +736,36 @@ def test_compose_keeps_movie_media_on_a_named_volume():
     volumes = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
     owner = next(target for target in volumes if media == target or media.startswith(target + "/"))
     assert volumes[owner] in compose()["volumes"]
+
+
+def test_compose_redis_asks_for_the_password_every_service_url_carries():
+    from urllib.parse import urlsplit
+
+    command = compose()["services"]["redis"]["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert compose()["services"]["redis"]["environment"]["REDISCLI_AUTH"] == password
+    for name in SERVICES:
+        url = compose()["services"][name]["environment"]["STREAMIA_REDIS_URL"]
+        assert urlsplit(url).password == password, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kubernetes_redis_asks_for_the_password_of_its_secret(overlay):
+    from urllib.parse import urlsplit
+
+    redis = container(find("StatefulSet", "redis", "streamia-data", overlay))
+    assert "--requirepass" in redis["args"]
+    assert redis["args"][redis["args"].index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
+    assert env["REDIS_PASSWORD"] == env["REDISCLI_AUTH"]
+    password = secret_data(env["REDIS_PASSWORD"]["name"], "streamia-data", overlay)[
+        env["REDIS_PASSWORD"]["key"]
+    ]
+    for name in SERVICES:
+        assert urlsplit(_container_env(name, overlay)["STREAMIA_REDIS_URL"]).password in (
+            password,
+            "from-the-secret-manager",
+        ), name
 
 
 def test_every_named_compose_volume_is_declared():
