@@ -70,8 +70,7 @@ async def test_sqlite_waits_for_a_lock_no_longer_than_the_statement_timeout(tmp_
     try:
         async with holder.transaction() as session:
             await session.execute(text("CREATE TABLE t (x INTEGER)"))
-        async with holder.engine.connect() as conn:
-            await conn.execute(text("BEGIN IMMEDIATE"))
+        async with holder.engine.connect() as conn:  # the writer: BEGIN IMMEDIATE
             await conn.execute(text("INSERT INTO t VALUES (1)"))
             began = time.monotonic()
             with pytest.raises(sqlalchemy.exc.OperationalError) as caught:

@@ -81,7 +81,18 @@ class Base(DeclarativeBase):
 
 
 class Database:
-    """An engine and session factory for one service's own database."""
+    """An engine and session factory for one service's own database.
+
+    SQLite (embedded mode) has one writer per database: `transaction()` runs on a single
+    write connection that starts with `BEGIN IMMEDIATE`, so a unit of work holds the write
+    lock from its first statement, reads included, and a read-modify-write cannot lose an
+    update; units of work queue for that connection in arrival order (the pool's queue, in
+    this event loop) instead of sleeping in SQLite's busy handler. The connection is taken
+    at the first statement, not when the unit of work opens: work before it (a password
+    hash) does not hold the lock, work between statements does, so keep it short. Reads
+    (`sessions()`) run on their own read-only connections next to the writer (WAL).
+    PostgreSQL: one pooled engine for both; row locks (`with_for_update`) order writers.
+    """
 
     def __init__(
         self,
@@ -95,10 +106,34 @@ class Database:
         bound; `pool_timeout` bounds the wait for a pooled or a new connection."""
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        kwargs: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
+            # Waiting for the writer is SQLite's wait for its lock: the statement's bound.
             busy = statement_timeout if statement_timeout is not None else 30.0
-            kwargs["connect_args"] = {"timeout": busy}
+            self.engine: AsyncEngine = create_async_engine(
+                url,
+                echo=echo,
+                connect_args={"timeout": busy},
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=busy,
+            )
+            busy_pragma = f"busy_timeout={int(busy * 1000)}"
+            # A write through a read session fails at once (query_only) instead of racing
+            # the writer for the lock.
+            event.listen(
+                self.engine.sync_engine,
+                "connect",
+                lambda conn, _: _sqlite_writer(conn, busy_pragma),
+            )
+            event.listen(self.engine.sync_engine, "begin", _begin_immediate)
+            self.read_engine = create_async_engine(
+                url, echo=echo, connect_args={"timeout": busy}, pool_timeout=pool_timeout
+            )
+            event.listen(
+                self.read_engine.sync_engine,
+                "connect",
+                lambda conn, _: _sqlite_pragmas(conn, busy_pragma, "query_only=ON"),
+            )
         else:
             connect_args: dict[str, Any] = {"timeout": pool_timeout}
             if statement_timeout is not None:
@@ -108,29 +143,25 @@ class Database:
                     "statement_timeout": str(int(statement_timeout * 1000))
                 }
                 connect_args["command_timeout"] = statement_timeout + 0.5
-            kwargs.update(
+            self.engine = create_async_engine(
+                url,
+                echo=echo,
                 pool_size=pool_size,
                 max_overflow=pool_size,
                 pool_pre_ping=True,
                 pool_timeout=pool_timeout,
                 connect_args=connect_args,
             )
-        self.engine: AsyncEngine = create_async_engine(url, **kwargs)
-        if self.is_sqlite:
-            busy_ms = int(kwargs["connect_args"]["timeout"] * 1000)
-            event.listen(
-                self.engine.sync_engine,
-                "connect",
-                lambda conn, record: _sqlite_pragmas(conn, record, busy_ms),
-            )
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+            self.read_engine = self.engine
+        self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Called after a commit that wrote outbox rows (the relay's wake-up).
         self.after_outbox_commit: list[Callable[[], None]] = []
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """The unit of work: commits on success, rolls back on any error (the commit's too)."""
-        async with self.sessions() as session:
+        async with self._write_sessions() as session:
             try:
                 async with session.begin():
                     yield session
@@ -148,7 +179,7 @@ class Database:
 
     async def ping(self) -> bool:
         try:
-            async with self.engine.connect() as conn:
+            async with self.read_engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
         except Exception:
@@ -156,6 +187,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
 
 def on_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
@@ -188,13 +221,23 @@ async def run_after_commit(callbacks: list[Callable[[], Awaitable[None]]]) -> No
             log.warning("after_commit_failed", error=f"{type(exc).__name__}: {exc}")
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _: Any, busy_ms: int) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, *more: str) -> None:
     cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", *more):
+        cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _sqlite_writer(dbapi_conn: Any, busy_pragma: str) -> None:
+    # busy_timeout: another process (a CLI command) may hold the lock for a moment.
+    _sqlite_pragmas(dbapi_conn, busy_pragma)
+    # The driver's own transaction handling would BEGIN (deferred) only at the first write;
+    # `_begin_immediate` begins every transaction instead.
+    dbapi_conn.isolation_level = None
+
+
+def _begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 async def ensure_database(url: str) -> None:

@@ -73,6 +73,8 @@ class Service:
             pool_timeout=settings.pool_timeout,
         )
         self.tracing.instrument_engine(self.db.engine)
+        if self.db.read_engine is not self.db.engine:  # SQLite's readers
+            self.tracing.instrument_engine(self.db.read_engine)
         self.metadata = metadata
         self.migrations = migrations
         self.outbox = Outbox(metadata.tables["outbox"], source=f"streamia/{self.name}")

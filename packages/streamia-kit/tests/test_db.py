@@ -1,0 +1,83 @@
+"""The unit of work on both stacks: atomic read-modify-write, readers beside the writer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy.exc import OperationalError
+
+from streamia_kit.db import Database
+from streamia_kit.testing import Stack
+
+COUNTERS = Table(
+    "counters",
+    MetaData(),
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+
+@pytest.fixture
+async def db(harness) -> Database:
+    async with harness.db.engine.begin() as conn:
+        await conn.run_sync(COUNTERS.create)
+    async with harness.db.transaction() as session:
+        await session.execute(COUNTERS.insert().values(name="views", value=0))
+    return harness.db
+
+
+async def read_value(db: Database) -> int:
+    async with db.sessions() as session:
+        return await session.scalar(select(COUNTERS.c.value).where(COUNTERS.c.name == "views"))
+
+
+async def test_concurrent_read_modify_write_units_of_work_lose_no_update(db: Database):
+    async def increment() -> None:
+        async with db.transaction() as session:
+            current = await session.scalar(
+                select(COUNTERS.c.value).where(COUNTERS.c.name == "views").with_for_update()
+            )
+            await asyncio.sleep(0)  # let every other unit of work run between read and write
+            await session.execute(
+                update(COUNTERS).where(COUNTERS.c.name == "views").values(value=current + 1)
+            )
+
+    await asyncio.gather(*(increment() for _ in range(100)))
+
+    assert await read_value(db) == 100
+
+
+async def test_a_reader_is_answered_while_a_unit_of_work_holds_the_writer(db: Database):
+    async with db.transaction() as session:
+        await session.execute(update(COUNTERS).values(value=7))
+        # Readers do not queue behind the writer: they see the last commit, at once.
+        assert await asyncio.wait_for(read_value(db), timeout=2) == 0
+    assert await read_value(db) == 7
+
+
+async def test_a_unit_of_work_takes_the_writer_at_its_first_statement_not_when_it_opens(
+    db: Database,
+):
+    async with db.transaction():
+        # Nothing run yet (a password being hashed): another unit of work commits meanwhile.
+        async def other() -> None:
+            async with db.transaction() as session:
+                await session.execute(update(COUNTERS).values(value=1))
+
+        await asyncio.wait_for(other(), timeout=2)
+    assert await read_value(db) == 1
+
+
+async def test_a_write_through_a_read_session_fails_at_once_on_sqlite(harness_factory, tmp_path):
+    make, open_ = harness_factory
+    harness = make(Stack("embedded", tmp_path))
+    await open_(harness)
+    try:
+        async with harness.db.sessions() as session:
+            with pytest.raises(OperationalError, match="readonly"):
+                await session.execute(harness.applied.insert().values(event_id="x"))
+    finally:
+        await harness.infra.close()
+        await harness.db.dispose()
