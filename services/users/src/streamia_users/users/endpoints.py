@@ -41,8 +41,10 @@ async def register(
 
 
 @router.post("/login")
-async def login(body: schemas.LoginIn, users: UsersServiceDep, session: WriteSession) -> Any:
-    result = await users.login(session, body)
+async def login(
+    body: schemas.LoginIn, users: UsersServiceDep, read: ReadSession, write: WriteSession
+) -> Any:
+    result = await users.login(read, write, body)
     return {
         "message": "Login successful",
         "token": result.token,
@@ -86,9 +88,10 @@ async def _request_reset(db: Database, users: UsersService, body: schemas.Forgot
 async def reset_password(
     body: schemas.ResetPasswordIn,
     users: UsersServiceDep,
-    session: WriteSession,
+    read: ReadSession,
+    write: WriteSession,
 ) -> Any:
-    await users.reset_password(session, body)
+    await users.reset_password(read, write, body)
     return {"message": "Password has been reset successfully"}
 
 
@@ -114,9 +117,10 @@ async def delete_me(
     body: schemas.DeleteMeIn,
     identity: CurrentUser,
     users: UsersServiceDep,
-    session: WriteSession,
+    read: ReadSession,
+    write: WriteSession,
 ) -> Response:
-    await users.delete_me(session, identity, body)
+    await users.delete_me(read, write, identity, body)
     return Response(status_code=204)
 
 
@@ -125,9 +129,10 @@ async def change_password(
     body: schemas.ChangePasswordIn,
     identity: CurrentUser,
     users: UsersServiceDep,
-    session: WriteSession,
+    read: ReadSession,
+    write: WriteSession,
 ) -> Any:
-    result = await users.change_password(session, identity, body)
+    result = await users.change_password(read, write, identity, body)
     return {"message": "Password changed successfully", "token": result.token}
 
 

@@ -12,8 +12,9 @@ from streamia_users.users.models import DeletedAccount, PasswordResetToken, User
 
 
 class UsersRepository(Repository[User]):
-    async def get(self, user_id: str) -> User | None:
-        return await self.session.get(User, user_id)
+    async def get(self, user_id: str, lock: bool = False) -> User | None:
+        """The account; `lock` holds its row until commit (PostgreSQL)."""
+        return await self.session.get(User, user_id, with_for_update=lock)
 
     async def get_by_email(self, email: str, lock: bool = False) -> User | None:
         """The account with this email; `lock` holds its row until commit (PostgreSQL)."""
@@ -25,6 +26,19 @@ class UsersRepository(Repository[User]):
         if except_id:
             query = query.where(User.id != except_id)
         return bool(await self.session.scalar(query))
+
+    async def replace_password_hash(
+        self, user_id: str, old: str, new: str, updated_at: datetime | None = None
+    ) -> bool:
+        """Store `new` if `old` is still the stored hash (compare and set); `updated_at` is
+        left as it is without one (a rehash of the same password)."""
+        values: dict[str, object] = {"password_hash": new}
+        if updated_at is not None:
+            values["updated_at"] = updated_at
+        result = await self.session.execute(
+            update(User).where(User.id == user_id, User.password_hash == old).values(**values)
+        )
+        return rowcount(result) == 1
 
     async def delete(self, user: User) -> None:
         await self.session.execute(
@@ -53,6 +67,15 @@ class UsersRepository(Repository[User]):
             insert(PasswordResetToken).from_select(["token_hash", "user_id", "expires_at"], values)
         )
         return rowcount(result) == 1
+
+    async def usable_reset_token(self, token_hash: str, now: datetime) -> bool:
+        """Whether the token exists, is unused and unexpired (a read; `take_reset_token` takes)."""
+        query = select(PasswordResetToken.token_hash).where(
+            PasswordResetToken.token_hash == token_hash,
+            PasswordResetToken.used_at.is_(None),
+            PasswordResetToken.expires_at > now,
+        )
+        return await self.session.scalar(query) is not None
 
     async def take_reset_token(self, token_hash: str, now: datetime) -> PasswordResetToken | None:
         """Mark a valid, unused token used and return it; None when it cannot be used."""

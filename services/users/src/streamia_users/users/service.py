@@ -1,4 +1,11 @@
-"""The rules of accounts, sessions and passwords. Never commits: the boundary does."""
+"""The rules of accounts, sessions and passwords. Never commits: the boundary does.
+
+Hashing and verifying a password (tens of milliseconds of argon2) never happens inside a
+write unit of work: embedded, SQLite has one writer per database, and a login holding it while
+its hash runs would make every other write of the service queue behind it. A password is
+hashed before the unit of work's first statement, and verified against an account read in a
+read session; the write that follows checks the hash it verified is still the stored one.
+"""
 
 from __future__ import annotations
 
@@ -157,6 +164,7 @@ class UsersService:
         self, session: AsyncSession, data: schemas.RegisterIn, language: schemas.Language
     ) -> Session:
         """A new account; `language` is `data.language` or the one the request prefers."""
+        password_hash = await self.passwords.hash(data.password)  # before the first statement
         repo = UsersRepository(session)
         if await repo.email_taken(data.email):
             raise Conflict("Email already registered", code="email_taken")
@@ -166,7 +174,7 @@ class UsersService:
                 last_name=data.lastName,
                 age=data.age,
                 email=data.email,
-                password_hash=await self.passwords.hash(data.password),
+                password_hash=password_hash,
                 role="user",
                 language=data.language or language,
             )
@@ -183,14 +191,22 @@ class UsersService:
         )
         return Session(user, self._token(user))
 
-    async def login(self, session: AsyncSession, data: schemas.LoginIn) -> Session:
-        repo = UsersRepository(session)
-        user = await repo.get_by_email(data.email.lower())
+    async def login(
+        self, read: AsyncSession, write: AsyncSession, data: schemas.LoginIn
+    ) -> Session:
+        """The account is looked up in `read`; `write` is used only to store a rehash."""
+        user = await UsersRepository(read).get_by_email(data.email.lower())
+        await read.close()  # its connection back in the pool before the slow check
         if not await self.passwords.verify(user.password_hash if user else None, data.password):
             raise Unauthorized(LOGIN_FAILED, code="invalid_credentials")
         assert user is not None
         if self.passwords.needs_rehash(user.password_hash):
-            user.password_hash = await self.passwords.hash(data.password)
+            rehashed = await self.passwords.hash(data.password)
+            # A password changed meanwhile keeps its newer hash (and this login its token).
+            if await UsersRepository(write).replace_password_hash(
+                user.id, user.password_hash, rehashed
+            ):
+                user.password_hash = rehashed
         return Session(user, self._token(user))
 
     async def logout(self, identity: Identity) -> None:
@@ -232,30 +248,57 @@ class UsersService:
         )
         return user
 
+    async def _verified(
+        self, read: AsyncSession, identity: Identity, password: str, wrong: str
+    ) -> User:
+        """The caller's account once `password` is its password; 400 `wrong` otherwise
+        (not 401, as the monolith: its clients treat a 401 as "session expired")."""
+        user = await UsersRepository(read).get(identity.id)
+        await read.close()  # its connection back in the pool before the slow check
+        if user is None:
+            raise NotFound("User not found", code="user_not_found")
+        if not await self.passwords.verify(user.password_hash, password):
+            raise BadRequest(wrong, code="invalid_credentials")
+        return user
+
     async def change_password(
-        self, session: AsyncSession, identity: Identity, data: schemas.ChangePasswordIn
+        self,
+        read: AsyncSession,
+        write: AsyncSession,
+        identity: Identity,
+        data: schemas.ChangePasswordIn,
     ) -> Session:
-        user = await self.me(session, identity)
-        if not await self.passwords.verify(user.password_hash, data.currentPassword):
-            # 400 as the monolith: its clients treat a 401 as "session expired" and log out.
+        user = await self._verified(
+            read, identity, data.currentPassword, "Current password is incorrect"
+        )
+        new_hash = await self.passwords.hash(data.newPassword)
+        now = utcnow()
+        if not await UsersRepository(write).replace_password_hash(
+            user.id, user.password_hash, new_hash, updated_at=now
+        ):
+            # Changed (or deleted) since it was verified: the current password is not current.
             raise BadRequest("Current password is incorrect", code="invalid_credentials")
-        user.password_hash = await self.passwords.hash(data.newPassword)
-        user.updated_at = utcnow()
-        await session.flush()
+        user.password_hash, user.updated_at = new_hash, now
         revoked_at = await self._revoke_all(user.id)
         # The new token is issued strictly after the revocation instant, so it stays valid.
         return Session(user, self._token(user, now=revoked_at + 0.002))
 
     async def delete_me(
-        self, session: AsyncSession, identity: Identity, data: schemas.DeleteMeIn
+        self,
+        read: AsyncSession,
+        write: AsyncSession,
+        identity: Identity,
+        data: schemas.DeleteMeIn,
     ) -> None:
-        repo = UsersRepository(session)
-        user = await self.me(session, identity)
-        if not await self.passwords.verify(user.password_hash, data.password):
-            # 400 like change-password's wrong currentPassword (API.md): a 401 logs clients out.
+        verified = await self._verified(read, identity, data.password, "Password is incorrect")
+        repo = UsersRepository(write)
+        user = await repo.get(identity.id, lock=True)
+        if user is None:
+            raise NotFound("User not found", code="user_not_found")
+        if user.password_hash != verified.password_hash:  # changed since it was verified
             raise BadRequest("Password is incorrect", code="invalid_credentials")
         await self.outbox.add(
-            session,
+            write,
             UserDeleted(
                 user_id=user.id,
                 email=user.email,
@@ -298,17 +341,26 @@ class UsersService:
             ),
         )
 
-    async def reset_password(self, session: AsyncSession, data: schemas.ResetPasswordIn) -> None:
-        repo = UsersRepository(session)
+    async def reset_password(
+        self, read: AsyncSession, write: AsyncSession, data: schemas.ResetPasswordIn
+    ) -> None:
+        token_hash = _hash_token(data.token)
+        # A token that cannot be used costs no hash; one that can is taken after the hash.
+        usable = await UsersRepository(read).usable_reset_token(token_hash, utcnow())
+        await read.close()
+        if not usable:
+            raise BadRequest(RESET_INVALID, code="invalid_reset_token")
+        new_hash = await self.passwords.hash(data.newPassword)
+        repo = UsersRepository(write)
         now = utcnow()
-        token = await repo.take_reset_token(_hash_token(data.token), now)
+        token = await repo.take_reset_token(token_hash, now)
         user = await repo.get(token.user_id) if token else None
         if token is None or user is None:
             raise BadRequest(RESET_INVALID, code="invalid_reset_token")
-        user.password_hash = await self.passwords.hash(data.newPassword)
+        user.password_hash = new_hash
         user.updated_at = now
         await repo.invalidate_reset_tokens(user.id, now)
-        await session.flush()
+        await write.flush()
         await self._revoke_all(user.id)
 
     async def promote(self, session: AsyncSession, email: str) -> User:
@@ -327,6 +379,7 @@ class UsersService:
         self, session: AsyncSession, email: str, password: str, first_name: str, last_name: str
     ) -> User:
         """Create an admin account, or promote the existing account with that email."""
+        password_hash = await self.passwords.hash(password)  # before the first statement
         repo = UsersRepository(session)
         email = schemas._email(email)
         user = await repo.get_by_email(email)
@@ -343,7 +396,7 @@ class UsersService:
                 last_name=last_name,
                 age=30,
                 email=email,
-                password_hash=await self.passwords.hash(password),
+                password_hash=password_hash,
                 role="admin",
             )
         )
