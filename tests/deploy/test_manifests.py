@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -666,6 +667,24 @@ def test_the_argocd_project_admits_everything_its_overlay_renders(overlay):
 
 def _compose_streamia() -> dict[str, dict[str, Any]]:
     return {n: s for n, s in compose()["services"].items() if s.get("image") == "streamia:local"}
+
+
+def test_compose_is_valid_against_the_compose_specification():
+    """`docker compose config` needs Docker; the Compose Specification's JSON schema (bundled
+    with check-jsonschema) does not."""
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(DEPLOY / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", SERVICES)
