@@ -129,6 +129,12 @@ class EventBus(abc.ABC):
         if sub.queue in self.subscriptions:
             raise ValueError(f"queue {sub.queue} already has a consumer")
         self.subscriptions[sub.queue] = sub
+        # Every series at 0 from the start: `increase()` then sees the first dead letter,
+        # and dashboards and alerts find the series before anything has gone wrong.
+        for outcome in Outcome:
+            EVENTS_CONSUMED.labels(consumer, sub.queue, outcome.value)
+        DEAD_LETTERS.labels(consumer, sub.queue)
+        TRANSIENT_RETRIES.labels(consumer, sub.queue)
         return sub
 
     def backoff(self, attempt: int) -> float:

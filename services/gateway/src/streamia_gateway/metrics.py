@@ -17,6 +17,8 @@ from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.metrics import process_series
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+# The `limit` label values of streamia_gateway_rate_limited_total.
+RATE_LIMITS = ("global", "login", "credentials_concurrency")
 
 
 class _BreakerCollector(Collector):
@@ -60,6 +62,8 @@ class GatewayMetrics:
             ["limit"],
             registry=self.registry,
         )
+        for limit in RATE_LIMITS:  # at 0 from the start, so a first refusal is an increase
+            self.rate_limited.labels(limit)
         self.registry.register(_BreakerCollector(breakers))
         # process_* and python_*, and in embedded mode the adapters the services share:
         # the process registry's series that no service's /metrics serves.
