@@ -520,7 +520,12 @@ def test_every_overlay_deploys_the_streamia_image_it_pins(overlay):
         "images"
     ]
     pinned = f"{wanted['newName']}@{wanted['digest']}" if "digest" in wanted else None
-    images = {container(d)["image"] for d in objects("Deployment", overlay)}
+    images = {
+        container(d)["image"]
+        for d in objects("Deployment", overlay)
+        # Prometheus, Alertmanager and postgres_exporter run their projects' own images.
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") != "monitoring"
+    }
     assert images == {pinned or f"{wanted['newName']}:{wanted['newTag']}"}
 
 
@@ -807,8 +812,8 @@ def test_prometheus_scrapes_every_services_metrics():
     assert job.get("metrics_path", "/metrics") == "/metrics"
     targets = {t for group in job["static_configs"] for t in group["targets"]}
     assert targets == {f"{name}:{DEFAULT_PORTS[name]}" for name in SERVICES}
-    for rule_file in config["rule_files"]:
-        assert (DEPLOY / "prometheus" / Path(rule_file).name).is_file()
+    for rule_file in config["rule_files"]:  # relative to the config, as Prometheus reads it
+        assert (DEPLOY / "prometheus" / rule_file).is_file()
 
 
 @cache
@@ -856,7 +861,7 @@ def test_the_dashboard_shows_request_rate_latency_errors_and_dead_letters():
 
 
 def test_every_streamia_metric_on_the_dashboard_and_in_alerts_is_exported():
-    alerts = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    alerts = yaml.safe_load((K8S / "base" / "monitoring" / "alerts.yml").read_text())
     exprs = _dashboard_exprs() + [r["expr"] for g in alerts["groups"] for r in g["rules"]]
     used = set().union(*(_promql_metrics(e) for e in exprs))
     assert used and used <= exported_metrics(), used - exported_metrics()
@@ -868,8 +873,12 @@ def test_the_dashboard_uses_the_provisioned_datasource():
     )
     uids = {d["uid"] for d in provisioned["datasources"] if d["type"] == "prometheus"}
     for path in (DEPLOY / "grafana" / "dashboards").glob("*.json"):
-        for panel in json.loads(path.read_text())["panels"]:
-            assert panel["datasource"]["uid"] in uids
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            if panel["type"] != "row":  # a row only groups panels
+                assert panel["datasource"]["uid"] in uids, (path.name, panel["title"])
+        for variable in dashboard["templating"]["list"]:
+            assert variable["datasource"]["uid"] in uids, (path.name, variable["name"])
 
 
 # --- Dockerfile ---------------------------------------------------------------------------

@@ -1,11 +1,15 @@
-"""A real Prometheus (Debian's `prometheus`) scrapes the running platform: every service's
-/metrics is a healthy target, every metric the alert rules query is really exported, and an
-upstream stopped sets the gateway's 5xx alert pending."""
+"""A real Prometheus (Debian's `prometheus`) scrapes the running platform with the shipped
+alert rules: every /metrics target is up, every metric an alert rule or a dashboard panel
+queries is really exported (exporter metrics that cannot run here: an explicit allow-list),
+each series is scraped from one target only, and an upstream stopped sets the gateway's 5xx
+alert pending."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +21,99 @@ from streamia_kit.testing import free_port, require_system_tool, wait_for
 
 pytestmark = pytest.mark.e2e
 
-ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
-# Scraped by the `rabbitmq` job of the shipped config (RabbitMQ's own plugin), not by the
-# platform: the embedded platform has no broker to export them.
-BROKER_METRICS = re.compile(r"^rabbitmq_")
-_PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "on", "ignoring", "inf", "nan"}
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+ALERTS = DEPLOY / "k8s" / "base" / "monitoring" / "alerts.yml"
+DASHBOARDS = DEPLOY / "grafana" / "dashboards"
+ALLOW_LIST = DEPLOY / "prometheus" / "exporter-metrics.txt"
+# Each exporter of the allow-list and the prefix of every name it exports.
+EXPORTER_PREFIXES = {
+    "alertmanager": "alertmanager_",
+    "cadvisor": "container_",
+    "kube-state-metrics": "kube_",
+    "postgres_exporter": "pg_",
+    "rabbitmq_prometheus": "rabbitmq_",
+}
+# Written by Prometheus' own rule evaluation while an alert is pending or firing: checked by
+# the test that sets one pending.
+RULE_SERIES = {"ALERTS", "ALERTS_FOR_STATE"}
+_PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan"}
 
 
-def alert_metric_names() -> set[str]:
-    """The metric names in the alert rules' expressions: every identifier that is not a
-    function call, a keyword, a label matcher (`{...}`) or a grouping (`by (...)`)."""
-    rules = yaml.safe_load(ALERTS.read_text())
-    names: set[str] = set()
-    for group in rules["groups"]:
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names in a PromQL expression: every identifier that is not a function
+    call, a keyword, inside a string, a label matcher (`{...}`), a range (`[5m]`,
+    `[$__rate_interval]`) or a grouping (`by (...)`, `on (...)`)."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', " ", expr)
+    expr = re.sub(r"\{[^}]*\}", " ", expr)
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", expr)
+    found = re.findall(r"(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr)
+    return {name for name in found if name.lower() not in _PROMQL_WORDS}
+
+
+def used_metrics() -> dict[str, set[str]]:
+    """Each metric name the alert rules and dashboards query -> the rules and panels using it."""
+    used: dict[str, set[str]] = defaultdict(set)
+    for group in yaml.safe_load(ALERTS.read_text())["groups"]:
         for rule in group["rules"]:
-            expr = re.sub(r"\{[^}]*\}", " ", rule["expr"])
-            expr = re.sub(r"\b(by|without)\s*\([^)]*\)", " ", expr)
-            found = re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", expr)
-            names |= {name for name in found if name.lower() not in _PROMQL_WORDS}
-    return names
+            for name in promql_metric_names(rule["expr"]):
+                used[name].add(f"alert {rule['alert']}")
+    for path in sorted(DASHBOARDS.glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                for name in promql_metric_names(target["expr"]):
+                    used[name].add(f"{path.stem}: {panel['title']}")
+        for variable in dashboard.get("templating", {}).get("list", []):
+            for name in re.findall(r"label_values\((\w+)", variable.get("definition", "")):
+                used[name].add(f"{path.stem}: ${variable['name']}")
+    return used
+
+
+def allow_list() -> dict[str, str]:
+    """The allow-list file: metric name -> its exporter."""
+    entries = {}
+    for line in ALLOW_LIST.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, exporter = line.split()[:2]
+            entries[name] = exporter
+    return entries
+
+
+def test_the_metric_names_of_a_query_are_found_and_nothing_else() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (service, le) (rate(streamia_http_request_duration_"
+        'seconds_bucket{service=~"$service", status=~"5.."}[$__rate_interval]))) / on (service)'
+        " sum(rate(streamia_http_requests_total[5m] offset 1d)) > 0.5 and up or vector(0)"
+    )
+    assert promql_metric_names(expr) == {
+        "streamia_http_request_duration_seconds_bucket",
+        "streamia_http_requests_total",
+        "up",
+    }
+
+
+def test_the_exporter_allow_list_is_exact() -> None:
+    used, allowed = used_metrics(), allow_list()
+    assert set(allowed) <= set(used), f"allow-listed but used nowhere: {set(allowed) - set(used)}"
+    for name, exporter in allowed.items():
+        assert name.startswith(EXPORTER_PREFIXES[exporter]), f"{name} is not {exporter}'s"
+    # The platform's own names are always checked live, never allow-listed.
+    exporter_like = {n for n in used if n.startswith(tuple(EXPORTER_PREFIXES.values()))}
+    assert exporter_like == set(allowed), exporter_like ^ set(allowed)
+
+
+def test_the_five_seed_dashboards_are_provisioned() -> None:
+    uids = {json.loads(p.read_text())["uid"] for p in DASHBOARDS.glob("*.json")}
+    assert uids == {
+        "streamia-overview",
+        "streamia-service",
+        "streamia-rabbitmq",
+        "streamia-database",
+        "streamia-alerts",
+    }
+    service = json.loads((DASHBOARDS / "streamia-service.json").read_text())
+    assert [v["name"] for v in service["templating"]["list"]] == ["service"]
 
 
 def _scrape_config(platform: Any, port: int) -> dict[str, Any]:
@@ -107,41 +185,55 @@ async def _every_target_up(client: httpx.AsyncClient, prometheus: str) -> dict[s
     return found
 
 
-def test_the_alert_rules_name_the_metrics_they_query() -> None:
-    names = alert_metric_names()
-    assert "streamia_gateway_requests_total" in names
-    assert "streamia_http_request_duration_seconds_bucket" in names
-    assert not names & {"rate", "sum", "histogram_quantile", "service", "upstream", "le", "5m"}
+async def _query(client: httpx.AsyncClient, prometheus: str, promql: str) -> list[dict[str, Any]]:
+    resp = await client.get(prometheus + "/api/v1/query", params={"query": promql})
+    assert resp.status_code == 200, resp.text
+    result: list[dict[str, Any]] = resp.json()["data"]["result"]
+    return result
 
 
 @pytest.mark.parametrize("platform", ["embedded"], indirect=True)
-async def test_prometheus_scrapes_every_service_and_finds_every_alerted_metric(
+async def test_prometheus_scrapes_every_service_and_finds_every_queried_metric(
     platform: Any, prometheus: str
 ) -> None:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        # Traffic, so the request counters and histograms have series to scrape.
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        # Traffic: requests for the RED series, a sign-up for events consumed and an email.
         for path in ("/api/movies", "/api/movies/no-such-movie", "/api/nowhere"):
             await client.get(platform.gateway + path)
+        await platform.register(client)
 
         health = await _every_target_up(client, prometheus)
         assert set(health) == set(platform.ports)
 
-        wanted = {name for name in alert_metric_names() if not BROKER_METRICS.match(name)}
+        allowed = allow_list()
+        wanted = {n for n in used_metrics() if n not in allowed and n not in RULE_SERIES}
+        live: set[str] = set()
 
         async def all_scraped() -> bool:
             resp = await client.get(prometheus + "/api/v1/label/__name__/values")
-            return wanted <= set(resp.json()["data"])
+            live.update(resp.json()["data"])
+            return wanted <= live
 
-        await wait_for(all_scraped, timeout=20, interval=0.5, message=f"{sorted(wanted)} scraped")
+        try:
+            await wait_for(all_scraped, timeout=20, interval=0.5, message="every queried metric")
+        except AssertionError:
+            missing = {name: sorted(used_metrics()[name]) for name in wanted - live}
+            raise AssertionError(f"queried but never scraped: {missing}") from None
 
         # Per route, as a template: the movie id never becomes a label value.
-        resp = await client.get(
-            prometheus + "/api/v1/series",
-            params={"match[]": 'streamia_http_requests_total{service="movies"}'},
-        )
-        routes = {series["route"] for series in resp.json()["data"]}
+        series = await _query(client, prometheus, 'streamia_http_requests_total{service="movies"}')
+        routes = {s["metric"]["route"] for s in series}
         assert "/api/movies/{movie_id}" in routes
         assert not any("no-such-movie" in route for route in routes)
+
+        # One process, eight /metrics pages: each service's series come from its own page
+        # only, and the process-wide ones (process_*, python_*) from the gateway's alone.
+        labelled = await _query(client, prometheus, '{__name__=~"streamia_.+", service!=""}')
+        assert {s["metric"]["service"] for s in labelled} >= set(platform.ports) - {"gateway"}
+        for s in labelled:
+            assert s["metric"]["app"] == s["metric"]["service"], s["metric"]
+        (cpu,) = await _query(client, prometheus, 'process_cpu_seconds_total{job="streamia"}')
+        assert cpu["metric"]["app"] == "gateway"
 
 
 @pytest.mark.parametrize(
@@ -158,17 +250,20 @@ async def test_an_upstream_stopped_sets_the_gateway_5xx_alert_pending(
             async def pending() -> list[dict[str, Any]]:
                 # The gateway answers 503 for every request to the stopped upstream.
                 assert (await client.get(platform.gateway + "/api/comments/m1")).status_code == 503
-                resp = await client.get(prometheus + "/api/v1/alerts")
-                return [
-                    alert
-                    for alert in resp.json()["data"]["alerts"]
-                    if alert["labels"]["alertname"] == "StreamiaGatewayErrors"
-                    and alert["labels"].get("upstream") == "comments"
-                ]
+                # The alerts dashboard's query: Prometheus' own ALERTS series.
+                return await _query(
+                    client,
+                    prometheus,
+                    'ALERTS{alertname="StreamiaGatewayErrors", upstream="comments"}',
+                )
 
             (alert,) = await wait_for(
                 pending, timeout=30, interval=0.3, message="StreamiaGatewayErrors pending"
             )
-            assert alert["state"] == "pending"  # its `for` (2 minutes) has not passed yet
+            # Its `for` (2 minutes) has not passed yet.
+            assert alert["metric"]["alertstate"] == "pending"
+            assert alert["metric"]["severity"] == "critical"
+            since = await _query(client, prometheus, "ALERTS_FOR_STATE")
+            assert {s["metric"]["alertname"] for s in since} >= {"StreamiaGatewayErrors"}
         finally:
             platform.start_service("comments")
