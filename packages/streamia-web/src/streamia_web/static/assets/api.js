@@ -75,6 +75,7 @@ const CODE_TEXT = {
   circuit_open: UNAVAILABLE,
   upstream_unavailable: UNAVAILABLE,
   upstream_timeout: UNAVAILABLE,
+  deadline_exceeded: UNAVAILABLE,
   bad_gateway: UNAVAILABLE,
   not_ready: UNAVAILABLE,
 };
