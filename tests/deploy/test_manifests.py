@@ -5,6 +5,7 @@ probed, and every setting they pass is one the code reads."""
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import json
 import os
 import re
@@ -617,6 +618,221 @@ def test_every_service_spreads_its_pods_over_nodes(name):
         for c in spec["topologySpreadConstraints"]
     }
     assert keys["kubernetes.io/hostname"] == {"app.kubernetes.io/name": name}
+
+
+# --- network policies ---------------------------------------------------------------------
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and the In/NotIn/Exists operators)."""
+    if selector is None:
+        return True
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+Pod = tuple[str, dict[str, str], dict[str, int]]  # namespace, labels, named ports
+
+
+def _peer_matches(peer: dict[str, Any], policy_ns: str, other: Pod, ip: str | None) -> bool:
+    namespace, labels, _ = other
+    if "ipBlock" in peer:
+        if ip is None:
+            return False
+        block = peer["ipBlock"]
+        address = ipaddress.ip_address(ip)
+        inside = address in ipaddress.ip_network(block["cidr"])
+        return inside and not any(
+            address in ipaddress.ip_network(e) for e in block.get("except", [])
+        )
+    if "namespaceSelector" in peer:
+        ns_labels = {"kubernetes.io/metadata.name": namespace}
+        if not _selects(peer["namespaceSelector"], ns_labels):
+            return False
+    elif namespace != policy_ns:
+        return False
+    return _selects(peer.get("podSelector"), labels)
+
+
+def _port_matches(rule: dict[str, Any], target: Pod, port: int) -> bool:
+    if not rule.get("ports"):
+        return True
+    named = target[2]
+    for entry in rule["ports"]:
+        number = named.get(entry["port"], entry["port"])
+        if isinstance(number, int) and number <= port <= entry.get("endPort", number):
+            return True
+    return False
+
+
+def _allowed(
+    overlay: str, direction: str, me: Pod, other: Pod, target: Pod, port: int, ip: str | None
+) -> bool:
+    """Whether the policies selecting `me` let this flow through in one direction."""
+    key, peers = ("ingress", "from") if direction == "Ingress" else ("egress", "to")
+    policies = [
+        p
+        for p in objects("NetworkPolicy", overlay)
+        if p["metadata"]["namespace"] == me[0]
+        and _selects(p["spec"]["podSelector"], me[1])
+        and direction in p["spec"]["policyTypes"]
+    ]
+    if not policies:
+        return True  # nothing isolates the pod
+    return any(
+        _port_matches(rule, target, port)
+        and (
+            peers not in rule
+            or any(
+                _peer_matches(peer, p["metadata"]["namespace"], other, ip) for peer in rule[peers]
+            )
+        )
+        for p in policies
+        for rule in p["spec"].get(key, [])
+    )
+
+
+@cache
+def _pods(overlay: str) -> dict[str, Pod]:
+    """Streamia's workloads by name, plus the outsiders the policies mention."""
+    pods: dict[str, Pod] = {
+        "ingress-nginx": ("ingress-nginx", {"app.kubernetes.io/name": "ingress-nginx"}, {}),
+        "prometheus": ("monitoring", {"app.kubernetes.io/name": "prometheus"}, {}),
+        "jaeger-collector": ("monitoring", {"app.kubernetes.io/name": "jaeger"}, {}),
+        "kube-dns": ("kube-system", {"k8s-app": "kube-dns"}, {}),
+        "stranger": ("default", {"app": "anything"}, {}),
+    }
+    for obj in rendered(overlay):
+        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet"):
+            template = obj["spec"]["template"]
+            named = {
+                port["name"]: port["containerPort"]
+                for ctr in template["spec"]["containers"]
+                for port in ctr.get("ports", [])
+                if "name" in port
+            }
+            pods[obj["metadata"]["name"]] = (
+                obj["metadata"]["namespace"],
+                template["metadata"]["labels"],
+                named,
+            )
+    return pods
+
+
+def can_connect(overlay: str, source: str, target: str, port: int) -> bool:
+    pods = _pods(overlay)
+    src, dst = pods[source], pods[target]
+    return _allowed(overlay, "Egress", src, dst, dst, port, None) and _allowed(
+        overlay, "Ingress", dst, src, dst, port, None
+    )
+
+
+def can_reach_the_internet(overlay: str, source: str, port: int) -> bool:
+    outside: Pod = ("", {}, {})
+    src = _pods(overlay)[source]
+    return _allowed(overlay, "Egress", src, outside, outside, port, "203.0.113.10")
+
+
+SERVICE_PORTS = {name: port for name, port in DEFAULT_PORTS.items() if name in SERVICES}
+UPSTREAMS = [name for name in SERVICES if name not in ("gateway", "notifications")]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_namespace_denies_all_traffic_unless_a_policy_allows_it(overlay):
+    for namespace in SEED_NAMESPACES:
+        deny = [
+            p
+            for p in objects("NetworkPolicy", overlay)
+            if p["metadata"]["namespace"] == namespace
+            and p["spec"]["podSelector"] == {}
+            and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+            and not p["spec"].get("ingress")
+            and not p["spec"].get("egress")
+        ]
+        assert deny, f"{namespace} has no default-deny NetworkPolicy"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_streamia_pod_may_resolve_names(overlay):
+    for name, (namespace, _, _) in _pods(overlay).items():
+        if namespace in SEED_NAMESPACES:
+            assert can_connect(overlay, name, "kube-dns", 53), name
+
+
+def test_only_the_ingress_controller_and_monitoring_reach_the_gateway():
+    assert can_connect("prod", "ingress-nginx", "gateway", 8080)
+    assert can_connect("prod", "prometheus", "gateway", 8080)
+    assert not can_connect("prod", "stranger", "gateway", 8080)
+    assert not can_connect("prod", "users", "gateway", 8080)
+
+
+@pytest.mark.parametrize("name", UPSTREAMS)
+def test_the_gateway_reaches_each_upstream_and_nothing_else_reaches_it_from_outside(name):
+    port = SERVICE_PORTS[name]
+    assert can_connect("prod", "gateway", name, port)
+    assert can_connect("prod", "prometheus", name, port)
+    assert not can_connect("prod", "ingress-nginx", name, port), "bypassing the gateway"
+    assert not can_connect("prod", "stranger", name, port)
+
+
+def test_notifications_takes_only_scrapes():
+    assert can_connect("prod", "prometheus", "notifications", 3006)
+    assert not can_connect("prod", "gateway", "notifications", 3006)
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if n != "gateway"])
+def test_every_service_reaches_its_data_stores_users_and_movies_only(name):
+    assert can_connect("prod", name, "postgres", 5432)
+    assert can_connect("prod", name, "rabbitmq", 5672)
+    assert can_connect("prod", name, "redis", 6379)
+    assert can_connect("prod", name, "users", 3001), "JWKS"
+    assert can_connect("prod", name, "jaeger-collector", 4318), "traces"
+    for other in ("favorites", "ratings", "comments", "playback"):
+        if other != name:
+            assert not can_connect("prod", name, other, SERVICE_PORTS[other])
+    assert not can_connect("prod", name, "gateway", 8080)
+    assert not can_connect("prod", name, "rabbitmq", 15672), "the management UI"
+
+
+@pytest.mark.parametrize("name", ["favorites", "ratings", "comments", "playback"])
+def test_the_movie_projections_may_ask_movies(name):
+    assert can_connect("prod", name, "movies", 3002)
+
+
+def test_the_gateway_reaches_redis_but_no_database_or_broker():
+    assert can_connect("prod", "gateway", "redis", 6379)
+    assert not can_connect("prod", "gateway", "postgres", 5432)
+    assert not can_connect("prod", "gateway", "rabbitmq", 5672)
+
+
+@pytest.mark.parametrize("store, port", [("postgres", 5432), ("rabbitmq", 5672), ("redis", 6379)])
+def test_no_outsider_reaches_a_data_store(store, port):
+    for outsider in ("stranger", "ingress-nginx", "prometheus"):
+        assert not can_connect("prod", outsider, store, port), outsider
+    assert can_connect("prod", "prometheus", "rabbitmq", 15692), "per-queue metrics"
+
+
+def test_only_notifications_and_movies_leave_the_cluster():
+    leaving = {
+        name
+        for name, (namespace, _, _) in _pods("prod").items()
+        if namespace in {"gateway", "streamia-services", "streamia-data"}
+        and any(can_reach_the_internet("prod", name, port) for port in (443, 587, 5432))
+    }
+    assert leaving == {"notifications", "movies"}
+    assert can_reach_the_internet("prod", "notifications", 587)
+    assert not can_reach_the_internet("prod", "movies", 587)
 
 
 # --- Argo CD -----------------------------------------------------------------------------
