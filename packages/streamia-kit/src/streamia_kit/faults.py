@@ -7,6 +7,7 @@ that is unreachable or timing out is never a reason to dead-letter or drop work.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -16,13 +17,18 @@ import asyncpg.exceptions
 import redis.exceptions
 import sqlalchemy.exc
 import structlog
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 log = structlog.get_logger("streamia.faults")
 
 BACKGROUND_RESTARTS = Counter(
     "streamia_background_task_restarts_total",
     "Background tasks (workers, loops) started again after they failed or stopped",
+    ["task"],
+)
+BACKGROUND_RUNNING = Gauge(
+    "streamia_background_task_running",
+    "1 while a supervised background task runs, 0 while it waits to be started again",
     ["task"],
 )
 
@@ -51,6 +57,7 @@ _TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     aiohttp.ClientConnectionError,  # refused, reset, disconnected, timed out
     aio_pika.exceptions.AMQPConnectionError,
+    aio_pika.exceptions.ChannelInvalidStateError,  # the channel's connection is not open now
     asyncpg.exceptions.ConnectionDoesNotExistError,
     sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
 )
@@ -132,8 +139,12 @@ _HEALTHY_RUN_SECONDS = 30.0
 class Supervisor:
     """Runs a background task (a worker's main loop) for as long as the service runs: when it
     fails or returns, logs a warning, counts a restart and starts it again after a capped,
-    jittered backoff (`transient_delay`). `running` is false while it waits to restart, for
-    `/ready`. A task no one watches would die for good at the first dependency blip."""
+    jittered backoff (`transient_delay`; `wake()` cuts the wait short). `alive` is false while
+    it waits to restart, for `/ready`; `streamia_background_task_running` says the same to
+    Prometheus. A task no one watches would die for good at the first dependency blip.
+
+    The task itself waits out a dependency it knows to be away (a transient failure), so it
+    resumes as soon as the dependency is back; whatever else escapes it lands here."""
 
     def __init__(
         self, name: str, run: Callable[[], Awaitable[object]], first_delay: float = 0.1
@@ -143,6 +154,8 @@ class Supervisor:
         self.first_delay = first_delay
         self.running = False
         self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._gauge = BACKGROUND_RUNNING.labels(name)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -153,28 +166,40 @@ class Supervisor:
         """Started, not stopped, and not waiting to restart."""
         return self.running and self._task is not None and not self._task.done()
 
+    async def ping(self) -> bool:
+        """`alive`, as a `/ready` check."""
+        return self.alive
+
+    def wake(self) -> None:
+        """Restart now if waiting to (the dependency it failed on is known to be back)."""
+        self._wakeup.set()
+
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self.running = False
+        self._set_running(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.running = running
+        self._gauge.set(1 if running else 0)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         failures = 0
         while True:
             started = loop.time()
-            self.running = True
+            self._set_running(True)
             try:
                 await self._run()
                 error = "stopped"
             except asyncio.CancelledError:
-                self.running = False
+                self._set_running(False)
                 raise
             except Exception as exc:
                 error = f"{type(exc).__name__}: {exc}"[:300]
-            self.running = False
+            self._set_running(False)
             failures = 1 if loop.time() - started > _HEALTHY_RUN_SECONDS else failures + 1
             delay = transient_delay(failures, self.first_delay)
             BACKGROUND_RESTARTS.labels(self.name).inc()
@@ -185,4 +210,6 @@ class Supervisor:
                 retry_in=round(delay, 2),
                 error=error,
             )
-            await asyncio.sleep(delay)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), delay)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ import structlog
 
 from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, encode
 from streamia_kit.events import Envelope, exchange_for
+from streamia_kit.faults import Supervisor, is_transient
 from streamia_kit.files import private_file
 
 log = structlog.get_logger("streamia.bus.inprocess")
@@ -50,7 +52,7 @@ class InProcessBus(EventBus):
         self._lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
         self._wakeups: dict[str, asyncio.Event] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._consumers: list[Supervisor] = []
         self._closing = False
 
     async def _conn(self) -> aiosqlite.Connection:
@@ -79,14 +81,14 @@ class InProcessBus(EventBus):
                 )
         for sub in self.subscriptions.values():
             self._wakeups[sub.queue] = asyncio.Event()
-            self._tasks.append(asyncio.create_task(self._consume(sub), name=f"bus:{sub.queue}"))
+            consumer = Supervisor(f"bus:{sub.queue}", functools.partial(self._consume, sub))
+            self._consumers.append(consumer)
+            consumer.start()
 
     async def close(self) -> None:
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
+        self._consumers.clear()
         async with self._connect_lock:
             if self._db is not None:
                 async with self._lock:
@@ -94,7 +96,8 @@ class InProcessBus(EventBus):
                 self._db = None
 
     async def ping(self) -> bool:
-        return self._db is not None
+        """Open, and every queue's consumer running (none waiting to be restarted)."""
+        return self._db is not None and all(consumer.alive for consumer in self._consumers)
 
     async def publish(self, envelopes: Sequence[Envelope]) -> None:
         db = await self._conn()
@@ -152,13 +155,24 @@ class InProcessBus(EventBus):
         return [(r[0], bytes(r[1]), r[2]) for r in rows], next_due
 
     async def _consume(self, sub: Subscription) -> None:
+        """One queue's consumer loop (under a `Supervisor`: whatever ends it, it runs again)."""
         queue = self.name(sub.queue)
         wakeup = self._wakeups[sub.queue]
+        # Started again after a failure: deliveries this loop had claimed and not settled are
+        # delivered again (the only claimer of this queue is this loop; the inbox skips
+        # whatever was applied already).
+        db = await self._conn()
+        async with self._lock:
+            await db.execute(
+                "UPDATE messages SET state='ready' WHERE queue=? AND state='inflight'", (queue,)
+            )
         while not self._closing:
             try:
                 batch, next_due = await self._claim(queue)
-            except Exception:
-                log.exception("claim_failed", queue=queue)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("claim_failed", queue=queue, error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)
                 continue
             if not batch:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_kit.bus import EventBus, MalformedMessage
 from streamia_kit.db import Database, UTCDateTime, rowcount, utcnow
 from streamia_kit.events import Envelope, Event, queue_name
+from streamia_kit.faults import Supervisor, is_transient, transient_delay
 from streamia_kit.repository import dialect_name
 from streamia_kit.repository import insert as upsert
 from streamia_kit.telemetry import Tracing, current_traceparent
@@ -42,7 +43,8 @@ EventHandler = Callable[[AsyncSession, E, Envelope], Awaitable[None]]
 BatchEventHandler = Callable[[AsyncSession, Sequence[tuple[E, Envelope]]], Awaitable[None]]
 
 OUTBOX_INFO_KEY = "streamia_outbox_dirty"
-MAX_RETRY_SECONDS = 2.0
+# First wait after a failed publish; it doubles up to `faults.MAX_DELAY` (2 s).
+RETRY_FIRST_SECONDS = 0.2
 
 
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -110,7 +112,11 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes committed outbox rows in order, deleting each batch once the broker confirms."""
+    """Publishes committed outbox rows in order, deleting each batch once the broker confirms.
+
+    Runs under a `Supervisor` (`outbox-relay:<service>` in metrics and logs): it waits out an
+    unreachable database or broker itself (woken on commit and on the broker's reconnect);
+    anything else ends the loop, and the supervisor starts it again."""
 
     def __init__(
         self,
@@ -120,6 +126,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         batch: int = 200,
         tracing: Tracing | None = None,
+        name: str = "outbox-relay",
     ) -> None:
         self.db = db
         self.bus = bus
@@ -128,22 +135,20 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.supervisor = Supervisor(name, self._run, first_delay=RETRY_FIRST_SECONDS)
         hooks = getattr(bus, "on_reconnect", None)
         if hooks is not None:
             hooks.append(self.wake)
 
     def wake(self) -> None:
         self._wakeup.set()
+        self.supervisor.wake()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self.supervisor.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self.supervisor.stop()
 
     async def _run(self) -> None:
         failures = 0
@@ -152,18 +157,18 @@ class OutboxRelay:
                 await self.drain()
                 failures = 0
                 delay = self.poll_seconds
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:
                 task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if (task is not None and task.cancelling()) or not is_transient(exc):
                     raise
                 failures += 1
                 # Short and capped: once the broker is back, events wait at most ~2 s (and
                 # the bus wakes the relay as soon as its connection is restored).
-                delay = min(0.2 * 2 ** min(failures, 4), MAX_RETRY_SECONDS)
+                delay = transient_delay(failures, RETRY_FIRST_SECONDS)
                 log.warning(
-                    "outbox_publish_failed", error=f"{type(exc).__name__}: {exc}", retry_in=delay
+                    "outbox_publish_failed",
+                    error=f"{type(exc).__name__}: {exc}"[:300],
+                    retry_in=round(delay, 2),
                 )
             self._wakeup.clear()
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import heapq
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from aio_pika.abc import (
 
 from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, Verdict, encode
 from streamia_kit.events import EXCHANGES, Envelope, exchange_for
+from streamia_kit.faults import Supervisor
 
 log = structlog.get_logger("streamia.bus.rabbitmq")
 
@@ -120,7 +122,7 @@ class RabbitMQBus(EventBus):
         # that were waiting together (one transaction per batch, see `dispatch_many`).
         self.workers = workers
         self.batch_size = batch_size
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: list[Supervisor] = []
         self._conn: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._consume_channels: list[AbstractChannel] = []
@@ -189,11 +191,11 @@ class RabbitMQBus(EventBus):
             pending.put_nowait(message)
 
         for n in range(max(1, self.workers)):
-            self._workers.append(
-                asyncio.create_task(
-                    self._work(channel, sub, pending, acks), name=f"bus:{sub.queue}:{n}"
-                )
+            worker = Supervisor(
+                f"bus:{sub.queue}:{n}", functools.partial(self._work, channel, sub, pending, acks)
             )
+            self._workers.append(worker)
+            worker.start()
         await queue.consume(on_message, no_ack=False)
 
     async def _work(
@@ -203,7 +205,9 @@ class RabbitMQBus(EventBus):
         pending: asyncio.Queue[AbstractIncomingMessage],
         acks: _Acks,
     ) -> None:
-        """Take whatever deliveries are waiting (up to a batch), run them, settle each."""
+        """Take whatever deliveries are waiting (up to a batch), run them, settle each.
+
+        Runs under a `Supervisor`; a batch that fails is logged and the loop goes on."""
         while True:
             batch = [await pending.get()]
             await asyncio.sleep(0)  # let deliveries that arrived with it join the batch
@@ -306,14 +310,18 @@ class RabbitMQBus(EventBus):
         await self._exchanges[exchange_for(env.type)].publish(message, routing_key=env.type)
 
     async def ping(self) -> bool:
-        """False while the robust connection is lost and reconnecting, not only once closed."""
+        """False while the robust connection is lost and reconnecting, not only once closed,
+        and while a consumer's worker waits to be restarted."""
         conn = self._conn
-        return conn is not None and not conn.is_closed and conn.connected.is_set()
+        return (
+            conn is not None
+            and not conn.is_closed
+            and conn.connected.is_set()
+            and all(worker.alive for worker in self._workers)
+        )
 
     async def close(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*(worker.stop() for worker in self._workers))
         self._workers.clear()
         if self._conn is not None:
             await self._conn.close()

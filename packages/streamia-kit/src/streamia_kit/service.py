@@ -85,6 +85,7 @@ class Service:
             metadata.tables["outbox"],
             settings.outbox_poll_seconds,
             tracing=self.tracing,
+            name=f"outbox-relay:{self.name}",
         )
         self.db.after_outbox_commit.append(self.relay.wake)
         self.backlog = BacklogSampler(self.name, self.db, metadata.tables["outbox"], self.bus)
@@ -106,6 +107,9 @@ class Service:
             "database": self.db.ping,
             "bus": self.infra.bus.ping,
             "cache": self.infra.cache.ping,
+            # Background tasks (each under a kit `Supervisor`): false while one waits to be
+            # restarted after it failed.
+            "outbox_relay": self.relay.supervisor.ping,
         }
         self.started_at: float | None = None
 

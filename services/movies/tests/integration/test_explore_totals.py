@@ -92,7 +92,7 @@ async def test_a_catalogue_change_recounts_recent_searches_in_the_background(
     await new_movie(client, title=f"Una {word}", category=category)
     assert (await _explore(client, search=word))["total"] == 1
 
-    await wait_for(lambda: totals._warm_task is None or totals._warm_task.done())
+    await wait_for(lambda: totals.idle, message="the warmer idle")
     count_calls.clear()
     await new_movie(client, title=f"Otra {word}", category=category)
     # No request needed: the whole catalogue and the recent search are counted again.

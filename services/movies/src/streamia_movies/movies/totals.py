@@ -17,6 +17,7 @@ import structlog
 
 from streamia_kit.cache import Cache, SingleFlight
 from streamia_kit.db import Database, new_id
+from streamia_kit.faults import Supervisor, is_transient
 from streamia_movies.movies.repository import MoviesRepository
 
 log = structlog.get_logger("streamia.movies.totals")
@@ -35,7 +36,8 @@ def total(counts: dict[str, int], category_keys: list[str] | None) -> int:
 class ExploreTotals:
     """The counts per category of a search, cached; owns the task that recounts them after
     a catalogue change (debounced by `warm_delay`) and at start, for the whole catalogue and
-    the `warm_searches` most recent searches, so the next visitor does not pay for a count."""
+    the `warm_searches` most recent searches, so the next visitor does not pay for a count.
+    The task runs under a `Supervisor` (`explore-warmer`)."""
 
     def __init__(
         self,
@@ -52,8 +54,10 @@ class ExploreTotals:
         self.warm_searches = warm_searches
         self._flight = SingleFlight()
         self._recent: OrderedDict[str, None] = OrderedDict()  # folded searches, newest last
-        self._warm_task: asyncio.Task[None] | None = None
-        self._warm_again = False
+        self._due = asyncio.Event()  # a pass is wanted
+        self._next_delay = warm_delay
+        self._warming = False
+        self.warmer = Supervisor("explore-warmer", self._warm_loop)
 
     async def version(self) -> str:
         version = await self.cache.get(_VERSION_KEY)
@@ -101,23 +105,31 @@ class ExploreTotals:
         """Count the totals of the current version in the background: the whole catalogue's
         (every list and category filter needs them) and the recent searches'. Changes
         arriving meanwhile are coalesced into one more pass."""
-        if self._warm_task is not None and not self._warm_task.done():
-            self._warm_again = True
-            return
-        wait = self.warm_delay if delay is None else delay
-        self._warm_task = asyncio.create_task(self._warm_loop(wait), name="explore-totals-warm")
+        if not self._due.is_set():
+            self._next_delay = self.warm_delay if delay is None else delay
+        self._due.set()
 
-    async def _warm_loop(self, delay: float) -> None:
+    async def _warm_loop(self) -> None:
         while True:
-            self._warm_again = False
-            await asyncio.sleep(delay)
+            await self._due.wait()
+            await asyncio.sleep(self._next_delay)  # changes arriving meanwhile: one pass
+            self._due.clear()
+            self._next_delay = self.warm_delay
+            self._warming = True
             try:
                 await self.warm()
-            except Exception as exc:  # a cold count later is the only cost
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # The cache or the database is away: a cold count later is the only cost.
                 log.warning("explore_warm_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            if not self._warm_again:
-                return
-            delay = self.warm_delay
+            finally:
+                self._warming = False
+
+    @property
+    def idle(self) -> bool:
+        """No warm pass running or wanted."""
+        return not self._due.is_set() and not self._warming
 
     async def warm(self) -> int:
         """Count (or find cached) the totals of "" and of each recent search, newest first;
@@ -134,9 +146,7 @@ class ExploreTotals:
 
     async def start(self) -> None:
         self.schedule_warm(delay=0.0)
+        self.warmer.start()
 
     async def stop(self) -> None:
-        if self._warm_task is not None:
-            self._warm_task.cancel()
-            await asyncio.gather(self._warm_task, return_exceptions=True)
-            self._warm_task = None
+        await self.warmer.stop()

@@ -14,6 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_kit.db import Database, on_commit, utcnow
+from streamia_kit.faults import Supervisor, is_transient
 from streamia_notifications.config import NotificationsSettings
 from streamia_notifications.emails.schemas import EmailJob
 from streamia_notifications.jobs.policy import DeliveryPolicy
@@ -35,7 +36,7 @@ class DatabaseEmailQueue:
         self.policy = policy
         self.settings = settings
         self._wakeup = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
+        self._supervisor = Supervisor("email-jobs", self._run)
         self._running: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, session: AsyncSession, job: EmailJob) -> bool:
@@ -62,13 +63,10 @@ class DatabaseEmailQueue:
             # One process owns a SQLite file: jobs locked at a crash can run again at once.
             async with self.db.transaction() as session:
                 await QueuedEmailsRepository(session).release_all()
-        self._loop = asyncio.create_task(self._run(), name="email-jobs")
+        self._supervisor.start()
 
     async def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.cancel()
-            await asyncio.gather(self._loop, return_exceptions=True)
-            self._loop = None
+        await self._supervisor.stop()
         # Let emails in flight finish, so none is sent without being recorded.
         if self._running:
             await asyncio.wait(self._running, timeout=self.settings.email_job_timeout_seconds)
@@ -77,9 +75,11 @@ class DatabaseEmailQueue:
         await asyncio.gather(*self._running, return_exceptions=True)
 
     async def ping(self) -> bool:
-        return self._loop is not None and not self._loop.done()
+        return self._supervisor.alive
 
     async def _run(self) -> None:
+        """Claim due jobs and run them; waits out an unavailable database, and anything else
+        ends the loop for its `Supervisor` to start it again."""
         poll = self.settings.email_poll_seconds
         while True:
             timeout = poll
@@ -95,9 +95,10 @@ class DatabaseEmailQueue:
                         continue
                     if next_due is not None:
                         timeout = max(0.0, min(poll, (next_due - utcnow()).total_seconds()))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # database briefly unavailable: try again shortly
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                # The database is briefly unavailable: try again shortly.
                 log.warning("email_jobs_poll_failed", error=f"{type(exc).__name__}: {exc}")
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
