@@ -24,7 +24,14 @@ def _env(stack) -> dict[str, str]:
     return env
 
 
-async def test_dlq_list_show_and_replay(stack, monkeypatch):
+def _poison(user_id: str) -> Envelope:
+    return Envelope.wrap(
+        UserDeleted(user_id=user_id, email="a@b.io", first_name="A", last_name="B"),
+        "streamia/test",
+    )
+
+
+async def test_dlq_list_show_replay_filter_and_purge(stack, monkeypatch):
     for key, value in _env(stack).items():
         monkeypatch.setenv(key, value)
     settings = ServiceSettings(**stack.overrides())
@@ -39,34 +46,43 @@ async def test_dlq_list_show_and_replay(stack, monkeypatch):
 
     infra.bus.subscribe("favorites", "user.deleted", handler)
     await infra.start()
-    poison = Envelope.wrap(
-        UserDeleted(user_id="u-1", email="a@b.io", first_name="A", last_name="B"), "streamia/test"
-    )
+    poison, other = _poison("u-1"), _poison("u-2")
     try:
-        await infra.bus.publish([poison])
+        await infra.bus.publish([poison, other])
 
-        async def dead() -> bool:
-            return (await infra.bus.dead_letter_counts([QUEUE]))[QUEUE] == 1
+        async def dead(count: int) -> bool:
+            return (await infra.bus.dead_letter_counts([QUEUE]))[QUEUE] == count
 
-        await wait_for(dead, message="dead letter")
+        await wait_for(lambda: dead(2), message="dead letters")
         runner = CliRunner()
 
-        listed = await asyncio.to_thread(runner.invoke, app, ["dlq", "list"])
-        assert listed.exit_code == 0, listed.output
-        assert any(line.split() == [f"{QUEUE}.dlq", "1"] for line in listed.output.splitlines())
+        async def cli(*args: str, input: str | None = None):
+            return await asyncio.to_thread(runner.invoke, app, ["dlq", *args], input=input)
 
-        shown = await asyncio.to_thread(runner.invoke, app, ["dlq", "show", QUEUE])
+        listed = await cli("list")
+        assert listed.exit_code == 0, listed.output
+        assert any(line.split() == [f"{QUEUE}.dlq", "2"] for line in listed.output.splitlines())
+
+        shown = await cli("show", QUEUE, "--filter", "message.data.user_id=u-1")
         assert shown.exit_code == 0, shown.output
-        letter = json.loads(shown.output.splitlines()[0])
+        [letter] = [json.loads(line) for line in shown.output.splitlines()]
         assert letter["id"] == poison.id and letter["type"] == "user.deleted"
         assert letter["attempts"] == settings.max_delivery_attempts
         assert "favorites database down" in letter["error"]
 
         broken = False
-        replayed = await asyncio.to_thread(runner.invoke, app, ["dlq", "replay", QUEUE])
-        assert replayed.exit_code == 0 and "replayed 1" in replayed.output
+        replayed = await cli("replay", QUEUE, "--filter", "message.data.user_id=u-1")
+        assert replayed.exit_code == 0 and "replayed 1" in replayed.output, replayed.output
         await wait_for(lambda: delivered == [poison.id], timeout=15, message="replayed delivery")
-        assert not await dead()
+        assert await dead(1)
+
+        kept = await cli("purge", QUEUE, input="n\n")
+        assert kept.exit_code == 1 and "Delete 1 dead letter(s)" in kept.output, kept.output
+        assert await dead(1)
+        purged = await cli("purge", QUEUE, "--filter", "error~database down", "--yes")
+        assert purged.exit_code == 0 and "purged 1" in purged.output, purged.output
+        assert await dead(0)
+        assert delivered == [poison.id]  # the purged one never ran
     finally:
         await infra.close()
 
@@ -89,9 +105,43 @@ def test_users_create_admin_and_promote(tmp_path, monkeypatch):
     assert promoted.exit_code == 0 and "is an admin" in promoted.output
 
 
-def test_dlq_show_and_replay_on_an_unknown_queue_say_so_and_exit_1():
+async def test_dlq_commands_on_an_unknown_queue_say_so_exit_1_and_create_nothing(
+    stack, monkeypatch
+):
+    for key, value in _env(stack).items():
+        monkeypatch.setenv(key, value)
+    infra = Infrastructure.from_settings(ServiceSettings(**stack.overrides()))
+    infra.bus.subscribe("favorites", "user.deleted", _never)
+    await infra.start()  # the platform's queues exist; users consumes no user.deleted
     runner = CliRunner()
-    for command in (["dlq", "show", "favorites.user.deletd"], ["dlq", "replay", "nope.dlq"]):
-        result = runner.invoke(app, command)
-        assert result.exit_code == 1, result.output
-        assert "unknown queue" in result.output
+    try:
+        for command in (
+            ["show", "favorites.user.deletd"],
+            ["replay", "nope.dlq"],
+            ["show", "users.user.deleted"],  # a well-formed name the broker does not have
+            ["replay", "users.user.deleted.dlq"],
+            ["purge", "users.user.deleted", "--yes"],
+        ):
+            result = await asyncio.to_thread(runner.invoke, app, ["dlq", *command])
+            assert result.exit_code == 1, result.output
+            assert "unknown queue" in result.output
+        counts = await infra.bus.dead_letter_counts(["users.user.deleted", QUEUE])
+        assert counts == {"users.user.deleted": None, QUEUE: 0}  # still not there
+    finally:
+        await infra.close()
+
+
+async def _never(envelope) -> None:
+    raise AssertionError("nothing is published here")
+
+
+def test_dlq_bad_arguments_get_a_clear_message_and_a_non_zero_exit():
+    runner = CliRunner()
+    for command, says in (
+        (["replay", QUEUE, "--filter", "user_id"], "PATH=VALUE or PATH~TEXT"),
+        (["purge", QUEUE, "--filter", "data.user_id=1", "--yes"], "PATH starts with one of"),
+        (["show", QUEUE, "--limit", "many"], "Invalid value for '--limit'"),
+        (["show", QUEUE, "--limit", "0"], "Invalid value for '--limit'"),
+    ):
+        result = runner.invoke(app, ["dlq", *command])
+        assert result.exit_code != 0 and says in result.output, result.output

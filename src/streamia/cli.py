@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import orjson
 import typer
 from typer.core import TyperArgument
 
-from streamia import platform
-from streamia_kit.bus import EventBus
+from streamia import ALL_SERVICES, HTTP_SERVICES
+
+if TYPE_CHECKING:
+    from streamia_kit.bus import EventBus, Selection
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Streamia platform.")
 dlq_app = typer.Typer(no_args_is_help=True, help="Inspect and replay dead-lettered events.")
@@ -64,6 +67,7 @@ def up(
     ] = False,
 ) -> None:
     """Start the whole platform in one process (embedded mode) and print where to open it."""
+    from streamia import platform
     from streamia.console import StartupConsole
     from streamia_kit.config import ServiceSettings
 
@@ -83,10 +87,12 @@ def up(
 
 
 @app.command()
-def serve(service: Annotated[str, typer.Argument(help=", ".join(platform.ALL_SERVICES))]) -> None:
+def serve(service: Annotated[str, typer.Argument(help=", ".join(ALL_SERVICES))]) -> None:
     """Run one service as its own process, configured by STREAMIA_* URLs (distributed mode)."""
-    if service not in platform.ALL_SERVICES:
-        raise typer.BadParameter(f"choose one of {', '.join(platform.ALL_SERVICES)}")
+    from streamia import platform
+
+    if service not in ALL_SERVICES:
+        raise typer.BadParameter(f"choose one of {', '.join(ALL_SERVICES)}")
     try:
         _run(platform.serve_one(service))
     except KeyboardInterrupt:
@@ -102,64 +108,183 @@ def test(ctx: typer.Context) -> None:
 
 
 def _queues() -> list[str]:
-    """Every durable queue of the platform: `<consumer>.<event type>`."""
-    return [sub.queue for sub in platform.subscriptions()]
+    """Every queue the platform's services could consume: `<consumer>.<event type>` (the
+    broker says which exist; no service is imported, which took seconds)."""
+    from streamia_kit.events import EVENT_TYPES, queue_name
+
+    return [queue_name(consumer, kind) for consumer in HTTP_SERVICES for kind in EVENT_TYPES]
 
 
 def _known_queue(queue: str) -> str:
-    """The queue a `dlq` argument names (with or without `.dlq`); exit 1 on an unknown one,
-    before the broker is asked (asking would create it)."""
+    """The queue a `dlq` argument names (with or without `.dlq`); exit 1 on a name no
+    service could consume, before the broker is asked (which declares passively anyway)."""
     name = queue.removesuffix(".dlq")
     if name not in _queues():
-        typer.echo(f"unknown queue: {queue} (`streamia dlq list` names them)", err=True)
-        raise typer.Exit(1)
+        _unknown(queue)
     return name
+
+
+def _unknown(queue: str, why: str = "`streamia dlq list` names them") -> NoReturn:
+    typer.echo(f"unknown queue: {queue} ({why})", err=True)
+    raise typer.Exit(1)
 
 
 T = TypeVar("T")
 
 
-async def _with_bus(fn: Callable[[EventBus], Awaitable[T]]) -> T:
+def _with_bus(queue: str | None, fn: Callable[[EventBus], Awaitable[T]]) -> T:
+    """Run `fn` with the bus the STREAMIA_* settings select (RabbitMQ, or the embedded one's
+    file); a dead-letter queue the broker does not have is an unknown queue (exit 1)."""
+    from streamia_kit.bus import UnknownQueue
     from streamia_kit.config import ServiceSettings
     from streamia_kit.infra import Infrastructure
 
-    infra = Infrastructure.from_settings(ServiceSettings())
+    async def run() -> T:
+        infra = Infrastructure.from_settings(ServiceSettings())
+        try:
+            return await fn(infra.bus)
+        finally:
+            await infra.close()
+
     try:
-        return await fn(infra.bus)
-    finally:
-        await infra.close()
+        return asyncio.run(run())
+    except UnknownQueue:
+        _unknown(queue or "?", "its dead-letter queue does not exist: has its service run?")
+
+
+_FILTER = re.compile(r"(?P<path>[A-Za-z_][\w.]*)(?P<op>[=~])(?P<value>.*)", re.DOTALL)
+_FILTER_FIELDS = ("queue", "id", "type", "attempts", "error", "message")
+FilterOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--filter",
+        help="PATH=VALUE (equal) or PATH~TEXT (contains), PATH a dotted path in what "
+        "`dlq show` prints: type=user.deleted, message.data.user_id=42, error~timeout; "
+        "repeatable, all must match",
+        show_default=False,
+    ),
+]
+IdsOption = Annotated[
+    list[str] | None, typer.Option("--id", help="only these event ids", show_default=False)
+]
+
+
+def _field(letter: dict[str, Any], path: list[str]) -> Any:
+    value: Any = letter
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return _MISSING
+        value = value[key]
+    return value
+
+
+_MISSING = object()
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _selection(ids: list[str] | None, filters: list[str] | None) -> Selection:
+    """The dead letters `--id` and `--filter` pick (all must hold); None: every one."""
+    tests: list[Callable[[dict[str, Any]], bool]] = []
+    if ids:
+        wanted = set(ids)
+        tests.append(lambda letter: letter["id"] in wanted)
+    for text in filters or []:
+        match = _FILTER.fullmatch(text)
+        if match is None:
+            raise typer.BadParameter(
+                f"{text!r}: write PATH=VALUE or PATH~TEXT", param_hint="'--filter'"
+            )
+        path, op, value = match["path"].split("."), match["op"], match["value"]
+        if path[0] not in _FILTER_FIELDS:
+            raise typer.BadParameter(
+                f"{text!r}: PATH starts with one of {', '.join(_FILTER_FIELDS)}",
+                param_hint="'--filter'",
+            )
+
+        def test(
+            letter: dict[str, Any], path: list[str] = path, op: str = op, value: str = value
+        ) -> bool:
+            found = _field(letter, path)
+            if found is _MISSING:
+                return False
+            return _as_text(found) == value if op == "=" else value in _as_text(found)
+
+        tests.append(test)
+    if not tests:
+        return None
+    return lambda dead: all(test(dead.as_dict()) for test in tests)
 
 
 @dlq_app.command("list")
 def dlq_list() -> None:
-    """Dead-letter counts per queue."""
+    """Dead-letter counts per queue (read from the broker, nothing consumed)."""
     queues = _queues()
-    counts = asyncio.run(_with_bus(lambda bus: bus.dead_letter_counts(queues)))
-    width = max((len(q) for q in queues), default=10) + 4
-    for queue in queues:
+    counts = _with_bus(None, lambda bus: bus.dead_letter_counts(queues))
+    found = sorted(queue for queue in queues if counts[queue] is not None)
+    if not found:
+        typer.echo("no dead-letter queues yet: has the platform run?", err=True)
+    width = max((len(q) for q in found), default=10) + 4
+    for queue in found:
         typer.echo(f"{queue + '.dlq':<{width}} {counts[queue]}")
 
 
 @dlq_app.command("show")
-def dlq_show(queue: str, limit: int = 20) -> None:
+def dlq_show(
+    queue: str,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many")] = 20,
+    filters: FilterOption = None,
+) -> None:
     """Print the dead letters of a queue (`favorites.user.deleted`) as JSON lines."""
     name = _known_queue(queue)
-    letters = asyncio.run(_with_bus(lambda bus: bus.dead_letters(name, limit)))
-    for letter in letters:
+    select = _selection(None, filters)
+    letters = _with_bus(
+        queue, lambda bus: bus.dead_letters(name, limit if select is None else _ALL)
+    )
+    shown = [letter for letter in letters if select is None or select(letter)][:limit]
+    for letter in shown:
         typer.echo(orjson.dumps(letter.as_dict()).decode())
-    if not letters:
-        typer.echo(f"no dead letters in {queue}", err=True)
+    if not shown:
+        typer.echo(f"no dead letters in {queue}" + (" match" if select else ""), err=True)
 
 
 @dlq_app.command("replay")
-def dlq_replay(
-    queue: str,
-    ids: Annotated[list[str] | None, typer.Option("--id", help="only these event ids")] = None,
-) -> None:
-    """Send dead letters back to their queue with a fresh attempt count."""
+def dlq_replay(queue: str, ids: IdsOption = None, filters: FilterOption = None) -> None:
+    """Send dead letters (all, or those --id/--filter pick) back to their queue with a fresh
+    attempt count."""
     name = _known_queue(queue)
-    count = asyncio.run(_with_bus(lambda bus: bus.replay(name, ids or None)))
+    select = _selection(ids, filters)
+    count = _with_bus(queue, lambda bus: bus.replay(name, select))
     typer.echo(f"replayed {count} message(s) to {name}")
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    queue: str,
+    ids: IdsOption = None,
+    filters: FilterOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+) -> None:
+    """Delete dead letters (all, or those --id/--filter pick) for good, after confirmation."""
+    name = _known_queue(queue)
+    select = _selection(ids, filters)
+    if not yes:
+        if select is None:
+            count = _with_bus(queue, lambda bus: bus.dead_letter_counts([name]))[name] or 0
+        else:
+            letters = _with_bus(queue, lambda bus: bus.dead_letters(name, _ALL))
+            count = sum(1 for letter in letters if select(letter))
+        if count == 0:
+            typer.echo(f"no dead letters in {name}.dlq" + (" match" if select else ""))
+            return
+        typer.confirm(f"Delete {count} dead letter(s) from {name}.dlq for good?", abort=True)
+    purged = _with_bus(queue, lambda bus: bus.purge(name, select))
+    typer.echo(f"purged {purged} message(s) from {name}.dlq")
+
+
+_ALL = 1_000_000
 
 
 async def _users_admin(email: str, password: str | None, first: str, last: str) -> str:
@@ -256,6 +381,8 @@ def import_monolith(
 @app.command("seed-demo")
 def seed_demo() -> None:
     """Create an admin and a handful of demo movies with videos and subtitles."""
+    from streamia import platform
+
     typer.echo(asyncio.run(platform.seed_demo()))
     typer.echo(f"Demo admin password: {platform.DEMO_ADMIN_PASSWORD}")
 
@@ -263,6 +390,8 @@ def seed_demo() -> None:
 @app.command()
 def env(write_readme: bool = typer.Option(False, help="refresh the table in README.md")) -> None:
     """Print every STREAMIA_* environment variable as a Markdown table."""
+    from streamia import platform
+
     table = platform.env_table()
     if not write_readme:
         typer.echo(table)
@@ -301,6 +430,8 @@ def openapi(
     / "openapi.json",
 ) -> None:
     """Write the gateway's merged OpenAPI document (what its `/openapi.json` serves)."""
+    from streamia import platform
+
     text = platform.openapi_json()
     if str(output) == "-":
         typer.echo(text, nl=False)
@@ -317,6 +448,7 @@ def makemigrations(service: str, message: str = "initial") -> None:
 
     from alembic import command
 
+    from streamia import platform
     from streamia_kit.migrations import alembic_config, migrate
 
     module = platform.load(service)

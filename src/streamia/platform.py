@@ -17,18 +17,16 @@ from typing import Any, Literal
 import structlog
 import uvicorn
 
+# The services in start order (only for readable logs: each tolerates the others being down).
+from streamia import ALL_SERVICES as ALL_SERVICES
+from streamia import HTTP_SERVICES as HTTP_SERVICES
 from streamia.console import Banner, StartupConsole
 from streamia_kit.bus import Subscription
 from streamia_kit.config import ServiceSettings
 from streamia_kit.files import private_dir
 from streamia_kit.infra import Infrastructure
 
-# Start order matters only for readability of the logs; every service tolerates the others
-# being down.
 log = structlog.get_logger("streamia.platform")
-
-HTTP_SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications", "playback")
-ALL_SERVICES = (*HTTP_SERVICES, "gateway")
 
 
 @dataclass(frozen=True)

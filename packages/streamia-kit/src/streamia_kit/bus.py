@@ -44,6 +44,11 @@ class MalformedMessage(Exception):
     """The message can never be processed; it goes to the dead-letter queue at once."""
 
 
+class UnknownQueue(LookupError):
+    """No such dead-letter queue on the broker (a misspelt name, or its consumer never ran):
+    the `dlq` commands say so rather than create it."""
+
+
 class Outcome(Enum):
     DONE = "done"
     RETRY = "retry"
@@ -80,6 +85,10 @@ class DeadLetter:
             "error": self.error,
             "message": payload,
         }
+
+
+# Which dead letters a `dlq` command acts on; None: all of them.
+Selection = Callable[[DeadLetter], bool] | None
 
 
 @dataclass(slots=True)
@@ -284,10 +293,13 @@ class EventBus(abc.ABC):
     async def ping(self) -> bool: ...
 
     @abc.abstractmethod
-    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]: ...
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        """The first `limit` dead letters of `queue`, left where they are (`UnknownQueue`)."""
 
     @abc.abstractmethod
-    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]: ...
+    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int | None]:
+        """Dead letters per queue, read without consuming any; None where the broker has no
+        such dead-letter queue (never created by asking)."""
 
     @abc.abstractmethod
     async def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
@@ -295,5 +307,9 @@ class EventBus(abc.ABC):
         what the consumers hold: RabbitMQ's ready messages, past their prefetch)."""
 
     @abc.abstractmethod
-    async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
-        """Move dead letters back to their queue with a fresh attempt count."""
+    async def replay(self, queue: str, select: Selection = None) -> int:
+        """Move the selected dead letters back to their queue with a fresh attempt count."""
+
+    @abc.abstractmethod
+    async def purge(self, queue: str, select: Selection = None) -> int:
+        """Delete the selected dead letters for good; how many went."""

@@ -13,7 +13,15 @@ from pathlib import Path
 import aiosqlite
 import structlog
 
-from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, encode
+from streamia_kit.bus import (
+    DeadLetter,
+    EventBus,
+    Outcome,
+    Selection,
+    Subscription,
+    UnknownQueue,
+    encode,
+)
 from streamia_kit.events import Envelope, exchange_for
 from streamia_kit.faults import Supervisor, is_transient
 from streamia_kit.files import private_file
@@ -225,20 +233,28 @@ class InProcessBus(EventBus):
                     "UPDATE messages SET state='dead', error=? WHERE id=?", (error, row_id)
                 )
 
-    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+    async def _known(self, db: aiosqlite.Connection, queue: str) -> str:
+        """`queue`'s name in the file; `UnknownQueue` when no consumer ever bound it."""
+        name = self.name(queue)
+        cursor = await db.execute("SELECT 1 FROM bindings WHERE queue=? LIMIT 1", (name,))
+        if await cursor.fetchone() is None:
+            raise UnknownQueue(queue)
+        return name
+
+    async def _dead(self, queue: str, limit: int) -> list[DeadLetter]:
         db = await self._conn()
         cursor = await db.execute(
             "SELECT id, message_id, type, attempt, error, body FROM messages"
             " WHERE queue=? AND state='dead' ORDER BY id LIMIT ?",
-            (self.name(queue), limit),
+            (await self._known(db, queue), limit),
         )
         return [
             DeadLetter(queue, r[1], r[2], r[3], r[4], bytes(r[5]), ref=r[0])
             for r in await cursor.fetchall()
         ]
 
-    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
-        return await self._counts(queues, "dead")
+    async def dead_letters(self, queue: str, limit: int = 100) -> list[DeadLetter]:
+        return await self._dead(queue, limit)
 
     async def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
         # 'ready' includes deliveries waiting for their retry delay, as RabbitMQ's main
@@ -255,18 +271,47 @@ class InProcessBus(EventBus):
             (counts[queue],) = await cursor.fetchone()  # type: ignore[misc]
         return counts
 
-    async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int | None]:
         db = await self._conn()
-        sql = (
-            "UPDATE messages SET state='ready', attempt=1, available_at=? "
-            "WHERE queue=? AND state='dead'"
+        cursor = await db.execute(
+            "SELECT b.queue, COUNT(m.id) FROM (SELECT DISTINCT queue FROM bindings) b"
+            " LEFT JOIN messages m ON m.queue = b.queue AND m.state = 'dead' GROUP BY b.queue"
         )
-        params: list[object] = [time.time(), self.name(queue)]
-        if message_ids:
-            sql += f" AND message_id IN ({','.join('?' * len(message_ids))})"
-            params.extend(message_ids)
+        found = {queue: count for queue, count in await cursor.fetchall()}
+        return {queue: found.get(self.name(queue)) for queue in queues}
+
+    async def _change_dead(
+        self, queue: str, select: Selection, change: str, params: Sequence[object] = ()
+    ) -> int:
+        """Run `change` (an UPDATE/DELETE ending in its WHERE clause) on the selected dead
+        letters of `queue`; how many rows it touched."""
+        db = await self._conn()
+        if select is None:
+            rows = None
+            name = await self._known(db, queue)
+        else:
+            name = self.name(queue)
+            letters = await self._dead(queue, -1)  # SQLite: LIMIT -1 is no limit
+            rows = [letter.ref for letter in letters if select(letter)]
+            if not rows:
+                return 0
+        sql = f"{change} queue=? AND state='dead'"
+        args = [*params, name]
+        if rows is not None:
+            sql += f" AND id IN ({','.join('?' * len(rows))})"
+            args.extend(rows)
         async with self._lock:
-            cursor = await db.execute(sql, params)
-            count = cursor.rowcount
-        self._wake({self.name(queue)})
-        return count
+            cursor = await db.execute(sql, args)
+        self._wake({name})
+        return cursor.rowcount
+
+    async def replay(self, queue: str, select: Selection = None) -> int:
+        return await self._change_dead(
+            queue,
+            select,
+            "UPDATE messages SET state='ready', attempt=1, available_at=? WHERE",
+            [time.time()],
+        )
+
+    async def purge(self, queue: str, select: Selection = None) -> int:
+        return await self._change_dead(queue, select, "DELETE FROM messages WHERE")

@@ -107,8 +107,9 @@ class BacklogSampler:
         if queues:
             for queue, depth in (await self.bus.queue_depths(queues)).items():
                 QUEUE_DEPTH.labels(self.service, queue).set(depth)
-            for queue, depth in (await self.bus.dead_letter_counts(queues)).items():
-                DEAD_LETTER_DEPTH.labels(self.service, queue).set(depth)
+            for queue, dead in (await self.bus.dead_letter_counts(queues)).items():
+                if dead is not None:  # None: not declared yet
+                    DEAD_LETTER_DEPTH.labels(self.service, queue).set(dead)
 
     async def _run(self) -> None:
         # A failure (database or broker away) ends the run; the supervisor starts it again

@@ -15,10 +15,20 @@ from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustConnection,
 )
 
-from streamia_kit.bus import DeadLetter, EventBus, Outcome, Subscription, Verdict, encode
+from streamia_kit.bus import (
+    DeadLetter,
+    EventBus,
+    Outcome,
+    Selection,
+    Subscription,
+    UnknownQueue,
+    Verdict,
+    encode,
+)
 from streamia_kit.events import EXCHANGES, Envelope, exchange_for
 from streamia_kit.faults import Supervisor
 
@@ -328,10 +338,19 @@ class RabbitMQBus(EventBus):
         self._conn = self._publish_channel = None
         self._consume_channels.clear()
 
+    async def _dlq(self, channel: AbstractChannel, queue: str) -> AbstractQueue:
+        """The dead-letter queue of `queue`, declared passively: asking never creates one."""
+        try:
+            return await channel.declare_queue(f"{self.name(queue)}.dlq", passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            raise UnknownQueue(queue) from None
+
     async def _fetch_dead(
         self, channel: AbstractChannel, queue: str, limit: int
     ) -> list[tuple[DeadLetter, AbstractIncomingMessage]]:
-        dlq = await channel.declare_queue(f"{self.name(queue)}.dlq", durable=True)
+        """Take up to `limit` dead letters, unacked: the ones not acked go back to the DLQ
+        (in their order) when the channel closes."""
+        dlq = await self._dlq(channel, queue)
         out: list[tuple[DeadLetter, AbstractIncomingMessage]] = []
         while len(out) < limit:
             message = await dlq.get(no_ack=False, fail=False)
@@ -361,17 +380,29 @@ class RabbitMQBus(EventBus):
         finally:
             await channel.close()  # unacked messages go back to the DLQ
 
-    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int]:
+    async def dead_letter_counts(self, queues: Sequence[str]) -> dict[str, int | None]:
         conn = await self._connection()
-        channel = await conn.channel()
-        try:
-            counts = {}
-            for queue in queues:
-                q = await channel.declare_queue(f"{self.name(queue)}.dlq", durable=True)
-                counts[queue] = q.declaration_result.message_count or 0
-            return counts
-        finally:
-            await channel.close()
+        counts: dict[str, int | None] = {}
+
+        async def count(share: Sequence[str]) -> None:
+            # A passive declare of a missing queue closes its channel: open another.
+            channel = await conn.channel()
+            try:
+                for queue in share:
+                    try:
+                        dlq = await self._dlq(channel, queue)
+                    except UnknownQueue:
+                        counts[queue] = None
+                        channel = await conn.channel()
+                        continue
+                    counts[queue] = dlq.declaration_result.message_count or 0
+            finally:
+                await channel.close()
+
+        # Up to a few channels at once for many queues: each declare is a round trip.
+        channels = min(_COUNT_CHANNELS, max(1, len(queues) // 8))
+        await asyncio.gather(*(count(queues[n::channels]) for n in range(channels)))
+        return {queue: counts[queue] for queue in queues}
 
     async def queue_depths(self, queues: Sequence[str]) -> dict[str, int]:
         conn = await self._connection()
@@ -386,13 +417,13 @@ class RabbitMQBus(EventBus):
         finally:
             await channel.close()
 
-    async def replay(self, queue: str, message_ids: Sequence[str] | None = None) -> int:
+    async def replay(self, queue: str, select: Selection = None) -> int:
         conn = await self._connection()
         channel = await conn.channel(publisher_confirms=True)
         replayed = 0
         try:
-            for dead, message in await self._fetch_dead(channel, queue, 100_000):
-                if message_ids and dead.message_id not in message_ids:
+            for dead, message in await self._fetch_dead(channel, queue, _ALL):
+                if select is not None and not select(dead):
                     continue
                 await channel.default_exchange.publish(
                     self._copy(message, {ATTEMPT_HEADER: 1, ERROR_HEADER: None}),
@@ -403,3 +434,23 @@ class RabbitMQBus(EventBus):
         finally:
             await channel.close()
         return replayed
+
+    async def purge(self, queue: str, select: Selection = None) -> int:
+        conn = await self._connection()
+        channel = await conn.channel()
+        purged = 0
+        try:
+            if select is None:
+                result = await (await self._dlq(channel, queue)).purge()
+                return int(result.message_count or 0)
+            for dead, message in await self._fetch_dead(channel, queue, _ALL):
+                if select(dead):
+                    await message.ack()
+                    purged += 1
+        finally:
+            await channel.close()
+        return purged
+
+
+_COUNT_CHANNELS = 8
+_ALL = 1_000_000  # every dead letter of a queue (they are held in memory while sorted out)
