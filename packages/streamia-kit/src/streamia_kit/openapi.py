@@ -34,6 +34,7 @@ DESCRIPTIONS = {
     401: "No token provided, or an invalid, expired or revoked one",
     403: "Wrong role, not the owner, or a refused CORS origin",
     404: "Not found",
+    408: "The upload stalled: nothing received for the idle timeout (its file is removed)",
     409: "Conflict",
     413: "Request body too large",
     429: "Too many requests (`Retry-After`, `RateLimit-*` headers)",
@@ -80,6 +81,9 @@ def _statuses(route: Any) -> list[int]:
         statuses.add(404)
     if has_body:
         statuses.add(413)
+    body = (route.openapi_extra or {}).get("requestBody", {})
+    if "multipart/form-data" in body.get("content", {}):
+        statuses.add(408)  # read as it streams in, with an idle timeout
     if route.path_format.startswith("/api/"):
         statuses.update(_EVERY_API_ROUTE)
     return sorted(statuses)

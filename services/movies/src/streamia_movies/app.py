@@ -13,6 +13,7 @@ from streamia_movies import consumers
 from streamia_movies.config import MoviesSettings
 from streamia_movies.media.prober import MediaProber
 from streamia_movies.media.service import MediaService
+from streamia_movies.media.staging import StagingSweeper
 from streamia_movies.media.storage import (
     CloudinaryConfig,
     CloudinaryMediaStore,
@@ -72,8 +73,11 @@ def create_app(
     )
     movies = MoviesService(media, cache, totals, service.outbox, settings.public_base)
     consumers.register(service, movies)
-    service.on_start.append(totals.start)
-    service.on_stop.append(totals.stop)
+    sweeper = StagingSweeper(media.staging_dir)
+    service.on_start.extend([totals.start, sweeper.start])
+    service.on_stop.extend([totals.stop, sweeper.stop])
+    service.ready_checks["explore_warmer"] = totals.warmer.ping
+    service.ready_checks["staging_sweep"] = sweeper.supervisor.ping
     app = service.create_app(
         "Streamia movies",
         [router, status_router],

@@ -9,7 +9,7 @@ from pydantic import AliasChoices, Field, SecretStr
 
 from streamia_kit.config import ServiceSettings
 from streamia_movies.media.images import DEFAULT_MAX_COVER_BYTES
-from streamia_movies.media.uploads import DEFAULT_MAX_VIDEO_BYTES
+from streamia_movies.media.uploads import DEFAULT_IDLE_TIMEOUT_SECONDS, DEFAULT_MAX_VIDEO_BYTES
 
 
 class MoviesSettings(ServiceSettings):
@@ -37,6 +37,11 @@ class MoviesSettings(ServiceSettings):
     # Each upload is read (probe + poster frame, PyAV) in a child process with these limits.
     media_read_timeout_seconds: float = Field(
         default=60.0, gt=0, description="time limit to read an upload; slower files get 400"
+    )
+    upload_idle_timeout_seconds: float = Field(
+        default=DEFAULT_IDLE_TIMEOUT_SECONDS,
+        gt=0,
+        description="an upload that sends nothing for this long gets 408 (its file is removed)",
     )
     media_read_memory_mb: int = Field(
         default=1024, ge=256, description="memory limit of the process reading an upload"

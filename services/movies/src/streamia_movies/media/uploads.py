@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import BinaryIO
@@ -20,16 +20,23 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from streamia_kit.errors import BadRequest, PayloadTooLarge
+from streamia_kit.errors import BadRequest, PayloadTooLarge, StreamiaError
 from streamia_movies.media.formats import SNIFF_BYTES, VIDEO_EXTENSIONS, sniff_video
 
 DEFAULT_MAX_VIDEO_BYTES = 2 * 1024**3
+DEFAULT_IDLE_TIMEOUT_SECONDS = 60.0
 _FLUSH_BYTES = 1024 * 1024
 _FORM_OVERHEAD = 1024 * 1024  # room for boundaries and the small text fields
 
 
 class InvalidUpload(BadRequest):
     code = "invalid_upload"
+
+
+class UploadStalled(StreamiaError):
+    """The client stopped sending mid-body: its connection and staging file are let go."""
+
+    status, code = 408, "upload_timeout"
 
 
 class UnsupportedVideo(BadRequest):
@@ -246,8 +253,12 @@ async def receive_multipart(
     *,
     max_field_bytes: int = 64 * 1024,
     max_fields: int = 32,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT_SECONDS,
 ) -> MultipartForm:
-    """Parse a multipart/form-data body as it streams in; file parts land in `staging_dir`."""
+    """Parse a multipart/form-data body as it streams in; file parts land in `staging_dir`.
+
+    A body that sends nothing for `idle_timeout` seconds is refused with 408 (`UploadStalled`)
+    and its files removed: a stalled client would hold them and the connection for good."""
     content_type, options = parse_options_header(request.headers.get("content-type"))
     boundary = options.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -275,7 +286,7 @@ async def receive_multipart(
     )
     received = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in _unless_idle(request.stream(), idle_timeout):
             if chunk:
                 received += len(chunk)
                 if received > body_limit:  # a chunked body, or bytes in parts nobody wanted
@@ -294,6 +305,22 @@ async def receive_multipart(
         await receiver.abort()
         raise
     return receiver.form
+
+
+async def _unless_idle(chunks: AsyncIterator[bytes], idle_timeout: float) -> AsyncIterator[bytes]:
+    """`chunks`, raising `UploadStalled` when the next one takes longer than `idle_timeout`."""
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await anext(chunks)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise UploadStalled(
+                f"The upload stalled: nothing received for {idle_timeout:g} s",
+                details={"idleTimeoutSeconds": idle_timeout},
+            ) from None
+        yield chunk
 
 
 def video_rule(max_bytes: int = DEFAULT_MAX_VIDEO_BYTES) -> FileRule:

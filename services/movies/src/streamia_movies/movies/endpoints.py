@@ -96,7 +96,12 @@ async def upload(
     settings: SettingsDep,
 ) -> Any:
     rules = {"video": video_rule(settings.max_upload_bytes), "cover": _cover_rule(settings)}
-    form = await receive_multipart(request, movies.media.staging_dir, rules)
+    form = await receive_multipart(
+        request,
+        movies.media.staging_dir,
+        rules,
+        idle_timeout=settings.upload_idle_timeout_seconds,
+    )
     try:
         video, cover = form.files.get("video"), form.files.get("cover")
         fields = dict(form.fields)
@@ -197,7 +202,12 @@ async def upload_subtitle(
         lambda filename, _head: check_subtitle_filename(filename),
         "Subtitle file too large",
     )
-    form = await receive_multipart(request, movies.media.staging_dir, {"subtitle": rule})
+    form = await receive_multipart(
+        request,
+        movies.media.staging_dir,
+        {"subtitle": rule},
+        idle_timeout=settings.upload_idle_timeout_seconds,
+    )
     try:
         data = schemas.parse(schemas.SubtitleIn, form.fields)
         subtitles = await movies.add_subtitle(session, movie_id, data, form.files.get("subtitle"))
@@ -220,7 +230,10 @@ async def upload_cover(
 ) -> Any:
     """Multipart `cover` (PNG, JPEG or WebP): stored re-encoded as the movie's poster."""
     form = await receive_multipart(
-        request, movies.media.staging_dir, {"cover": _cover_rule(settings)}
+        request,
+        movies.media.staging_dir,
+        {"cover": _cover_rule(settings)},
+        idle_timeout=settings.upload_idle_timeout_seconds,
     )
     try:
         cover = form.files.get("cover")
