@@ -252,15 +252,15 @@ async def test_a_supervised_background_task_that_fails_is_restarted_until_it_run
         await asyncio.Event().wait()  # a worker's main loop: runs until cancelled
 
     before = REGISTRY.get_sample_value(
-        "streamia_background_task_restarts_total", {"task": "flaky-worker"}
+        "streamia_background_task_restarts_total", {"service": "kit", "task": "flaky-worker"}
     )
-    supervisor = Supervisor("flaky-worker", worker, first_delay=0.01)
+    supervisor = Supervisor("flaky-worker", worker, service="kit", first_delay=0.01)
     supervisor.start()
     try:
         await wait_for(running.is_set, timeout=5, message="the third start")
         assert supervisor.alive
         restarts = REGISTRY.get_sample_value(
-            "streamia_background_task_restarts_total", {"task": "flaky-worker"}
+            "streamia_background_task_restarts_total", {"service": "kit", "task": "flaky-worker"}
         )
         assert restarts - (before or 0.0) == failures
     finally:

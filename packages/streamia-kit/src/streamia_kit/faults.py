@@ -24,12 +24,12 @@ log = structlog.get_logger("streamia.faults")
 BACKGROUND_RESTARTS = Counter(
     "streamia_background_task_restarts_total",
     "Background tasks (workers, loops) started again after they failed or stopped",
-    ["task"],
+    ["service", "task"],
 )
 BACKGROUND_RUNNING = Gauge(
     "streamia_background_task_running",
     "1 while a supervised background task runs, 0 while it waits to be started again",
-    ["task"],
+    ["service", "task"],
 )
 
 
@@ -147,15 +147,21 @@ class Supervisor:
     resumes as soon as the dependency is back; whatever else escapes it lands here."""
 
     def __init__(
-        self, name: str, run: Callable[[], Awaitable[object]], first_delay: float = 0.1
+        self,
+        name: str,
+        run: Callable[[], Awaitable[object]],
+        *,
+        service: str,
+        first_delay: float = 0.1,
     ) -> None:
         self.name = name
+        self.service = service  # whose task: the `service` label of its series
         self._run = run
         self.first_delay = first_delay
         self.running = False
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
-        self._gauge = BACKGROUND_RUNNING.labels(name)
+        self._gauge = BACKGROUND_RUNNING.labels(service, name)
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -202,10 +208,11 @@ class Supervisor:
             self._set_running(False)
             failures = 1 if loop.time() - started > _HEALTHY_RUN_SECONDS else failures + 1
             delay = transient_delay(failures, self.first_delay)
-            BACKGROUND_RESTARTS.labels(self.name).inc()
+            BACKGROUND_RESTARTS.labels(self.service, self.name).inc()
             log.warning(
                 "background_task_restarting",
                 task=self.name,
+                service=self.service,
                 failures=failures,
                 retry_in=round(delay, 2),
                 error=error,

@@ -89,7 +89,9 @@ class InProcessBus(EventBus):
                 )
         for sub in self.subscriptions.values():
             self._wakeups[sub.queue] = asyncio.Event()
-            consumer = Supervisor(f"bus:{sub.queue}", functools.partial(self._consume, sub))
+            consumer = Supervisor(
+                f"bus:{sub.queue}", functools.partial(self._consume, sub), service=sub.consumer
+            )
             self._consumers.append(consumer)
             consumer.start()
 

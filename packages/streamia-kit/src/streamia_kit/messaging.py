@@ -114,7 +114,7 @@ class Outbox:
 class OutboxRelay:
     """Publishes committed outbox rows in order, deleting each batch once the broker confirms.
 
-    Runs under a `Supervisor` (`outbox-relay:<service>` in metrics and logs): it waits out an
+    Runs under a `Supervisor` (`outbox-relay` in metrics and logs): it waits out an
     unreachable database or broker itself (woken on commit and on the broker's reconnect);
     anything else ends the loop, and the supervisor starts it again."""
 
@@ -126,7 +126,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         batch: int = 200,
         tracing: Tracing | None = None,
-        name: str = "outbox-relay",
+        service: str = "",
     ) -> None:
         self.db = db
         self.bus = bus
@@ -135,7 +135,9 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.batch = batch
         self._wakeup = asyncio.Event()
-        self.supervisor = Supervisor(name, self._run, first_delay=RETRY_FIRST_SECONDS)
+        self.supervisor = Supervisor(
+            "outbox-relay", self._run, service=service, first_delay=RETRY_FIRST_SECONDS
+        )
         hooks = getattr(bus, "on_reconnect", None)
         if hooks is not None:
             hooks.append(self.wake)

@@ -85,7 +85,7 @@ class BacklogSampler:
         self.db = db
         self.outbox = outbox
         self.bus = bus
-        self._task = Supervisor(f"{service}-backlog-metrics", self._run, first_delay=1.0)
+        self._task = Supervisor("backlog-metrics", self._run, service=service, first_delay=1.0)
 
     def _queues(self) -> Sequence[str]:
         return [q for q, sub in self.bus.subscriptions.items() if sub.consumer == self.service]

@@ -202,7 +202,9 @@ class RabbitMQBus(EventBus):
 
         for n in range(max(1, self.workers)):
             worker = Supervisor(
-                f"bus:{sub.queue}:{n}", functools.partial(self._work, channel, sub, pending, acks)
+                f"bus:{sub.queue}:{n}",
+                functools.partial(self._work, channel, sub, pending, acks),
+                service=sub.consumer,
             )
             self._workers.append(worker)
             worker.start()

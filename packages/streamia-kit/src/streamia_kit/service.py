@@ -85,7 +85,7 @@ class Service:
             metadata.tables["outbox"],
             settings.outbox_poll_seconds,
             tracing=self.tracing,
-            name=f"outbox-relay:{self.name}",
+            service=self.name,
         )
         self.db.after_outbox_commit.append(self.relay.wake)
         self.backlog = BacklogSampler(self.name, self.db, metadata.tables["outbox"], self.bus)

@@ -8,12 +8,12 @@ from sqlalchemy import text
 
 from streamia_kit.testing import wait_for
 
-RELAY = "outbox-relay:ratings"
+RELAY = {"service": "ratings", "task": "outbox-relay"}
 
 
-def _restarts(task: str) -> float:
+def _restarts(labels: dict[str, str]) -> float:
     sample = "streamia_background_task_restarts_total"
-    return REGISTRY.get_sample_value(sample, {"task": task}) or 0.0
+    return REGISTRY.get_sample_value(sample, labels) or 0.0
 
 
 async def _rename(app, old: str, new: str) -> None:

@@ -44,7 +44,7 @@ class StagingSweeper:
     def __init__(self, staging_dir: Path, every: float = SWEEP_EVERY_SECONDS) -> None:
         self.staging_dir = staging_dir
         self.every = every
-        self.supervisor = Supervisor("staging-sweep", self._run)
+        self.supervisor = Supervisor("staging-sweep", self._run, service="movies")
 
     async def start(self) -> None:
         self.supervisor.start()

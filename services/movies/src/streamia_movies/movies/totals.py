@@ -57,7 +57,7 @@ class ExploreTotals:
         self._due = asyncio.Event()  # a pass is wanted
         self._next_delay = warm_delay
         self._warming = False
-        self.warmer = Supervisor("explore-warmer", self._warm_loop)
+        self.warmer = Supervisor("explore-warmer", self._warm_loop, service="movies")
 
     async def version(self) -> str:
         version = await self.cache.get(_VERSION_KEY)

@@ -120,7 +120,7 @@ class ArqEmailQueue:
         )
         # arq's main loop ends at the first Redis error: start it again (same worker, so jobs in
         # flight are kept) for as long as it takes.
-        self._supervisor = Supervisor("email-worker", self._worker.main)
+        self._supervisor = Supervisor("email-worker", self._worker.main, service="notifications")
         self._supervisor.start()
 
     async def stop(self) -> None:

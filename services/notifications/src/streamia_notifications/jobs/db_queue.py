@@ -36,7 +36,7 @@ class DatabaseEmailQueue:
         self.policy = policy
         self.settings = settings
         self._wakeup = asyncio.Event()
-        self._supervisor = Supervisor("email-jobs", self._run)
+        self._supervisor = Supervisor("email-jobs", self._run, service="notifications")
         self._running: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, session: AsyncSession, job: EmailJob) -> bool:
