@@ -42,6 +42,27 @@ class Result:
     requests: int
     errors: int
     tool: str
+    cpu_us: float | None = None  # CPU of the process under test per request (Linux)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (None where /proc is missing):
+    unlike throughput, it hardly moves with what else the machine is running."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measured(proc: subprocess.Popen, name: str, url: str, token: str, args) -> Result:
+    """`load`, with the CPU the process `proc` spent on each request."""
+    before = cpu_seconds(proc.pid)
+    result = await load(name, url, token, args)
+    after = cpu_seconds(proc.pid)
+    if before is not None and after is not None and result.requests:
+        result.cpu_us = (after - before) / result.requests * 1e6
+    return result
 
 
 def free_port() -> int:
@@ -234,8 +255,8 @@ async def bench(args: argparse.Namespace, workdir: Path) -> tuple[Result, Result
         warm = argparse.Namespace(**{**vars(args), "duration": 2})
         await load("warm-up", direct_me, token, warm)
         await load("warm-up", gateway_me, token, warm)
-        direct = await load("direct (users)", direct_me, token, args)
-        through = await load("through gateway", gateway_me, token, args)
+        direct = await measured(users, "direct (users)", direct_me, token, args)
+        through = await measured(gateway, "through gateway", gateway_me, token, args)
         return direct, through
     finally:
         stop(gateway)
@@ -248,12 +269,18 @@ def report(direct: Result, through: Result, args: argparse.Namespace) -> float:
         f"\nGET /api/users/me, {args.connections} connections, {args.duration} s each "
         f"({direct.tool})"
     )
-    print(f"{'':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}")
+    print(
+        f"{'':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
+        f"{'CPU µs/req':>12}"
+    )
     for r in (direct, through):
+        cpu = f"{r.cpu_us:>12.0f}" if r.cpu_us is not None else f"{'–':>12}"
         print(
             f"{r.name:<18}{r.requests_per_second:>10.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}"
-            f"{r.requests:>10}{r.errors:>8}"
+            f"{r.requests:>10}{r.errors:>8}{cpu}"
         )
+    print("(CPU µs/req: the users process for the direct run, the gateway's alone through it)")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     verdict = "ok" if ratio >= args.min_ratio else "BELOW TARGET"
     print(f"gateway / direct throughput: {ratio:.0%} (target >= {args.min_ratio:.0%}) {verdict}")
     return ratio
