@@ -24,6 +24,7 @@ from streamia_kit.bus import MalformedMessage
 from streamia_kit.db import NAMING, Database, ensure_database
 from streamia_kit.errors import NotFound, ServiceUnavailable
 from streamia_kit.events import MovieDeleted, MovieUpdated
+from streamia_kit.telemetry import Tracing
 from streamia_kit.testing import Stack, free_port
 
 
@@ -161,11 +162,15 @@ def test_an_api_movie_becomes_a_snapshot():
     assert snapshot_from_api(None, "m1") is None
 
 
+TRACEPARENTS: list[str | None] = []  # what the movie server was sent, newest last
+
+
 @pytest.fixture
 async def movie_server() -> AsyncIterator[tuple[str, list[int]]]:
     statuses: list[int] = []
 
     async def handler(request: web.Request) -> web.Response:
+        TRACEPARENTS.append(request.headers.get("traceparent"))
         status = statuses.pop(0) if statuses else 200
         if status != 200:
             return web.json_response({"error": "x"}, status=status)
@@ -201,5 +206,18 @@ async def test_the_client_maps_answers_and_opens_its_breaker_on_failures(movie_s
         with pytest.raises(ServiceUnavailable):
             await client.fetch("m1")  # refused without a call while open
         assert statuses  # the open breaker left the remaining failures unanswered
+    finally:
+        await client.close()
+
+
+async def test_a_lookup_carries_the_callers_trace(movie_server):
+    url, _ = movie_server
+    tracing = Tracing.disabled()
+    client = MovieClient(url, timeout_seconds=1.0)
+    try:
+        with tracing.span_after(None, "caller") as span:
+            await client.fetch("m1")
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        assert TRACEPARENTS[-1] is not None and TRACEPARENTS[-1].split("-")[1] == trace_id
     finally:
         await client.close()

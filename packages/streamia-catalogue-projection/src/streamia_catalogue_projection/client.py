@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -13,6 +14,7 @@ import structlog
 from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import ServiceUnavailable
 from streamia_kit.events import MovieSnapshot
+from streamia_kit.telemetry import current_traceparent
 
 log = structlog.get_logger("streamia.movie_projection")
 
@@ -27,6 +29,7 @@ class MovieClient:
         movies_url: str,
         timeout_seconds: float = 2.0,
         breaker: CircuitBreaker | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self.base = movies_url.rstrip("/")
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
@@ -35,6 +38,8 @@ class MovieClient:
             "movies", error_threshold_percent=50.0, volume_threshold=5, reset_seconds=30.0
         )
         self._http: aiohttp.ClientSession | None = None
+        # The service's aiohttp-client instrumentation: a CLIENT span per lookup.
+        self._trace_configs = list(trace_configs)
 
     def _unavailable(self) -> ServiceUnavailable:
         return ServiceUnavailable(
@@ -49,10 +54,15 @@ class MovieClient:
         if permit is None:
             raise self._unavailable()
         if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(timeout=self.timeout)
+            self._http = aiohttp.ClientSession(
+                timeout=self.timeout, trace_configs=self._trace_configs
+            )
         url = f"{self.base}/api/movies/{quote(movie_id, safe='')}"
         try:
-            async with self._http.get(url) as resp:
+            # The caller's trace goes along (the instrumentation, when on, puts its span's).
+            traceparent = current_traceparent()
+            headers = {"traceparent": traceparent} if traceparent else None
+            async with self._http.get(url, headers=headers) as resp:
                 if resp.status >= 500:
                     raise aiohttp.ClientResponseError(
                         resp.request_info, resp.history, status=resp.status

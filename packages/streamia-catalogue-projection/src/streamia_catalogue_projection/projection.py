@@ -71,7 +71,11 @@ class MovieProjection:
     def wire(cls, service: Service, settings: ProjectionSettings) -> MovieProjection:
         """The projection over the service's `movie_projection` and `tombstones` tables, its
         catch-up client closed when the service stops. Consumers subscribe `on_snapshot(s)`."""
-        client = MovieClient(settings.movies_url, settings.movie_lookup_timeout_seconds)
+        client = MovieClient(
+            settings.movies_url,
+            settings.movie_lookup_timeout_seconds,
+            trace_configs=service.tracing.http_trace_configs(),
+        )
         service.on_stop.append(client.close)
         tables = service.metadata.tables
         return cls(tables["movie_projection"], Tombstones(tables["tombstones"]), client)
