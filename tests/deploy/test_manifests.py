@@ -711,6 +711,11 @@ def _pods(overlay: str) -> dict[str, Pod]:
         "prometheus": ("monitoring", {"app.kubernetes.io/name": "prometheus"}, {}),
         "jaeger-collector": ("monitoring", {"app.kubernetes.io/name": "jaeger"}, {}),
         "kube-dns": ("kube-system", {"k8s-app": "kube-dns"}, {}),
+        "kube-state-metrics": (
+            "kube-system",
+            {"app.kubernetes.io/name": "kube-state-metrics"},
+            {},
+        ),
         "stranger": ("default", {"app": "anything"}, {}),
     }
     for obj in rendered(overlay):
@@ -821,6 +826,14 @@ def test_no_outsider_reaches_a_data_store(store, port):
     for outsider in ("stranger", "ingress-nginx", "prometheus"):
         assert not can_connect("prod", outsider, store, port), outsider
     assert can_connect("prod", "prometheus", "rabbitmq", 15692), "per-queue metrics"
+
+
+def test_prometheus_reaches_the_exporters_and_the_exporter_reaches_postgres():
+    assert can_connect("prod", "prometheus", "postgres-exporter", 9187)
+    assert can_connect("prod", "prometheus", "kube-state-metrics", 8080)
+    assert can_connect("prod", "postgres-exporter", "postgres", 5432)
+    assert not can_connect("prod", "postgres-exporter", "redis", 6379)
+    assert can_connect("prod", "prometheus", "alertmanager", 9093)
 
 
 def test_only_notifications_and_movies_leave_the_cluster():
