@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from streamia_kit.events import Envelope, exchange_for, queue_name
 from streamia_kit.faults import is_transient, transient_delay
+from streamia_kit.telemetry import within
 
 log = structlog.get_logger("streamia.bus")
 
@@ -250,6 +251,10 @@ class EventBus(abc.ABC):
             return result
 
     async def _run(self, sub: Subscription, envelope: Envelope, attempt: int) -> Verdict:
+        with within(envelope.traceparent):
+            return await self._verdict(sub, envelope, attempt)
+
+    async def _verdict(self, sub: Subscription, envelope: Envelope, attempt: int) -> Verdict:
         try:
             await self._until_available(sub, lambda: sub.handler(envelope))
         except MalformedMessage as exc:

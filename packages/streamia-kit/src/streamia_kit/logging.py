@@ -34,7 +34,7 @@ def trace_ids() -> tuple[str, str] | None:
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
 
 
-def _add_trace_id(_: object, __: str, event: EventDict) -> EventDict:
+def add_trace_ids(_: object, __: str, event: EventDict) -> EventDict:
     """`trace_id` and `span_id` on every line logged inside a request's or an event's span."""
     ids = trace_ids()
     if ids is not None:
@@ -61,7 +61,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         _add_request_id,
-        _add_trace_id,
+        add_trace_ids,
     ]
     structlog.configure(
         # Below the level an event is dropped before any processor runs: a disabled

@@ -184,6 +184,20 @@ class Tracing:
                 span.end()
 
 
+@contextmanager
+def within(traceparent: str | None) -> Iterator[None]:
+    """Make the span `traceparent` names current (nothing recorded): the lines the bus logs
+    about an event (a retry, a dead letter) carry the event's trace id."""
+    if not traceparent:
+        yield
+        return
+    token = otel_context.attach(propagate.extract({"traceparent": traceparent}))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
 def span_context(traceparent: str | None) -> trace.SpanContext | None:
     """The span a W3C traceparent names, or None for a missing or malformed one."""
     if not traceparent:

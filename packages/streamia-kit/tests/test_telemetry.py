@@ -1,0 +1,90 @@
+"""Tracing in the kit: an event's trace runs from the span that wrote its outbox row through
+the relay's publish span to each consumer's span, on both buses, and the bus's own lines about
+an event carry its trace id."""
+
+from __future__ import annotations
+
+import structlog
+from opentelemetry import trace
+
+from streamia_kit.events import UserDeleted
+from streamia_kit.logging import add_trace_ids
+from streamia_kit.messaging import OutboxRelay, idempotent_handler
+from streamia_kit.telemetry import Tracing, span_context
+from streamia_kit.testing import wait_for
+
+
+def _ids(span: trace.Span) -> tuple[str, str]:
+    context = span.get_span_context()
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+def _deleted() -> UserDeleted:
+    return UserDeleted(user_id="u1", email="u1@x.io", first_name="A", last_name="B")
+
+
+async def test_a_consumer_span_is_a_child_of_the_relays_publish_span_in_the_writers_trace(
+    harness,
+):
+    tracing = Tracing.disabled()  # no export: ids are made and flow all the same
+    relay = OutboxRelay(harness.db, harness.infra.bus, harness.outbox.table, tracing=tracing)
+    seen: list[tuple[str | None, str]] = []
+
+    async def apply(session, event, envelope):
+        seen.append((envelope.traceparent, _ids(trace.get_current_span())[0]))
+
+    harness.infra.bus.subscribe(
+        "probe",
+        "user.deleted",
+        idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply, tracing=tracing),
+    )
+    await harness.infra.start()
+    with tracing.span_after(None, "request") as request:
+        async with harness.db.transaction() as session:
+            written = await harness.outbox.add(session, _deleted())
+    trace_id, request_span = _ids(request)
+    assert written.traceparent is not None
+    assert written.traceparent.split("-")[1:3] == [trace_id, request_span]
+    await relay.drain()
+    await wait_for(lambda: len(seen) == 1, message="the consumer")
+    [(published, consumer_trace)] = seen
+    publish = span_context(published)
+    assert publish is not None
+    # The relay's publish span: same trace, a span of its own (the consumer's parent).
+    assert format(publish.trace_id, "032x") == trace_id
+    assert format(publish.span_id, "016x") != request_span
+    assert consumer_trace == trace_id
+
+
+async def test_the_bus_lines_about_a_failing_event_carry_its_trace_id(harness):
+    tracing = Tracing.disabled()
+    relay = OutboxRelay(harness.db, harness.infra.bus, harness.outbox.table, tracing=tracing)
+    attempts: list[str] = []
+
+    async def failing(envelope):
+        attempts.append(envelope.id)
+        raise RuntimeError("not yet")
+
+    harness.infra.bus.subscribe("failing", "user.deleted", failing)
+    await harness.infra.start()
+    with tracing.span_after(None, "request") as request:
+        async with harness.db.transaction() as session:
+            await harness.outbox.add(session, _deleted())
+    with structlog.testing.capture_logs(processors=[add_trace_ids]) as lines:
+        await relay.drain()
+        await wait_for(lambda: len(attempts) >= 1, message="a failed attempt")
+        await wait_for(
+            lambda: any(line["event"] == "handler_failed" for line in lines),
+            message="the retry line",
+        )
+    failed = next(line for line in lines if line["event"] == "handler_failed")
+    assert failed["trace_id"] == _ids(request)[0]
+
+
+def test_each_service_has_its_own_provider_and_service_name():
+    users = Tracing.of("users-probe", None)
+    movies = Tracing.of("movies-probe", None)
+    assert users.provider is not movies.provider
+    assert users.provider.resource.attributes["service.name"] == "users-probe"
+    assert movies.provider.resource.attributes["service.name"] == "movies-probe"
+    assert Tracing.of("users-probe", None) is users  # apps built twice share it
