@@ -16,6 +16,7 @@ import pytest
 pytestmark = pytest.mark.e2e
 
 TRACE_DEADLINE = 20.0  # spans leave every 0.2 s (OTEL_BSP_SCHEDULE_DELAY below)
+MOVIE_ROUTE = "/api/movies/{movie_id}"
 DELETION_CONSUMERS = ("favorites", "ratings", "comments", "notifications")
 # A caller that is not an internal one: its trace id must not become the gateway's.
 OUTSIDE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -110,7 +111,10 @@ async def test_registering_is_one_trace_from_the_gateway_to_the_welcome_email(
 
     # The gateway starts the trace; the client's traceparent is only a link.
     assert root.kind == "SERVER" and root.parent_id == ""
-    assert root.name == "POST /api/users/{path}"
+    # Named by the template of the upstream route that answered (users tells it the
+    # gateway in a header the client never sees).
+    assert root.name == "POST /api/users/register"
+    assert "x-streamia-route" not in resp.headers
     assert root.trace_id != OUTSIDE_TRACE
     assert (OUTSIDE_TRACE, "00f067aa0ba902b7") in root.links
 
@@ -188,7 +192,7 @@ async def test_deleting_an_account_is_one_trace_across_every_consumer(
         consume = _named(spans, service, "consume user.deleted")
         assert consume.parent_id == publish.span_id, service
         assert consume.attributes["messaging.destination.name"].endswith(f"{service}.user.deleted")
-    assert root.name == "DELETE /api/users/{path}"
+    assert root.name == "DELETE /api/users/me"
     assert _named(spans, "users", "DELETE /api/users/me") is not None
 
 
@@ -198,18 +202,25 @@ async def test_probes_and_scrapes_make_no_spans(traced, client, harness) -> None
         for path in ("/health", "/ready", "/metrics"):
             resp = await client.get(platform.url(name) + path)
             assert resp.status_code == 200, (name, path)
-    # A traced request after them: once its span is in, theirs would be too.
+    # A traced request after them: once its spans are in, theirs would be too.
     request_id = uuid.uuid4().hex
-    resp = await client.get(platform.gateway + "/api/movies", headers={"X-Request-Id": request_id})
-    assert resp.status_code == 200
+    movie_id = uuid.uuid4().hex[:24]
+    resp = await client.get(
+        platform.gateway + f"/api/movies/{movie_id}", headers={"X-Request-Id": request_id}
+    )
+    assert resp.status_code == 404
 
-    async def arrived() -> bool:
+    async def arrived() -> Any:
         root = _root(receiver, request_id)
-        return root is not None and bool(
-            _named(receiver.trace(root.trace_id), "movies", "GET /api/movies")
-        )
+        if root is None:
+            return None
+        spans = receiver.trace(root.trace_id)
+        return root if any(s.service == "movies" and s.kind == "SERVER" for s in spans) else None
 
-    await harness.wait_until(arrived, TRACE_DEADLINE, 0.1, "the movie list's spans")
+    root = await harness.wait_until(arrived, TRACE_DEADLINE, 0.1, "the movie lookup's spans")
+    # Both spans are named by the movies route's template, not by this movie's id.
+    assert root.name == f"GET {MOVIE_ROUTE}"
+    assert _named(receiver.trace(root.trace_id), "movies", f"GET {MOVIE_ROUTE}") is not None
     operations = [
         (span.service, span.name)
         for span in receiver.snapshot()

@@ -40,6 +40,9 @@ HTTP_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# The template of the route that answered, on every answer of a service: the gateway names
+# its span after it (`GET /api/movies/{movie_id}`), then drops the header.
+ROUTE_HEADER = b"x-streamia-route"
 # The `route` label of a request no route matched: raw paths would be unbounded label values.
 UNMATCHED_ROUTE = "unmatched"
 # Probes and scrapes are not traffic: counting them would dilute every rate and latency.
@@ -108,6 +111,9 @@ class RequestContextMiddleware:
                     (_REQUEST_ID_HEADER, rid.encode()),
                     NOSNIFF,
                 ]
+                route = route_template(scope)
+                if route != UNMATCHED_ROUTE:
+                    message["headers"].append((ROUTE_HEADER, route.encode()))
             await send(message)
 
         method = scope["method"]

@@ -42,6 +42,7 @@ class Exchange:
         "started",
         "upstream",
         "route",
+        "upstream_route",
     )
 
     def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -63,6 +64,8 @@ class Exchange:
         self.started = False
         self.upstream = "gateway"
         self.route = UNMATCHED_ROUTE  # the metrics' label: a route template, never a raw path
+        # The template of the upstream's route that answered (its X-Streamia-Route), if any.
+        self.upstream_route: str | None = None
 
     async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         self.status = status

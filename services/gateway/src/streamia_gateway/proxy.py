@@ -17,6 +17,7 @@ from streamia_gateway.routing import Upstream
 from streamia_kit.auth import Identity
 from streamia_kit.breaker import CircuitBreaker, State
 from streamia_kit.deadlines import DEADLINE_HEADER
+from streamia_kit.middleware import ROUTE_HEADER
 from streamia_kit.telemetry import Tracing, current_traceparent, untraced
 
 log = structlog.get_logger("streamia.gateway.proxy")
@@ -267,12 +268,12 @@ class Proxy:
                 return
             if on_status is not None:
                 await on_status(resp.status, payload)
-            await ex.start(resp.status, self._response_headers(resp, bool(ex.ratelimit)))
+            await ex.start(resp.status, self._response_headers(ex, resp, bool(ex.ratelimit)))
             await ex.body(payload)
             return
         if on_status is not None:
             await on_status(resp.status, None)
-        headers = self._response_headers(resp, drop_ratelimit=bool(ex.ratelimit))
+        headers = self._response_headers(ex, resp, drop_ratelimit=bool(ex.ratelimit))
 
         # The headers came in time; from here on only a stalled body stream is a timeout.
         protocol = resp.connection.protocol if resp.connection is not None else None
@@ -349,10 +350,15 @@ class Proxy:
             headers.append(("X-Streamia-User-Role", identity.role))
         return headers
 
-    def _response_headers(self, resp: aiohttp.ClientResponse, drop_ratelimit: bool) -> Headers:
+    def _response_headers(
+        self, ex: Exchange, resp: aiohttp.ClientResponse, drop_ratelimit: bool
+    ) -> Headers:
         out: Headers = []
         for name, value in resp.raw_headers:
             lower = name.lower()
+            if lower == ROUTE_HEADER:  # for the gateway's span name, not for the client
+                ex.upstream_route = value.decode("latin-1")
+                continue
             if lower in _RESPONSE_DROP or lower.startswith(b"access-control-"):
                 continue  # CORS is the gateway's business
             if drop_ratelimit and lower in _RATELIMIT:

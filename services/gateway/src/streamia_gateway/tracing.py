@@ -56,11 +56,13 @@ class EdgeTracing:
 
     @staticmethod
     def finish(ex: Exchange, span: trace.Span, token: object) -> None:
-        """Name the span by the route template the pipeline found, then end it."""
+        """Name the span by the template of the upstream's route that answered, else by the
+        gateway's own route (`/api/movies/{path}`), then end it."""
         if span.is_recording():
-            if ex.route != UNMATCHED_ROUTE:
-                span.update_name(f"{ex.method} {ex.route}")
-                span.set_attribute("http.route", ex.route)
+            route = ex.upstream_route or ex.route
+            if route != UNMATCHED_ROUTE:
+                span.update_name(f"{ex.method} {route}")
+                span.set_attribute("http.route", route)
             span.set_attribute("http.request.method", ex.method)
             span.set_attribute("http.response.status_code", ex.status)
             span.set_attribute("http.request_id", ex.request_id)
