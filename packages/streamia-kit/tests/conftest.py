@@ -43,7 +43,9 @@ def make_harness(stack: Stack, **overrides: object) -> Harness:
     )
     infra = Infrastructure.from_settings(settings)
     db = Database(settings.resolved_database_url())
-    relay = OutboxRelay(db, infra.bus, outbox_table, poll_seconds=0.2)
+    relay = OutboxRelay(
+        db, infra.bus, outbox_table, poll_seconds=0.2, service=settings.service_name
+    )
     db.after_outbox_commit.append(relay.wake)
     harness = Harness(
         stack,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
 from streamia_kit.events import Envelope, UserDeleted
@@ -146,9 +147,20 @@ async def test_an_event_written_while_rabbitmq_is_unreachable_is_published_once_
         harness.relay.start()
 
         await proxy.cut()
+        failures = {"service": harness.settings.service_name}
+        before = REGISTRY.get_sample_value("streamia_outbox_publish_failures_total", failures)
         async with harness.db.transaction() as session:
             envelope = await harness.outbox.add(session, _event())
-        # The relay tries and fails while the broker is away; the row stays in the outbox.
+        # The relay tries and fails while the broker is away (counted for Prometheus); the
+        # row stays in the outbox.
+        await wait_for(
+            lambda: (
+                (REGISTRY.get_sample_value("streamia_outbox_publish_failures_total", failures) or 0)
+                > (before or 0)
+            ),
+            timeout=15,
+            message="a failed publish counted",
+        )
         async with harness.db.transaction() as session:
             await harness.outbox.add(session, _event(2))
         assert await _count(harness, harness.outbox.table) >= 1

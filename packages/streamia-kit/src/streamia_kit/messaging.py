@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import orjson
 import structlog
+from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import (
     Column,
@@ -45,6 +46,12 @@ BatchEventHandler = Callable[[AsyncSession, Sequence[tuple[E, Envelope]]], Await
 OUTBOX_INFO_KEY = "streamia_outbox_dirty"
 # First wait after a failed publish; it doubles up to `faults.MAX_DELAY` (2 s).
 RETRY_FIRST_SECONDS = 0.2
+
+PUBLISH_FAILURES = Counter(
+    "streamia_outbox_publish_failures_total",
+    "Relay passes that could not publish (broker or database away); each is tried again",
+    ["service"],
+)
 
 
 def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -138,6 +145,8 @@ class OutboxRelay:
         self.supervisor = Supervisor(
             "outbox-relay", self._run, service=service, first_delay=RETRY_FIRST_SECONDS
         )
+        # At 0 from the start, so the first failure is an increase.
+        self._failures = PUBLISH_FAILURES.labels(service)
         hooks = getattr(bus, "on_reconnect", None)
         if hooks is not None:
             hooks.append(self.wake)
@@ -161,7 +170,10 @@ class OutboxRelay:
                 delay = self.poll_seconds
             except Exception as exc:
                 task = asyncio.current_task()
-                if (task is not None and task.cancelling()) or not is_transient(exc):
+                if task is not None and task.cancelling():
+                    raise
+                self._failures.inc()  # transient or not (then the supervisor restarts us)
+                if not is_transient(exc):
                     raise
                 failures += 1
                 # Short and capped: once the broker is back, events wait at most ~2 s (and
