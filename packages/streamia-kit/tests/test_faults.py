@@ -13,7 +13,7 @@ import sqlalchemy.exc
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
-from streamia_kit.events import Envelope, UserDeleted
+from streamia_kit.events import EVENT_TYPES, Envelope, UserDeleted
 from streamia_kit.faults import TransientError, is_transient, transient_delay
 from streamia_kit.messaging import idempotent_handler
 from streamia_kit.testing import POSTGRES, TcpProxy, wait_for
@@ -267,3 +267,45 @@ async def test_a_supervised_background_task_that_fails_is_restarted_until_it_run
         await supervisor.stop()
     assert not supervisor.alive
     assert calls == failures + 1
+
+
+async def test_an_event_with_an_id_no_consumer_can_keep_goes_to_the_dlq_at_once(harness):
+    """One schema per event for all its consumers: the kit's model refuses what any of them
+    would (a 200-character user id), before a handler runs, as malformed: no retries."""
+    bus = harness.infra.bus
+    calls = 0
+
+    async def apply(session, event, envelope):
+        nonlocal calls
+        calls += 1
+
+    bus.subscribe(
+        "notifications",
+        "user.deleted",
+        idempotent_handler(harness.db, harness.inbox, "notifications", UserDeleted, apply),
+    )
+    await harness.infra.start()
+    overlong = Envelope.wrap(
+        UserDeleted.model_construct(
+            user_id="u" * 200, email="a@b.io", first_name="A", last_name="B", language=None
+        ),
+        "streamia/test",
+    )
+    await bus.publish([overlong])
+    queue = "notifications.user.deleted"
+
+    async def dead() -> bool:
+        return (await bus.dead_letter_counts([queue]))[queue] == 1
+
+    await wait_for(dead, message="dead letter")
+    [letter] = await bus.dead_letters(queue)
+    assert letter.attempts == 1 and "malformed" in (letter.error or "")
+    assert calls == 0
+
+
+@pytest.mark.parametrize("event_cls", sorted(EVENT_TYPES.values(), key=lambda c: c.type))
+def test_every_id_in_every_event_is_bounded_as_its_consumers_store_it(event_cls):
+    for name, field in event_cls.model_fields.items():
+        if name.endswith("_id"):
+            limits = [m.max_length for m in field.metadata if hasattr(m, "max_length")]
+            assert limits == [64], f"{event_cls.__name__}.{name}"

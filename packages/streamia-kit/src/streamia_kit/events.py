@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# One schema per event for all its consumers: every consumer keeps ids in 64-character
+# columns (inbox, projections, tombstones) and addresses in 254, so a longer one could be
+# applied by none of them. It is refused where the payload is read, the same way by each
+# consumer: dead-lettered at once, never retried and never half-applied (one consumer sending
+# an email for an account the others could not delete).
+EntityId = Annotated[str, Field(min_length=1, max_length=64)]
+EmailAddress = Annotated[str, Field(max_length=254)]
 
 
 class Event(BaseModel):
@@ -49,8 +57,8 @@ class Envelope(BaseModel):
 class UserRegistered(Event):
     type = "user.registered"
     exchange = "user.events"
-    user_id: str
-    email: str
+    user_id: EntityId
+    email: EmailAddress
     first_name: str
     last_name: str
     # The account's language ("es"/"en") for its emails; None from before it was stored.
@@ -60,8 +68,8 @@ class UserRegistered(Event):
 class UserUpdated(Event):
     type = "user.updated"
     exchange = "user.events"
-    user_id: str
-    email: str
+    user_id: EntityId
+    email: EmailAddress
     first_name: str
     last_name: str
     # The account's language ("es"/"en") for its emails; None from before it was stored.
@@ -71,8 +79,8 @@ class UserUpdated(Event):
 class UserDeleted(Event):
     type = "user.deleted"
     exchange = "user.events"
-    user_id: str
-    email: str
+    user_id: EntityId
+    email: EmailAddress
     first_name: str
     last_name: str
     # The account's language ("es"/"en") for its emails; None from before it was stored.
@@ -84,8 +92,8 @@ class PasswordResetRequested(Event):
 
     type = "password.reset.requested"
     exchange = "user.events"
-    user_id: str
-    email: str
+    user_id: EntityId
+    email: EmailAddress
     first_name: str
     token: str
     expires_at: datetime
@@ -98,7 +106,7 @@ class PasswordResetRequested(Event):
 class MovieSnapshot(Event):
     """What other services project about a movie."""
 
-    movie_id: str
+    movie_id: EntityId
     title: str
     cover_image: str | None = None
     video_url: str | None = None
@@ -127,7 +135,7 @@ class MediaRef(BaseModel):
 class MovieDeleted(Event):
     type = "movie.deleted"
     exchange = "movie.events"
-    movie_id: str
+    movie_id: EntityId
     title: str = ""
     media: list[MediaRef] = []
 
@@ -141,9 +149,9 @@ class RatingSummary(BaseModel):
 
 
 class RatingEvent(Event):
-    rating_id: str
-    movie_id: str
-    user_id: str
+    rating_id: EntityId
+    movie_id: EntityId
+    user_id: EntityId
     rating: int | None = None
     summary: RatingSummary
     version: float  # epoch seconds when the summary was computed; newest wins
@@ -167,33 +175,33 @@ class RatingDeleted(RatingEvent):
 class FavoriteAdded(Event):
     type = "favorite.added"
     exchange = "favorite.events"
-    favorite_id: str
-    user_id: str
-    movie_id: str
+    favorite_id: EntityId
+    user_id: EntityId
+    movie_id: EntityId
 
 
 class FavoriteRemoved(Event):
     type = "favorite.removed"
     exchange = "favorite.events"
-    favorite_id: str
-    user_id: str
-    movie_id: str
+    favorite_id: EntityId
+    user_id: EntityId
+    movie_id: EntityId
 
 
 class CommentCreated(Event):
     type = "comment.created"
     exchange = "comment.events"
-    comment_id: str
-    user_id: str
-    movie_id: str
+    comment_id: EntityId
+    user_id: EntityId
+    movie_id: EntityId
 
 
 class CommentDeleted(Event):
     type = "comment.deleted"
     exchange = "comment.events"
-    comment_id: str
-    user_id: str
-    movie_id: str
+    comment_id: EntityId
+    user_id: EntityId
+    movie_id: EntityId
 
 
 class CommentHidden(Event):
@@ -202,9 +210,9 @@ class CommentHidden(Event):
 
     type = "comment.hidden"
     exchange = "comment.events"
-    comment_id: str
-    user_id: str
-    movie_id: str
+    comment_id: EntityId
+    user_id: EntityId
+    movie_id: EntityId
     movie_title: str = ""
     text: str = ""
     reason: str  # "reports" | "admin"
@@ -219,8 +227,8 @@ class PlaybackStarted(Event):
 
     type = "playback.started"
     exchange = "playback.events"
-    user_id: str
-    movie_id: str
+    user_id: EntityId
+    movie_id: EntityId
     plays: int
 
 
@@ -229,8 +237,8 @@ class PlaybackFinished(Event):
 
     type = "playback.finished"
     exchange = "playback.events"
-    user_id: str
-    movie_id: str
+    user_id: EntityId
+    movie_id: EntityId
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
