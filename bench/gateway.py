@@ -1,12 +1,28 @@
 #!/usr/bin/env python3
-"""Gateway overhead: `GET /api/users/me` through the gateway and straight at users, one run.
+"""The gateway side by side with Express Gateway and nginx on one static upstream (issue 16).
 
-    .venv/bin/python bench/gateway.py [--duration 10] [--connections 32] [--min-ratio 0.5]
+    .venv/bin/python bench/gateway.py [--duration 8] [--connections 32] [--skip-express]
 
-Starts `streamia serve users` and `streamia serve gateway` as subprocesses on free ports
-(embedded SQLite in a temporary data dir, gateway rate limits off), registers a user, then
-loads both URLs with wrk when it is installed (else a bounded aiohttp load generator) and
-prints throughput, p50/p99 latency and the gateway/direct throughput ratio (target >= 0.5).
+Starts, on free loopback ports, in one run:
+
+1. A static upstream: nginx (one worker) answering `GET /api/movies/bench` with a small JSON.
+2. In front of it, each loaded in turn with wrk on that same route:
+   - nginx `proxy_pass` with upstream keepalive (the cost of a proxy hop),
+   - the Streamia gateway (`streamia serve gateway`, shipped configuration: rate limits on,
+     JWT, CORS, breaker, request ids, access log, tracing with no OTLP endpoint), with its
+     limits in memory, then with them in Redis (127.0.0.1:6379, a throwaway namespace whose
+     keys are deleted afterwards),
+   - Express Gateway 1.16.11 (the seed's choice: proxy + rate-limit policies), installed
+     with npm into ~/.cache/streamia-bench when Node is present, skipped otherwise.
+3. The real routes: `GET /api/movies/:id` (movies service) and the authenticated
+   `GET /api/users/me` (users service), straight at the service and through the gateway
+   (embedded adapters, one temp data dir).
+4. The Streamia gateway paced at about half its measured capacity (wrk with a Lua `delay()`):
+   its p99 there and the rate achieved.
+
+Prints req/s, p50/p99, the CPU each server spent per request (user + system time of its
+process group, from /proc) and the ratios against Express Gateway and nginx. Rate limits are
+on everywhere, with the global limit raised so nothing is refused. Needs wrk and nginx.
 """
 
 from __future__ import annotations
@@ -23,46 +39,46 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+STREAMIA = Path(sys.executable).parent / "streamia"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+EXPRESS_GATEWAY = "express-gateway@1.16.11"
+EG_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamia-bench"
+REDIS_URL = os.environ.get("STREAMIA_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD = "Str0ng!Passw0rd"
+ROUTE = "/api/movies/bench"
+STATIC_BODY = '{"data":{"id":"bench","title":"Bench"}}'
+# High enough that no run is refused, so every gateway does the full limiter work per request.
+NO_REFUSAL = "100000000/minute"
+
+# Target ratios of issue 16, point 1.
+TARGET_VS_EXPRESS = 2.5
+TARGET_VS_NGINX = 0.15
+TARGET_CPU_US = 150
+TARGET_HALF_P99_MS = 5.0
 
 
 @dataclass
 class Result:
     name: str
-    requests_per_second: float
+    rps: float
     p50_ms: float
     p99_ms: float
     requests: int
     errors: int
-    tool: str
-    cpu_us: float | None = None  # CPU of the process under test per request (Linux)
+    cpu_us: float | None = None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds a process has used so far (None where /proc is missing):
-    unlike throughput, it hardly moves with what else the machine is running."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def measured(proc: subprocess.Popen, name: str, url: str, token: str, args) -> Result:
-    """`load`, with the CPU the process `proc` spent on each request."""
-    before = cpu_seconds(proc.pid)
-    result = await load(name, url, token, args)
-    after = cpu_seconds(proc.pid)
-    if before is not None and after is not None and result.requests:
-        result.cpu_us = (after - before) / result.requests * 1e6
-    return result
+# -- processes ---------------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -71,63 +87,232 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(service: str, port: int, data_dir: Path, extra: dict[str, str], log: Path):
-    """`streamia serve <service>` with its own port and data dir; output goes to `log`."""
-    env = {
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in group `pgid` (nginx's master and
+    worker, node, uvicorn): unlike throughput, it hardly moves with the machine's load."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+class Processes:
+    """Every server this run starts, each in its own process group; `stop_all` ends them."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.started: list[subprocess.Popen] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd=None):
+        log = (self.work / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.started.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        # nginx's and node's children die with their group; make sure of it.
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def stop_all(self) -> None:
+        for proc in reversed(self.started):
+            self.stop(proc)
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-1500:]}"
+            for log in sorted(self.work.glob("*.log"))
+        )
+
+
+def wait_until(url: str, proc: subprocess.Popen, ok: Callable[[int], bool] = lambda s: s == 200):
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server behind {url} exited (code {proc.returncode})")
+        with suppress(httpx.HTTPError):
+            if ok(httpx.get(url, timeout=2).status_code):
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer in 90 s")
+
+
+def nginx(procs: Processes, name: str, server: str) -> subprocess.Popen:
+    """nginx with one worker and the `server { }` block given."""
+    work = procs.work / name
+    work.mkdir()
+    conf = work / "nginx.conf"
+    conf.write_text(f"""
+daemon off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fcgi; uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    {server}
+}}
+""")
+    return procs.start(name, [NGINX, "-p", str(work), "-c", str(conf), "-e", str(work / "e.log")])
+
+
+def streamia(procs: Processes, name: str, service: str, port: int, env: dict[str, str]):
+    full = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("STREAMIA_") or k == "STREAMIA_ENVIRONMENT"
     }
-    env.update(
+    full.update(
         {
-            "STREAMIA_PORT": str(port),
             "STREAMIA_HOST": "127.0.0.1",
-            "STREAMIA_DATA_DIR": str(data_dir),
+            "STREAMIA_PORT": str(port),
             "STREAMIA_LOG_LEVEL": "WARNING",
-            **extra,
+            **env,
         }
     )
-    streamia = BIN / "streamia"
-    if not streamia.exists():
-        raise SystemExit(f"{streamia} not found: run `.venv/bin/uv sync --all-packages` first")
-    return subprocess.Popen(
-        [str(streamia), "serve", service],
-        env=env,
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    return procs.start(name, [str(STREAMIA), "serve", service], env=full, cwd=ROOT)
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGINT)
+# -- Express Gateway ---------------------------------------------------------------------------
+
+
+def install_express_gateway() -> Path | None:
+    """express-gateway@1.16.11 installed once into the bench cache; None without node/npm."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        print("Express Gateway: skipped (node or npm is not installed)")
+        return None
+    home = EG_CACHE / EXPRESS_GATEWAY.replace("@", "-")
+    if not (home / "node_modules" / "express-gateway" / "package.json").exists():
+        print(f"installing {EXPRESS_GATEWAY} into {home} (npm, about a minute) ...", flush=True)
+        home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+                ".",
+                EXPRESS_GATEWAY,
+            ],
+            cwd=home,
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return home
+
+
+def express_gateway(procs: Processes, home: Path, port: int, upstream: str) -> subprocess.Popen:
+    """Express Gateway with the seed's policies on the route: rate-limit, then proxy."""
+    config = procs.work / "express-gateway"
+    shutil.copytree(home / "node_modules/express-gateway/lib/config/models", config / "models")
+    # delayMs 0: v1.16's rate-limit otherwise delays every request by a second.
+    (config / "gateway.config.yml").write_text(f"""
+http:
+  port: {port}
+apiEndpoints:
+  movies:
+    host: '*'
+    paths: ['/api/movies/*']
+serviceEndpoints:
+  upstream:
+    url: '{upstream}'
+policies: [proxy, rate-limit]
+pipelines:
+  movies:
+    apiEndpoints: [movies]
+    policies:
+      - rate-limit:
+          - action: {{max: 100000000, windowMs: 60000, delayMs: 0}}
+      - proxy:
+          - action: {{serviceEndpoint: upstream}}
+""")
+    (config / "system.config.yml").write_text("""
+db:
+  redis: {emulate: true, namespace: EG}
+crypto: {cipherKey: benchKey, algorithm: aes256, saltRounds: 10}
+session: {secret: bench, resave: false, saveUninitialized: false}
+accessTokens: {timeToExpiry: 7200000}
+refreshTokens: {timeToExpiry: 7200000}
+authorizationCodes: {timeToExpiry: 300000}
+""")
+    script = f"require('express-gateway')().load({str(config)!r}).run()"
+    env = {**os.environ, "LOG_LEVEL": "warn"}
+    return procs.start("express-gateway", ["node", "-e", script], env=env, cwd=home)
+
+
+# -- the real routes ---------------------------------------------------------------------------
+
+
+async def seed_movie(data_dir: Path) -> str:
+    """One movie in the movies service's SQLite database, written before the service starts."""
+    from sqlalchemy import insert
+
+    from streamia_kit.db import Database
+    from streamia_kit.migrations import migrate
+    from streamia_movies.app import MIGRATIONS
+    from streamia_movies.movies.models import Movie
+    from streamia_movies.movies.search import fold, search_document
+
+    url = f"sqlite+aiosqlite:///{data_dir / 'movies.sqlite'}"
+    await migrate(MIGRATIONS, url)
+    movie_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    title, description = "Bench Mark", "A movie the gateway benchmark reads over and over."
+    db = Database(url)
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
+        async with db.transaction() as session:
+            await session.execute(
+                insert(Movie),
+                [
+                    dict(
+                        id=movie_id,
+                        title=title,
+                        description=description,
+                        category="Drama",
+                        provider="external",
+                        video_url=f"https://cdn.example.com/{movie_id}.mp4",
+                        rating_average=0.0,
+                        rating_count=0,
+                        rating_version=0.0,
+                        title_key=fold(title),
+                        category_key=fold("Drama"),
+                        search_text=search_document(title, description),
+                        created_at=now,
+                        updated_at=now,
+                    )
+                ],
+            )
+    finally:
+        await db.dispose()
+    return movie_id
 
 
-async def wait_healthy(http: aiohttp.ClientSession, url: str, proc) -> None:
-    """Poll /health; the caller prints the service logs when this gives up."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} exited early (exit code {proc.returncode})")
-        try:
-            async with http.get(url + "/health") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit(f"{url} did not become healthy in 60 s")
-
-
-async def register(http: aiohttp.ClientSession, users_url: str) -> str:
+def register(users_url: str) -> str:
     body = {
         "firstName": "Bench",
         "lastName": "Mark",
@@ -136,18 +321,25 @@ async def register(http: aiohttp.ClientSession, users_url: str) -> str:
         "password": PASSWORD,
         "confirmPassword": PASSWORD,
     }
-    async with http.post(users_url + "/api/users/register", json=body) as resp:
-        data = await resp.json()
-        if resp.status != 201 or "token" not in data:
-            raise SystemExit(f"registration failed: {resp.status} {data}")
-        return data["token"]
+    resp = httpx.post(users_url + "/api/users/register", json=body, timeout=30)
+    if resp.status_code != 201:
+        raise SystemExit(f"registration failed: {resp.status_code} {resp.text}")
+    return resp.json()["token"]
 
 
-async def check(http: aiohttp.ClientSession, url: str, token: str) -> None:
-    async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as resp:
-        if resp.status != 200:
-            raise SystemExit(f"GET {url} answered {resp.status}: {await resp.text()}")
+def clear_redis_namespace(namespace: str) -> None:
+    import redis
 
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+# -- load --------------------------------------------------------------------------------------
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -159,165 +351,271 @@ def _ms(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def run_wrk(wrk: str, name: str, url: str, token: str, args: argparse.Namespace) -> Result:
+def wrk(
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    *,
+    pgid: int | None = None,
+    headers: tuple[str, ...] = (),
+    script: Path | None = None,
+    connections: int | None = None,
+    duration: int | None = None,
+) -> Result:
+    """One wrk run; with `pgid`, the CPU that process group spent per request."""
+    seconds = duration or args.duration
+    argv = [WRK, "-t1", f"-c{connections or args.connections}", f"-d{seconds}s", "--latency"]
+    for header in headers:
+        argv += ["-H", header]
+    if script is not None:
+        argv += ["-s", str(script)]
+    before = group_cpu_seconds(pgid) if pgid else 0.0
     out = subprocess.run(
-        [
-            wrk,
-            f"-t{args.threads}",
-            f"-c{args.connections}",
-            f"-d{args.duration}s",
-            "--latency",
-            "-H",
-            f"Authorization: Bearer {token}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=args.duration + 30,
-        check=True,
+        [*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
+    after = group_cpu_seconds(pgid) if pgid else 0.0
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0)
-    return Result(name, rps, p50, p99, total, errors, "wrk")
-
-
-async def run_python(name: str, url: str, token: str, args: argparse.Namespace) -> Result:
-    """A bounded closed-loop load generator for machines without wrk."""
-    latencies: list[float] = []
-    errors = 0
-    headers = {"Authorization": f"Bearer {token}"}
-    connector = aiohttp.TCPConnector(limit=args.connections)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        deadline = time.perf_counter() + args.duration
-
-        async def worker() -> None:
-            nonlocal errors
-            while (now := time.perf_counter()) < deadline:
-                try:
-                    async with http.get(url, headers=headers) as resp:
-                        await resp.read()
-                        if resp.status != 200:
-                            errors += 1
-                except aiohttp.ClientError:
-                    errors += 1
-                latencies.append(time.perf_counter() - now)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(args.connections)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-
-    def pct(p: float) -> float:
-        return (
-            latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0
-        )
-
     return Result(
-        name, len(latencies) / elapsed, pct(0.50), pct(0.99), len(latencies), errors, "python"
+        name,
+        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        requests,
+        (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0),
+        (after - before) / requests * 1e6 if pgid and requests else None,
     )
 
 
-async def load(name: str, url: str, token: str, args: argparse.Namespace) -> Result:
-    if args.wrk:
-        return await asyncio.to_thread(run_wrk, args.wrk, name, url, token, args)
-    return await run_python(name, url, token, args)
+def paced_script(work: Path, rate: float, connections: int) -> Path:
+    """A wrk script that spaces each connection's requests so all of them together offer
+    about `rate` req/s (random gaps averaging the interval, so connections do not lockstep)."""
+    gap_ms = max(1, round(connections * 1000 / rate))
+    script = work / "paced.lua"
+    script.write_text(
+        f"math.randomseed(os.time())\nfunction delay() return math.random(0, {2 * gap_ms}) end\n"
+    )
+    return script
 
 
-async def bench(args: argparse.Namespace, workdir: Path) -> tuple[Result, Result]:
-    users_port, gateway_port = free_port(), free_port()
+# -- the run -----------------------------------------------------------------------------------
+
+
+def bench(args: argparse.Namespace, procs: Processes) -> list[tuple[str, list[Result]]]:
+    work = procs.work
+    upstream_port, nginx_proxy_port = free_port(), free_port()
+    memory_port, redis_port, eg_port = free_port(), free_port(), free_port()
+    users_port, movies_port, real_gateway_port = free_port(), free_port(), free_port()
+    upstream = f"http://127.0.0.1:{upstream_port}"
     users_url = f"http://127.0.0.1:{users_port}"
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    users = start("users", users_port, workdir / "data", {}, workdir / "users.log")
-    gateway = start(
+    movies_url = f"http://127.0.0.1:{movies_port}"
+    data_dir = work / "data"
+    data_dir.mkdir()
+    namespace = f"bench-{uuid.uuid4().hex[:8]}:"
+
+    static = nginx(
+        procs,
+        "upstream",
+        f"server {{ listen 127.0.0.1:{upstream_port}; default_type application/json;"
+        f" location / {{ return 200 '{STATIC_BODY}'; }} }}",
+    )
+    nginx_proxy = nginx(
+        procs,
+        "nginx-proxy",
+        f"upstream static {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+        f" server {{ listen 127.0.0.1:{nginx_proxy_port}; location / {{"
+        " proxy_pass http://static; proxy_http_version 1.1;"
+        ' proxy_set_header Connection ""; } }',
+    )
+    movie_id = asyncio.run(seed_movie(data_dir))
+    common = {"STREAMIA_DATA_DIR": str(data_dir), "STREAMIA_USERS_URL": users_url}
+    users = streamia(procs, "users", "users", users_port, common)
+    movies = streamia(procs, "movies", "movies", movies_port, common)
+    gateway_env = {**common, "STREAMIA_RATE_LIMIT_GLOBAL": NO_REFUSAL}
+    memory = streamia(
+        procs,
+        "gateway-memory",
         "gateway",
-        gateway_port,
-        workdir / "data",
-        {
-            "STREAMIA_USERS_URL": users_url,
-            "STREAMIA_RATE_LIMITS_ENABLED": "false",
-        },
-        workdir / "gateway.log",
+        memory_port,
+        {**gateway_env, "STREAMIA_MOVIES_URL": upstream},
     )
-    try:
-        async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, users_url, users)
-            await wait_healthy(http, gateway_url, gateway)
-            token = await register(http, users_url)
-            direct_me = users_url + "/api/users/me"
-            gateway_me = gateway_url + "/api/users/me"
-            await check(http, direct_me, token)
-            await check(http, gateway_me, token)
-        warm = argparse.Namespace(**{**vars(args), "duration": 2})
-        await load("warm-up", direct_me, token, warm)
-        await load("warm-up", gateway_me, token, warm)
-        direct = await measured(users, "direct (users)", direct_me, token, args)
-        through = await measured(gateway, "through gateway", gateway_me, token, args)
-        return direct, through
-    finally:
-        stop(gateway)
-        stop(users)
-
-
-def report(direct: Result, through: Result, args: argparse.Namespace) -> float:
-    ratio = through.requests_per_second / direct.requests_per_second
-    print(
-        f"\nGET /api/users/me, {args.connections} connections, {args.duration} s each "
-        f"({direct.tool})"
-    )
-    print(
-        f"{'':<18}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'requests':>10}{'errors':>8}"
-        f"{'CPU µs/req':>12}"
-    )
-    for r in (direct, through):
-        cpu = f"{r.cpu_us:>12.0f}" if r.cpu_us is not None else f"{'–':>12}"
-        print(
-            f"{r.name:<18}{r.requests_per_second:>10.0f}{r.p50_ms:>10.2f}{r.p99_ms:>10.2f}"
-            f"{r.requests:>10}{r.errors:>8}{cpu}"
+    redis_gateway = None
+    if not args.skip_redis:
+        redis_gateway = streamia(
+            procs,
+            "gateway-redis",
+            "gateway",
+            redis_port,
+            {
+                **gateway_env,
+                "STREAMIA_MOVIES_URL": upstream,
+                "STREAMIA_REDIS_URL": REDIS_URL,
+                "STREAMIA_NAMESPACE": namespace,
+            },
         )
-    print("(CPU µs/req: the users process for the direct run, the gateway's alone through it)")
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    verdict = "ok" if ratio >= args.min_ratio else "BELOW TARGET"
-    print(f"gateway / direct throughput: {ratio:.0%} (target >= {args.min_ratio:.0%}) {verdict}")
-    return ratio
+    real_gateway = streamia(
+        procs,
+        "gateway-real",
+        "gateway",
+        real_gateway_port,
+        {**gateway_env, "STREAMIA_MOVIES_URL": movies_url},
+    )
+    eg_home = None if args.skip_express else install_express_gateway()
+    eg = express_gateway(procs, eg_home, eg_port, upstream) if eg_home else None
+
+    wait_until(upstream + ROUTE, static)
+    wait_until(f"http://127.0.0.1:{nginx_proxy_port}{ROUTE}", nginx_proxy)
+    for port, proc in [(users_port, users), (movies_port, movies), (memory_port, memory)]:
+        wait_until(f"http://127.0.0.1:{port}/health", proc)
+    wait_until(f"http://127.0.0.1:{real_gateway_port}/health", real_gateway)
+    if redis_gateway is not None:
+        wait_until(f"http://127.0.0.1:{redis_port}/health", redis_gateway)
+    if eg is not None:
+        wait_until(f"http://127.0.0.1:{eg_port}{ROUTE}", eg)
+    token = register(users_url)
+    auth = (f"Authorization: Bearer {token}",)
+    for url in (
+        f"http://127.0.0.1:{memory_port}{ROUTE}",
+        f"http://127.0.0.1:{real_gateway_port}/api/movies/{movie_id}",
+    ):
+        resp = httpx.get(url, timeout=10)
+        if resp.status_code != 200 or "ratelimit-limit" not in resp.headers:
+            raise SystemExit(f"GET {url}: {resp.status_code} {resp.headers} {resp.text[:200]}")
+
+    print(f"loading each for {args.duration} s, wrk -t1 -c{args.connections} ...", flush=True)
+    side: list[Result] = []
+    peers = [
+        ("nginx proxy_pass (keepalive)", nginx_proxy_port, nginx_proxy),
+        ("Streamia gateway, limits in memory", memory_port, memory),
+        ("Streamia gateway, limits in Redis", redis_port, redis_gateway),
+        (f"Express Gateway {EXPRESS_GATEWAY.split('@')[1]}", eg_port, eg),
+    ]
+    upstream_cpu: dict[str, float] = {}
+    for name, port, proc in peers:
+        if proc is None:
+            continue
+        url = f"http://127.0.0.1:{port}{ROUTE}"
+        wrk("warm-up", url, args, duration=2)
+        before = group_cpu_seconds(static.pid)
+        side.append(wrk(name, url, args, pgid=proc.pid))
+        upstream_cpu[name] = (group_cpu_seconds(static.pid) - before) / side[-1].requests * 1e6
+    direct = wrk("static upstream (nginx) direct", upstream + ROUTE, args, pgid=static.pid)
+    side.insert(0, direct)
+
+    real: list[Result] = []
+    for name, path, headers, service_port, service in [
+        ("GET /api/movies/:id", f"/api/movies/{movie_id}", (), movies_port, movies),
+        ("GET /api/users/me", "/api/users/me", auth, users_port, users),
+    ]:
+        for label, port, proc in [
+            ("direct", service_port, service),
+            ("through gateway", real_gateway_port, real_gateway),
+        ]:
+            url = f"http://127.0.0.1:{port}{path}"
+            wrk("warm-up", url, args, headers=headers, duration=2)
+            real.append(wrk(f"{name} {label}", url, args, headers=headers, pgid=proc.pid))
+
+    memory_result = side[2]
+    rate = memory_result.rps / 2
+    paced = wrk(
+        f"Streamia gateway at ~{rate:.0f} req/s offered",
+        f"http://127.0.0.1:{memory_port}{ROUTE}",
+        args,
+        pgid=memory.pid,
+        script=paced_script(work, rate, args.connections),
+    )
+    if redis_gateway is not None:
+        clear_redis_namespace(namespace)
+    args.upstream_cpu = upstream_cpu
+    return [
+        (f"GET {ROUTE}, static nginx upstream", side),
+        (
+            "real routes, embedded adapters (CPU: the service direct, the gateway through it)",
+            real,
+        ),
+        ("half capacity: wrk paced with a Lua delay()", [paced]),
+    ]
+
+
+def report(tables: list[tuple[str, list[Result]]], args: argparse.Namespace) -> bool:
+    header = f"{'':<48}{'req/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'CPU µs/req':>11}"
+    for title, results in tables:
+        print(f"\n{title}\n{header}")
+        for r in results:
+            cpu = f"{r.cpu_us:>11.0f}" if r.cpu_us is not None else f"{'–':>11}"
+            print(f"{r.name:<48}{r.rps:>9.0f}{r.p50_ms:>8.2f}{r.p99_ms:>8.2f}{r.errors:>7}{cpu}")
+    side = {r.name: r for r in tables[0][1]}
+    ours = side["Streamia gateway, limits in memory"]
+    nginx_proxy = side["nginx proxy_pass (keepalive)"]
+    express = next((r for n, r in side.items() if n.startswith("Express")), None)
+    paced = tables[2][1][0]
+    print(
+        "\nupstream nginx CPU µs per proxied request: "
+        + ", ".join(f"{n}: {c:.0f}" for n, c in args.upstream_cpu.items())
+    )
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} CPUs)")
+    checks = [
+        ("gateway / nginx proxy_pass", ours.rps / nginx_proxy.rps, TARGET_VS_NGINX, "{:.1%}", True),
+        ("gateway CPU µs per request", ours.cpu_us or 0, TARGET_CPU_US, "{:.0f}", False),
+        (
+            f"p99 ms at half capacity (achieved {paced.rps:.0f} req/s)",
+            paced.p99_ms,
+            TARGET_HALF_P99_MS,
+            "{:.2f}",
+            False,
+        ),
+    ]
+    if express is not None:
+        checks.insert(
+            0,
+            (
+                "gateway / Express Gateway",
+                ours.rps / express.rps,
+                TARGET_VS_EXPRESS,
+                "{:.2f}×",
+                True,
+            ),
+        )
+    met = True
+    for label, value, target, fmt, higher in checks:
+        ok = value >= target if higher else value <= target
+        met &= ok
+        sign = ">=" if higher else "<="
+        verdict = "ok" if ok else "BELOW TARGET"
+        print(f"{label}: {fmt.format(value)} (target {sign} {fmt.format(target)}) {verdict}")
+    errors = sum(r.errors for _, results in tables for r in results)
+    if errors:
+        print(f"{errors} requests failed")
+    return met and not errors
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per side")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--min-ratio", type=float, default=0.5)
-    parser.add_argument("--python", action="store_true", help="use the aiohttp load generator")
-    parser.add_argument(
-        "--check",
-        action="store_true",
-        help="exit 1 when the ratio is below --min-ratio or requests failed",
-    )
+    parser.add_argument("--skip-express", action="store_true", help="no Express Gateway")
+    parser.add_argument("--skip-redis", action="store_true", help="no Redis-backed gateway")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
-    args.wrk = (
-        None
-        if args.python
-        else shutil.which("wrk") or ("/usr/bin/wrk" if Path("/usr/bin/wrk").exists() else None)
-    )
-    workdir = Path(tempfile.mkdtemp(prefix="streamia-bench-"))
+    for tool in (WRK, NGINX):
+        if not Path(tool).exists():
+            raise SystemExit(f"{tool} is not installed (apt-get install wrk nginx-light)")
+    if not STREAMIA.exists():
+        raise SystemExit(f"{STREAMIA} not found: run `python3 run.py --help` first")
+    work = Path(tempfile.mkdtemp(prefix="streamia-bench-gateway-"))
+    work.chmod(0o755)  # nginx workers may run as an unprivileged user
+    procs = Processes(work)
     try:
-        direct, through = asyncio.run(bench(args, workdir))
-        ratio = report(direct, through, args)
+        met = report(bench(args, procs), args)
     except BaseException:
-        for log in sorted(workdir.glob("*.log")):
-            print(
-                f"--- {log.name} (tail)\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr
-            )
+        procs.stop_all()
+        print(procs.logs(), file=sys.stderr)
         raise
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    failed = direct.errors or through.errors or ratio < args.min_ratio
-    return 1 if args.check and failed else 0
+        procs.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if args.check and not met else 0
 
 
 if __name__ == "__main__":
