@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import yaml
 from prometheus_client import REGISTRY
 
@@ -846,6 +847,203 @@ def test_only_notifications_and_movies_leave_the_cluster():
     assert leaving == {"notifications", "movies"}
     assert can_reach_the_internet("prod", "notifications", 587)
     assert not can_reach_the_internet("prod", "movies", 587)
+
+
+# --- logs: Fluent Bit -> Loki, Grafana's logs <-> trace links ----------------------------
+
+LOGGING = K8S / "base" / "logging"
+GRAFANA_DATASOURCES = {
+    "compose": DEPLOY / "grafana" / "provisioning" / "datasources",
+    "kubernetes": LOGGING / "grafana-datasources.yml",
+}
+
+
+def _datasources(where: str) -> dict[str, dict[str, Any]]:
+    path = GRAFANA_DATASOURCES[where]
+    files = sorted(path.glob("*.yml")) if path.is_dir() else [path]
+    return {d["uid"]: d for f in files for d in yaml.safe_load(f.read_text())["datasources"]}
+
+
+def _fluent_bit(where: str) -> dict[str, Any]:
+    path = (
+        DEPLOY / "fluent-bit" / "compose.yml" if where == "compose" else LOGGING / "fluent-bit.yml"
+    )
+    return yaml.safe_load(path.read_text())
+
+
+def _loki_output(where: str) -> dict[str, Any]:
+    (output,) = [o for o in _fluent_bit(where)["pipeline"]["outputs"] if o["name"] == "loki"]
+    return output
+
+
+def _on(value: object) -> bool:
+    """A Fluent Bit switch as PyYAML reads it (YAML 1.1 makes a bare `on` True)."""
+    return value in (True, "on", "true")
+
+
+def _loki_port() -> int:
+    return yaml.safe_load((LOGGING / "loki.yml").read_text())["server"]["http_listen_port"]
+
+
+def _kit_log_line(trace_id: int, span_id: int) -> dict[str, str]:
+    """A JSON log line as a service writes it inside a span, and as Fluent Bit re-renders it."""
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    from streamia_kit.logging import trace_ids
+
+    context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=TraceFlags(1))
+    with trace.use_span(NonRecordingSpan(context)):
+        ids = trace_ids()
+    assert ids is not None
+    event = {"event": "request", "level": "info", "trace_id": ids[0], "span_id": ids[1]}
+    return {
+        "service": structlog.processors.JSONRenderer()(None, "info", dict(event)),
+        "fluent-bit": json.dumps({"log": "x", **event}, separators=(",", ":")),
+    }
+
+
+@pytest.mark.parametrize("where", GRAFANA_DATASOURCES)
+def test_a_log_lines_trace_id_links_to_its_trace(where):
+    sources = _datasources(where)
+    (field,) = sources["loki"]["jsonData"]["derivedFields"]
+    assert sources[field["datasourceUid"]]["type"] == "jaeger"
+    # Grafana expands $VAR in provisioning files: only $$ leaves Grafana's own ${__value.raw}.
+    assert field["url"] == "$${__value.raw}"
+    trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+    for rendering, line in _kit_log_line(trace_id, 0x00F067AA0BA902B7).items():
+        found = re.search(field["matcherRegex"], line)
+        assert found and found.group(1) == f"{trace_id:032x}", (rendering, line)
+    assert not re.search(field["matcherRegex"], '{"event": "startup", "level": "info"}')
+
+
+@pytest.mark.parametrize("where", GRAFANA_DATASOURCES)
+def test_a_trace_links_to_the_logs_that_carry_its_id(where):
+    sources = _datasources(where)
+    (jaeger,) = [d for d in sources.values() if d["type"] == "jaeger"]
+    links = jaeger["jsonData"]["tracesToLogsV2"]
+    assert sources[links["datasourceUid"]]["type"] == "loki"
+    query = links["query"]
+    assert '|= "$${__trace.traceId}"' in query
+    # The stream selector is a label every shipped line has, in compose and in Kubernetes.
+    selector = dict(re.findall(r'(\w+)="([^"$]+)"', query.split("|=")[0]))
+    for shipper in ("compose", "kubernetes"):
+        labels = dict(
+            part.strip().split("=", 1) for part in _loki_output(shipper)["labels"].split(",")
+        )
+        assert selector.items() <= labels.items(), shipper
+
+
+@pytest.mark.parametrize("where", ["compose", "kubernetes"])
+def test_fluent_bit_ships_json_lines_to_loki(where):
+    output = _loki_output(where)
+    assert output["port"] == _loki_port()
+    assert output["line_format"] == "json"
+    assert output["retry_limit"] == "no_limits", "a Loki outage must not drop logs"
+    service = _fluent_bit(where)["service"]
+    assert _on(service["health_check"]) and service["http_port"] == 2020
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_compose_sends_every_service_log_to_fluent_bit(name):
+    services = compose()["services"]
+    logging = services[name]["logging"]
+    assert logging["driver"] == "fluentd"
+    assert logging["options"]["fluentd-async"] == "true", "a service never waits for logging"
+    host, port = logging["options"]["fluentd-address"].split(":")
+    (forward,) = [i for i in _fluent_bit("compose")["pipeline"]["inputs"] if i["name"] == "forward"]
+    assert int(port) == forward["port"]
+    # The daemon dials the host: the port is published on 127.0.0.1 only.
+    assert f"{host}:{port}:{forward['port']}" in services["fluent-bit"]["ports"]
+
+
+def test_compose_fluent_bit_and_loki_read_the_shipped_configs():
+    services = compose()["services"]
+    assert _loki_output("compose")["host"] == "loki" and "loki" in services
+    for name, flag in (("loki", "-config.file="), ("fluent-bit", "--config=")):
+        svc = services[name]
+        (config,) = [a.removeprefix(flag) for a in svc["command"] if a.startswith(flag)]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in svc["volumes"]}
+        assert (DEPLOY / mounts[config]).is_file(), name
+    assert "loki" in services["fluent-bit"]["depends_on"]
+
+
+def test_kubernetes_fluent_bit_reads_streamias_namespaces_on_every_node():
+    paths = next(
+        i["path"] for i in _fluent_bit("kubernetes")["pipeline"]["inputs"] if i["name"] == "tail"
+    )
+    for namespace in ("gateway", "streamia-services", "streamia-data"):
+        assert f"/var/log/containers/*_{namespace}_*.log" in paths.split(",")
+    daemon = find("DaemonSet", "fluent-bit", "logging")
+    spec = daemon["spec"]["template"]["spec"]
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    mounts = {m["mountPath"]: m for m in container(daemon)["volumeMounts"]}
+    assert mounts["/var/log"]["readOnly"] is True
+    (kubernetes,) = [
+        f for f in _fluent_bit("kubernetes")["pipeline"]["filters"] if f["name"] == "kubernetes"
+    ]
+    assert _on(kubernetes["merge_log"]), "the service's JSON line becomes the record"
+
+
+def _mounted_config(workload: dict[str, Any], flag: str) -> str:
+    """The text of the config file a workload's `flag` names, from its mounted ConfigMap."""
+    ctr = container(workload)
+    (path,) = [a.removeprefix(flag) for a in ctr["args"] if a.startswith(flag)]
+    directory, filename = path.rsplit("/", 1)
+    (mount,) = [m for m in ctr["volumeMounts"] if m["mountPath"] == directory]
+    volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
+    config_map = volumes[mount["name"]]["configMap"]["name"]
+    namespace = workload["metadata"]["namespace"]
+    return find("ConfigMap", config_map, namespace)["data"][filename]
+
+
+def test_kubernetes_loki_and_fluent_bit_run_the_shipped_configs():
+    loki = find("StatefulSet", "loki", "logging")
+    assert _mounted_config(loki, "-config.file=") == (LOGGING / "loki.yml").read_text()
+    fluent_bit = find("DaemonSet", "fluent-bit", "logging")
+    assert _mounted_config(fluent_bit, "--config=") == (LOGGING / "fluent-bit.yml").read_text()
+    host = _loki_output("kubernetes")["host"]
+    name, namespace = host.split(".")[:2]
+    (port,) = find("Service", name, namespace)["spec"]["ports"]
+    assert port["port"] == _loki_port() == container(loki)["ports"][0]["containerPort"]
+
+
+def test_fluent_bit_may_only_read_pods_and_namespaces():
+    (role,) = [r for r in objects("ClusterRole") if r["metadata"]["name"].endswith("fluent-bit")]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["get", "list", "watch"]}
+    ]
+    (binding,) = [
+        b for b in objects("ClusterRoleBinding") if b["roleRef"]["name"] == role["metadata"]["name"]
+    ]
+    account = find("DaemonSet", "fluent-bit", "logging")["spec"]["template"]["spec"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["serviceAccountName"], "namespace": "logging"}
+    ]
+
+
+def test_grafanas_datasource_sidecar_finds_the_logs_datasources():
+    (config_map,) = [
+        c for c in objects("ConfigMap") if "grafana-datasources.yml" in c.get("data", {})
+    ]
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    assert config_map["metadata"]["labels"]["grafana_datasource"] == "1"
+
+
+def test_loki_keeps_a_week_of_logs_and_indexes_labels_only():
+    config = yaml.safe_load((LOGGING / "loki.yml").read_text())
+    assert config["limits_config"]["retention_period"] == "168h"
+    assert config["compactor"]["retention_enabled"] is True
+    (schema,) = config["schema_config"]["configs"]
+    assert (schema["store"], schema["schema"]) == ("tsdb", "v13")
+
+
+def test_only_fluent_bit_and_monitoring_reach_loki():
+    assert can_connect("prod", "fluent-bit", "loki", 3100)
+    assert can_connect("prod", "prometheus", "loki", 3100)
+    assert can_connect("prod", "prometheus", "fluent-bit", 2020)
+    assert not can_connect("prod", "stranger", "loki", 3100)
+    assert not can_connect("prod", "users", "loki", 3100)
 
 
 # --- Argo CD -----------------------------------------------------------------------------
