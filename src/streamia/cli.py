@@ -137,14 +137,14 @@ def _with_bus(queue: str | None, fn: Callable[[EventBus], Awaitable[T]]) -> T:
     file); a dead-letter queue the broker does not have is an unknown queue (exit 1)."""
     from streamia_kit.bus import UnknownQueue
     from streamia_kit.config import ServiceSettings
-    from streamia_kit.infra import Infrastructure
+    from streamia_kit.infra import bus_from_settings
 
     async def run() -> T:
-        infra = Infrastructure.from_settings(ServiceSettings())
+        bus = bus_from_settings(ServiceSettings())
         try:
-            return await fn(infra.bus)
+            return await fn(bus)
         finally:
-            await infra.close()
+            await bus.close()
 
     try:
         return asyncio.run(run())

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections.abc import Awaitable, Callable, Iterator
+from typing import NamedTuple
 
-import aio_pika.exceptions
-import aiohttp
-import asyncpg.exceptions
-import redis.exceptions
-import sqlalchemy.exc
 import structlog
 from prometheus_client import Counter, Gauge
 
@@ -51,16 +48,43 @@ _FILE_ERRORS = (
     NotADirectoryError,
     PermissionError,
 )
-_TRANSIENT_TYPES: tuple[type[BaseException], ...] = (
-    TransientError,
-    redis.exceptions.ConnectionError,  # BusyLoadingError included
-    redis.exceptions.TimeoutError,
-    aiohttp.ClientConnectionError,  # refused, reset, disconnected, timed out
-    aio_pika.exceptions.AMQPConnectionError,
-    aio_pika.exceptions.ChannelInvalidStateError,  # the channel's connection is not open now
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
-)
+
+
+class _Kinds(NamedTuple):
+    transient: tuple[type[BaseException], ...]
+    http_status: type[BaseException]  # carries the `status` of an HTTP answer
+    dbapi: type[BaseException]  # knows whether its connection was invalidated
+    driver_wrappers: tuple[type[BaseException], ...]
+
+
+@functools.cache
+def _kinds() -> _Kinds:
+    """The dependencies' exception classes, imported at the first classification rather than
+    with this module: the `streamia` command line imports it and starts in well under a
+    second without them."""
+    import aio_pika.exceptions
+    import aiohttp
+    import asyncpg.exceptions
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    return _Kinds(
+        transient=(
+            TransientError,
+            redis.exceptions.ConnectionError,  # BusyLoadingError included
+            redis.exceptions.TimeoutError,
+            aiohttp.ClientConnectionError,  # refused, reset, disconnected, timed out
+            aio_pika.exceptions.AMQPConnectionError,
+            aio_pika.exceptions.ChannelInvalidStateError,  # its connection is not open now
+            asyncpg.exceptions.ConnectionDoesNotExistError,
+            sqlalchemy.exc.TimeoutError,  # no pooled connection came free in time
+        ),
+        http_status=aiohttp.ClientResponseError,
+        dbapi=sqlalchemy.exc.DBAPIError,
+        driver_wrappers=(sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError),
+    )
+
+
 _TRANSIENT_HTTP_STATUSES = frozenset({429, 502, 503, 504})
 # The longest wait between tries of a transient failure: work resumes within about this
 # long once the dependency is back.
@@ -90,17 +114,18 @@ def _is_transient_one(exc: BaseException) -> bool | None:
     """True/False when this error alone decides; None to look at what it wraps."""
     if isinstance(exc, BaseExceptionGroup):
         return all(is_transient(inner) for inner in exc.exceptions)
-    if isinstance(exc, _TRANSIENT_TYPES):
+    kinds = _kinds()
+    if isinstance(exc, kinds.transient):
         return True
-    if isinstance(exc, aiohttp.ClientResponseError):
-        return exc.status in _TRANSIENT_HTTP_STATUSES
+    if isinstance(exc, kinds.http_status):
+        return getattr(exc, "status", None) in _TRANSIENT_HTTP_STATUSES
     sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if isinstance(sqlstate, str):
         return sqlstate.startswith(_TRANSIENT_SQLSTATES)
     sqlite_code = getattr(exc, "sqlite_errorname", None)
     if isinstance(sqlite_code, str):
         return sqlite_code.startswith(_TRANSIENT_SQLITE)
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+    if isinstance(exc, kinds.dbapi) and getattr(exc, "connection_invalidated", False):
         return True
     if isinstance(exc, OSError):  # ConnectionError and TimeoutError included
         return not isinstance(exc, _FILE_ERRORS)
@@ -119,7 +144,7 @@ def is_transient(exc: BaseException) -> bool:
         verdict = _is_transient_one(current)
         if verdict is not None:
             return verdict
-        if isinstance(current, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        if isinstance(current, _kinds().driver_wrappers):
             undecided_wrapper = True
     # A driver's OperationalError/InterfaceError without a code is about the connection.
     return undecided_wrapper
