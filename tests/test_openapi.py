@@ -14,13 +14,16 @@ def test_the_committed_openapi_document_is_the_generated_one():
     assert COMMITTED.read_text() == platform.openapi_json(), "run `.venv/bin/streamia openapi`"
 
 
-def test_no_operation_documents_422_and_every_api_input_documents_the_400_error_body():
+def test_422_is_only_a_reused_idempotency_key_and_every_api_input_documents_the_400_body():
     document = json.loads(COMMITTED.read_text())
     assert "HTTPValidationError" not in document["components"]["schemas"]
     for path, item in document["paths"].items():
         for method, operation in item.items():
             responses = operation["responses"]
-            assert "422" not in responses, (method, path)
+            if "422" in responses:  # never FastAPI's validation 422: that is a 400 here
+                headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+                assert "Idempotency-Key" in headers, (method, path)
+                assert "Idempotency-Key" in responses["422"]["description"], (method, path)
             takes_input = operation.get("parameters") or operation.get("requestBody")
             if takes_input:
                 schema = responses["400"]["content"]["application/json"]["schema"]
@@ -35,3 +38,19 @@ def test_uploads_document_their_multipart_bodies():
     ):
         body = paths[path]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
         assert body["properties"][field] == {"type": "string", "format": "binary"}, path
+
+
+def test_every_api_write_documents_the_idempotency_key():
+    paths = json.loads(COMMITTED.read_text())["paths"]
+    writes = [
+        (method, path, operation)
+        for path, item in paths.items()
+        if path.startswith("/api/")
+        for method, operation in item.items()
+        if method in ("post", "put", "patch", "delete")
+    ]
+    assert writes
+    for method, path, operation in writes:
+        names = [p["name"] for p in operation.get("parameters", [])]
+        assert "Idempotency-Key" in names, (method, path)
+        assert {"409", "422", "504"} <= set(operation["responses"]), (method, path)

@@ -10,8 +10,9 @@ import enum
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 class State(enum.IntEnum):
@@ -119,6 +120,30 @@ class CircuitBreaker:
         total = failures + sum(b.successes for b in self._buckets)
         if total >= self.volume_threshold and failures * 100.0 >= self.threshold * total:
             self._open()
+
+    async def attempt(
+        self,
+        call: Callable[[], Awaitable[Any]],
+        on_failure: Callable[[Exception], None] | None = None,
+    ) -> tuple[bool, Any]:
+        """Run `call` under a permit: (True, its result), or (False, None) when the circuit
+        refuses or `call` raises (a failure, told to `on_failure`): for a best-effort
+        dependency whose absence the caller works around."""
+        permit = self.acquire()
+        if permit is None:
+            return False, None
+        try:
+            result = await call()
+        except Exception as exc:
+            self.record(permit, ok=False)
+            if on_failure is not None:
+                on_failure(exc)
+            return False, None
+        except BaseException:
+            self.release(permit)
+            raise
+        self.record(permit, ok=True)
+        return True, result
 
     def probe_now(self) -> None:
         """Let the next call through as the half-open probe now, not at the end of the reset

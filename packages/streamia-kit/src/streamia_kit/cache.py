@@ -83,26 +83,18 @@ class RedisCache:
 
     async def _call(self, command: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
         """(True, result) or, when Redis is down or the breaker open, (False, None)."""
-        permit = self._breaker.acquire()
-        if permit is None:
-            CACHE_ERRORS.inc()
-            return False, None
-        try:
+
+        async def run() -> Any:
             if self._stale:
                 keys = list(self._stale)
                 await self._redis.delete(*keys)
                 self._stale.difference_update(keys)
-            result = await command()
-        except Exception as exc:
-            self._breaker.record(permit, ok=False)
+            return await command()
+
+        done, result = await self._breaker.attempt(run, _unavailable)
+        if not done:
             CACHE_ERRORS.inc()
-            log.warning("cache_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
-            return False, None
-        except BaseException:
-            self._breaker.release(permit)
-            raise
-        self._breaker.record(permit, ok=True)
-        return True, result
+        return done, result
 
     async def get(self, key: str) -> Any | None:
         _, raw = await self._call(lambda: self._redis.get(self._prefix + key))
@@ -129,6 +121,10 @@ class RedisCache:
             return bool(await self._redis.ping())
         except Exception:
             return False
+
+
+def _unavailable(exc: Exception) -> None:
+    log.warning("cache_unavailable", error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 class SingleFlight:

@@ -15,13 +15,12 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-import orjson
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from streamia_kit.errors import StreamiaError, error_body
+from streamia_kit.errors import StreamiaError, send_error
 
 log = structlog.get_logger("streamia.deadlines")
 
@@ -104,18 +103,20 @@ class DeadlineMiddleware:
         try:
             budget = parse_deadline_ms(raw) - self.margin
         except ValueError:
-            await _answer(send, 400, f"Invalid {DEADLINE_HEADER} header", "invalid_deadline_header")
+            await send_error(
+                send, 400, f"Invalid {DEADLINE_HEADER} header", "invalid_deadline_header"
+            )
             return
         if budget <= 0:
             DEADLINES_EXCEEDED.labels(self.service, "before_start").inc()
-            await _answer(
+            await send_error(
                 send, 504, "The request's deadline passed before it started", "deadline_exceeded"
             )
             return
         # The caller's clock runs from the end of the request body (an upload may stream
         # for minutes first); a request without a body starts it now.
         loop = asyncio.get_running_loop()
-        streaming = _has_body(scope["headers"])
+        streaming = has_body(scope["headers"])
         deadline = Deadline(None if streaming else time.monotonic() + budget, self.service)
         timeout = asyncio.timeout_at(None if streaming else loop.time() + budget)
         started = False
@@ -147,32 +148,18 @@ class DeadlineMiddleware:
                 raise
             DEADLINES_EXCEEDED.labels(self.service, "cancelled").inc()
             log.warning("deadline_exceeded", path=scope["path"], method=scope["method"])
-            await _answer(
+            await send_error(
                 send, 504, "The request's deadline passed; nothing was done", "deadline_exceeded"
             )
         finally:
             current_deadline.reset(token)
 
 
-def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+def has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Does the ASGI request announce a body (a positive Content-Length, or chunked)?"""
     for name, value in headers:
         if name == b"content-length":
             return value.strip() not in (b"0", b"")
         if name == b"transfer-encoding":
             return True
     return False
-
-
-async def _answer(send: Any, status: int, message: str, code: str) -> None:
-    body = orjson.dumps(error_body(message, code))
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

@@ -6,6 +6,7 @@ import re
 import traceback
 from typing import Any
 
+import orjson
 import structlog
 from aiohttp import ClientError
 from fastapi import FastAPI, Request
@@ -90,6 +91,29 @@ class ValidationFailed(StreamiaError):
             "Validation error",
             details={"formErrors": form_errors or [], "fieldErrors": field_errors or {}},
         )
+
+
+async def send_error(
+    send: Any,
+    status: int,
+    message: str,
+    code: str,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """Answer in the API.md shape from ASGI middleware (outside FastAPI's handlers)."""
+    body = orjson.dumps(error_body(message, code))
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(

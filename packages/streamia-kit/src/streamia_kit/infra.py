@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from streamia_kit.auth import RevocationStore
     from streamia_kit.bus import EventBus
     from streamia_kit.cache import Cache
+    from streamia_kit.idempotency import IdempotencyStore
 
 
 def bus_from_settings(settings: ServiceSettings, namespace: str | None = None) -> EventBus:
@@ -35,11 +36,12 @@ def bus_from_settings(settings: ServiceSettings, namespace: str | None = None) -
 
 @dataclass
 class Infrastructure:
-    """The bus, cache, revocation store and Redis client one process uses."""
+    """The bus, cache, revocation and idempotency stores and Redis client one process uses."""
 
     bus: EventBus
     cache: Cache
     revocations: RevocationStore
+    idempotency: IdempotencyStore
     redis: Any | None = None
     namespace: str = ""
     started: bool = field(default=False, init=False)
@@ -50,12 +52,14 @@ class Infrastructure:
     ) -> Infrastructure:
         from streamia_kit.auth import RedisRevocationStore, SqliteRevocationStore
         from streamia_kit.cache import MemoryCache, RedisCache
+        from streamia_kit.idempotency import RedisIdempotencyStore, SqliteIdempotencyStore
 
         ns = settings.namespace if namespace is None else namespace
         bus = bus_from_settings(settings, ns)
         redis = None
         cache: Cache
         revocations: RevocationStore
+        idempotency: IdempotencyStore
         if settings.redis_url:
             from redis.asyncio import Redis
 
@@ -69,10 +73,19 @@ class Infrastructure:
             prefix = f"{ns}:" if ns else ""
             cache = RedisCache(redis, prefix=prefix)
             revocations = RedisRevocationStore(redis, namespace=ns)
+            idempotency = RedisIdempotencyStore(redis, namespace=ns)
         else:
             cache = MemoryCache()
             revocations = SqliteRevocationStore(settings.data_dir / "revocations.sqlite")
-        return cls(bus=bus, cache=cache, revocations=revocations, redis=redis, namespace=ns)
+            idempotency = SqliteIdempotencyStore(settings.data_dir / "idempotency.sqlite")
+        return cls(
+            bus=bus,
+            cache=cache,
+            revocations=revocations,
+            idempotency=idempotency,
+            redis=redis,
+            namespace=ns,
+        )
 
     async def start(self) -> None:
         """Start consuming; call once every service in the process has subscribed."""

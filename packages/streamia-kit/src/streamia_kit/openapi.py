@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from streamia_kit.dependencies import admin_identity, current_identity, optional_identity
+from streamia_kit.idempotency import IDEMPOTENCY_HEADER, WRITE_METHODS
 
 ERROR_REF = "#/components/schemas/Error"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -37,12 +38,26 @@ DESCRIPTIONS = {
     408: "The upload stalled: nothing received for the idle timeout (its file is removed)",
     409: "Conflict",
     413: "Request body too large",
+    422: "This `Idempotency-Key` was used with another request",
     429: "Too many requests (`Retry-After`, `RateLimit-*` headers)",
     503: "A dependency is unavailable just now",
+    504: "Not answered in time: nothing was done, the request may be sent again",
+}
+IDEMPOTENCY_PARAMETER: dict[str, Any] = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "description": (
+        "Any unique value (1-255 visible ASCII characters, e.g. a UUID): a retry with the"
+        " same key and request gets the first answer again (`Idempotent-Replayed: true`)"
+        " instead of doing the work twice, for 24 h; 409 while the first is running"
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
 }
 # Every `/api` route is behind the gateway: a bad or revoked token is 401 on any of them, a
-# refused CORS origin 403, and there are its rate limit (429) and circuit breakers (503).
-_EVERY_API_ROUTE = (401, 403, 429, 503)
+# refused CORS origin 403, and there are its rate limit (429), circuit breakers (503) and
+# timeout (504).
+_EVERY_API_ROUTE = (401, 403, 429, 503, 504)
 _OPERATIONS = ("/health", "/ready", "/metrics")
 
 
@@ -119,6 +134,10 @@ def document(app: FastAPI) -> dict[str, Any]:
             responses.pop("422", None)
             for status in _statuses(route):
                 responses.setdefault(str(status), _error_response(status))
+            if method in WRITE_METHODS and route.path_format.startswith("/api/"):
+                operation.setdefault("parameters", []).append(IDEMPOTENCY_PARAMETER)
+                for status in (400, 409, 422):  # 400: a malformed key
+                    responses.setdefault(str(status), _error_response(status))
     app.openapi_schema = schema
     return schema
 

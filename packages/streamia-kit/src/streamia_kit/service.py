@@ -24,6 +24,7 @@ from streamia_kit.db import Database, ensure_database
 from streamia_kit.deadlines import DeadlineMiddleware
 from streamia_kit.errors import install_error_handlers
 from streamia_kit.events import Event
+from streamia_kit.idempotency import IdempotencyMiddleware
 from streamia_kit.infra import Infrastructure
 from streamia_kit.logging import configure_logging
 from streamia_kit.messaging import (
@@ -211,6 +212,7 @@ class Service:
             service=self.name,
             margin_seconds=self.settings.deadline_margin_seconds,
         )
+        app.add_middleware(IdempotencyMiddleware, service=self)
         app.add_middleware(RequestContextMiddleware, service=self.name, tracer=self.tracing.tracer)
         app.add_middleware(TrailingSlashMiddleware)
         return app

@@ -7,10 +7,12 @@ from collections.abc import Iterable
 Headers = list[tuple[bytes, bytes]]
 
 ALLOWED_METHODS = b"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
-DEFAULT_ALLOWED_HEADERS = b"Authorization, Content-Type, Range, X-Request-Id, traceparent"
+DEFAULT_ALLOWED_HEADERS = (
+    b"Authorization, Content-Type, Range, X-Request-Id, traceparent, Idempotency-Key"
+)
 EXPOSED_HEADERS = (
     b"RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, Retry-After, X-Request-Id, "
-    b"Content-Range, Accept-Ranges, Content-Length"
+    b"Content-Range, Accept-Ranges, Content-Length, Idempotent-Replayed"
 )
 
 

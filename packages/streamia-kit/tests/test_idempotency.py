@@ -1,0 +1,134 @@
+"""IdempotencyMiddleware on both stores (SQLite embedded, Redis distributed): a duplicate in
+flight is 409, an answer that says "not done" (5xx) is not kept, and a store that is down
+or hanging never fails nor stalls the write."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+
+from streamia_kit.idempotency import (
+    IDEMPOTENCY_HEADER,
+    REPLAYED_HEADER,
+    IdempotencyMiddleware,
+    IdempotencyStore,
+    RedisIdempotencyStore,
+    SqliteIdempotencyStore,
+)
+from streamia_kit.testing import REDIS, Stack, TcpProxy, serve_app, wait_for
+
+
+class Work:
+    """What the endpoint did: one entry per run, and a gate the test opens."""
+
+    def __init__(self) -> None:
+        self.runs: list[bytes] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail_next = False
+
+
+def _app(store: IdempotencyStore, work: Work) -> FastAPI:
+    app = FastAPI()
+    service = SimpleNamespace(name="test", infra=SimpleNamespace(idempotency=store))
+    app.add_middleware(IdempotencyMiddleware, service=service)
+
+    @app.post("/things")
+    async def create(request: Request) -> Any:
+        body = await request.body()
+        work.runs.append(body)
+        await work.gate.wait()
+        if work.fail_next:
+            work.fail_next = False
+            return JSONResponse({"error": "down"}, status_code=503)
+        return JSONResponse({"n": len(work.runs)}, status_code=201)
+
+    return app
+
+
+@pytest.fixture
+async def store(stack: Stack) -> Any:
+    if not stack.distributed:
+        yield SqliteIdempotencyStore(stack.tmp / "idempotency.sqlite")
+        return
+    redis = Redis.from_url(REDIS)
+    yield RedisIdempotencyStore(redis, namespace=stack.namespace)
+    await redis.aclose()
+
+
+def _key() -> dict[str, str]:
+    return {IDEMPOTENCY_HEADER: uuid.uuid4().hex}
+
+
+async def test_a_duplicate_while_the_first_runs_is_a_409(store):
+    work = Work()
+    work.gate.clear()
+    key = _key()
+    async with serve_app(_app(store, work)) as client:
+        first = asyncio.create_task(client.post("/things", content=b"a", headers=key))
+        await wait_for(lambda: work.runs, message="first request running")
+        duplicate = await client.post("/things", content=b"a", headers=key)
+        assert duplicate.status_code == 409
+        assert duplicate.json()["code"] == "idempotency_in_progress"
+        assert duplicate.headers["retry-after"] == "1"
+        work.gate.set()
+        assert (await first).status_code == 201
+        replay = await client.post("/things", content=b"a", headers=key)
+    assert replay.status_code == 201 and replay.headers[REPLAYED_HEADER] == "true"
+    assert work.runs == [b"a"]
+
+
+async def test_an_answer_that_says_not_done_is_not_kept(store):
+    work = Work()
+    work.fail_next = True
+    key = _key()
+    async with serve_app(_app(store, work)) as client:
+        assert (await client.post("/things", content=b"a", headers=key)).status_code == 503
+        retry = await client.post("/things", content=b"a", headers=key)
+    assert retry.status_code == 201 and REPLAYED_HEADER not in retry.headers
+    assert work.runs == [b"a", b"a"]
+
+
+async def test_a_streamed_body_is_compared_without_running_the_work(store):
+    work = Work()
+    key = _key()
+
+    async def chunks(*parts: bytes):
+        for part in parts:
+            yield part
+
+    async with serve_app(_app(store, work)) as client:
+        sent = await client.post("/things", content=chunks(b"ab", b"cd"), headers=key)
+        same = await client.post("/things", content=chunks(b"a", b"bcd"), headers=key)
+        other = await client.post("/things", content=chunks(b"ab", b"ce"), headers=key)
+    assert sent.status_code == same.status_code == 201
+    assert same.json() == sent.json() and same.headers[REPLAYED_HEADER] == "true"
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    assert work.runs == [b"abcd"]
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("fault", ["cut", "black_hole"])
+async def test_a_write_goes_ahead_without_the_store_while_redis_is_away(distributed_stack, fault):
+    proxy = await TcpProxy("127.0.0.1", int(REDIS.rsplit(":", 1)[1].split("/")[0])).start()
+    redis = Redis.from_url(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=2.0)
+    work = Work()
+    try:
+        async with serve_app(_app(RedisIdempotencyStore(redis), work)) as client:
+            await (proxy.cut() if fault == "cut" else proxy.black_hole())
+            began = time.monotonic()
+            resp = await client.post("/things", content=b"a", headers=_key())
+            took = time.monotonic() - began
+    finally:
+        await proxy.close()
+        await redis.aclose()
+    assert resp.status_code == 201 and work.runs == [b"a"]
+    assert took < 1.5  # not the client's 2 s socket timeout, nor longer
