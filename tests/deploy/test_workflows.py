@@ -142,7 +142,7 @@ def test_the_image_workflow_pushes_where_the_overlays_pull_from():
 
 def test_manifests_renders_and_strictly_validates_every_overlay():
     script = "\n".join(step.get("run", "") for step in _steps("manifests"))
-    assert "deploy/k8s/overlays/*/" in script and "kubectl kustomize" in script
+    assert "deploy/k8s/overlays/*/" in script and ".venv/bin/kubectl kustomize" in script
     assert "kubernetes-validate --strict" in script
     assert "--builtin-schema vendor.github-workflows" in script
     assert "pytest tests/deploy" in script
