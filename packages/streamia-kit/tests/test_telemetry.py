@@ -88,3 +88,25 @@ def test_each_service_has_its_own_provider_and_service_name():
     assert users.provider.resource.attributes["service.name"] == "users-probe"
     assert movies.provider.resource.attributes["service.name"] == "movies-probe"
     assert Tracing.of("users-probe", None) is users  # apps built twice share it
+
+
+def test_the_sample_ratio_decides_new_traces_and_a_callers_decision_is_followed():
+    from opentelemetry.sdk.trace.sampling import Decision
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    # An endpoint nobody listens on: nothing is recorded here, so nothing is sent.
+    tracing = Tracing("sampled-probe", "http://127.0.0.1:9", sample_ratio=0.0)
+    full = Tracing("all-probe", "http://127.0.0.1:9")
+    try:
+        sampler = tracing.provider.sampler
+        trace_id = 0x4BF92F3577B34DA6A3CE929D0E0E4736
+        assert sampler.should_sample(None, trace_id, "root").decision is Decision.DROP
+        sampled_parent = set_span_in_context(
+            NonRecordingSpan(SpanContext(trace_id, 0x00F067AA0BA902B7, True, TraceFlags(1)))
+        )
+        decision = sampler.should_sample(sampled_parent, trace_id, "child").decision
+        assert decision is Decision.RECORD_AND_SAMPLE
+        assert full.provider.sampler.should_sample(None, trace_id, "root").decision.is_sampled()
+    finally:
+        tracing.provider.shutdown()
+        full.provider.shutdown()

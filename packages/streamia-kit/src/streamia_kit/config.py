@@ -155,6 +155,13 @@ class ServiceSettings(BaseSettings):
     otlp_endpoint: str | None = Field(
         None, description="OTLP/HTTP endpoint for traces (e.g. Jaeger), unset: no export"
     )
+    trace_sample_ratio: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="share of new traces recorded (where a trace starts: the gateway);"
+        " a caller's decision is followed",
+    )
 
     # Shared secret for service-to-service calls that carry no user (e.g. projections catch-up).
     internal_secret: str = Field(

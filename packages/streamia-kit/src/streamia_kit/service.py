@@ -62,7 +62,7 @@ class Service:
         self.name = settings.service_name
         self.settings = settings
         # This service's own provider: in embedded mode each span still names its service.
-        self.tracing = Tracing.of(self.name, settings.otlp_endpoint)
+        self.tracing = Tracing.of(self.name, settings.otlp_endpoint, settings.trace_sample_ratio)
         self.owns_infra = infra is None
         self.infra = infra or Infrastructure.from_settings(settings)
         if self.owns_infra and self.infra.redis is not None:

@@ -30,7 +30,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Status, StatusCode
 
 if TYPE_CHECKING:
@@ -49,14 +49,16 @@ class Tracing:
 
     _by_service: dict[str, Tracing] = {}
 
-    def __init__(self, service: str, otlp_endpoint: str | None) -> None:
+    def __init__(self, service: str, otlp_endpoint: str | None, sample_ratio: float = 1.0) -> None:
         self.service = service
         self.endpoint = otlp_endpoint
+        self.sample_ratio = sample_ratio
         self.exporting = bool(otlp_endpoint)
+        root = ALWAYS_ON if sample_ratio >= 1.0 else TraceIdRatioBased(sample_ratio)
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": service}),
-            # A caller's "not sampled" is kept: a trace is recorded whole or not at all.
-            sampler=ParentBased(ALWAYS_ON) if self.exporting else ALWAYS_OFF,
+            # A caller's decision is kept: a trace is recorded whole or not at all.
+            sampler=ParentBased(root) if self.exporting else ALWAYS_OFF,
         )
         if otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -68,13 +70,13 @@ class Tracing:
         self.tracer = self.provider.get_tracer(TRACER_NAME)
 
     @classmethod
-    def of(cls, service: str, otlp_endpoint: str | None) -> Tracing:
+    def of(cls, service: str, otlp_endpoint: str | None, sample_ratio: float = 1.0) -> Tracing:
         """The service's tracing; apps built again in one process (tests) share it."""
         found = cls._by_service.get(service)
-        if found is None or found.endpoint != otlp_endpoint:
+        if found is None or (found.endpoint, found.sample_ratio) != (otlp_endpoint, sample_ratio):
             if found is not None:
                 found.provider.shutdown()
-            found = cls._by_service[service] = cls(service, otlp_endpoint)
+            found = cls._by_service[service] = cls(service, otlp_endpoint, sample_ratio)
         return found
 
     @classmethod

@@ -297,7 +297,7 @@ class Gateway:
 def create_app(settings: GatewaySettings, revocations: RevocationStore | None = None) -> Gateway:
     """The gateway with every adapter built; revocations default to Redis when configured."""
     configure_logging(settings.log_level, settings.log_format)
-    tracing = Tracing.of(settings.service_name, settings.otlp_endpoint)
+    tracing = Tracing.of(settings.service_name, settings.otlp_endpoint, settings.trace_sample_ratio)
     redis = (
         aioredis.Redis.from_pool(
             aioredis.ConnectionPool.from_url(
