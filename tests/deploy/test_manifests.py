@@ -92,16 +92,21 @@ def _kustomize_files(directory: Path) -> list[Path]:
 
 
 @cache
-def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
-    """The objects `kubectl kustomize` makes of an overlay (what Argo CD applies)."""
+def kustomize(directory: Path) -> tuple[dict[str, Any], ...]:
+    """The objects `kubectl kustomize` makes of a kustomization."""
     out = subprocess.run(
-        [str(KUBECTL), "kustomize", str(K8S / "overlays" / overlay)],
+        [str(KUBECTL), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
     return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+def rendered(overlay: str) -> tuple[dict[str, Any], ...]:
+    """An overlay as Argo CD applies it."""
+    return kustomize(K8S / "overlays" / overlay)
 
 
 def k8s_objects() -> tuple[dict[str, Any], ...]:
@@ -1049,16 +1054,8 @@ def test_only_fluent_bit_and_monitoring_reach_loki():
 # --- Argo CD -----------------------------------------------------------------------------
 
 
-@cache
 def argocd() -> tuple[dict[str, Any], ...]:
-    out = subprocess.run(
-        [str(KUBECTL), "kustomize", str(DEPLOY / "argocd")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+    return kustomize(DEPLOY / "argocd")
 
 
 def test_argocd_has_one_automated_self_healing_application_per_overlay():
