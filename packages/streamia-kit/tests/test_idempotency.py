@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from streamia_kit.deadlines import DEADLINE_HEADER, DeadlineMiddleware
 from streamia_kit.idempotency import (
     IDEMPOTENCY_HEADER,
     REPLAYED_HEADER,
@@ -40,6 +41,7 @@ def _app(store: IdempotencyStore, work: Work) -> FastAPI:
     app = FastAPI()
     service = SimpleNamespace(name="test", infra=SimpleNamespace(idempotency=store))
     app.add_middleware(IdempotencyMiddleware, service=service)
+    app.add_middleware(DeadlineMiddleware, service="test", margin_seconds=0.0)  # as create_app
 
     @app.post("/things")
     async def create(request: Request) -> Any:
@@ -92,6 +94,19 @@ async def test_an_answer_that_says_not_done_is_not_kept(store):
     key = _key()
     async with serve_app(_app(store, work)) as client:
         assert (await client.post("/things", content=b"a", headers=key)).status_code == 503
+        retry = await client.post("/things", content=b"a", headers=key)
+    assert retry.status_code == 201 and REPLAYED_HEADER not in retry.headers
+    assert work.runs == [b"a", b"a"]
+
+
+async def test_a_request_cancelled_at_its_deadline_leaves_its_key_free(store):
+    work = Work()
+    work.gate.clear()
+    key = _key()
+    async with serve_app(_app(store, work)) as client:
+        late = await client.post("/things", content=b"a", headers={**key, DEADLINE_HEADER: "300"})
+        assert late.status_code == 504 and late.json()["code"] == "deadline_exceeded"
+        work.gate.set()
         retry = await client.post("/things", content=b"a", headers=key)
     assert retry.status_code == 201 and REPLAYED_HEADER not in retry.headers
     assert work.runs == [b"a", b"a"]

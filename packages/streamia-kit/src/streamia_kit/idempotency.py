@@ -350,6 +350,9 @@ class IdempotencyMiddleware:
                 )
             except StreamiaError:
                 return None
+            except Exception as exc:  # the revocation store is away: the endpoint says so
+                _unavailable(exc)
+                return None
             return f"user:{identity.id}"
         forwarded = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
         if forwarded:  # the gateway appends the address it saw last

@@ -207,12 +207,14 @@ class Service:
             max_bytes=self.settings.max_json_body_bytes,
             exempt=body_limit_exempt,
         )
+        app.add_middleware(IdempotencyMiddleware, service=self)
+        # Outside the idempotency check: its store and token lookups count against the
+        # deadline too, and a claim whose request is cancelled at the deadline is released.
         app.add_middleware(
             DeadlineMiddleware,
             service=self.name,
             margin_seconds=self.settings.deadline_margin_seconds,
         )
-        app.add_middleware(IdempotencyMiddleware, service=self)
         app.add_middleware(RequestContextMiddleware, service=self.name, tracer=self.tracing.tracer)
         app.add_middleware(TrailingSlashMiddleware)
         return app

@@ -88,3 +88,14 @@ async def test_a_write_whose_deadline_has_passed_is_refused_and_posts_nothing(
     resp = await _post(client, user, film.movie_id, "late", **{DEADLINE_HEADER: "0"})
     assert assert_error(resp, 504)["code"] == "deadline_exceeded"
     assert await _comments(client, film.movie_id) == []
+
+
+async def test_a_key_whose_request_missed_its_deadline_is_free_for_the_retry(
+    client, caller, movie, assert_error
+):
+    film, user, key = await movie(), caller(), uuid.uuid4().hex
+    late = await _post(client, user, film.movie_id, "retry me", key, **{DEADLINE_HEADER: "0"})
+    assert assert_error(late, 504)["code"] == "deadline_exceeded"
+    retry = await _post(client, user, film.movie_id, "retry me", key)
+    assert retry.status_code == 201 and REPLAYED_HEADER not in retry.headers
+    assert [c["text"] for c in await _comments(client, film.movie_id)] == ["retry me"]
