@@ -479,6 +479,29 @@ def test_every_external_secret_reads_a_store_in_its_namespace_and_fills_its_temp
         find("ServiceAccount", account["name"], store["metadata"]["namespace"])
 
 
+def _remote_ref(secret: dict[str, Any], key: str) -> tuple[str, str]:
+    """Where in the secret manager an ExternalSecret's template value `key` comes from."""
+    (name,) = re.findall(r"\{\{\s*\.(\w+)", secret["spec"]["target"]["template"]["data"][key])
+    (ref,) = [d["remoteRef"] for d in secret["spec"]["data"] if d["secretKey"] == name]
+    return ref["key"], ref["property"]
+
+
+@pytest.mark.parametrize(
+    "url_secret, url_key, store_secret, store_key",
+    [
+        ("streamia-secrets", "STREAMIA_DATABASE_URL", "postgres-credentials", "POSTGRES_PASSWORD"),
+        ("streamia-secrets", "STREAMIA_AMQP_URL", "rabbitmq-credentials", "RABBITMQ_DEFAULT_PASS"),
+        ("streamia-secrets", "STREAMIA_REDIS_URL", "redis-credentials", "REDIS_PASSWORD"),
+        ("gateway-secrets", "STREAMIA_REDIS_URL", "redis-credentials", "REDIS_PASSWORD"),
+    ],
+)
+def test_prod_urls_carry_the_password_their_data_store_is_given(
+    url_secret, url_key, store_secret, store_key
+):
+    made = {s["spec"]["target"]["name"]: s for s in objects("ExternalSecret")}
+    assert _remote_ref(made[url_secret], url_key) == _remote_ref(made[store_secret], store_key)
+
+
 def test_dev_and_prod_give_every_secret_the_same_keys():
     made = {
         (s["spec"]["target"]["name"], s["metadata"]["namespace"]): set(
