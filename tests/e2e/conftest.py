@@ -41,16 +41,33 @@ def harness() -> ModuleType:
     return _harness
 
 
+@pytest.fixture(scope="session")
+def otlp() -> Iterator:
+    """The OTLP/HTTP receiver the session's platforms export their spans to (only the traces
+    a test starts itself are recorded: `harness.traced_env`)."""
+    receiver = _harness.OtlpReceiver()
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
 @pytest.fixture(
     scope="session",
     params=["embedded", pytest.param("distributed", marks=pytest.mark.distributed)],
 )
-def platform(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+def platform(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, otlp
+) -> Iterator:
     """The whole platform, once per mode and session; tests use random users and movies so
     they never see each other's data, and every test leaves it running."""
     if request.param == "distributed":
         require_infrastructure()
-    running = _harness.Platform(request.param, tmp_path_factory.mktemp(f"e2e-{request.param}"))
+    running = _harness.Platform(
+        request.param,
+        tmp_path_factory.mktemp(f"e2e-{request.param}"),
+        extra_env=_harness.traced_env(otlp.endpoint),
+    )
     running.start()
     try:
         yield running

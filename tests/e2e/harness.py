@@ -63,6 +63,24 @@ class ReceivedSpan:
     links: tuple[tuple[str, str], ...]  # (trace id, span id) of each linked span
 
 
+def traced_env(endpoint: str) -> dict[str, str]:
+    """A platform's environment for exporting to `endpoint` only the traces its caller starts:
+    no new trace is sampled, and the gateway continues a sampled traceparent from this machine
+    (an internal caller), so every other request costs no export."""
+    return {
+        "STREAMIA_OTLP_ENDPOINT": endpoint,
+        "STREAMIA_TRACE_SAMPLE_RATIO": "0",
+        "STREAMIA_TRACE_PARENT_NETWORKS": "127.0.0.0/8",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms between exports (5 s by default)
+    }
+
+
+def new_traceparent() -> tuple[str, str, str]:
+    """(traceparent, trace id, span id) of a sampled span of the caller's own."""
+    trace_id, span_id = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    return f"00-{trace_id}-{span_id}-01", trace_id, span_id
+
+
 class OtlpReceiver:
     """An OTLP/HTTP trace receiver on a local port: what the platform exports, decoded with
     opentelemetry-proto, kept in memory (`spans`, `trace(trace_id)`)."""

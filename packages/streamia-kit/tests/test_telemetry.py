@@ -4,12 +4,18 @@ an event carry its trace id."""
 
 from __future__ import annotations
 
+import logging
+
+import httpx
 import structlog
+from fastapi import FastAPI
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamia_kit.events import UserDeleted
 from streamia_kit.logging import add_trace_ids
 from streamia_kit.messaging import OutboxRelay, idempotent_handler
+from streamia_kit.middleware import RequestContextMiddleware
 from streamia_kit.telemetry import Tracing, span_context
 from streamia_kit.testing import wait_for
 
@@ -45,8 +51,14 @@ async def test_a_consumer_span_is_a_child_of_the_relays_publish_span_in_the_writ
     trace_id, request_span = _ids(request)
     assert written.traceparent is not None
     assert written.traceparent.split("-")[1:3] == [trace_id, request_span]
-    await relay.drain()
-    await wait_for(lambda: len(seen) == 1, message="the consumer")
+    with structlog.testing.capture_logs(processors=[add_trace_ids]) as lines:
+        await relay.drain()
+        await wait_for(lambda: len(seen) == 1, message="the consumer")
+    # The saga step's INFO line, written inside the consumer's span.
+    [step] = [line for line in lines if line["event"] == "event_consumed"]
+    assert step["queue"] == "probe.user.deleted" and step["outcome"] == "applied"
+    assert step["event_id"] == written.id and step["event_type"] == "user.deleted"
+    assert step["trace_id"] == trace_id and step["duration_ms"] >= 0
     [(published, consumer_trace)] = seen
     publish = span_context(published)
     assert publish is not None
@@ -79,6 +91,40 @@ async def test_the_bus_lines_about_a_failing_event_carry_its_trace_id(harness):
         )
     failed = next(line for line in lines if line["event"] == "handler_failed")
     assert failed["trace_id"] == _ids(request)[0]
+
+
+async def test_a_request_span_is_named_by_its_route_and_its_access_line_carries_its_ids():
+    exported = InMemorySpanExporter()
+    tracing = Tracing("access-probe", None, exporter=exported)
+    app = FastAPI()
+
+    @app.get("/api/movies/{movie_id}")
+    async def movie(movie_id: str) -> dict[str, str]:
+        return {"id": movie_id}
+
+    app.add_api_route("/health", lambda: {"status": "ok"})
+    app.add_middleware(RequestContextMiddleware, service="movies", tracer=tracing.tracer)
+    access = logging.getLogger("streamia.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        with structlog.testing.capture_logs(processors=[add_trace_ids]) as lines:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+                resp = await client.get("/api/movies/m42")
+                assert (await client.get("/health")).status_code == 200
+    finally:
+        access.setLevel(level)
+    assert resp.headers["x-streamia-route"] == "/api/movies/{movie_id}"
+    [span] = exported.get_finished_spans()  # /health: none
+    assert span.name == "GET /api/movies/{movie_id}"
+    assert span.resource.attributes["service.name"] == "access-probe"
+    [line] = [line for line in lines if line["event"] == "request"]  # /health: none
+    assert line["route"] == "/api/movies/{movie_id}"
+    assert (line["trace_id"], line["span_id"]) == (
+        format(span.context.trace_id, "032x"),
+        format(span.context.span_id, "016x"),
+    )
 
 
 def test_each_service_has_its_own_provider_and_service_name():

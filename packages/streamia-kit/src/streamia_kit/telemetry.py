@@ -35,6 +35,7 @@ from opentelemetry.trace import Status, StatusCode
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.sdk.trace.export import SpanExporter
     from redis.asyncio import Redis
     from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,18 +50,29 @@ class Tracing:
 
     _by_service: dict[str, Tracing] = {}
 
-    def __init__(self, service: str, otlp_endpoint: str | None, sample_ratio: float = 1.0) -> None:
+    def __init__(
+        self,
+        service: str,
+        otlp_endpoint: str | None,
+        sample_ratio: float = 1.0,
+        exporter: SpanExporter | None = None,
+    ) -> None:
+        """`exporter` instead of OTLP: the SDK's InMemorySpanExporter, in tests."""
         self.service = service
         self.endpoint = otlp_endpoint
         self.sample_ratio = sample_ratio
-        self.exporting = bool(otlp_endpoint)
+        self.exporting = bool(otlp_endpoint) or exporter is not None
         root = ALWAYS_ON if sample_ratio >= 1.0 else TraceIdRatioBased(sample_ratio)
         self.provider = TracerProvider(
             resource=Resource.create({"service.name": service}),
             # A caller's decision is kept: a trace is recorded whole or not at all.
             sampler=ParentBased(root) if self.exporting else ALWAYS_OFF,
         )
-        if otlp_endpoint:
+        if exporter is not None:
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+            self.provider.add_span_processor(SimpleSpanProcessor(exporter))
+        elif otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
