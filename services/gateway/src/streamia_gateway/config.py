@@ -30,8 +30,7 @@ class GatewaySettings(ServiceSettings):
     ]
     cors_max_age_seconds: int = 600
 
-    # Rate limits in `limits` notation: the global one a sliding window counter, the login
-    # ones moving windows (ratelimit.py).
+    # Rate limits in `limits` notation, moving window.
     rate_limits_enabled: bool = True
     rate_limit_global: str = "300/minute"  # per client IP
     rate_limit_login: str = Field(

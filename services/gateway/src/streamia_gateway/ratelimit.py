@@ -1,6 +1,5 @@
-"""Rate limits on `limits`: global per IP (sliding window counter); password checks per IP +
-account (reserved before the check), per account from any IP, and failures per IP across
-accounts (moving windows)."""
+"""Rate limits on `limits` (moving window): global per IP; password checks per IP + account
+(reserved before the check), per account from any IP, and failures per IP across accounts."""
 
 from __future__ import annotations
 
@@ -12,11 +11,7 @@ import redis.asyncio as aioredis
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import (
-    MovingWindowRateLimiter,
-    RateLimiter,
-    SlidingWindowCounterRateLimiter,
-)
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 
 from streamia_gateway.config import GatewaySettings
@@ -75,11 +70,6 @@ class RateLimits:
         self.account_limit: RateLimitItem = parse(settings.rate_limit_login_account)
         self.spray_limit: RateLimitItem = parse(settings.rate_limit_login_ip)
         self._limiter = MovingWindowRateLimiter(storage)
-        # Every request counts against the global limit: a sliding window counter costs two
-        # counters per IP, O(1), where a moving window keeps (and expires) one entry per
-        # request. It may admit a little more or less than the limit near a window's edge,
-        # which is fine for a flood guard; the login limits stay exact moving windows.
-        self._global = SlidingWindowCounterRateLimiter(storage)
         self._paused_until = 0.0
 
     def _paused(self) -> bool:
@@ -95,10 +85,8 @@ class RateLimits:
         if self._paused():
             return Verdict.unknown()
         try:
-            allowed = await self._global.hit(self.global_limit, "global", client_ip)
-            return await self._verdict(
-                allowed, self.global_limit, "global", client_ip, limiter=self._global
-            )
+            allowed = await self._limiter.hit(self.global_limit, "global", client_ip)
+            return await self._verdict(allowed, self.global_limit, "global", client_ip)
         except StorageError as exc:
             self._storage_failed(exc)
             return Verdict.unknown()
@@ -143,14 +131,8 @@ class RateLimits:
             self._storage_failed(exc)
             return Verdict.unknown()
 
-    async def _verdict(
-        self,
-        allowed: bool,
-        item: RateLimitItem,
-        *identifiers: str,
-        limiter: RateLimiter | None = None,
-    ) -> Verdict:
-        reset_at, remaining = await (limiter or self._limiter).get_window_stats(item, *identifiers)
+    async def _verdict(self, allowed: bool, item: RateLimitItem, *identifiers: str) -> Verdict:
+        reset_at, remaining = await self._limiter.get_window_stats(item, *identifiers)
         reset_in = max(0, math.ceil(reset_at - time.time()))
         headers = [
             (b"ratelimit-limit", str(item.amount).encode()),
