@@ -3,7 +3,7 @@
 distributed platform, stepping the user count up to the highest this machine sustains.
 
     .venv/bin/python bench/load.py [--users 25 50 100 200 400] [--seconds 60]
-                                   [--think-time 1] [--strict]
+                                   [--spawn-rate 5] [--think-time 1] [--strict]
 
 Starts the platform the way the e2e suite does (tests/e2e/harness.py: one `streamia serve`
 process per service on the local PostgreSQL, RabbitMQ and Redis, a fresh namespace) with the
@@ -13,13 +13,16 @@ the ingress (STREAMIA_TRUSTED_PROXIES), so each viewer is its own `X-Forwarded-F
 The catalogue: --streamable uploaded videos (made with PyAV, served with Range) and --listed
 movies at external URLs.
 
-Then, for each --users count, a fresh `locust --headless` run of bench/locustfile.py for
---seconds (viewers arriving over the first quarter, each signing up once; the statistics
-cover the whole run, arrivals included) and one table row: users, requests/s, p50, p99,
-error %, whether the seed's alert thresholds hold (p99 < 500 ms and errors < 1 %), and the
-CPU each process used (% of one core, from /proc). It stops after the first step that breaks
-a threshold and names the highest user count that held and the busiest process. Locust runs
-on the same 2 cores as the platform and takes its share.
+Then, for each --users count, a fresh `locust --headless` run of bench/locustfile.py: the
+viewers arrive at --spawn-rate per second (each signing up and logging in once), then the
+statistics start over once all have, and the steady state is measured for about --seconds
+(log-ins go on there: every viewer logs out and in again after about 40 actions). One
+table row per count: users, requests/s, p50, p99, error %, whether the seed's alert
+thresholds hold (p99 < 500 ms and errors < 1 %), and the CPU each process used (% of one
+core, from /proc). It stops after the first step that breaks a threshold and names the
+highest user count that held, the slowest routes, each process's CPU and how long it waited
+for a CPU while runnable (schedstat: on a shared machine, the other tenants' share). Locust
+runs on the same 2 cores as the platform.
 
 The short CI variant is tests/e2e/test_load.py (error rate only). Everything this creates
 (databases, queues, Redis keys, data dir) is removed at the end.
@@ -97,6 +100,7 @@ class Run:
     failures: list[str]
     locust_cpu: float
     cpu: dict[str, float] = field(default_factory=dict)
+    waited: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     load: float = 0.0
 
@@ -145,12 +149,15 @@ def run_locust(
     out: Path,
     think_time: float = 1.0,
     session_actions: int = 40,
-    spawn_rate: float | None = None,
+    spawn_rate: float = 5.0,
+    steady: bool = False,
 ) -> Run:
-    """`locust --headless` with bench/locustfile.py for `seconds` against `gateway`, as a
-    subprocess (Locust patches the standard library with gevent when imported)."""
+    """`locust --headless` with bench/locustfile.py against `gateway`, as a subprocess (Locust
+    patches the standard library with gevent when imported): the users arrive at
+    `spawn_rate` per second, then the run goes on for `seconds`. The statistics cover the
+    whole run, or with `steady` only what follows the last viewer's sign-up and log-in."""
     prefix = out / f"locust-{users}"
-    rate = spawn_rate or max(1.0, users / max(1.0, seconds / 4))
+    ramp = users / spawn_rate
     command = [
         str(LOCUST),
         "-f",
@@ -164,9 +171,10 @@ def run_locust(
         "--users",
         str(users),
         "--spawn-rate",
-        f"{rate:g}",
+        f"{spawn_rate:g}",
         "--run-time",
-        f"{seconds:g}s",
+        f"{round(ramp + seconds)}s",
+        *(["--steady"] if steady else []),
         "--stop-timeout",
         "10",
         "--csv",
@@ -180,7 +188,7 @@ def run_locust(
     ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(
-        command, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120
+        command, cwd=ROOT, capture_output=True, text=True, timeout=ramp + seconds + 120
     )
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     stats = prefix.with_name(prefix.name + "_stats.csv")
@@ -220,17 +228,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_wait_seconds(pid: int) -> float:
+    """Time the threads of a process spent runnable but waiting for a CPU (Linux schedstat)."""
+    waited = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            waited += int((task / "schedstat").read_text().split()[1])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+    return waited / 1e9
+
+
 def step(platform: Any, movie_ids: list[str], users: int, args: argparse.Namespace) -> Run:
-    """One Locust run, with the CPU each platform process spent during it."""
+    """One Locust run, with the CPU each platform process spent (and waited for) during it."""
     pids = {name: proc.pid for name, proc in platform.procs.items()}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    waited = {name: cpu_wait_seconds(pid) for name, pid in pids.items()}
     started = time.monotonic()
     run = run_locust(
-        platform.gateway, movie_ids, users, args.seconds, platform.data_dir, args.think_time
+        platform.gateway,
+        movie_ids,
+        users,
+        args.seconds,
+        platform.data_dir,
+        args.think_time,
+        spawn_rate=args.spawn_rate,
+        steady=True,
     )
     run.seconds = time.monotonic() - started
     run.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
     run.cpu["locust"] = run.locust_cpu
+    run.waited = {name: cpu_wait_seconds(pid) - waited[name] for name, pid in pids.items()}
     run.load = os.getloadavg()[0]
     return run
 
@@ -281,8 +309,8 @@ def bench(args: argparse.Namespace, platform: Any, harness: ModuleType) -> int:
     movie_ids = asyncio.run(stock_all())
     print(
         f"catalogue: {args.streamable} uploaded videos ({video.stat().st_size // 1024} KiB"
-        f" each), {args.listed} listed; {args.seconds:.0f} s per step, think time x"
-        f"{args.think_time:g}",
+        f" each), {args.listed} listed; viewers arrive {args.spawn_rate:g}/s, then"
+        f" {args.seconds:.0f} s measured; think time x{args.think_time:g}",
         flush=True,
     )
     print()
@@ -318,6 +346,13 @@ def bench(args: argparse.Namespace, platform: Any, harness: ModuleType) -> int:
         )
     )
     print(
+        f"waiting for a CPU while runnable at {last.users} users (% of the run): "
+        + ", ".join(
+            f"{name} {100 * spent / last.seconds:.0f}"
+            for name, spent in sorted(last.waited.items(), key=lambda item: -item[1])
+        )
+    )
+    print(
         f"(load average {os.getloadavg()[0]:.1f} at the end on {os.cpu_count()} CPUs; PostgreSQL,"
         " RabbitMQ and Redis, and anything else on the machine, take the rest)"
     )
@@ -329,6 +364,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, nargs="+", default=[25, 50, 100, 200, 400])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--think-time", type=float, default=1.0)
+    parser.add_argument("--spawn-rate", type=float, default=5.0, help="arrivals per second")
     parser.add_argument("--streamable", type=int, default=8)
     parser.add_argument("--listed", type=int, default=60)
     parser.add_argument("--strict", action="store_true", help="exit 1 when no step holds")

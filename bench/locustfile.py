@@ -19,7 +19,9 @@ in production; elsewhere the header is ignored. `--movie-ids` are movies with st
 (their stream answers 206); the catalogue browsed is whatever the platform holds.
 
 Requests are named by route (`GET /api/movies/:id`), so the statistics have one row per
-route; a response with the wrong status or shape counts as a failure.
+route; a response with the wrong status or shape counts as a failure. With --steady they
+start over once the last viewer has signed up and logged in: the steady state, where password
+checks are the occasional returning log-in.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ SEARCHES = ("the", "movie", "night", "love", "war", "a")
 SORTS = ("newest", "title", "rating")
 CATEGORIES = ("Drama", "Comedy", "Action", "Documentary")
 _addresses = itertools.count(1)
+_signed_in = itertools.count(1)
 
 
 @events.init_command_line_parser.add_listener
@@ -59,6 +62,11 @@ def _options(parser: LocustArgumentParser) -> None:
         type=int,
         default=40,
         help="mean actions per session (uniform between half and one and a half of it)",
+    )
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="reset the statistics once every viewer has signed up and logged in",
     )
 
 
@@ -100,6 +108,9 @@ class Viewer(FastHttpUser):
             if resp.status_code != 201:
                 resp.failure(f"register -> {resp.status_code} {resp.text[:200]}")
         self._log_in()
+        options = self.environment.parsed_options
+        if options.steady and next(_signed_in) == options.num_users and self.environment.runner:
+            self.environment.runner.stats.reset_all()
 
     def _log_in(self) -> None:
         self.auth = dict(self.headers)
