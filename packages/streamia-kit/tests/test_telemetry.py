@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streamia_kit.events import UserDeleted
+from streamia_kit.events import Envelope, UserDeleted
 from streamia_kit.logging import add_trace_ids
 from streamia_kit.messaging import OutboxRelay, idempotent_handler
 from streamia_kit.middleware import RequestContextMiddleware
@@ -156,3 +156,26 @@ def test_the_sample_ratio_decides_new_traces_and_a_callers_decision_is_followed(
     finally:
         tracing.provider.shutdown()
         full.provider.shutdown()
+
+
+async def test_a_step_failing_on_a_dependency_is_a_debug_line_and_any_other_failure_a_warning(
+    harness,
+):
+    errors: list[Exception] = [ConnectionRefusedError("database down"), RuntimeError("a bug")]
+
+    async def apply(session, event, envelope):
+        raise errors.pop(0)
+
+    handler = idempotent_handler(harness.db, harness.inbox, "probe", UserDeleted, apply)
+    envelope = Envelope.wrap(_deleted(), "streamia/test")
+    with structlog.testing.capture_logs() as lines:
+        for _ in range(2):
+            try:
+                await handler(envelope)
+            except (ConnectionRefusedError, RuntimeError):
+                pass
+    steps = [
+        (line["outcome"], line["log_level"]) for line in lines if line["event"] == "event_consumed"
+    ]
+    # The bus says once per outage that a dependency is down; the step does not say it per try.
+    assert steps == [("unavailable", "debug"), ("failed", "warning")]

@@ -351,8 +351,10 @@ class IdempotentHandler:
                         return
                     await self.handler(session, event, envelope)  # type: ignore[arg-type]
             except Exception as exc:
-                # The bus decides what follows (a retry, or the dead-letter queue) and says so.
-                _log_step(queue, envelope, "failed", started, error=type(exc).__name__)
+                # The bus decides what follows (a retry, or the dead-letter queue) and says so;
+                # a dependency being down it reports once per outage, not once per attempt.
+                outcome = "unavailable" if is_transient(exc) else "failed"
+                _log_step(queue, envelope, outcome, started, error=type(exc).__name__)
                 raise
             _log_step(queue, envelope, "applied", started)
 
@@ -409,7 +411,7 @@ idempotent_handler = IdempotentHandler
 def _log_step(queue: str, envelope: Envelope, outcome: str, started: float, **fields: Any) -> None:
     """One INFO line per saga step (inside its consumer span, so it carries the trace id)."""
     log.log(
-        logging.WARNING if outcome == "failed" else logging.INFO,
+        {"failed": logging.WARNING, "unavailable": logging.DEBUG}.get(outcome, logging.INFO),
         "event_consumed",
         queue=queue,
         event_id=envelope.id,
