@@ -30,7 +30,8 @@ class GatewaySettings(ServiceSettings):
     ]
     cors_max_age_seconds: int = 600
 
-    # Rate limits in `limits` notation, moving window.
+    # Rate limits in `limits` notation: the global one a sliding window counter, the login
+    # ones moving windows (ratelimit.py).
     rate_limits_enabled: bool = True
     rate_limit_global: str = "300/minute"  # per client IP
     rate_limit_login: str = Field(
