@@ -59,7 +59,9 @@ def _app(store: IdempotencyStore, work: Work) -> FastAPI:
 @pytest.fixture
 async def store(stack: Stack) -> Any:
     if not stack.distributed:
-        yield SqliteIdempotencyStore(stack.tmp / "idempotency.sqlite")
+        sqlite = SqliteIdempotencyStore(stack.tmp / "idempotency.sqlite")
+        yield sqlite
+        await sqlite.close()
         return
     redis = Redis.from_url(REDIS)
     yield RedisIdempotencyStore(redis, namespace=stack.namespace)

@@ -111,6 +111,8 @@ class IdempotencyStore(Protocol):
         """Drop this request's claim (nothing was done): a retry runs the work."""
         ...
 
+    async def close(self) -> None: ...
+
 
 # Delete the key only while it still holds this request's claim (the claim may have run
 # out and another request may hold the key now).
@@ -145,6 +147,9 @@ class RedisIdempotencyStore:
     async def release(self, key: str, claim: str) -> None:
         await self._release(keys=[self._prefix + key], args=[claim])
 
+    async def close(self) -> None:
+        """Nothing of its own: the Redis client is the infrastructure's."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -158,52 +163,66 @@ CREATE INDEX IF NOT EXISTS ix_idempotency_keys_expires_at ON idempotency_keys (e
 
 class SqliteIdempotencyStore:
     """Embedded mode's store: a SQLite file beside the services' databases, so a restart
-    (the likeliest reason a client never saw its answer) keeps the answers."""
+    (the likeliest reason a client never saw its answer) keeps the answers. One connection,
+    kept open: embedded mode is one process, and this lock makes claim-or-read atomic."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._lock = asyncio.Lock()  # one process: this lock makes claim-or-read atomic
+        self._lock = asyncio.Lock()
+        self._conn: aiosqlite.Connection | None = None
+        self._swept_at = 0.0
 
     @asynccontextmanager
     async def _connect(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with aiosqlite.connect(private_file(self._path)) as db:
-            await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(_SCHEMA)
-            yield db
+        async with self._lock:
+            if self._conn is None:
+                conn = await aiosqlite.connect(private_file(self._path))
+                await conn.execute("PRAGMA journal_mode=WAL")
+                await conn.execute("PRAGMA synchronous=NORMAL")
+                await conn.execute("PRAGMA busy_timeout=5000")
+                await conn.executescript(_SCHEMA)
+                self._conn = conn
+            yield self._conn
+            await self._conn.commit()
 
     async def claim(self, key: str, claim: str, seconds: float) -> Answer | None:
         now = time.time()
-        async with self._lock, self._connect() as db:
-            await db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+        async with self._connect() as db:
+            if now - self._swept_at > 60:
+                await db.execute("DELETE FROM idempotency_keys WHERE expires_at <= ?", (now,))
+                self._swept_at = now
             async with db.execute(
-                "SELECT answer FROM idempotency_keys WHERE key = ?", (key,)
+                "SELECT answer FROM idempotency_keys WHERE key = ? AND expires_at > ?", (key, now)
             ) as rows:
                 row = await rows.fetchone()
             if row is None:
                 pending = Answer(pending=True, claim=claim).dumps()
                 await db.execute(
-                    "INSERT INTO idempotency_keys VALUES (?, ?, ?)", (key, pending, now + seconds)
+                    "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?)",
+                    (key, pending, now + seconds),
                 )
-            await db.commit()
         return None if row is None else Answer.loads(row[0])
 
     async def keep(self, key: str, answer: Answer, seconds: float) -> None:
-        async with self._lock, self._connect() as db:
+        async with self._connect() as db:
             await db.execute(
                 "INSERT OR REPLACE INTO idempotency_keys VALUES (?, ?, ?)",
                 (key, answer.dumps(), time.time() + seconds),
             )
-            await db.commit()
 
     async def release(self, key: str, claim: str) -> None:
-        async with self._lock, self._connect() as db:
+        async with self._connect() as db:
             async with db.execute(
                 "SELECT answer FROM idempotency_keys WHERE key = ?", (key,)
             ) as rows:
                 row = await rows.fetchone()
             if row is not None and Answer.loads(row[0]).claim == claim:
                 await db.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))
-                await db.commit()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
 
 
 class InvalidIdempotencyKey(StreamiaError):

@@ -94,6 +94,7 @@ class Infrastructure:
 
     async def close(self) -> None:
         await self.bus.close()
+        await self.idempotency.close()
         if self.redis is not None:
             await self.redis.aclose()
 
