@@ -454,3 +454,21 @@ async def test_a_refused_cors_origin_gets_403_json(api) -> None:
     resp = await api.get("/api/movies", headers={"Origin": "http://localhost:5173"})
     assert resp.status_code == 200, resp.text
     assert resp.headers.get("access-control-allow-origin") == "http://localhost:5173"
+
+
+async def test_a_registration_retried_with_its_idempotency_key_is_done_once(
+    platform, api, harness
+) -> None:
+    """Issue 12 point 5: a client that never saw its answer retries safely, in both modes."""
+    body = harness.new_user()
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = await api.post("/api/users/register", json=body, headers=key)
+    assert first.status_code == 201, first.text
+    again = await api.post("/api/users/register", json=body, headers=key)
+    assert again.status_code == 201, again.text  # not 409 "email taken"
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    sql = "SELECT count(*) FROM users WHERE email = ?"
+    assert await platform.fetch("users", sql, body["email"]) == [(1,)]
+    other = await api.post("/api/users/register", json={**body, "age": 31}, headers=key)
+    assert assert_error(other, 422)["code"] == "idempotency_key_reused"
