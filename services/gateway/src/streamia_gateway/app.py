@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -132,7 +133,7 @@ class Gateway:
         await self.proxy.close()
         if self._redis is not None:
             await self._redis.aclose()
-        self._tracing.tracing.flush()
+        await asyncio.to_thread(self._tracing.tracing.flush)  # the last spans out
 
     # One request ------------------------------------------------------------------------
 
