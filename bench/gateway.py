@@ -65,6 +65,9 @@ STATIC_BODY = '{"data":{"id":"bench","title":"Bench"}}'
 # real traffic. A single client under a limit raised past the load would measure the moving
 # window at a size no client reaches (one entry per request in the window).
 CLIENTS = 20_000
+# Before each measured run: Express Gateway's JIT needs a few thousand requests (with 2 s it
+# measured anywhere from 212 to 957 req/s in runs minutes apart).
+WARM_UP_SECONDS = 4
 
 # Target ratios of issue 16, point 1.
 TARGET_VS_EXPRESS = 2.5
@@ -515,7 +518,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> list[tuple[str, list[Re
         if proc is None:
             continue
         url = f"http://127.0.0.1:{port}{ROUTE}"
-        wrk("warm-up", url, args, duration=2)
+        wrk("warm-up", url, args, duration=WARM_UP_SECONDS)
         before = group_cpu_seconds(static.pid)
         side.append(wrk(name, url, args, pgid=proc.pid))
         upstream_cpu[name] = (group_cpu_seconds(static.pid) - before) / side[-1].requests * 1e6
@@ -532,7 +535,7 @@ def bench(args: argparse.Namespace, procs: Processes) -> list[tuple[str, list[Re
             ("through gateway", real_gateway_port, real_gateway),
         ]:
             url = f"http://127.0.0.1:{port}{path}"
-            wrk("warm-up", url, args, headers=headers, duration=2)
+            wrk("warm-up", url, args, headers=headers, duration=WARM_UP_SECONDS)
             real.append(wrk(f"{name} {label}", url, args, headers=headers, pgid=proc.pid))
 
     memory_result = side[2]
