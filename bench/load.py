@@ -99,6 +99,7 @@ class Run:
     routes: dict[str, Row]
     failures: list[str]
     locust_cpu: float
+    sign_up_errors: list[str] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)
     waited: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
@@ -219,7 +220,8 @@ def run_locust(
         for line in csv.DictReader(f):
             failures.append(f"{line['Occurrences']} x {line['Name']}: {line['Error'][:300]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return Run(users, total, routes, failures, cpu)
+    sign_up = [line for line in result.stderr.splitlines() if "while signing up" in line]
+    return Run(users, total, routes, failures, cpu, sign_up)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -321,7 +323,7 @@ def bench(args: argparse.Namespace, platform: Any, harness: ModuleType) -> int:
         runs.append(run)
         print_row(run)
         if not run.holds:
-            for failure in run.failures[:5]:
+            for failure in run.failures[:5] + run.sign_up_errors[:3]:
                 print(f"         {failure}")
             break
     held = [run for run in runs if run.holds]

@@ -27,6 +27,7 @@ checks are the occasional returning log-in.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import uuid
 from collections.abc import Callable
@@ -40,7 +41,7 @@ CHUNK = 256 * 1024  # a player's Range request
 SEARCHES = ("the", "movie", "night", "love", "war", "a")
 SORTS = ("newest", "title", "rating")
 CATEGORIES = ("Drama", "Comedy", "Action", "Documentary")
-_addresses = itertools.count(1)
+_addresses = itertools.count(random.randrange(1 << 23))  # runs of bench/load.py differ
 _signed_in = itertools.count(1)
 
 
@@ -72,7 +73,7 @@ def _options(parser: LocustArgumentParser) -> None:
 
 def _address(n: int) -> str:
     """A distinct private IPv4 address per viewer: 10.x.y.z."""
-    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255 or 1}"
+    return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
 class Viewer(FastHttpUser):
@@ -90,7 +91,20 @@ class Viewer(FastHttpUser):
         self.favorites: set[str] = set()
         self.headers = {"X-Forwarded-For": _address(next(_addresses))}
         self.email = f"load-{uuid.uuid4().hex[:12]}@example.com"
-        self.actions_left = 0
+        self.auth = dict(self.headers)
+        self.signed_up = False
+        self._sign_up()
+        options = self.environment.parsed_options
+        if options.steady and next(_signed_in) == options.num_users and self.environment.runner:
+            for error in self.environment.runner.stats.errors.values():
+                logging.warning("while signing up: %s x %s", error.occurrences, error.to_name())
+            self.environment.runner.stats.reset_all()
+
+    def _try_again_later(self) -> None:
+        """After a failed sign-up or log-in a person tries again a few actions later."""
+        self.actions_left = random.randint(3, 6)
+
+    def _sign_up(self) -> None:
         with self.client.post(
             "/api/users/register",
             json={
@@ -107,10 +121,10 @@ class Viewer(FastHttpUser):
         ) as resp:
             if resp.status_code != 201:
                 resp.failure(f"register -> {resp.status_code} {resp.text[:200]}")
+                self._try_again_later()
+                return
+        self.signed_up = True
         self._log_in()
-        options = self.environment.parsed_options
-        if options.steady and next(_signed_in) == options.num_users and self.environment.runner:
-            self.environment.runner.stats.reset_all()
 
     def _log_in(self) -> None:
         self.auth = dict(self.headers)
@@ -123,20 +137,29 @@ class Viewer(FastHttpUser):
         ) as resp:
             if resp.status_code != 200:
                 resp.failure(f"login -> {resp.status_code} {resp.text[:200]}")
+                self._try_again_later()
                 return
             self.auth["Authorization"] = f"Bearer {resp.json()['token']}"
         mean = self.environment.parsed_options.session_actions
         self.actions_left = random.randint(max(1, mean // 2), max(1, mean * 3 // 2))
+
+    @property
+    def logged_in(self) -> bool:
+        return "Authorization" in self.auth
 
     def _session(self) -> None:
         """Count one action; at the session's end log out and back in (a returning visit)."""
         self.actions_left -= 1
         if self.actions_left > 0:
             return
-        with self.client.post(
-            "/api/users/logout", headers=self.auth, name="POST /api/users/logout"
-        ):
-            pass
+        if not self.signed_up:
+            self._sign_up()
+            return
+        if self.logged_in:
+            with self.client.post(
+                "/api/users/logout", headers=self.auth, name="POST /api/users/logout"
+            ):
+                pass
         self._log_in()
 
     def _movie(self) -> str:
@@ -209,6 +232,8 @@ class Viewer(FastHttpUser):
         self._session()
         movie = self._movie()
         size = self.sizes.get(movie)
+        if not self.logged_in:  # the player asks to log in first
+            return
         start = random.randrange(0, max(1, size - CHUNK)) if size else 0
         for _ in range(3):
             end = start + CHUNK - 1
@@ -244,6 +269,8 @@ class Viewer(FastHttpUser):
     def favorite(self) -> None:
         """Toggle a favorite, as the heart button does."""
         self._session()
+        if not self.logged_in:
+            return
         movie = self._movie()
         if movie in self.favorites:
             if self._json("DELETE", f"/api/favorites/{movie}", "DELETE /api/favorites/:movieId"):
@@ -257,6 +284,8 @@ class Viewer(FastHttpUser):
     @task(3)
     def rate(self) -> None:
         self._session()
+        if not self.logged_in:
+            return
         body = {"movieId": self._movie(), "rating": random.randint(1, 5)}
         with self.client.post(
             "/api/ratings",
@@ -271,5 +300,7 @@ class Viewer(FastHttpUser):
     @task(2)
     def comment(self) -> None:
         self._session()
+        if not self.logged_in:
+            return
         body = {"movieId": self._movie(), "text": f"Loved it ({uuid.uuid4().hex[:6]})"}
         self._json("POST", "/api/comments", "POST /api/comments", 201, json=body)
