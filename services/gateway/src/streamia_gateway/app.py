@@ -327,7 +327,7 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
     metrics = GatewayMetrics(breakers)
     router = Router(settings)
     proxy = Proxy(settings, breakers, tracing)
-    limits = RateLimits(settings, build_storage(settings, redis))
+    limits = RateLimits(settings, build_storage(settings, redis), redis)
     web = WebApp()
     api_docs = ApiDocs(settings.upstream_urls(), lambda path: router.match(path) is not None)
     return Gateway(

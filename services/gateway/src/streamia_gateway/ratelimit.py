@@ -18,6 +18,7 @@ from limits.aio.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 from limits.errors import StorageError
+from redis.exceptions import RedisError
 
 from streamia_gateway.config import GatewaySettings
 
@@ -87,11 +88,62 @@ def build_storage(settings: GatewaySettings, redis: aioredis.Redis | None) -> St
     )
 
 
+# The global limit in Redis, counted as limits' sliding window counter does but in one call
+# that also returns what the RateLimit-* headers need (limits takes two: hit, then window
+# stats; measured 240 -> 100 µs of gateway CPU per request). KEYS: the previous and the
+# current window's counters; ARGV: the limit, the window and the time into it (ms).
+_SLIDING_WINDOW_HIT = """
+local previous = tonumber(redis.call('get', KEYS[1]) or '0')
+local current = tonumber(redis.call('get', KEYS[2]) or '0')
+local window = tonumber(ARGV[2])
+local weighted = math.floor(previous * (window - tonumber(ARGV[3])) / window) + current
+if weighted >= tonumber(ARGV[1]) then
+  return {0, previous, current}
+end
+current = redis.call('incr', KEYS[2])
+if current == 1 then
+  redis.call('pexpire', KEYS[2], 2 * window)
+end
+return {1, previous, current}
+"""
+
+
+class RedisSlidingWindow:
+    """A sliding window counter per identifier in Redis, one round trip per hit."""
+
+    def __init__(self, redis: aioredis.Redis, key_prefix: str) -> None:
+        self._script = redis.register_script(_SLIDING_WINDOW_HIT)
+        self._prefix = key_prefix
+
+    async def hit(self, item: RateLimitItem, identifier: str) -> Verdict:
+        window = item.get_expiry()
+        now = time.time()
+        index, elapsed = divmod(now, window)
+        # One hash tag: both counters live in the same cluster slot.
+        base = f"{self._prefix}:{{global/{identifier}/{item.amount}/{window}}}"
+        allowed, previous, current = await self._script(
+            keys=[f"{base}/{int(index) - 1}", f"{base}/{int(index)}"],
+            args=[item.amount, window * 1000, int(elapsed * 1000)],
+        )
+        left = window - elapsed
+        weighted = math.floor(previous * left / window) + current
+        # When the count next drops by one: a previous hit weighs out, or the window ends.
+        reset_in = max(0, math.ceil(left % (window / previous) if previous else left))
+        headers = [
+            (b"ratelimit-limit", str(item.amount).encode()),
+            (b"ratelimit-remaining", str(max(0, item.amount - weighted)).encode()),
+            (b"ratelimit-reset", str(reset_in).encode()),
+        ]
+        return Verdict(bool(allowed), headers, reset_in)
+
+
 class RateLimits:
     """The gateway's limits; a storage outage lets traffic through rather than failing it,
     and for `STORAGE_PAUSE_SECONDS` after a failure the storage is not asked at all."""
 
-    def __init__(self, settings: GatewaySettings, storage: Storage) -> None:
+    def __init__(
+        self, settings: GatewaySettings, storage: Storage, redis: aioredis.Redis | None = None
+    ) -> None:
         self.enabled = settings.rate_limits_enabled
         self.global_limit: RateLimitItem = parse(settings.rate_limit_global)
         self.login_limit: RateLimitItem = parse(settings.rate_limit_login)
@@ -103,12 +155,15 @@ class RateLimits:
         # request. It may admit a little more or less than the limit near a window's edge,
         # which is fine for a flood guard; the login limits stay exact moving windows.
         self._global = SlidingWindowCounterRateLimiter(storage)
+        self._redis_global = (
+            RedisSlidingWindow(redis, settings.limiter_key_prefix()) if redis is not None else None
+        )
         self._paused_until = 0.0
 
     def _paused(self) -> bool:
         return time.monotonic() < self._paused_until
 
-    def _storage_failed(self, exc: StorageError) -> None:
+    def _storage_failed(self, exc: StorageError | RedisError) -> None:
         if not self._paused():
             log.warning("rate_limit_storage_unavailable", error=str(exc))
         self._paused_until = time.monotonic() + STORAGE_PAUSE_SECONDS
@@ -118,11 +173,13 @@ class RateLimits:
         if self._paused():
             return Verdict.unknown()
         try:
+            if self._redis_global is not None:
+                return await self._redis_global.hit(self.global_limit, client_ip)
             allowed = await self._global.hit(self.global_limit, "global", client_ip)
             return await self._verdict(
                 allowed, self.global_limit, "global", client_ip, limiter=self._global
             )
-        except StorageError as exc:
+        except (StorageError, RedisError) as exc:
             self._storage_failed(exc)
             return Verdict.unknown()
 

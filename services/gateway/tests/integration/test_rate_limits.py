@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -110,6 +111,21 @@ async def test_the_global_limit_refuses_the_request_over_it(
     other_ip = ip.replace(".0.1", ".0.2")
     async with http.get(gw.url + "/api/movies", headers={"X-Forwarded-For": other_ip}) as resp:
         assert resp.status == 200
+
+
+async def test_concurrent_requests_never_pass_the_global_limit(
+    limited, http: aiohttp.ClientSession
+) -> None:
+    gw = await limited(rate_limit_global="5/minute")
+    headers = {"X-Forwarded-For": f"10.{uuid.uuid4().int % 250}.1.1"}
+
+    async def status() -> int:
+        async with http.get(gw.url + "/api/movies", headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    statuses = await asyncio.gather(*(status() for _ in range(20)))
+    assert sorted(statuses) == [200] * 5 + [429] * 15
 
 
 async def test_health_is_never_rate_limited(limited, http: aiohttp.ClientSession) -> None:
