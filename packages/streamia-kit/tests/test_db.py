@@ -81,3 +81,33 @@ async def test_a_write_through_a_read_session_fails_at_once_on_sqlite(harness_fa
     finally:
         await harness.infra.close()
         await harness.db.dispose()
+
+
+async def test_waiting_for_another_process_s_sqlite_lock_does_not_stall_the_event_loop(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path}/shared.sqlite"
+    other, ours = Database(url), Database(url, statement_timeout=5)  # two processes' worth
+    try:
+        async with other.engine.begin() as conn:
+            await conn.run_sync(COUNTERS.create)
+            await conn.execute(COUNTERS.insert().values(name="views", value=0))
+        committed = asyncio.Event()
+
+        async def write() -> None:
+            async with ours.transaction() as session:
+                await session.execute(update(COUNTERS).values(value=2))
+            committed.set()
+
+        async with other.engine.connect() as conn:  # holds the write lock (BEGIN IMMEDIATE)
+            await conn.execute(update(COUNTERS).values(value=1))
+            waiting = asyncio.create_task(write())
+            began = asyncio.get_running_loop().time()
+            for _ in range(10):  # the loop keeps turning while our writer waits
+                await asyncio.sleep(0.02)
+            assert asyncio.get_running_loop().time() - began < 1.0
+            assert not committed.is_set()
+            await conn.commit()
+        await asyncio.wait_for(waiting, timeout=5)
+        assert await read_value(ours) == 2
+    finally:
+        await other.dispose()
+        await ours.dispose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 
@@ -267,3 +269,27 @@ async def test_a_failing_batch_handler_leaves_nothing_and_the_bus_applies_each_a
     assert batches == 1
     assert await _count(harness, applied) == 3  # the batch's writes were rolled back
     assert await _count(harness, harness.inbox.table) == 3
+
+
+async def test_the_services_units_of_work_commit_while_the_relay_waits_on_the_broker(harness):
+    await harness.infra.start()
+    bus = harness.infra.bus
+    publishing, broker_answers = asyncio.Event(), asyncio.Event()
+    publish = bus.publish
+
+    async def slow_publish(envelopes):  # a broker slow to confirm
+        publishing.set()
+        await broker_answers.wait()
+        await publish(envelopes)
+
+    bus.publish = slow_publish
+    async with harness.db.transaction() as session:
+        await harness.outbox.add(session, _event())
+    relaying = asyncio.create_task(harness.relay.drain())
+    await publishing.wait()
+    async with asyncio.timeout(2), harness.db.transaction() as session:
+        await session.execute(insert(harness.applied).values(event_id="meanwhile"))
+    broker_answers.set()
+    assert await relaying == 1
+    assert await _count(harness, harness.outbox.table) == 0
+    assert await _count(harness, harness.applied) == 1

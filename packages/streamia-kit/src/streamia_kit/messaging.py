@@ -14,8 +14,11 @@ from prometheus_client import Counter
 from pydantic import ValidationError
 from sqlalchemy import (
     Column,
+    Delete,
     Integer,
     MetaData,
+    Row,
+    Select,
     String,
     Table,
     Text,
@@ -147,6 +150,7 @@ class OutboxRelay:
         )
         # At 0 from the start, so the first failure is an increase.
         self._failures = PUBLISH_FAILURES.labels(service)
+        self._sqlite_turn = asyncio.Lock()
         hooks = getattr(bus, "on_reconnect", None)
         if hooks is not None:
             hooks.append(self.wake)
@@ -193,26 +197,52 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish everything pending; returns how many events went out."""
         sent = 0
-        while True:
-            async with self.db.transaction() as session:
-                query = (
-                    select(self.table.c.seq, self.table.c.envelope)
-                    .order_by(self.table.c.seq)
-                    .limit(self.batch)
-                )
-                if not self.db.is_sqlite:
-                    # Several replicas may relay at once; each row goes out through one of them.
-                    query = query.with_for_update(skip_locked=True)
-                rows = (await session.execute(query)).all()
-                if not rows:
-                    return sent
-                envelopes = [Envelope.model_validate_json(r.envelope) for r in rows]
-                with self.tracing.publish_spans(envelopes):
-                    await self.bus.publish(envelopes)
-                await session.execute(
-                    delete(self.table).where(self.table.c.seq.in_([r.seq for r in rows]))
-                )
-                sent += len(rows)
+        while published := await self._relay_batch():
+            sent += published
+        return sent
+
+    def _pending(self) -> Select[tuple[int, str]]:
+        return (
+            select(self.table.c.seq, self.table.c.envelope)
+            .order_by(self.table.c.seq)
+            .limit(self.batch)
+        )
+
+    async def _publish(self, rows: Sequence[Row[tuple[int, str]]]) -> None:
+        envelopes = [Envelope.model_validate_json(r.envelope) for r in rows]
+        with self.tracing.publish_spans(envelopes):
+            await self.bus.publish(envelopes)
+
+    def _delete(self, rows: Sequence[Row[tuple[int, str]]]) -> Delete:
+        return delete(self.table).where(self.table.c.seq.in_([r.seq for r in rows]))
+
+    async def _relay_batch(self) -> int:
+        """Publish one batch and delete it once the broker has it; how many went out."""
+        if self.db.is_sqlite:
+            return await self._relay_batch_sqlite()
+        async with self.db.transaction() as session:
+            # Several replicas may relay at once; each row goes out through one of them.
+            query = self._pending().with_for_update(skip_locked=True)
+            rows = (await session.execute(query)).all()
+            if rows:
+                await self._publish(rows)
+                await session.execute(self._delete(rows))
+        return len(rows)
+
+    async def _relay_batch_sqlite(self) -> int:
+        # Read and published outside the write unit of work: SQLite has one writer per
+        # database, and holding it while the bus publishes stalled every write of the service
+        # for the publish's event-loop turns. One relay per database (this process, in turn),
+        # so rows still go out in order; deleted once published (a crash in between publishes
+        # them again: at least once, as with PostgreSQL).
+        async with self._sqlite_turn:
+            async with self.db.sessions() as session:
+                rows = (await session.execute(self._pending())).all()
+            if rows:
+                await self._publish(rows)
+                async with self.db.transaction() as session:
+                    await session.execute(self._delete(rows))
+        return len(rows)
 
     async def pending(self) -> int:
         async with self.db.sessions() as session:
