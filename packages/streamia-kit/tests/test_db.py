@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
@@ -20,12 +21,15 @@ COUNTERS = Table(
 
 
 @pytest.fixture
-async def db(harness) -> Database:
-    async with harness.db.engine.begin() as conn:
+async def db(harness) -> AsyncIterator[Database]:
+    # A few PostgreSQL connections: the server's are shared with every other test run.
+    db = Database(harness.settings.resolved_database_url(), pool_size=4)
+    async with db.engine.begin() as conn:
         await conn.run_sync(COUNTERS.create)
-    async with harness.db.transaction() as session:
+    async with db.transaction() as session:
         await session.execute(COUNTERS.insert().values(name="views", value=0))
-    return harness.db
+    yield db
+    await db.dispose()
 
 
 async def read_value(db: Database) -> int:
