@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
+from streamia_kit import idempotency
 from streamia_kit.deadlines import DEADLINE_HEADER, DeadlineMiddleware
 from streamia_kit.idempotency import (
     IDEMPOTENCY_HEADER,
@@ -87,6 +88,22 @@ async def test_a_duplicate_while_the_first_runs_is_a_409(store):
         assert (await first).status_code == 201
         replay = await client.post("/things", content=b"a", headers=key)
     assert replay.status_code == 201 and replay.headers[REPLAYED_HEADER] == "true"
+    assert work.runs == [b"a"]
+
+
+async def test_a_claim_is_renewed_while_its_request_runs(store, monkeypatch):
+    monkeypatch.setattr(idempotency, "IN_FLIGHT_SECONDS", 0.3)
+    work = Work()
+    work.gate.clear()
+    key = _key()
+    async with serve_app(_app(store, work)) as client:
+        first = asyncio.create_task(client.post("/things", content=b"a", headers=key))
+        await wait_for(lambda: work.runs, message="first request running")
+        await asyncio.sleep(0.9)  # three lifetimes of an unrenewed claim
+        duplicate = await client.post("/things", content=b"a", headers=key)
+        assert duplicate.status_code == 409
+        work.gate.set()
+        assert (await first).status_code == 201
     assert work.runs == [b"a"]
 
 

@@ -43,8 +43,9 @@ _KEY_HEADER = IDEMPOTENCY_HEADER.lower().encode()
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY_LENGTH = 255
 KEEP_SECONDS = 24 * 3600
-# How long a claim outlives a request that never finished (a crashed process): a retry
-# after it runs the work. Longer than any deadline the gateway gives.
+# How long a claim outlives a request that stopped without a word (a crashed process): a
+# retry after it runs the work. Renewed every third of it while the request runs (an upload
+# may stream for minutes).
 IN_FLIGHT_SECONDS = 60.0
 # Answers larger than this are not kept (a write's answer is a few hundred bytes).
 MAX_KEPT_BODY = 1024 * 1024
@@ -107,6 +108,10 @@ class IdempotencyStore(Protocol):
         """Replace this request's claim with its answer."""
         ...
 
+    async def renew(self, key: str, claim: str, seconds: float) -> None:
+        """Keep this request's claim for `seconds` more (it is still running)."""
+        ...
+
     async def release(self, key: str, claim: str) -> None:
         """Drop this request's claim (nothing was done): a retry runs the work."""
         ...
@@ -114,12 +119,19 @@ class IdempotencyStore(Protocol):
     async def close(self) -> None: ...
 
 
-# Delete the key only while it still holds this request's claim (the claim may have run
-# out and another request may hold the key now).
+# Touch the key only while it still holds this request's claim (the claim may have run out
+# and another request may hold the key now).
 _RELEASE = """
 local held = redis.call('GET', KEYS[1])
 if held and cjson.decode(held)['claim'] == ARGV[1] then
     return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_RENEW = """
+local held = redis.call('GET', KEYS[1])
+if held and cjson.decode(held)['claim'] == ARGV[1] then
+    return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
@@ -132,6 +144,7 @@ class RedisIdempotencyStore:
         self._redis = redis
         self._prefix = f"{namespace}:idempotency:" if namespace else "idempotency:"
         self._release = redis.register_script(_RELEASE)
+        self._renew = redis.register_script(_RENEW)
 
     async def claim(self, key: str, claim: str, seconds: float) -> Answer | None:
         pending = Answer(pending=True, claim=claim).dumps()
@@ -143,6 +156,9 @@ class RedisIdempotencyStore:
 
     async def keep(self, key: str, answer: Answer, seconds: float) -> None:
         await self._redis.set(self._prefix + key, answer.dumps(), px=int(seconds * 1000))
+
+    async def renew(self, key: str, claim: str, seconds: float) -> None:
+        await self._renew(keys=[self._prefix + key], args=[claim, int(seconds * 1000)])
 
     async def release(self, key: str, claim: str) -> None:
         await self._release(keys=[self._prefix + key], args=[claim])
@@ -210,14 +226,24 @@ class SqliteIdempotencyStore:
                 (key, answer.dumps(), time.time() + seconds),
             )
 
+    async def renew(self, key: str, claim: str, seconds: float) -> None:
+        async with self._connect() as db:
+            if await self._holds(db, key, claim):
+                await db.execute(
+                    "UPDATE idempotency_keys SET expires_at = ? WHERE key = ?",
+                    (time.time() + seconds, key),
+                )
+
     async def release(self, key: str, claim: str) -> None:
         async with self._connect() as db:
-            async with db.execute(
-                "SELECT answer FROM idempotency_keys WHERE key = ?", (key,)
-            ) as rows:
-                row = await rows.fetchone()
-            if row is not None and Answer.loads(row[0]).claim == claim:
+            if await self._holds(db, key, claim):
                 await db.execute("DELETE FROM idempotency_keys WHERE key = ?", (key,))
+
+    @staticmethod
+    async def _holds(db: aiosqlite.Connection, key: str, claim: str) -> bool:
+        async with db.execute("SELECT answer FROM idempotency_keys WHERE key = ?", (key,)) as rows:
+            row = await rows.fetchone()
+        return row is not None and Answer.loads(row[0]).claim == claim
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -342,6 +368,7 @@ class IdempotencyMiddleware:
             await send(message)
 
         kept = False
+        renewing = asyncio.create_task(self._renew(store_key, claim))
         try:
             await self.app(scope, digesting_receive, keeping_send)
             if (
@@ -355,9 +382,16 @@ class IdempotencyMiddleware:
                 kept, _ = await self._store(lambda s: s.keep(store_key, answer, KEEP_SECONDS))
                 self._count("first" if kept else "store_unavailable")
         finally:
+            renewing.cancel()
             if not kept:
                 # Not done (5xx, cancelled) or not kept: the claim must not block a retry.
                 await asyncio.shield(self._store(lambda s: s.release(store_key, claim)))
+
+    async def _renew(self, store_key: str, claim: str) -> None:
+        """Keep the claim while the request runs, however long (an upload)."""
+        while True:
+            await asyncio.sleep(IN_FLIGHT_SECONDS / 3)
+            await self._store(lambda s: s.renew(store_key, claim, IN_FLIGHT_SECONDS))
 
     async def _owner(self, scope: Scope) -> str | None:
         """The verified user, or for anonymous writes (registering) the client's address."""
