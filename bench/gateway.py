@@ -141,6 +141,8 @@ class Processes:
         # nginx's and node's children die with their group; make sure of it.
         with suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        if proc in self.started:
+            self.started.remove(proc)
 
     def stop_all(self) -> None:
         for proc in reversed(self.started):
@@ -424,16 +426,18 @@ end
 
 
 def bench(args: argparse.Namespace, procs: Processes) -> list[tuple[str, list[Result]]]:
+    """Each server under test runs alone with the upstream: started, warmed up, loaded, stopped."""
     work = procs.work
-    upstream_port, nginx_proxy_port = free_port(), free_port()
-    memory_port, redis_port, eg_port = free_port(), free_port(), free_port()
-    users_port, movies_port, real_gateway_port = free_port(), free_port(), free_port()
+    upstream_port = free_port()
     upstream = f"http://127.0.0.1:{upstream_port}"
-    users_url = f"http://127.0.0.1:{users_port}"
-    movies_url = f"http://127.0.0.1:{movies_port}"
+    users_url = f"http://127.0.0.1:{free_port()}"
     data_dir = work / "data"
     data_dir.mkdir()
     namespace = f"bench-{uuid.uuid4().hex[:8]}:"
+    common = {"STREAMIA_DATA_DIR": str(data_dir), "STREAMIA_USERS_URL": users_url}
+    gateway_env = {**common, "STREAMIA_TRUSTED_PROXIES": "127.0.0.1/32"}
+    args.clients_script = clients_script(work)
+    eg_home = None if args.skip_express else install_express_gateway()
 
     static = nginx(
         procs,
@@ -441,90 +445,85 @@ def bench(args: argparse.Namespace, procs: Processes) -> list[tuple[str, list[Re
         f"server {{ listen 127.0.0.1:{upstream_port}; default_type application/json;"
         f" location / {{ return 200 '{STATIC_BODY}'; }} }}",
     )
-    nginx_proxy = nginx(
-        procs,
-        "nginx-proxy",
-        f"upstream static {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
-        f" server {{ listen 127.0.0.1:{nginx_proxy_port}; location / {{"
-        " proxy_pass http://static; proxy_http_version 1.1;"
-        ' proxy_set_header Connection ""; } }',
-    )
+    wait_until(upstream + ROUTE, static)
+
+    def nginx_proxy(port: int) -> subprocess.Popen:
+        return nginx(
+            procs,
+            "nginx-proxy",
+            f"upstream static {{ server 127.0.0.1:{upstream_port}; keepalive 64; }}"
+            f" server {{ listen 127.0.0.1:{port}; location / {{"
+            " proxy_pass http://static; proxy_http_version 1.1;"
+            ' proxy_set_header Connection ""; } }',
+        )
+
+    def gateway(name: str, extra: dict[str, str]) -> Callable[[int], subprocess.Popen]:
+        env = {**gateway_env, "STREAMIA_MOVIES_URL": upstream, **extra}
+        return lambda port: streamia(procs, name, "gateway", port, env)
+
+    redis_env = {"STREAMIA_REDIS_URL": REDIS_URL, "STREAMIA_NAMESPACE": namespace}
+    peers: list[tuple[str, Callable[[int], subprocess.Popen] | None, str]] = [
+        ("nginx proxy_pass (keepalive)", nginx_proxy, ROUTE),
+        ("Streamia gateway, limits in memory", gateway("gateway-memory", {}), "/health"),
+        (
+            "Streamia gateway, limits in Redis",
+            None if args.skip_redis else gateway("gateway-redis", redis_env),
+            "/health",
+        ),
+        (
+            f"Express Gateway {EXPRESS_GATEWAY.split('@')[1]}",
+            (lambda port: express_gateway(procs, eg_home, port, upstream)) if eg_home else None,
+            ROUTE,
+        ),
+    ]
+    print(f"loading each for {args.duration} s, wrk -t1 -c{args.connections} ...", flush=True)
+    side = [wrk("static upstream (nginx) direct", upstream + ROUTE, args, pgid=static.pid)]
+    upstream_cpu: dict[str, float] = {}
+    paced: Result | None = None
+    for name, start, ready in peers:
+        if start is None:
+            continue
+        port = free_port()
+        proc = start(port)
+        try:
+            wait_until(f"http://127.0.0.1:{port}{ready}", proc)
+            url = f"http://127.0.0.1:{port}{ROUTE}"
+            wrk("warm-up", url, args, duration=WARM_UP_SECONDS)
+            before = group_cpu_seconds(static.pid)
+            side.append(wrk(name, url, args, pgid=proc.pid))
+            upstream_cpu[name] = (group_cpu_seconds(static.pid) - before) / side[-1].requests * 1e6
+            if name == "Streamia gateway, limits in memory":
+                if "ratelimit-limit" not in httpx.get(url, timeout=10).headers:
+                    raise SystemExit("the gateway under test sent no RateLimit-* headers")
+                rate = side[-1].rps / 2
+                paced = wrk(
+                    f"Streamia gateway at ~{rate:.0f} req/s offered",
+                    url,
+                    args,
+                    pgid=proc.pid,
+                    script=clients_script(work, rate, args.connections),
+                )
+        finally:
+            procs.stop(proc)
+    if not args.skip_redis:
+        clear_redis_namespace(namespace)
+    assert paced is not None
+
     movie_id = asyncio.run(seed_movie(data_dir))
-    common = {"STREAMIA_DATA_DIR": str(data_dir), "STREAMIA_USERS_URL": users_url}
+    users_port = int(users_url.rsplit(":", 1)[1])
+    movies_port, real_gateway_port = free_port(), free_port()
     users = streamia(procs, "users", "users", users_port, common)
     movies = streamia(procs, "movies", "movies", movies_port, common)
-    gateway_env = {**common, "STREAMIA_TRUSTED_PROXIES": "127.0.0.1/32"}
-    args.clients_script = clients_script(work)
-    memory = streamia(
-        procs,
-        "gateway-memory",
-        "gateway",
-        memory_port,
-        {**gateway_env, "STREAMIA_MOVIES_URL": upstream},
-    )
-    redis_gateway = None
-    if not args.skip_redis:
-        redis_gateway = streamia(
-            procs,
-            "gateway-redis",
-            "gateway",
-            redis_port,
-            {
-                **gateway_env,
-                "STREAMIA_MOVIES_URL": upstream,
-                "STREAMIA_REDIS_URL": REDIS_URL,
-                "STREAMIA_NAMESPACE": namespace,
-            },
-        )
-    real_gateway = streamia(
-        procs,
-        "gateway-real",
-        "gateway",
-        real_gateway_port,
-        {**gateway_env, "STREAMIA_MOVIES_URL": movies_url},
-    )
-    eg_home = None if args.skip_express else install_express_gateway()
-    eg = express_gateway(procs, eg_home, eg_port, upstream) if eg_home else None
-
-    wait_until(upstream + ROUTE, static)
-    wait_until(f"http://127.0.0.1:{nginx_proxy_port}{ROUTE}", nginx_proxy)
-    for port, proc in [(users_port, users), (movies_port, movies), (memory_port, memory)]:
+    real_gateway = gateway(
+        "gateway-real", {"STREAMIA_MOVIES_URL": f"http://127.0.0.1:{movies_port}"}
+    )(real_gateway_port)
+    for port, proc in [
+        (users_port, users),
+        (movies_port, movies),
+        (real_gateway_port, real_gateway),
+    ]:
         wait_until(f"http://127.0.0.1:{port}/health", proc)
-    wait_until(f"http://127.0.0.1:{real_gateway_port}/health", real_gateway)
-    if redis_gateway is not None:
-        wait_until(f"http://127.0.0.1:{redis_port}/health", redis_gateway)
-    if eg is not None:
-        wait_until(f"http://127.0.0.1:{eg_port}{ROUTE}", eg)
-    token = register(users_url)
-    auth = (f"Authorization: Bearer {token}",)
-    for url in (
-        f"http://127.0.0.1:{memory_port}{ROUTE}",
-        f"http://127.0.0.1:{real_gateway_port}/api/movies/{movie_id}",
-    ):
-        resp = httpx.get(url, timeout=10)
-        if resp.status_code != 200 or "ratelimit-limit" not in resp.headers:
-            raise SystemExit(f"GET {url}: {resp.status_code} {resp.headers} {resp.text[:200]}")
-
-    print(f"loading each for {args.duration} s, wrk -t1 -c{args.connections} ...", flush=True)
-    side: list[Result] = []
-    peers = [
-        ("nginx proxy_pass (keepalive)", nginx_proxy_port, nginx_proxy),
-        ("Streamia gateway, limits in memory", memory_port, memory),
-        ("Streamia gateway, limits in Redis", redis_port, redis_gateway),
-        (f"Express Gateway {EXPRESS_GATEWAY.split('@')[1]}", eg_port, eg),
-    ]
-    upstream_cpu: dict[str, float] = {}
-    for name, port, proc in peers:
-        if proc is None:
-            continue
-        url = f"http://127.0.0.1:{port}{ROUTE}"
-        wrk("warm-up", url, args, duration=WARM_UP_SECONDS)
-        before = group_cpu_seconds(static.pid)
-        side.append(wrk(name, url, args, pgid=proc.pid))
-        upstream_cpu[name] = (group_cpu_seconds(static.pid) - before) / side[-1].requests * 1e6
-    direct = wrk("static upstream (nginx) direct", upstream + ROUTE, args, pgid=static.pid)
-    side.insert(0, direct)
-
+    auth = (f"Authorization: Bearer {register(users_url)}",)
     real: list[Result] = []
     for name, path, headers, service_port, service in [
         ("GET /api/movies/:id", f"/api/movies/{movie_id}", (), movies_port, movies),
@@ -537,18 +536,6 @@ def bench(args: argparse.Namespace, procs: Processes) -> list[tuple[str, list[Re
             url = f"http://127.0.0.1:{port}{path}"
             wrk("warm-up", url, args, headers=headers, duration=WARM_UP_SECONDS)
             real.append(wrk(f"{name} {label}", url, args, headers=headers, pgid=proc.pid))
-
-    memory_result = side[2]
-    rate = memory_result.rps / 2
-    paced = wrk(
-        f"Streamia gateway at ~{rate:.0f} req/s offered",
-        f"http://127.0.0.1:{memory_port}{ROUTE}",
-        args,
-        pgid=memory.pid,
-        script=clients_script(work, rate, args.connections),
-    )
-    if redis_gateway is not None:
-        clear_redis_namespace(namespace)
     args.upstream_cpu = upstream_cpu
     return [
         (f"GET {ROUTE}, static nginx upstream", side),
