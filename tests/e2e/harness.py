@@ -1128,11 +1128,13 @@ async def _fault_scenario(
         restored_at = time.monotonic()
         browsing.cancel()
         answers = (await asyncio.gather(browsing, return_exceptions=True))[0]
+    # Clients ask again from the restore on, while the operations caught in the fault end.
+    recovering = asyncio.create_task(_first_success(client, probe, restored_at))
     codes = await operations
     outcome.during = dict(zip(("delete", "register", "forgot"), map(list, codes), strict=True))
     if isinstance(answers, list):
         outcome.during["browse"] = answers
-    outcome.recovery = await _first_success(client, probe, restored_at)
+    outcome.recovery = await recovering
 
     # After: a client retries what failed; a retry that finds it done reveals a late commit.
     for account, code in zip(doomed, outcome.during["delete"], strict=True):

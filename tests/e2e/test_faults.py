@@ -70,6 +70,8 @@ async def test_an_outage_loses_nothing_doubles_nothing_and_ends_for_clients_at_o
         assert outcome.delayed, "nothing went through the slowed proxy: is it in the path?"
     else:
         assert outcome.stalled, "the cascades were done during the fault: is the proxy in the path?"
+    if seconds >= 5:  # answered (an error or not) while it lasted, not held until its end
+        assert outcome.during["browse"], "no client request was answered during the fault"
     assert outcome.leftovers == {}, "rows of deleted users left after the outage"
     assert outcome.dead_letters == {}, "a transient outage dead-lettered events"
     assert outcome.wrong_emails == {}, "emails not sent exactly once (address: kind -> count)"

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from redis.asyncio import Redis
 
-from streamia_kit.auth import RedisRevocationStore, SigningKey, SqliteRevocationStore
+from streamia_kit.auth import (
+    RedisRevocationStore,
+    RevocationsUnavailable,
+    SigningKey,
+    SqliteRevocationStore,
+)
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import ensure_database
 from streamia_kit.infra import Infrastructure
-from streamia_kit.testing import REDIS, Stack
+from streamia_kit.testing import REDIS, Stack, TcpProxy, require_infrastructure, wait_for
 
 
 def mode(path: Path) -> int:
@@ -73,3 +80,51 @@ async def test_databases_keys_and_revocations_are_created_readable_by_their_owne
     assert mode(data) == mode(data / "keys") == 0o700
     for name in ("users.sqlite", "keys/users.pem", "revocations.sqlite"):
         assert mode(data / name) == 0o600, name
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("fault", ["cut", "black_hole"])
+async def test_a_redis_outage_refuses_checks_at_once_and_its_end_is_seen_within_a_second(
+    fault: str,
+):
+    require_infrastructure()
+    target = urlparse(REDIS)
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
+    # The timeouts the services' and the gateway's pools use.
+    redis = Redis.from_url(
+        f"redis://127.0.0.1:{proxy.port}", socket_connect_timeout=1.0, socket_timeout=1.0
+    )
+    store = RedisRevocationStore(redis, namespace=f"t{time.time_ns()}")
+
+    async def timed_check() -> tuple[float, BaseException | None]:
+        began = time.monotonic()
+        try:
+            await store.is_revoked("jti", "user", time.time())
+        except RevocationsUnavailable as exc:
+            return time.monotonic() - began, exc
+        return time.monotonic() - began, None
+
+    try:
+        assert (await timed_check())[1] is None
+        await (proxy.cut() if fault == "cut" else proxy.black_hole())
+        # 20 concurrent requests: none waits more than the one check's bound (before, a
+        # black hole queued them behind each other's 1 s connects: the 20th waited ~20 s).
+        results = await asyncio.gather(*(timed_check() for _ in range(20)))
+        assert all(isinstance(exc, RevocationsUnavailable) for _, exc in results), results
+        assert max(spent for spent, _ in results) < 2.5, results
+        # Right after a failed check (this one may be the breaker's probe), the next one is
+        # refused without asking Redis.
+        await timed_check()
+        spent, exc = await timed_check()
+        assert isinstance(exc, RevocationsUnavailable) and spent < 0.1, spent
+        await proxy.restore()
+        restored = time.monotonic()
+
+        async def answered() -> bool:
+            return (await timed_check())[1] is None
+
+        await wait_for(answered, timeout=5, interval=0.02, message="a check answered")
+        assert time.monotonic() - restored < 1.0
+    finally:
+        await redis.aclose()
+        await proxy.close()

@@ -17,11 +17,14 @@ from typing import Any, Protocol
 import aiohttp
 import aiosqlite
 import jwt
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
+from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import Unauthorized
+from streamia_kit.faults import TransientError
 from streamia_kit.files import private_file
 
 ALGORITHM = "EdDSA"
@@ -204,15 +207,41 @@ def revocation_key(namespace: str, kind: str, value: str) -> str:
     return f"{namespace}:revoked:{kind}:{value}" if namespace else f"revoked:{kind}:{value}"
 
 
+class RevocationsUnavailable(TransientError):
+    """The revocation store cannot say whether a token was revoked: the request is refused
+    (503), never let through unchecked."""
+
+
 class RedisRevocationStore:
-    """Revocation shared by every process through Redis; keys expire with the tokens."""
+    """Revocation shared by every process through Redis; keys expire with the tokens.
+
+    The check on every request fails fast while Redis is away: each call is bounded by
+    `check_timeout`, and after a failure a breaker refuses the next checks at once for
+    `retry_seconds`, then lets one through as the probe. Without it, a black-holed Redis
+    held every authenticated request for seconds (redis-py's pool connects one caller at a
+    time, each paying the socket timeout) instead of answering 503 at once.
+    """
 
     def __init__(
-        self, redis: Any, *, namespace: str, max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS
+        self,
+        redis: Any,
+        *,
+        namespace: str,
+        max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS,
+        check_timeout: float = 2.0,
+        retry_seconds: float = 0.25,
     ) -> None:
         self._redis = redis
         self._namespace = namespace
         self._ttl = max_token_lifetime
+        self._check_timeout = check_timeout
+        self._breaker = CircuitBreaker(
+            "revocations",
+            volume_threshold=1,
+            window_seconds=retry_seconds,
+            buckets=1,
+            reset_seconds=retry_seconds,
+        )
 
     async def revoke_token(self, jti: str, exp: float) -> None:
         ttl = max(1, int(exp - time.time()) + 1)
@@ -224,13 +253,26 @@ class RedisRevocationStore:
         )
 
     async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
-        token, before = await self._redis.mget(
-            revocation_key(self._namespace, "jti", jti),
-            revocation_key(self._namespace, "user", user_id),
-        )
+        async def check() -> Any:
+            async with asyncio.timeout(self._check_timeout):
+                return await self._redis.mget(
+                    revocation_key(self._namespace, "jti", jti),
+                    revocation_key(self._namespace, "user", user_id),
+                )
+
+        done, found = await self._breaker.attempt(check, _revocations_failed)
+        if not done:
+            raise RevocationsUnavailable("the revocation store is unavailable")
+        token, before = found
         if token is not None:
             return True
         return before is not None and iat < float(before)
+
+
+def _revocations_failed(exc: Exception) -> None:
+    structlog.get_logger("streamia.auth").warning(
+        "revocations_unavailable", error=f"{type(exc).__name__}: {exc}"[:300]
+    )
 
 
 class KeySource(Protocol):
