@@ -50,8 +50,19 @@ def ensure_environment() -> None:
         )
     print("Installing pinned dependencies from uv.lock ...", flush=True)
     env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(VENV), VIRTUAL_ENV=str(VENV))
+    # Bytecode compiled once here (~8 s): where PYTHONDONTWRITEBYTECODE is set (CI images,
+    # some shells) every process would otherwise compile its imports again at each start,
+    # e.g. `streamia dlq list` 2.7 s -> 0.5 s.
     subprocess.check_call(
-        [str(uv), "sync", "--frozen", "--all-packages", "--python", str(BIN / "python")],
+        [
+            str(uv),
+            "sync",
+            "--frozen",
+            "--all-packages",
+            "--compile-bytecode",
+            "--python",
+            str(BIN / "python"),
+        ],
         cwd=ROOT,
         env=env,
     )
