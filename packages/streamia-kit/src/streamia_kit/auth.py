@@ -235,13 +235,7 @@ class RedisRevocationStore:
         self._namespace = namespace
         self._ttl = max_token_lifetime
         self._check_timeout = check_timeout
-        self._breaker = CircuitBreaker(
-            "revocations",
-            volume_threshold=1,
-            window_seconds=retry_seconds,
-            buckets=1,
-            reset_seconds=retry_seconds,
-        )
+        self._breaker = CircuitBreaker.on_first_failure("revocations", retry_seconds)
 
     async def revoke_token(self, jti: str, exp: float) -> None:
         ttl = max(1, int(exp - time.time()) + 1)

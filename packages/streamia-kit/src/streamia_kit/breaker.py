@@ -70,6 +70,18 @@ class CircuitBreaker:
         # Bumped on every transition, so a call that began before one cannot steer the next.
         self._generation = 0
 
+    @classmethod
+    def on_first_failure(cls, name: str, retry_seconds: float) -> CircuitBreaker:
+        """For a best-effort dependency every request touches (a cache, the revocation
+        store): open on one failure, refuse for `retry_seconds`, then let one call probe."""
+        return cls(
+            name,
+            volume_threshold=1,
+            window_seconds=retry_seconds,
+            buckets=1,
+            reset_seconds=retry_seconds,
+        )
+
     @property
     def state(self) -> State:
         """The current state; an open breaker whose reset time has passed reads half-open."""

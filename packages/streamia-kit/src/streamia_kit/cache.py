@@ -72,13 +72,7 @@ class RedisCache:
     def __init__(self, redis: Any, prefix: str = "", retry_seconds: float = 1.0) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._breaker = CircuitBreaker(
-            "cache",
-            volume_threshold=1,
-            window_seconds=retry_seconds,
-            buckets=1,
-            reset_seconds=retry_seconds,
-        )
+        self._breaker = CircuitBreaker.on_first_failure("cache", retry_seconds)
         self._stale: set[str] = set()
 
     async def _call(self, command: Callable[[], Awaitable[Any]]) -> tuple[bool, Any]:
