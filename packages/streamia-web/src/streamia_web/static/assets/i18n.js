@@ -346,6 +346,9 @@ const ES = {
   'Some fields are not valid.': 'Algunos campos no son válidos.',
   'The request was not valid.': 'La petición no es válida.',
   'The file is too large.': 'El archivo es demasiado grande.',
+  'The upload stopped sending data for too long. Please try again.':
+    'La subida dejó de enviar datos durante demasiado tiempo. Vuelve a intentarlo.',
+  'This is already being done. Please wait a moment.': 'Ya se está haciendo. Espera un momento.',
   'This kind of file is not supported.': 'Este tipo de archivo no se admite.',
   'The image must be a PNG, JPEG or WebP file.': 'La imagen debe ser un archivo PNG, JPEG o WebP.',
   'The image could not be read: it may be damaged or too large.':
