@@ -156,6 +156,8 @@ def transient_delay(failures: int, first: float) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+# How long `Supervisor.stop` waits for a cancelled task to end.
+STOP_SECONDS = 5.0
 # A task that ran this long before failing was healthy: its next failure starts the backoff
 # from the beginning again.
 _HEALTHY_RUN_SECONDS = 30.0
@@ -206,10 +208,18 @@ class Supervisor:
         self._wakeup.set()
 
     async def stop(self) -> None:
+        """Cancel the task and wait for it, at most `STOP_SECONDS`: a task stuck in a cleanup
+        that never ends (a broker channel closing under a closing connection) is left behind
+        with a warning rather than holding the service's shutdown for ever."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            done, _ = await asyncio.wait({task}, timeout=STOP_SECONDS)
+            if done:
+                with contextlib.suppress(BaseException):
+                    task.result()
+            else:
+                log.warning("background_task_stop_timeout", task=self.name, service=self.service)
         self._set_running(False)
 
     def _set_running(self, running: bool) -> None:

@@ -399,7 +399,7 @@ class RabbitMQBus(EventBus):
                         continue
                     counts[queue] = dlq.declaration_result.message_count or 0
             finally:
-                await channel.close()
+                await _close(channel)
 
         # Up to a few channels at once for many queues: each declare is a round trip.
         channels = min(_COUNT_CHANNELS, max(1, len(queues) // 8))
@@ -417,7 +417,7 @@ class RabbitMQBus(EventBus):
                 counts[queue] = q.declaration_result.message_count or 0
             return counts
         finally:
-            await channel.close()
+            await _close(channel)
 
     async def replay(self, queue: str, select: Selection = None) -> int:
         conn = await self._connection()
@@ -456,3 +456,10 @@ class RabbitMQBus(EventBus):
 
 _COUNT_CHANNELS = 8
 _ALL = 1_000_000  # every dead letter of a queue (they are held in memory while sorted out)
+
+
+async def _close(channel: AbstractChannel) -> None:
+    """Close a short-lived channel, within a second: a channel the broker closed (a passive
+    declare of a missing queue) or one cancelled mid-call must not hold its caller's exit."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(channel.close(), 1.0)
