@@ -54,6 +54,11 @@ async def test_a_consumer_span_is_a_child_of_the_relays_publish_span_in_the_writ
     with structlog.testing.capture_logs(processors=[add_trace_ids]) as lines:
         await relay.drain()
         await wait_for(lambda: len(seen) == 1, message="the consumer")
+        # The step's line is written once the handler's unit of work has committed, after it.
+        await wait_for(
+            lambda: any(line["event"] == "event_consumed" for line in lines),
+            message="the saga step's line",
+        )
     # The saga step's INFO line, written inside the consumer's span.
     [step] = [line for line in lines if line["event"] == "event_consumed"]
     assert step["queue"] == "probe.user.deleted" and step["outcome"] == "applied"
