@@ -271,7 +271,12 @@ class Viewer(FastHttpUser):
         self._session()
         if not self.logged_in:
             return
-        movie = self._movie()
+        # Half the time a movie already on the list comes off it (people tidy their list),
+        # so removals happen in every run, not only when a random pick repeats.
+        if self.favorites and random.random() < 0.5:
+            movie = random.choice(sorted(self.favorites))
+        else:
+            movie = self._movie()
         if movie in self.favorites:
             if self._json("DELETE", f"/api/favorites/{movie}", "DELETE /api/favorites/:movieId"):
                 self.favorites.discard(movie)
