@@ -18,6 +18,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+# actionlint as a wheel (the maintained kjanat/actionlint fork: rhysd's own PyPI wrapper builds
+# from source and downloads the binary, which an offline machine cannot). It checks what the
+# schema cannot: expressions and their contexts, `needs`, runner labels, action inputs, and the
+# `run:` scripts through ShellCheck when it is on PATH (.ci/run installs it).
+ACTIONLINT = Path(sys.executable).parent / "actionlint"
 
 
 def _workflow_files() -> list[Path]:
@@ -64,6 +69,38 @@ def test_the_schema_check_rejects_a_broken_workflow(tmp_path):
     broken["jobs"] = {"test": {"steps": [{"run": "true"}]}}  # no runs-on
     (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
     assert _check_workflows(tmp_path / "broken.yml").returncode == 1
+
+
+def _actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ACTIONLINT), "-no-color", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_actionlint_finds_nothing_in_the_workflows():
+    result = _actionlint(*_workflow_files())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_actionlint_rejects_what_the_schema_accepts(tmp_path):
+    """A typo in an expression context and a `needs` on a job that does not exist are valid
+    YAML and valid against the schema; actionlint must catch both."""
+    broken = dict(workflow("ci"))
+    name, job = next(iter(broken["jobs"].items()))
+    job = dict(job, needs=["no-such-job"])
+    job["steps"] = [*job["steps"], {"run": "echo ${{ github.evnt_name }}"}]
+    broken["jobs"] = {name: job}
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump(broken))
+    assert _check_workflows(path).returncode == 0
+    result = _actionlint(path)
+    assert result.returncode == 1, result.stdout
+    assert "no-such-job" in result.stdout
+    assert "evnt_name" in result.stdout
 
 
 # A release tag (v4.2.2) or a commit; never a moving major (v4) or a branch.
