@@ -246,7 +246,10 @@ class Viewer(FastHttpUser):
                 content_range = resp.headers.get("Content-Range") or ""
                 total = content_range.rpartition("/")[2]
                 if resp.status_code != 206 or not total.isdigit():
-                    resp.failure(f"stream -> {resp.status_code} {content_range!r}")
+                    resp.failure(
+                        f"stream -> {resp.status_code} {content_range!r}"
+                        f" {resp.headers.get('Content-Type')!r} {resp.text[:200]!r}"
+                    )
                     return
                 size = self.sizes[movie] = int(total)
                 if len(resp.content or b"") != min(end, size - 1) - start + 1:

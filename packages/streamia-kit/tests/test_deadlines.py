@@ -4,6 +4,7 @@ before it starts, cancelled while it runs, and never committed after the deadlin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from types import SimpleNamespace
@@ -40,7 +41,16 @@ def _app(harness: Any, started: list[str]) -> FastAPI:
             await never.wait()
         elif then == "block":  # CPU work (a password hash) past the deadline, no await
             _compute_for(0.4)
+        elif then == "swallow":  # a library that catches the deadline's cancellation
+            with contextlib.suppress(asyncio.CancelledError):
+                await never.wait()
         return {"written": event_id}
+
+    @app.get("/read")
+    async def read() -> Any:
+        with contextlib.suppress(asyncio.CancelledError):
+            await never.wait()
+        return {"read": True}
 
     return app
 
@@ -75,6 +85,22 @@ async def test_work_still_running_at_the_deadline_is_cancelled_and_rolled_back(h
     assert resp.status_code == 504 and resp.json()["code"] == "deadline_exceeded"
     assert 0.3 <= took < 2.0
     assert started == [event_id] and await _count(harness, event_id) == 0
+
+
+async def test_an_answer_made_after_a_swallowed_deadline_cancellation_is_sent_not_a_500(harness):
+    # Under load, code below the middleware sometimes catches the deadline's cancellation
+    # and answers anyway; the middleware then failed to reschedule its expired timeout and
+    # turned the answer into a 500.
+    async with serve_app(_app(harness, [])) as client:
+        read = await client.get("/read", headers={DEADLINE_HEADER: "200"})
+        event_id = uuid.uuid4().hex
+        write = await client.post(
+            f"/write/{event_id}", params={"then": "swallow"}, headers={DEADLINE_HEADER: "200"}
+        )
+    assert read.status_code == 200 and read.json() == {"read": True}
+    # The write's commit begins past the deadline: refused, and its 504 says so.
+    assert write.status_code == 504 and write.json()["code"] == "deadline_exceeded"
+    assert await _count(harness, event_id) == 0
 
 
 async def test_no_commit_begins_after_the_deadline(harness):

@@ -122,19 +122,38 @@ def _unavailable(exc: Exception) -> None:
 
 
 class SingleFlight:
-    """Concurrent misses for one key share a single load (per process)."""
+    """Concurrent misses for one key share a single load (per process).
+
+    The load runs in the first caller's task, so it ends with that caller: when the first
+    caller is cancelled (its request's deadline passed, its client left), the callers
+    waiting on it are not, and one of them starts the load again. Handing them the
+    leader's CancelledError instead ended their requests with an exception no handler
+    renders: uvicorn's bare `500 Internal Server Error` (seen under load on
+    `GET /api/movies/:id`)."""
 
     def __init__(self) -> None:
         self._inflight: dict[str, asyncio.Future[Any]] = {}
 
+    def loading(self, key: str) -> bool:
+        """Is a load of `key` running now?"""
+        return key in self._inflight
+
     async def do(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
-        existing = self._inflight.get(key)
-        if existing is not None:
-            return await asyncio.shield(existing)
+        while (existing := self._inflight.get(key)) is not None:
+            try:
+                return await asyncio.shield(existing)
+            except asyncio.CancelledError:
+                if not existing.cancelled() or _cancelling():
+                    raise  # this caller itself is being cancelled
+                # The leader was cancelled, not this caller: load again (or join whoever
+                # already does).
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved when nobody else waits
@@ -143,7 +162,14 @@ class SingleFlight:
             future.set_result(value)
             return value
         finally:
-            self._inflight.pop(key, None)
+            if self._inflight.get(key) is future:
+                del self._inflight[key]
+
+
+def _cancelling() -> bool:
+    """Is the current task being cancelled (a cancel requested and not yet handled)?"""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def cache_aside(

@@ -136,7 +136,12 @@ class DeadlineMiddleware:
             nonlocal started
             if message["type"] == "http.response.start" and not started:
                 started = deadline.answered = True
-                timeout.reschedule(None)  # streaming the answer and background tasks
+                # An expired timeout cannot be rescheduled (RuntimeError: a 500). It expired
+                # and the answer still comes when code under it caught the cancellation and
+                # went on (seen under load: a 200 being started with the cancellation
+                # swallowed): that answer is what was done, so it is sent.
+                if not timeout.expired():
+                    timeout.reschedule(None)  # streaming the answer and background tasks
             await send(message)
 
         token = current_deadline.set(deadline)

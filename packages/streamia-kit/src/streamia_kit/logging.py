@@ -79,7 +79,13 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # `log.exception(...)` and `exc_info=True`: the traceback as `exception` (it
+                # rendered as `"exc_info": true`, which left every 500 without its cause).
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()
