@@ -377,6 +377,69 @@ async def test_admin_forms_add_upload_edit_and_subtitles(
     assert page.problems == []
 
 
+async def test_at_localhost_the_media_of_127_0_0_1_load_and_one_subtitle_language_shows(
+    platform, api, admin_headers, sample_video, browser_page
+) -> None:
+    """`up` prints http://localhost:8080/ while the API writes media URLs on its public address,
+    http://127.0.0.1:8080: the same server under another loopback name. A newcomer there saw
+    every poster blocked by the CSP and no subtitles (a track loads only from the page's
+    origin); then both languages at once, and buttons meant to be hidden."""
+    page = browser_page
+    title = f"Localhost Web {uuid.uuid4().hex[:6]}"
+    made = await api.post(
+        "/api/movies/upload",
+        data={"title": title},
+        files={
+            "video": ("clip.mp4", sample_video.read_bytes(), "video/mp4"),
+            "cover": ("cover.png", _png(), "image/png"),
+        },
+        headers=admin_headers,
+    )
+    assert made.status_code == 201, made.text
+    movie = made.json()["data"]
+    assert urlsplit(movie["coverImage"]).hostname == "127.0.0.1"
+    for language, label in (("en", "English"), ("es", "Español")):
+        added = await api.post(
+            f"/api/movies/{movie['id']}/subtitles",
+            data={"language": language, "label": label},
+            files={"subtitle": (f"{language}.vtt", VTT, "text/vtt")},
+            headers=admin_headers,
+        )
+        assert added.status_code == 200, added.text
+    site = platform.gateway.replace("127.0.0.1", "localhost")
+
+    await page.goto(f"{site}/?search={title.replace(' ', '+')}")
+    poster = page.locator(f".card:has-text('{title}') img")
+    await poster.wait_for()
+    await page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=await poster.element_handle()
+    )
+    assert not (await poster.get_attribute("src") or "").endswith("placeholder.svg")
+
+    await page.goto(f"{site}/movies/{movie['id']}")
+    loaded = """() => {
+        const v = document.querySelector('video');
+        const tracks = v ? [...v.querySelectorAll('track')] : [];
+        const loaded = tracks.length === 2 && tracks.every((t) => t.readyState === 2);
+        return !!v && v.readyState >= 1 && loaded;
+    }"""
+    await page.wait_for_function(loaded)
+    modes = "() => [...document.querySelector('video').textTracks].map((t) => t.mode)"
+    assert await page.evaluate(modes) == ["showing", "disabled"]  # the browser's language
+    assert (
+        await page.evaluate("() => document.querySelector('video').textTracks[0].cues[0].text")
+        == "Hola"
+    )
+    await page.wait_for_selector(".comments :text('No comments yet')")
+    assert await page.locator("button:has-text('Show more comments')").is_hidden()
+
+    # Past the last page: the way back to page 1, and no "Page 9999 of 1".
+    await page.goto(f"{site}/?page=9999")
+    await page.wait_for_selector(".result-count:has-text('No movies on this page')")
+    assert await page.locator(".pager").inner_text() == ""
+    assert page.problems == []
+
+
 async def test_the_player_comment_reporting_and_moderation(
     platform, api, admin_headers, harness, browser_page
 ) -> None:

@@ -237,7 +237,8 @@ export function catalogueView(main, _match, routeQuery) {
   }
 
   function renderPager(pages) {
-    if (pages <= 1 && params.page <= 1) {
+    // Past the last page the status line links to page 1; "Page 99 of 1" would only confuse.
+    if (pages <= 1 || params.page > pages) {
       replace(pager);
       return;
     }

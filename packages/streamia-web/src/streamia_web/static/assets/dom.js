@@ -151,12 +151,39 @@ export function formatBytes(bytes) {
   return `${formatNumber(value, unit ? 1 : 0)} ${units[unit]}`;
 }
 
+// One machine's loopback names: the API writes its media URLs on its public address
+// (`http://127.0.0.1:8080/...`) while the page may be open at `http://localhost:8080/`.
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * A URL of this server as a same-origin path when it names the server by another loopback
+ * name (same scheme and port): the page's CSP allows only 'self' for plain-http images, and a
+ * subtitle track loads only from the page's own origin. Any other URL comes back unchanged.
+ */
+export function mediaUrl(url) {
+  if (!url) return url;
+  let parsed;
+  try {
+    parsed = new URL(url, location.href);
+  } catch {
+    return url;
+  }
+  const here = new URL(location.href);
+  const sameServer =
+    parsed.origin === here.origin ||
+    (parsed.protocol === here.protocol &&
+      parsed.port === here.port &&
+      LOOPBACK.has(parsed.hostname) &&
+      LOOPBACK.has(here.hostname));
+  return sameServer ? parsed.pathname + parsed.search + parsed.hash : url;
+}
+
 /** A cover image with the placeholder when there is none or it fails to load. */
 export function cover(src, alt, className = 'cover') {
   const placeholder = '/assets/placeholder.svg';
   const img = h('img', {
     class: className,
-    src: src || placeholder,
+    src: mediaUrl(src) || placeholder,
     alt,
     loading: 'lazy',
     decoding: 'async',

@@ -1,7 +1,18 @@
 // One movie: the player with subtitles, ratings, the favourite toggle and the comments.
 
 import { ApiError, api, enc, errorText, query, session } from './api.js';
-import { busy, formatDate, formatDateTime, formatDuration, h, replace, stars, toast, toastError } from './dom.js';
+import {
+  busy,
+  formatDate,
+  formatDateTime,
+  formatDuration,
+  h,
+  mediaUrl,
+  replace,
+  stars,
+  toast,
+  toastError,
+} from './dom.js';
 import { alertBox, apiForm, fieldError } from './forms.js';
 import { formatNumber, msg, t } from './i18n.js';
 import { followProgress } from './playback.js';
@@ -109,7 +120,7 @@ async function renderPlayer(container, movie) {
     controls: true,
     preload: 'metadata',
     playsinline: true,
-    poster: movie.coverImage || undefined,
+    poster: mediaUrl(movie.coverImage) || undefined,
     'aria-label': t('Video: {title}', { title: movie.title }),
     'aria-keyshortcuts': 'Space ArrowLeft ArrowRight F M C',
   });
@@ -136,7 +147,7 @@ async function renderPlayer(container, movie) {
   subtitles = subtitles.filter((sub) => sub.url);
   for (const [index, sub] of subtitles.entries()) {
     const label = sub.label || sub.language || t('Subtitles {number}', { number: index + 1 });
-    video.appendChild(h('track', { kind: 'subtitles', src: sub.url, srclang: sub.language || '', label }));
+    video.appendChild(h('track', { kind: 'subtitles', src: mediaUrl(sub.url), srclang: sub.language || '', label }));
     menu.appendChild(h('option', { value: sub.language || String(index) }, label));
   }
   controls.hidden = subtitles.length === 0;
@@ -155,6 +166,11 @@ async function renderPlayer(container, movie) {
   const browser = (navigator.language || 'en').toLowerCase().split('-')[0];
   const match = subtitles.find((s) => (s.language || '').toLowerCase().split('-')[0] === browser);
   choose(remembered || (match ? match.language : 'off'), false);
+  // While the video and its tracks load, Chromium's own automatic selection turns every
+  // subtitle track on (two languages on screen at once): the menu's choice is applied again.
+  const reapply = () => choose(menu.value, false);
+  video.addEventListener('loadedmetadata', reapply);
+  for (const track of video.querySelectorAll('track')) track.addEventListener('load', reapply);
 
   function onKey(event) {
     if (!video.isConnected) {
@@ -194,7 +210,7 @@ async function renderPlayer(container, movie) {
 
 /** What went wrong when the video failed: unreachable host, missing file or unsupported format. */
 async function playbackProblem(stream, video, movie) {
-  const external = /^https?:/i.test(movie.videoUrl || '') && new URL(movie.videoUrl).origin !== location.origin;
+  const external = /^https?:/i.test(mediaUrl(movie.videoUrl) || '');
   if (external) {
     return t(
       'The video is hosted on another site ({host}) that cannot be reached or does not serve a playable video.',
