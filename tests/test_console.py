@@ -158,6 +158,8 @@ def test_up_on_a_terminal_shows_coloured_progress_and_a_banner_without_access_li
     assert f"{gateway}/" in banner and f"{gateway}/docs" in banner
     assert "admin@streamia.dev" in banner and str(tmp_path / "outbox") in banner
     assert not re.search(r"^\{", plain, re.M), "JSON lines on a terminal"
+    # The step lines say it; alembic's revisions and uvicorn's 8 start lines only repeated it.
+    assert "Running upgrade" not in plain and "Uvicorn running on" not in plain
     assert httpx.get(f"http://127.0.0.1:{running.ports['gateway']}/api/movies").status_code == 200
     after = ANSI.sub("", running.read_for(1.0))[len(plain) :]
     assert "/api/movies" not in after  # access lines are off unless --access-log
