@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -22,7 +23,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from jwt.algorithms import OKPAlgorithm
 
-from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import Unauthorized
 from streamia_kit.faults import TransientError
 from streamia_kit.files import private_file
@@ -115,26 +115,55 @@ class RevocationStore(Protocol):
     async def revoke_token(self, jti: str, exp: float) -> None: ...
     async def revoke_user_before(self, user_id: str, before: float) -> None: ...
     async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool: ...
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+# Expired entries are dropped from an in-memory mirror at most this often.
+_PRUNE_EVERY_SECONDS = 60.0
 
 
 class MemoryRevocationStore:
-    """In-process revocation, for tests and a process that needs nothing to outlive it."""
+    """In-process revocation, for tests and a process that needs nothing to outlive it; also
+    the in-memory mirror the SQLite and Redis stores answer every check from."""
 
-    def __init__(self) -> None:
-        self._tokens: dict[str, float] = {}
-        self._users: dict[str, float] = {}
+    def __init__(self, max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS) -> None:
+        self._ttl = max_token_lifetime
+        self._tokens: dict[str, float] = {}  # jti -> the token's expiry
+        self._users: dict[str, float] = {}  # user id -> tokens issued before this are dead
+        self._pruned_at = time.time()
+
+    def _apply_token(self, jti: str, exp: float) -> None:
+        self._prune()
+        self._tokens[jti] = max(exp, self._tokens.get(jti, 0.0))
+
+    def _apply_user(self, user_id: str, before: float) -> None:
+        self._prune()
+        self._users[user_id] = max(before, self._users.get(user_id, 0.0))
+
+    def _prune(self, force: bool = False) -> None:
+        """Forget what no unexpired token can be caught by (a marker lives `_ttl`)."""
+        now = time.time()
+        if not force and now - self._pruned_at < _PRUNE_EVERY_SECONDS:
+            return
+        self._pruned_at = now
+        self._tokens = {k: v for k, v in self._tokens.items() if v > now}
+        self._users = {k: v for k, v in self._users.items() if v + self._ttl > now}
 
     async def revoke_token(self, jti: str, exp: float) -> None:
-        now = time.time()
-        if len(self._tokens) > 10_000:
-            self._tokens = {k: v for k, v in self._tokens.items() if v > now}
-        self._tokens[jti] = exp
+        self._apply_token(jti, exp)
 
     async def revoke_user_before(self, user_id: str, before: float) -> None:
-        self._users[user_id] = max(before, self._users.get(user_id, 0.0))
+        self._apply_user(user_id, before)
 
     async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
         return jti in self._tokens or iat < self._users.get(user_id, 0.0)
+
+    async def start(self) -> None:
+        """Nothing to sync: this process is the only writer."""
+
+    async def close(self) -> None:
+        """Nothing to stop."""
 
 
 _REVOCATIONS_SCHEMA = """
@@ -151,9 +180,8 @@ class SqliteRevocationStore(MemoryRevocationStore):
     are kept until no token they cover can still be unexpired."""
 
     def __init__(self, path: Path, max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS) -> None:
-        super().__init__()
+        super().__init__(max_token_lifetime)
         self._path = path
-        self._ttl = max_token_lifetime
         self._loaded = False
         self._load_lock = asyncio.Lock()
 
@@ -203,7 +231,8 @@ class SqliteRevocationStore(MemoryRevocationStore):
 
 
 def revocation_key(namespace: str, kind: str, value: str) -> str:
-    """The one Redis key of a revocation: the users service writes it, every reader reads it."""
+    """The one Redis key builder of revocations (records, their index and their channel):
+    the users service writes with it, every reader reads with it."""
     return f"{namespace}:revoked:{kind}:{value}" if namespace else f"revoked:{kind}:{value}"
 
 
@@ -212,14 +241,41 @@ class RevocationsUnavailable(TransientError):
     (503), never let through unchecked."""
 
 
-class RedisRevocationStore:
-    """Revocation shared by every process through Redis; keys expire with the tokens.
+# One atomic step per revocation: its own key (with the token's lifetime), an entry in the
+# index readers load from (scored by its expiry, expired entries dropped), and a message on
+# the channel every reader's mirror listens to. A user marker never moves back in time.
+# KEYS: record, index. ARGV: value, ttl, expiry, member, channel, now, index ttl, is_user.
+_REVOKE_SCRIPT = """
+if ARGV[8] == '1' then
+  local current = redis.call('GET', KEYS[1])
+  if current and tonumber(current) >= tonumber(ARGV[1]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+redis.call('PUBLISH', ARGV[5], ARGV[3] .. ' ' .. ARGV[4])
+return 1
+"""
 
-    The check on every request fails fast while Redis is away: each call is bounded by
-    `check_timeout`, and after a failure a breaker refuses the next checks at once for
-    `retry_seconds`, then lets one through as the probe. Without it, a black-holed Redis
-    held every authenticated request for seconds (redis-py's pool connects one caller at a
-    time, each paying the socket timeout) instead of answering 503 at once.
+
+class RedisRevocationStore(MemoryRevocationStore):
+    """Revocations shared by every process through Redis, checked against an in-memory
+    mirror: no Redis round trip per request.
+
+    Writers record a revocation and publish it in one Lua call. Each reader subscribes to the
+    channel first, then loads the index, so nothing falls between the two; on a lost
+    connection it subscribes and loads again. A ping on the subscription every
+    `heartbeat_seconds` tells a live link from a silent (black-holed) one.
+
+    While Redis is away nobody can record a revocation either (logout and password changes
+    answer 503), so the last synced mirror is as current as anything can be: tokens are
+    checked against it for `grace_seconds` after the link was found lost, then refused (503)
+    until it is back. The grace bounds a partition that separates this process from Redis
+    while the users service still reaches it. Until the first sync a check waits at most
+    `sync_timeout` for it, then refuses.
     """
 
     def __init__(
@@ -228,39 +284,181 @@ class RedisRevocationStore:
         *,
         namespace: str,
         max_token_lifetime: int = MAX_TOKEN_LIFETIME_SECONDS,
-        check_timeout: float = 2.0,
+        grace_seconds: float = 300.0,
+        sync_timeout: float = 2.0,
+        heartbeat_seconds: float = 1.0,
         retry_seconds: float = 0.25,
     ) -> None:
+        super().__init__(max_token_lifetime)
         self._redis = redis
         self._namespace = namespace
-        self._ttl = max_token_lifetime
-        self._check_timeout = check_timeout
-        self._breaker = CircuitBreaker.on_first_failure("revocations", retry_seconds)
+        self._index = revocation_key(namespace, "index", "expiry")
+        self._channel = revocation_key(namespace, "channel", "all")
+        self._grace = grace_seconds
+        self._sync_timeout = sync_timeout
+        self._heartbeat = heartbeat_seconds
+        # No pong for this long: the subscription is dead even if its socket looks open.
+        self._stale_after = 3 * heartbeat_seconds
+        self._retry = retry_seconds
+        self._script = redis.register_script(_REVOKE_SCRIPT)
+        # Monotonic instant up to which the mirror is known to hold every revocation.
+        self._synced_at: float | None = None
+        self._linked = False
+        self._attempted = asyncio.Event()  # the first sync succeeded or failed
+        self._task: asyncio.Task[None] | None = None
+        self.reloads = 0  # full loads of the index, the first included
+
+    # -- writing ---------------------------------------------------------------------------
 
     async def revoke_token(self, jti: str, exp: float) -> None:
-        ttl = max(1, int(exp - time.time()) + 1)
-        await self._redis.set(revocation_key(self._namespace, "jti", jti), "1", ex=ttl)
+        now = time.time()
+        ttl = max(1, int(exp - now) + 1)
+        await self._record("jti", jti, "1", ttl, exp, f"jti:{jti}", now)
+        self._apply_token(jti, exp)  # this process sees its own write at once
 
     async def revoke_user_before(self, user_id: str, before: float) -> None:
-        await self._redis.set(
-            revocation_key(self._namespace, "user", user_id), repr(before), ex=self._ttl
-        )
+        now = time.time()
+        until = before + self._ttl
+        member = f"user:{before!r}:{user_id}"
+        await self._record("user", user_id, repr(before), self._ttl, until, member, now)
+        self._apply_user(user_id, before)
+
+    async def _record(
+        self, kind: str, value: str, stored: str, ttl: int, until: float, member: str, now: float
+    ) -> None:
+        async with asyncio.timeout(self._sync_timeout):
+            await self._script(
+                keys=[revocation_key(self._namespace, kind, value), self._index],
+                args=[
+                    stored,
+                    ttl,
+                    repr(until),
+                    member,
+                    self._channel,
+                    repr(now),
+                    self._ttl + 60,
+                    "1" if kind == "user" else "0",
+                ],
+            )
+
+    # -- checking --------------------------------------------------------------------------
 
     async def is_revoked(self, jti: str, user_id: str, iat: float) -> bool:
-        async def check() -> Any:
-            async with asyncio.timeout(self._check_timeout):
-                return await self._redis.mget(
-                    revocation_key(self._namespace, "jti", jti),
-                    revocation_key(self._namespace, "user", user_id),
-                )
-
-        done, found = await self._breaker.attempt(check, _revocations_failed)
-        if not done:
+        if self._synced_at is None:
+            await self._first_sync()
+        if not self.in_sync():
             raise RevocationsUnavailable("the revocation store is unavailable")
-        token, before = found
-        if token is not None:
-            return True
-        return before is not None and iat < float(before)
+        return await super().is_revoked(jti, user_id, iat)
+
+    def in_sync(self) -> bool:
+        """Whether checks are answered: synced once, and not lost for longer than the grace."""
+        if self._synced_at is None:
+            return False
+        return time.monotonic() - self._synced_at <= self._stale_after + self._grace
+
+    async def _first_sync(self) -> None:
+        await self.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._sync_timeout):
+                await self._attempted.wait()
+
+    # -- syncing ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start keeping the mirror in sync (idempotent; checks start it too)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._sync_forever(), name="revocations-sync")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=self._sync_timeout + 1.0)
+
+    async def _sync_forever(self) -> None:
+        delay = self._retry
+        while True:
+            try:
+                await self._follow()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any failure means: connect again
+                if self._linked or not self._attempted.is_set():
+                    _revocations_failed(exc)
+                    delay = self._retry
+                self._linked = False
+            self._attempted.set()
+            _raise_if_cancelled()
+            await asyncio.sleep(delay)
+            delay = min(1.0, delay * 2)
+
+    async def _follow(self) -> None:
+        """Subscribe, load, then apply what is published until the link is lost."""
+        pubsub = self._redis.pubsub()
+        try:
+            async with asyncio.timeout(self._sync_timeout):
+                await pubsub.subscribe(self._channel)
+                while (await pubsub.get_message(timeout=self._sync_timeout)) is None:
+                    pass  # the first message on a new subscription is its confirmation
+                began = time.monotonic()
+                await self._load()
+            self._synced_at = began
+            if not self._linked:
+                self._linked = True
+                structlog.get_logger("streamia.auth").info(
+                    "revocations_synced", revoked=len(self._tokens), users=len(self._users)
+                )
+            self._attempted.set()
+            pinged = 0.0
+            while True:
+                _raise_if_cancelled()
+                now = time.monotonic()
+                if now - self._synced_at > self._stale_after:
+                    raise TimeoutError("no answer on the revocation channel")
+                if now - pinged >= self._heartbeat:
+                    await pubsub.ping(repr(now))
+                    pinged = now
+                message = await pubsub.get_message(timeout=self._heartbeat)
+                if message is not None:
+                    self._receive(message)
+        finally:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await pubsub.aclose()
+
+    def _receive(self, message: dict[str, Any]) -> None:
+        data = message.get("data")
+        if isinstance(data, bytes):
+            data = data.decode()
+        if message["type"] == "pong" and data:
+            # Everything published before this ping was sent arrived before its answer.
+            self._synced_at = max(self._synced_at or 0.0, float(data))
+        elif message["type"] == "message":
+            until, _, member = str(data).partition(" ")
+            self._apply_member(member, float(until))
+
+    async def _load(self) -> None:
+        entries = await self._redis.zrangebyscore(self._index, time.time(), "+inf", withscores=True)
+        for member, until in entries:
+            self._apply_member(member.decode() if isinstance(member, bytes) else member, until)
+        self._prune(force=True)
+        self.reloads += 1
+
+    def _apply_member(self, member: str, until: float) -> None:
+        kind, _, rest = member.partition(":")
+        if kind == "jti":
+            self._apply_token(rest, until)
+        elif kind == "user":
+            before, _, user_id = rest.partition(":")
+            self._apply_user(user_id, float(before))
+
+
+def _raise_if_cancelled() -> None:
+    """redis-py can swallow a cancellation that lands inside one of its timeouts (redis-py
+    #2028, #2551): the task is still marked as cancelling, so stop here instead."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _revocations_failed(exc: Exception) -> None:
@@ -374,7 +572,8 @@ class CachedTokenVerifier:
 
     A signature that verified once stays valid, so only the outcome of the kit verifier is
     cached, for at most `ttl` seconds and never past the token's `exp`; the revocation store
-    is consulted on every request, so a logout takes effect at once.
+    (an in-memory mirror) is consulted on every request, so a logout takes effect as soon
+    as it reaches this process.
     """
 
     def __init__(

@@ -92,6 +92,15 @@ class ServiceSettings(BaseSettings):
         None,
         description="Redis URL (cache, rate limits, revocation, email jobs). Unset: in process",
     )
+    revocation_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        le=86400,
+        description=(
+            "how long tokens are still checked against the last synced copy of the revocations"
+            " once Redis is lost (then 503 until it is back); 0: refused within 3 s"
+        ),
+    )
     create_database: bool = Field(
         True, description="create the PostgreSQL database on start if missing"
     )

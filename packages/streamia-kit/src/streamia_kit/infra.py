@@ -72,7 +72,9 @@ class Infrastructure:
             )
             prefix = f"{ns}:" if ns else ""
             cache = RedisCache(redis, prefix=prefix)
-            revocations = RedisRevocationStore(redis, namespace=ns)
+            revocations = RedisRevocationStore(
+                redis, namespace=ns, grace_seconds=settings.revocation_grace_seconds
+            )
             idempotency = RedisIdempotencyStore(redis, namespace=ns)
         else:
             cache = MemoryCache()
@@ -90,11 +92,13 @@ class Infrastructure:
     async def start(self) -> None:
         """Start consuming; call once every service in the process has subscribed."""
         await self.bus.start()
+        await self.revocations.start()
         self.started = True
 
     async def close(self) -> None:
         await self.bus.close()
         await self.idempotency.close()
+        await self.revocations.close()
         if self.redis is not None:
             await self.redis.aclose()
 

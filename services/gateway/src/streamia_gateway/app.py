@@ -125,12 +125,15 @@ class Gateway:
                 return
 
     async def startup(self) -> None:
-        """Open the pooled upstream client (idempotent; it needs the running loop)."""
+        """Open the pooled upstream client and start syncing the revocations (idempotent;
+        both need the running loop)."""
         self.proxy.open()
+        await self.revocations.start()
 
     async def shutdown(self) -> None:
         """Close the upstream client and the Redis connections."""
         await self.proxy.close()
+        await self.revocations.close()
         if self._redis is not None:
             await self._redis.aclose()
         await asyncio.to_thread(self._tracing.tracing.flush)  # the last spans out
@@ -291,7 +294,13 @@ class Gateway:
             return True, None, False
         except Exception:
             log.exception("token_verification_failed")
-            await ex.error(503, "Authentication temporarily unavailable", "auth_unavailable")
+            # The revocations are out of sync past the grace (or never were): not let through.
+            await ex.error(
+                503,
+                "Authentication temporarily unavailable",
+                "auth_unavailable",
+                [(b"retry-after", b"2")],
+            )
             return False, None, False
 
 
@@ -312,7 +321,11 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
         tracing.instrument_redis(redis)
     if revocations is None:
         revocations = (
-            RedisRevocationStore(redis, namespace=settings.namespace)
+            RedisRevocationStore(
+                redis,
+                namespace=settings.namespace,
+                grace_seconds=settings.revocation_grace_seconds,
+            )
             if redis is not None
             else MemoryRevocationStore()
         )
