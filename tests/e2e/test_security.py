@@ -332,3 +332,66 @@ async def test_reports_from_new_accounts_hide_nothing_and_an_admin_hiding_tells_
 
     [email] = await harness.wait_until(told, 30, message="the author's email")
     assert "Best film ever" in email
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("guarded", ["distributed"], indirect=True)
+@pytest.mark.parametrize(
+    ("fault", "seconds"),
+    [
+        ("cut", 2),
+        ("black_hole", 2),
+        pytest.param("cut", 30, marks=pytest.mark.slow),
+        pytest.param("black_hole", 30, marks=pytest.mark.slow),
+    ],
+)
+@pytest.mark.timeout(180)
+async def test_a_redis_outage_keeps_logged_in_users_served_and_revoked_tokens_refused(
+    guarded: Any, client: Any, fault: str, seconds: int
+) -> None:
+    """Issue 13 / the revocation mirror: while Redis is away every process checks tokens
+    against its last synced copy of the revocations (SECURITY.md), so a logged-in user is
+    served and a token revoked before stays refused; a logout cannot be recorded then (503,
+    nothing claimed); once Redis is back a logout reaches the gateway within a second."""
+    url = guarded.gateway
+    me = url + "/api/users/me"
+    user, revoked, leaving = [await guarded.register(client) for _ in range(3)]
+
+    async def refused(account: Any) -> bool:
+        return (await client.get(me, headers=account.auth)).status_code == 401
+
+    assert (await client.post(url + "/api/users/logout", headers=revoked.auth)).status_code == 200
+    logged_out = time.monotonic()
+    # The users service wrote it; the gateway (another process) refuses it within a second.
+    await wait_for(lambda: refused(revoked), 1.0, 0.01, "the logout refused at the gateway")
+    assert time.monotonic() - logged_out < 1.0
+
+    redis = guarded.proxies["redis"]
+    served: list[Any] = []
+    refusals: list[int] = []
+    redis.fault(fault)
+    try:
+        ends = time.monotonic() + seconds
+        while time.monotonic() < ends:
+            resp = await client.get(me, headers=user.auth)
+            served.append(resp.status_code if resp.status_code == 200 else resp.text[:200])
+            refusals.append((await client.get(me, headers=revoked.auth)).status_code)
+            await asyncio.sleep(0.1)  # pacing: a client every 0.1 s, not a wait for a state
+        logout = await client.post(url + "/api/users/logout", headers=leaving.auth)
+    finally:
+        redis.restore()
+    assert set(served) == {200}, served
+    assert set(refusals) == {401}, refusals
+    assert len(served) >= seconds, served  # asked all along, not held until the end
+    # Not recorded, so not claimed: a 503 to retry, and the token still works.
+    assert logout.status_code == 503 and logout.headers.get("Retry-After"), logout.text
+    assert (await client.get(me, headers=leaving.auth)).status_code == 200
+
+    async def logged_out_again() -> bool:
+        resp = await client.post(url + "/api/users/logout", headers=leaving.auth)
+        return resp.status_code == 200
+
+    await wait_for(logged_out_again, 10, 0.1, "a logout recorded once Redis is back")
+    recorded = time.monotonic()
+    await wait_for(lambda: refused(leaving), 1.0, 0.01, "the new logout refused at the gateway")
+    assert time.monotonic() - recorded < 1.0
