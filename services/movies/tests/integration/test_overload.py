@@ -7,10 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from streamia_kit.testing import serve_app, wait_for
+from streamia_movies.media.storage import LocalMediaStore
 
 pytestmark = pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
 
@@ -67,3 +70,38 @@ async def test_with_no_free_connection_movie_reads_and_streams_answer_503_json_w
                 assert int(resp.headers["retry-after"]) >= 1
         resp = await client.get(f"/api/movies/{uploaded['id']}/stream")
         assert resp.status_code == 200
+
+
+class WatchedStore(LocalMediaStore):
+    """The local store, noting whether the task opening a file holds a pooled connection."""
+
+    held: dict[int, asyncio.Task[Any] | None]  # connection record id -> the task holding it
+    holding_at_open: list[bool]
+
+    async def open(self, key):
+        me = asyncio.current_task()
+        self.holding_at_open.append(any(task is me for task in self.held.values()))
+        return await super().open(key)
+
+
+async def test_a_stream_gives_its_connection_back_before_it_touches_the_disk(
+    app_factory, upload, tmp_path
+):
+    store = WatchedStore(tmp_path / "watched-media")
+    store.held, store.holding_at_open = {}, []
+    app = app_factory(store=store)
+    engine = app.state.service.db.engine.sync_engine
+    event.listen(engine, "checkout", lambda _c, rec, _p: store.held.__setitem__(id(rec), _task()))
+    event.listen(engine, "checkin", lambda _c, rec: store.held.pop(id(rec), None))
+    async with serve_app(app) as client:
+        movie = (await upload(client)).json()["data"]
+        resp = await client.get(f"/api/movies/{movie['id']}/stream", headers={"Range": "bytes=0-9"})
+        assert resp.status_code == 206
+    assert store.holding_at_open == [False]
+
+
+def _task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop: not a request's connection
+        return None

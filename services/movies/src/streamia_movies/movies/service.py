@@ -142,6 +142,9 @@ class MoviesService:
     ) -> tuple[Movie, LocalFile | None]:
         """The movie and, when its video is stored by a local store, the file to stream."""
         movie = await self.get(session, movie_id)
+        # The file needs no connection: give it back before the disk (a thread hop, which
+        # on a busy loop held it as long again as the query).
+        await session.close()
         return movie, await self.media.open_video(movie.provider, movie.video_key)
 
     # -- writes ---------------------------------------------------------------------------
