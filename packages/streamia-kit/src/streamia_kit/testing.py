@@ -450,3 +450,11 @@ def check_error(resp: Any, status: int, message: str | None = None) -> dict[str,
 @pytest.fixture
 def assert_error() -> Callable[..., dict[str, Any]]:
     return check_error
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[TcpProxy]:
+    """A `TcpProxy` in front of the local Redis: point an app's `redis_url` at its port."""
+    proxy = await TcpProxy("127.0.0.1", 6379).start()
+    yield proxy
+    await proxy.close()

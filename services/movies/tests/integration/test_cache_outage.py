@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streamia_kit.testing import TcpProxy
-
 pytestmark = pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
-
-
-@pytest.fixture
-async def redis_proxy():
-    proxy = await TcpProxy("127.0.0.1", 6379).start()
-    yield proxy
-    await proxy.close()
 
 
 @pytest.fixture

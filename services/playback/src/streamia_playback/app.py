@@ -18,7 +18,7 @@ from streamia_playback.progress.endpoints import router as progress_router
 from streamia_playback.progress.group_commit import GroupCommit
 from streamia_playback.progress.models import Base
 from streamia_playback.progress.service import ProgressService
-from streamia_playback.ratelimit import WriteLimiter, build_storage
+from streamia_playback.ratelimit import WriteLimiter
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -33,10 +33,10 @@ def create_app(
     service = Service(settings, Base.metadata, MIGRATIONS, infra=infra, keys=keys)
     movies = MovieProjection.wire(service, settings)
     limiter = WriteLimiter(
-        settings.progress_rate_limit, build_storage(service.infra.redis, service.infra.namespace)
+        settings.progress_rate_limit, service.infra.redis, service.infra.namespace
     )
     progress = ProgressService(
-        service.outbox, movies, movies.tombstones, limiter, GroupCommit(service.db)
+        service.db, service.outbox, movies, movies.tombstones, limiter, GroupCommit(service.db)
     )
     charts = ChartsService(
         movies.tombstones,

@@ -1,59 +1,165 @@
-"""The per-user limit on progress writes (`limits`, moving window: exact at any instant, so a
-burst that straddles a clock boundary still gets no more than the limit): Redis-backed counters
-shared by every replica in distributed mode, in-process ones embedded."""
+"""The per-user limit on progress writes: a moving window (exact at any instant, so a burst
+that straddles a clock boundary still gets no more than the limit), in Redis shared by every
+replica in distributed mode, in-process embedded.
+
+Every viewer writes every ~10 s, so this is asked on every write. In Redis, the checks that
+arrive while one round trip is in flight share the next one: one script call judges the whole
+batch, hit by hit, atomically (the group commit of the limiter; see `group_commit.py`). A
+lone write is judged at once, so batching adds no delay Redis was not already imposing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 from limits import parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.errors import StorageError
 
+from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import StreamiaError
 
 log = structlog.get_logger("streamia.playback.ratelimit")
 
 TOO_MANY_WRITES = "Too many progress updates, please slow down."
-# A slow Redis must not slow every progress write down: past this, the write goes through.
+# A slow Redis must not slow every progress write down: past this, the writes go through, and
+# for RETRY_SECONDS after a failure they go through without asking (a breaker).
 STORAGE_TIMEOUT_SECONDS = 2.0
+RETRY_SECONDS = 1.0
+MAX_BATCH = 500
+
+# KEYS: one window per hit (a key may repeat: its hits are judged in order); ARGV: now, the
+# limit, the window (seconds). A window is the list of its latest `limit` hit times, newest
+# first: a hit is refused while the `limit`-th newest is still inside the window, and then the
+# answer is that time (a slot frees when it leaves); an accepted hit answers ''.
+_JUDGE = """
+local now = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local ttl = math.ceil(window)
+local verdicts = {}
+for i, key in ipairs(KEYS) do
+  local edge = redis.call('lindex', key, limit - 1)
+  if edge and tonumber(edge) > now - window then
+    verdicts[i] = edge
+  else
+    redis.call('lpush', key, ARGV[1])
+    redis.call('ltrim', key, 0, limit - 1)
+    redis.call('expire', key, ttl)
+    verdicts[i] = ''
+  end
+end
+return verdicts
+"""
+
+# A hit's verdict: None when accepted, else the seconds until the window has room again.
+Verdict = float | None
 
 
-def build_storage(redis: Any | None, namespace: str) -> Storage:
-    if redis is None:
-        return MemoryStorage(wrap_exceptions=True)
-    return RedisStorage(
-        "async+redis://",
-        wrap_exceptions=True,
-        implementation="redispy",
-        key_prefix=f"{namespace}streamia:playback:ratelimit",
-        connection_pool=redis.connection_pool,
-    )
+class InProcessWindows:
+    """The moving windows of one process (embedded mode): the latest `limit` hit times per
+    user; users idle for a whole window are dropped once per window, not on every hit."""
+
+    def __init__(
+        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._next_sweep = 0.0
+
+    async def judge(self, user_id: str) -> Verdict:
+        now = self._clock()
+        hits = self._hits.get(user_id)
+        if hits is None:
+            hits = self._hits[user_id] = deque(maxlen=self._limit)
+        elif len(hits) == self._limit and hits[0] > now - self._window:
+            return hits[0] + self._window - now
+        hits.append(now)  # past `limit`, the deque drops the oldest
+        if now >= self._next_sweep:
+            self._next_sweep = now + self._window
+            idle = [user for user, times in self._hits.items() if times[-1] <= now - self._window]
+            for user in idle:
+                del self._hits[user]
+        return None
+
+
+class RedisWindows:
+    """The moving windows in Redis, judged in batches: one script call per round trip."""
+
+    def __init__(self, redis: Any, key_prefix: str, limit: int, window: float) -> None:
+        self._script = redis.register_script(_JUDGE)
+        self._prefix = key_prefix
+        self._args = (limit, window)
+        self._window = window
+        self._breaker = CircuitBreaker.on_first_failure("progress_rate_limit", RETRY_SECONDS)
+        self._pending: list[tuple[str, asyncio.Future[Verdict]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def judge(self, user_id: str) -> Verdict:
+        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
+        self._pending.append((self._prefix + user_id, future))
+        if self._sender is None:
+            self._sender = asyncio.create_task(self._send_all())
+        return await future
+
+    async def _send_all(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._send(batch)
+        finally:
+            self._sender = None
+
+    async def _send(self, batch: list[tuple[str, asyncio.Future[Verdict]]]) -> None:
+        now = time.time()
+        keys = [key for key, _ in batch]
+
+        async def call() -> list[bytes]:
+            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
+                return await self._script(keys=keys, args=(repr(now), *self._args))
+
+        verdicts: list[bytes] = []
+        try:
+            _, answer = await self._breaker.attempt(call, _unavailable)
+            verdicts = answer or []
+        finally:
+            # Every waiting write gets an answer, whatever happened: none when Redis did not
+            # answer (the write goes through), and a cancelled request's is dropped.
+            for i, (_, future) in enumerate(batch):
+                if not future.done():
+                    edge = verdicts[i] if i < len(verdicts) else b""
+                    future.set_result(float(edge) + self._window - now if edge else None)
+
+
+def _unavailable(exc: Exception) -> None:
+    log.warning("rate_limit_storage_unavailable", error=f"{type(exc).__name__}: {exc}")
 
 
 class WriteLimiter:
     """Counts one user's progress writes; a storage outage lets writes through, not fails them."""
 
-    def __init__(self, limit: str, storage: Storage) -> None:
+    def __init__(self, limit: str, redis: Any | None, namespace: str) -> None:
         self.item = parse(limit)
-        self._limiter = MovingWindowRateLimiter(storage)
+        window = float(self.item.get_expiry())
+        self.windows: InProcessWindows | RedisWindows
+        if redis is None:
+            self.windows = InProcessWindows(self.item.amount, window)
+        else:
+            prefix = f"{namespace}streamia:playback:ratelimit:{self.item.amount}/{window:g}s:"
+            self.windows = RedisWindows(redis, prefix, self.item.amount, window)
 
     async def hit(self, user_id: str) -> None:
         """Count one write, or raise 429 with `Retry-After` when the user is over the limit."""
-        try:
-            async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
-                if await self._limiter.hit(self.item, "progress", user_id):
-                    return
-                reset_at, _ = await self._limiter.get_window_stats(self.item, "progress", user_id)
-        except (StorageError, TimeoutError) as exc:
-            log.warning("rate_limit_storage_unavailable", error=f"{type(exc).__name__}: {exc}")
+        wait = await self.windows.judge(user_id)
+        if wait is None:
             return
-        retry = str(max(1, math.ceil(reset_at - time.time())))
+        retry = str(max(1, math.ceil(wait)))
         raise StreamiaError(
             TOO_MANY_WRITES,
             status=429,

@@ -17,7 +17,7 @@ from streamia_catalogue_projection import (
     valid_id,
 )
 from streamia_kit.auth import Identity
-from streamia_kit.db import utcnow
+from streamia_kit.db import Database, utcnow
 from streamia_kit.errors import NotFound, StreamiaError
 from streamia_kit.events import MovieDeleted, PlaybackFinished, PlaybackStarted
 from streamia_kit.messaging import Outbox
@@ -50,26 +50,25 @@ class Page:
 class ProgressService:
     def __init__(
         self,
+        db: Database,
         outbox: Outbox,
         movies: MovieProjection,
         tombstones: Tombstones,
         limiter: WriteLimiter,
         hot_path: GroupCommit,
     ) -> None:
+        self.db = db
         self.hot_path = hot_path
         self.outbox = outbox
         self.movies = movies
         self.tombstones = tombstones
         self.limiter = limiter
 
-    async def record(
-        self,
-        session: AsyncSession,
-        identity: Identity,
-        movie_id: str,
-        data: schemas.ProgressIn,
-    ) -> State:
-        """Store a report (last write by client time wins) and return the stored state."""
+    async def record(self, identity: Identity, movie_id: str, data: schemas.ProgressIn) -> State:
+        """Store a report (last write by client time wins) and return the stored state.
+
+        Most reports advance a row that exists in the shared hot-path batch (no transaction
+        of their own); the others open one here, committed before this returns."""
         if not valid_id(movie_id):
             raise NotFound(MOVIE_NOT_FOUND, code="movie_not_found")
         try:
@@ -89,14 +88,19 @@ class ProgressService:
             now=now,
         )
         started = time.perf_counter()
-        repo = ProgressRepository(session)
+        outcome = "advanced"
+        batch_failed = False
         try:
             stored = await self.hot_path.advance(write)
         except BatchFailed:
-            stored = await repo.advance(write)
-        outcome = "advanced"
+            stored, batch_failed = None, True
         if stored is None:
-            stored, outcome = await self._store(session, repo, write)
+            async with self.db.transaction() as session:
+                repo = ProgressRepository(session)
+                if batch_failed:  # the hot path alone, in this transaction
+                    stored = await repo.advance(write)
+                if stored is None:
+                    stored, outcome = await self._store(session, repo, write)
         PROGRESS_UPSERT_SECONDS.observe(time.perf_counter() - started)
         progress_writes(outcome).inc()
         return stored
