@@ -53,6 +53,15 @@ async def test_history_pages_with_total_count_and_link_headers(client, caller, m
     assert "page=1" in resp.headers["link"] and 'rel="prev"' in resp.headers["link"]
     last = await client.get("/api/playback/history?page=3&limit=2", headers=user.headers)
     assert len(last.json()) == 1 and 'rel="next"' not in last.headers["link"]
+    past = await client.get("/api/playback/history?page=9&limit=2", headers=user.headers)
+    assert past.json() == [] and past.headers["x-total-count"] == "5"
+    await watch(user, films[0].movie_id, 5640.0)  # finished: in the history, not in /continue
+    resp = await client.get("/api/playback/continue?limit=2", headers=user.headers)
+    assert len(resp.json()) == 2 and resp.headers["x-total-count"] == "4"
+    nobody = caller()
+    for path in ("/api/playback/history", "/api/playback/continue?page=2&limit=2"):
+        resp = await client.get(path, headers=nobody.headers)
+        assert resp.json() == [] and resp.headers["x-total-count"] == "0"
 
 
 async def test_bad_list_parameters_are_400(client, caller, assert_error):

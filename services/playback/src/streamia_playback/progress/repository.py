@@ -16,6 +16,7 @@ from sqlalchemy import (
     TextualSelect,
     bindparam,
     delete,
+    func,
     select,
     text,
     update,
@@ -150,6 +151,28 @@ def _params(write: Write) -> dict[str, Any]:
     }
 
 
+def _of_user(unfinished_only: bool) -> Any:
+    query = (
+        select(*_STATE, *_MOVIE)
+        .join(movie_projection, movie_projection.c.movie_id == Progress.movie_id)
+        .where(Progress.user_id == bindparam("p_user"), movie_projection.c.deleted.is_(False))
+    )
+    return query.where(Progress.finished.is_(False)) if unfinished_only else query
+
+
+# `/continue` (True) and `/history` (False), built once: a page and, in the same statement,
+# the total it is cut from (one round trip, where a page and a count took two and two
+# statements built per request).
+_PAGES = {
+    unfinished: _of_user(unfinished)
+    .add_columns(func.count().over().label("total"))
+    .order_by(Progress.updated_at.desc(), Progress.movie_id)
+    .offset(bindparam("p_offset"))
+    .limit(bindparam("p_limit"))
+    for unfinished in (True, False)
+}
+
+
 class ProgressRepository(Repository):
     async def advance(self, write: Write) -> State | None:
         """The hot path (see `_ADVANCE`); None when the slow path must decide."""
@@ -242,28 +265,18 @@ class ProgressRepository(Repository):
             )
         ).first()
 
-    def _of_user(self, user_id: str, unfinished_only: bool) -> Any:
-        query = (
-            select(*_STATE, *_MOVIE)
-            .join(movie_projection, movie_projection.c.movie_id == Progress.movie_id)
-            .where(Progress.user_id == user_id, movie_projection.c.deleted.is_(False))
-        )
-        return query.where(Progress.finished.is_(False)) if unfinished_only else query
-
-    async def list_for_user(
+    async def page_for_user(
         self, user_id: str, unfinished_only: bool, offset: int, limit: int
-    ) -> Sequence[Row[Any]]:
-        """The user's progress with the projected movie, most recently watched first."""
-        query = (
-            self._of_user(user_id, unfinished_only)
-            .order_by(Progress.updated_at.desc(), Progress.movie_id)
-            .offset(offset)
-            .limit(limit)
-        )
-        return (await self.session.execute(query)).all()
+    ) -> tuple[Sequence[Row[Any]], int | None]:
+        """A page of the user's progress with the projected movie, most recently watched
+        first, and the total the page is cut from (None when the page is empty)."""
+        connection = await self.session.connection()  # Core: see `advance_many`
+        params = {"p_user": user_id, "p_offset": offset, "p_limit": limit}
+        rows = (await connection.execute(_PAGES[unfinished_only], params)).all()
+        return rows, (rows[0].total if rows else None)
 
     async def count_for_user(self, user_id: str, unfinished_only: bool) -> int:
-        return await count_rows(self.session, self._of_user(user_id, unfinished_only))
+        return await count_rows(self.session, _of_user(unfinished_only).params(p_user=user_id))
 
     async def forget(self, user_id: str, movie_id: str) -> bool:
         result = await self.session.execute(

@@ -159,12 +159,9 @@ class ProgressService:
     ) -> Page:
         """`/continue` (unfinished only) or `/history`, most recently watched first."""
         repo = ProgressRepository(session)
-        rows = await repo.list_for_user(identity.id, unfinished_only, offset, limit)
-        total = (
-            offset + len(rows)
-            if len(rows) < limit and (rows or offset == 0)
-            else await repo.count_for_user(identity.id, unfinished_only)
-        )
+        rows, total = await repo.page_for_user(identity.id, unfinished_only, offset, limit)
+        if total is None:  # an empty page: past the end, or nothing at all
+            total = await repo.count_for_user(identity.id, unfinished_only) if offset else 0
         return Page(list(rows), total)
 
     async def forget(self, session: AsyncSession, identity: Identity, movie_id: str) -> None:
