@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Deletion saga latency and one consumer's throughput, in distributed mode.
 
-    .venv/bin/python bench/saga.py [--runs 50] [--items 100] [--events 5000] [--strict]
+    .venv/bin/python bench/saga.py [--runs 50] [--items 100] [--events 20000]
+                                   [--batch 1 64] [--strict]
 
 Starts the platform the way the e2e suite does (tests/e2e/harness.py: one `streamia serve`
 process per service on the local PostgreSQL, RabbitMQ and Redis, a fresh namespace) and
@@ -9,11 +10,15 @@ measures:
 
 1. Saga latency: a user with N favorites, N ratings and N comments deletes their account;
    the time from the DELETE's response until none of their rows is left in the favorites,
-   ratings and comments databases (polled every few ms). p50 and p99 over --runs runs.
-   Target: p99 < 500 ms.
-2. Consumer throughput: --events `movie.created` envelopes put straight on the favorites
-   service's `movie.created` queue; events per second until its inbox holds them all.
-   Target: >= 1,000 events/s.
+   ratings and comments databases (polled every few ms). p50 and p99 over --runs runs
+   (--runs 0 skips it). Target: p99 < 500 ms.
+2. Consumer throughput of one process: --events `movie.created` envelopes put straight on
+   the favorites service's `movie.created` queue; events per second until its inbox holds
+   them all, and the process's CPU per event. Twice per batch size (STREAMIA_CONSUMER_BATCH,
+   the favorites process restarted with each of --batch; the first, 1 by default, is the
+   peer the others are compared with): a backlog (published while the process is stopped,
+   then drained: what the consumer alone does) and live (published while it consumes: this
+   process's publishing can be the limit). Target: >= 5,000 events/s draining a backlog.
 
 Everything it creates (databases, queues, Redis keys, data dir) is removed at the end.
 """
@@ -30,18 +35,27 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 SAGA_TARGET_P99_MS = 500.0
-THROUGHPUT_TARGET = 1000.0
+THROUGHPUT_TARGET = 5000.0
+BATCH_SETTING = "STREAMIA_CONSUMER_BATCH"
 POLL_SECONDS = 0.002
 CASCADE_TIMEOUT = 30.0
 SERVICES = ("favorites", "ratings", "comments")
 
 
 from _harness import harness  # noqa: E402
+
+
+def default_batch() -> int:
+    """The consumer batch size a service runs with unless told (`consumer_batch`)."""
+    from streamia_kit.config import ServiceSettings
+
+    return int(ServiceSettings.model_fields["consumer_batch"].default)
 
 
 def percentile(values: list[float], pct: float) -> float:
@@ -141,82 +155,132 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def consumer_throughput(platform, events: int) -> tuple[float, float, float, float | None]:
-    """(events/s overall, events/s between 10 % and 90 % done, seconds to publish, CPU ms
-    the consumer's process spent per event — what the rate would be bound by on an idle core)."""
-    import aio_pika
-
+def _bodies(events: int) -> list[tuple[str, bytes]]:
     from streamia_kit.bus import encode
     from streamia_kit.events import Envelope, MovieCreated
+
+    bodies = []
+    for n in range(events):
+        envelope = Envelope.wrap(
+            MovieCreated(
+                movie_id=f"bench{uuid.uuid4().hex[:20]}",
+                title=f"Bench {n}",
+                category="Bench",
+                duration=60.0,
+                version=time.time(),
+            ),
+            "bench/saga",
+        )
+        bodies.append((envelope.id, encode(envelope)))
+    return bodies
+
+
+async def _publish(channel, routing_key: str, bodies: list[tuple[str, bytes]]) -> None:
+    import aio_pika
+
+    # Straight onto the favorites queue (the default exchange routes by queue name): only
+    # the consumer under test works, the others stay idle.
+    for offset in range(0, len(bodies), 500):
+        await asyncio.gather(
+            *(
+                channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body,
+                        message_id=event_id,
+                        type="movie.created",
+                        content_type="application/cloudevents+json",
+                        headers={"x-streamia-attempt": 1},
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=routing_key,
+                )
+                for event_id, body in bodies[offset : offset + 500]
+            )
+        )
+
+
+class Rate(NamedTuple):
+    overall: float  # events/s from the first publish (live) or first event applied (backlog)
+    steady: float  # events/s between 10 % and 90 % applied
+    published: float  # seconds the publishing took
+    cpu_ms: float | None  # CPU ms the consumer's process spent per event
+
+
+async def consumer_throughput(platform, events: int, backlog: bool) -> Rate:
+    """`events` movie.created envelopes straight onto the favorites service's queue, until
+    its inbox holds them all. Live: published while the consumer runs (the publisher, this
+    process, can be the limit). Backlog: published while the favorites process is stopped,
+    then drained by it once started, timed from its first applied event (a consumer catching
+    up after an outage: what it alone can do). CPU: user + system time of the consumer's
+    process over the same span, per event (what the rate is bound by on an idle core)."""
+    import aio_pika
+
     from streamia_kit.testing import AMQP
 
     queue = "favorites.movie.created"
     routing_key = f"{platform.namespace}.{queue}"
+    bodies = _bodies(events)
     async with platform.databases() as dbs:
 
         async def processed() -> int:
             return await dbs.count("favorites", "SELECT count(*) FROM inbox WHERE queue = ?", queue)
 
         before = await processed()
-        pid = platform.procs["favorites"].pid
-        cpu_before = cpu_seconds(pid)
-        bodies = []
-        for n in range(events):
-            envelope = Envelope.wrap(
-                MovieCreated(
-                    movie_id=f"bench{uuid.uuid4().hex[:20]}",
-                    title=f"Bench {n}",
-                    category="Bench",
-                    duration=60.0,
-                    version=time.time(),
-                ),
-                "bench/saga",
-            )
-            bodies.append((envelope.id, encode(envelope)))
-
         connection = await aio_pika.connect(AMQP, timeout=10)
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
-            start = time.perf_counter()
             marks: dict[str, float] = {}
-            watcher = asyncio.create_task(_watch(processed, before, events, start, marks))
-            # Straight onto the favorites queue (the default exchange routes by queue name):
-            # only the consumer under test works, the others stay idle.
-            for offset in range(0, events, 500):
-                await asyncio.gather(
-                    *(
-                        channel.default_exchange.publish(
-                            aio_pika.Message(
-                                body,
-                                message_id=event_id,
-                                type="movie.created",
-                                content_type="application/cloudevents+json",
-                                headers={"x-streamia-attempt": 1},
-                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                            ),
-                            routing_key=routing_key,
-                        )
-                        for event_id, body in bodies[offset : offset + 500]
-                    )
+            cpu: dict[str, float | None] = {}
+            if backlog:
+                platform.stop("favorites")
+                start = time.perf_counter()
+                await _publish(channel, routing_key, bodies)
+                published = time.perf_counter() - start
+                # Watched from before the process starts: it consumes before it reports healthy.
+                starting = asyncio.create_task(
+                    asyncio.to_thread(platform.start_service, "favorites")
                 )
-            published = time.perf_counter() - start
-            await watcher
+                await _watch(processed, before, events, marks, platform, cpu)
+                await starting
+                pid = platform.procs["favorites"].pid
+                start = marks["first"]
+            else:
+                pid = platform.procs["favorites"].pid
+                cpu["first"] = cpu_seconds(pid)
+                start = time.perf_counter()
+                watcher = asyncio.create_task(
+                    _watch(processed, before, events, marks, platform, cpu)
+                )
+                await _publish(channel, routing_key, bodies)
+                published = time.perf_counter() - start
+                await watcher
         cpu_after = cpu_seconds(pid)
         total = marks["100"] - start
         steady = (0.8 * events) / (marks["90"] - marks["10"]) if marks["90"] > marks["10"] else 0
         cpu_ms = None
+        cpu_before = cpu.get("first")
         if cpu_before is not None and cpu_after is not None:
             cpu_ms = (cpu_after - cpu_before) * 1000 / events
-        return events / total, steady, published, cpu_ms
+        return Rate(events / total, steady, published, cpu_ms)
 
 
 async def _watch(
-    processed, before: int, events: int, start: float, marks: dict[str, float], limit: float = 120.0
+    processed,
+    before: int,
+    events: int,
+    marks: dict[str, float],
+    platform,
+    cpu: dict[str, float | None],
+    limit: float = 120.0,
 ) -> None:
     give_up = time.monotonic() + limit
     while True:
         done = await processed() - before
         now = time.perf_counter()
+        if done and "first" not in marks:
+            marks["first"] = now
+            # The consumer's CPU from here (not its start-up's).
+            cpu.setdefault("first", cpu_seconds(platform.procs["favorites"].pid))
         for pct in (10, 90, 100):
             if done >= events * pct / 100 and str(pct) not in marks:
                 marks[str(pct)] = now
@@ -224,58 +288,80 @@ async def _watch(
             return
         if time.monotonic() > give_up:
             raise SystemExit(f"favorites processed {done}/{events} events in {limit}s")
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.005)
 
 
 async def bench(args: argparse.Namespace, platform) -> int:
     budget_end = time.monotonic() + args.max_minutes * 60
-    async with httpx.AsyncClient(timeout=30.0, limits=httpx.Limits(max_connections=64)) as client:
-        print(f"creating {args.items} movies ...", flush=True)
-        movie_ids = await harness.create_movies(platform, client, args.items)
-        await wait_for_projections(platform, movie_ids)
+    samples: list[float] = []
+    per_service: dict[str, list[float]] = {s: [] for s in SERVICES}
+    if args.runs:
+        async with httpx.AsyncClient(
+            timeout=30.0, limits=httpx.Limits(max_connections=64)
+        ) as client:
+            print(f"creating {args.items} movies ...", flush=True)
+            movie_ids = await harness.create_movies(platform, client, args.items)
+            await wait_for_projections(platform, movie_ids)
 
-        print(
-            f"saga latency: {args.runs} runs, {args.items} favorites + {args.items} ratings"
-            f" + {args.items} comments per user",
-            flush=True,
-        )
-        per_service: dict[str, list[float]] = {s: [] for s in SERVICES}
-        samples = await saga_latency(
-            platform, client, movie_ids, args.runs, budget_end, per_service
-        )
+            print(
+                f"saga latency: {args.runs} runs, {args.items} favorites + {args.items} ratings"
+                f" + {args.items} comments per user",
+                flush=True,
+            )
+            samples = await saga_latency(
+                platform, client, movie_ids, args.runs, budget_end, per_service
+            )
 
-    print(f"consumer throughput: {args.events} movie.created events -> favorites", flush=True)
-    overall, steady, published, cpu_ms = await consumer_throughput(platform, args.events)
+    rates: list[tuple[int, str, Rate]] = []
+    running = default_batch()  # the platform runs with the shipped setting
+    for size in args.batch:
+        if size != running:  # the favorites process again, with this batch size
+            platform.extra_env[BATCH_SETTING] = str(size)
+            platform.restart("favorites")
+            running = size
+        for mode in ("backlog", "live"):
+            print(
+                f"consumer throughput: {args.events} movie.created events -> favorites"
+                f" (batch {size}, {mode})",
+                flush=True,
+            )
+            rate = await consumer_throughput(platform, args.events, mode == "backlog")
+            rates.append((size, mode, rate))
 
-    p50, p99 = percentile(samples, 50), percentile(samples, 99)
-    saga_ok = p99 < SAGA_TARGET_P99_MS
-    rate_ok = overall >= THROUGHPUT_TARGET
+    saga_ok = True
     print()
-    print(
-        f"Saga (mode {platform.mode}), {len(samples)} runs, "
-        f"{args.items}+{args.items}+{args.items} rows per user"
-    )
-    print(
-        f"  DELETE response -> cascade complete:  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
-        f"min {min(samples):.1f}   max {max(samples):.1f}"
-    )
-    for service, values in per_service.items():
+    if samples:
+        p50, p99 = percentile(samples, 50), percentile(samples, 99)
+        saga_ok = p99 < SAGA_TARGET_P99_MS
         print(
-            f"    {service:<10} done after  p50 {percentile(values, 50):7.1f} ms   "
-            f"p99 {percentile(values, 99):7.1f} ms"
+            f"Saga (mode {platform.mode}), {len(samples)} runs, "
+            f"{args.items}+{args.items}+{args.items} rows per user"
         )
-    print(f"  target p99 < {SAGA_TARGET_P99_MS:.0f} ms: {'PASS' if saga_ok else 'FAIL'}")
-    print(f"One consumer (favorites, movie.created), {args.events} events")
-    print(
-        f"  {overall:8.0f} events/s end to end   {steady:8.0f} events/s steady (10-90 %)   "
-        f"(publishing took {published:.2f} s)"
-    )
-    if cpu_ms:
         print(
-            f"  consumer CPU {cpu_ms:.2f} ms/event -> at most {1000 / cpu_ms:.0f} events/s on"
-            f" one idle core"
+            f"  DELETE response -> cascade complete:  p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
+            f"min {min(samples):.1f}   max {max(samples):.1f}"
         )
-    print(f"  target >= {THROUGHPUT_TARGET:.0f} events/s: {'PASS' if rate_ok else 'FAIL'}")
+        for service, values in per_service.items():
+            print(
+                f"    {service:<10} done after  p50 {percentile(values, 50):7.1f} ms   "
+                f"p99 {percentile(values, 99):7.1f} ms"
+            )
+        print(f"  target p99 < {SAGA_TARGET_P99_MS:.0f} ms: {'PASS' if saga_ok else 'FAIL'}")
+    print(f"One consumer process (favorites, movie.created), {args.events} events per run")
+    print("  batch  mode      events/s (ratio)   steady 10-90 %   CPU ms/event   publishing took")
+    peer = {mode: rate.overall for size, mode, rate in rates if size == args.batch[0]}
+    for size, mode, rate in rates:
+        cpu = f"{rate.cpu_ms:.3f}" if rate.cpu_ms else "-"
+        print(
+            f"  {size:>5}  {mode:<8} {rate.overall:8.0f} ({rate.overall / peer[mode]:4.1f}x)"
+            f"   {rate.steady:8.0f}         {cpu:>6}         {rate.published:.2f} s"
+        )
+    drained = [rate.overall for size, mode, rate in rates if mode == "backlog"]
+    rate_ok = bool(drained) and drained[-1] >= THROUGHPUT_TARGET
+    print(
+        f"  target >= {THROUGHPUT_TARGET:.0f} events/s (batch {args.batch[-1]}, backlog):"
+        f" {'PASS' if rate_ok else 'FAIL'}"
+    )
     print(
         f"(machine load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
@@ -284,14 +370,23 @@ async def bench(args: argparse.Namespace, platform) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=50, help="saga runs (0: skip the saga)")
     parser.add_argument(
         "--items",
         type=int,
         default=100,
         help="favorites, ratings and comments per user (and movies made)",
     )
-    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        nargs="+",
+        default=None,
+        help="consumer batch sizes measured one after the other (STREAMIA_CONSUMER_BATCH);"
+        " the first is the peer the others are compared with (default: 1 and the shipped"
+        " setting)",
+    )
     parser.add_argument(
         "--max-minutes",
         type=float,
@@ -300,6 +395,8 @@ def main() -> int:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
+    if not args.batch:
+        args.batch = [1, default_batch()]
 
     from streamia_kit.testing import infrastructure_status
 

@@ -293,3 +293,58 @@ async def test_the_services_units_of_work_commit_while_the_relay_waits_on_the_br
     assert await relaying == 1
     assert await _count(harness, harness.outbox.table) == 0
     assert await _count(harness, harness.applied) == 1
+
+
+async def test_a_burst_is_applied_in_batches_each_event_once_and_counted_per_delivery(harness):
+    applied = harness.applied
+    batches: list[int] = []
+
+    async def one(session, event, envelope):
+        batches.append(1)
+        await session.execute(insert(applied).values(event_id=envelope.id))
+
+    async def many(session, items):
+        batches.append(len(items))
+        await session.execute(insert(applied), [{"event_id": env.id} for _, env in items])
+
+    bus = harness.infra.bus
+    sub = bus.subscribe(
+        "burst",
+        "user.deleted",
+        idempotent_handler(harness.db, harness.inbox, "burst", UserDeleted, one, many),
+    )
+
+    def consumed() -> float:
+        labels = {"service": "burst", "queue": sub.queue, "outcome": "done"}
+        return REGISTRY.get_sample_value("streamia_events_consumed_total", labels) or 0.0
+
+    before = consumed()
+    await harness.infra.start()
+    envelopes = [Envelope.wrap(_event(n), "streamia/test") for n in range(300)]
+    # Each event twice, the copy in the same publish: inside a batch or across two, once.
+    await bus.publish([*envelopes, *envelopes[:40]])
+    await wait_for(lambda: consumed() - before == 340, timeout=60, message="every delivery")
+    assert await _count(harness, applied) == 300
+    assert max(batches) > 1  # deliveries that waited together shared a transaction
+    assert sum(batches) == 300
+
+
+async def test_a_consumer_lingers_for_a_fuller_batch_only_while_its_queue_is_busy():
+    from streamia_kit.rabbitmq_bus import _Deliveries
+
+    loop = asyncio.get_running_loop()
+    deliveries = _Deliveries(size=3, linger=30.0)
+    deliveries.put("lone")  # type: ignore[arg-type]
+    # A quiet queue: a lone event goes at once, whatever the linger.
+    assert await asyncio.wait_for(deliveries.batch(), 5) == ["lone"]
+    for n in range(4):
+        deliveries.put(f"busy-{n}")  # type: ignore[arg-type]
+    assert await asyncio.wait_for(deliveries.batch(), 5) == ["busy-0", "busy-1", "busy-2"]
+    # Busy now: the next batch waits for deliveries to arrive, and goes once it is full.
+    loop.call_later(0.05, deliveries.put, "late-1")
+    loop.call_later(0.1, deliveries.put, "late-2")
+    assert await asyncio.wait_for(deliveries.batch(), 5) == ["busy-3", "late-1", "late-2"]
+    # A linger that ends before the batch fills sends what it has.
+    deliveries.linger = 0.05
+    deliveries.put("a")  # type: ignore[arg-type]
+    assert await asyncio.wait_for(deliveries.batch(), 5) == ["a"]

@@ -142,6 +142,23 @@ class ServiceSettings(BaseSettings):
         0.5, description="first retry delay; doubles each attempt"
     )
     prefetch: int = Field(256, description="RabbitMQ prefetch per consumer channel")
+    consumer_batch: int = Field(
+        64,
+        ge=1,
+        le=1000,
+        description=(
+            "RabbitMQ deliveries of one queue applied together, in one transaction (1: each alone)"
+        ),
+    )
+    consumer_linger_ms: float = Field(
+        3.0,
+        ge=0,
+        le=1000,
+        description=(
+            "while a queue is busy, how long a consumer waits for more deliveries to fill a"
+            " batch (a lone event never waits)"
+        ),
+    )
     outbox_poll_seconds: float = Field(
         1.0, description="outbox relay poll interval (it is also woken on commit)"
     )

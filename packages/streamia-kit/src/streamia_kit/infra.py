@@ -28,7 +28,13 @@ def bus_from_settings(settings: ServiceSettings, namespace: str | None = None) -
     if settings.amqp_url:
         from streamia_kit.rabbitmq_bus import RabbitMQBus
 
-        return RabbitMQBus(settings.amqp_url, prefetch=settings.prefetch, **bus_args)
+        return RabbitMQBus(
+            settings.amqp_url,
+            prefetch=settings.prefetch,
+            batch_size=settings.consumer_batch,
+            linger=settings.consumer_linger_ms / 1000,
+            **bus_args,
+        )
     from streamia_kit.inprocess_bus import InProcessBus
 
     return InProcessBus(settings.data_dir / "bus.sqlite", **bus_args)

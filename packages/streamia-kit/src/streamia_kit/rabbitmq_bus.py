@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import functools
 import heapq
@@ -110,6 +111,57 @@ class _Acks:
                 log.info("ack_failed", delivery_tag=upto)
 
 
+class _Deliveries:
+    """The deliveries of one queue waiting for a worker, and how workers take them in batches.
+
+    One worker at a time forms a batch (the others run theirs meanwhile): it takes what is
+    waiting, up to `size`. While the queue is busy (the last batch held more than one
+    delivery) it also lingers up to `linger` seconds for more to arrive, so a trickle of
+    deliveries is applied in a few transactions rather than one each; a lone event (a saga
+    step on a quiet queue) never waits.
+    """
+
+    def __init__(self, size: int, linger: float) -> None:
+        self.size = max(1, size)
+        self.linger = linger
+        self._waiting: collections.deque[AbstractIncomingMessage] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._forming = asyncio.Lock()
+        self._busy = False
+
+    def put(self, message: AbstractIncomingMessage) -> None:
+        self._waiting.append(message)
+        self._arrived.set()
+
+    def _take(self, batch: list[AbstractIncomingMessage]) -> None:
+        waiting = self._waiting
+        while waiting and len(batch) < self.size:
+            batch.append(waiting.popleft())
+        if not waiting:
+            self._arrived.clear()
+
+    async def batch(self) -> list[AbstractIncomingMessage]:
+        async with self._forming:
+            while not self._waiting:
+                await self._arrived.wait()
+                self._arrived.clear()
+            batch: list[AbstractIncomingMessage] = []
+            self._take(batch)
+            if len(batch) < self.size:
+                await asyncio.sleep(0)  # deliveries read off the socket with it join
+                self._take(batch)
+            if self._busy and self.linger > 0 and len(batch) < self.size:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.linger
+                while len(batch) < self.size and (left := deadline - loop.time()) > 0:
+                    # Waiting on the event, never on a getter: a timeout can lose no delivery.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._arrived.wait(), left)
+                    self._take(batch)
+            self._busy = len(batch) > 1
+            return batch
+
+
 class RabbitMQBus(EventBus):
     """Each subscription gets `<queue>`, `<queue>.retry.<n>` delay queues and `<queue>.dlq`.
 
@@ -123,6 +175,7 @@ class RabbitMQBus(EventBus):
         prefetch: int = 64,
         workers: int = 4,
         batch_size: int = 32,
+        linger: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -132,6 +185,8 @@ class RabbitMQBus(EventBus):
         # that were waiting together (one transaction per batch, see `dispatch_many`).
         self.workers = workers
         self.batch_size = batch_size
+        # Seconds a worker waits for more deliveries to fill a batch while the queue is busy.
+        self.linger = linger
         self._workers: list[Supervisor] = []
         self._conn: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
@@ -193,12 +248,12 @@ class RabbitMQBus(EventBus):
                 },
             )
 
-        pending: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        pending = _Deliveries(self.batch_size, self.linger)
         acks = _Acks()
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             acks.received(message)
-            pending.put_nowait(message)
+            pending.put(message)
 
         for n in range(max(1, self.workers)):
             worker = Supervisor(
@@ -214,17 +269,14 @@ class RabbitMQBus(EventBus):
         self,
         channel: AbstractChannel,
         sub: Subscription,
-        pending: asyncio.Queue[AbstractIncomingMessage],
+        pending: _Deliveries,
         acks: _Acks,
     ) -> None:
-        """Take whatever deliveries are waiting (up to a batch), run them, settle each.
+        """Take a batch of the deliveries waiting (see `_Deliveries`), run it, settle each.
 
         Runs under a `Supervisor`; a batch that fails is logged and the loop goes on."""
         while True:
-            batch = [await pending.get()]
-            await asyncio.sleep(0)  # let deliveries that arrived with it join the batch
-            while len(batch) < self.batch_size and not pending.empty():
-                batch.append(pending.get_nowait())
+            batch = await pending.batch()
             try:
                 await self._deliver(channel, sub, batch, acks)
             except asyncio.CancelledError:
