@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
+import pytest
 from fastapi import APIRouter, FastAPI
 from prometheus_client import REGISTRY
 
@@ -59,3 +61,40 @@ async def test_requests_are_counted_per_route_template_and_probes_not_at_all() -
         if sample.labels.get("service") == service
     }
     assert routes == {"/api/movies/{movie_id}", UNMATCHED_ROUTE}
+
+
+async def test_a_cancellation_leaked_from_another_task_is_a_json_500_not_uvicorns_text() -> None:
+    app = _app(f"svc-{uuid.uuid4().hex[:8]}")
+
+    @app.get("/api/leak")
+    async def leak() -> None:
+        # What a waiter got from a shared load whose own caller was cancelled.
+        raise asyncio.CancelledError
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://svc"
+    ) as client:
+        resp = await client.get("/api/leak")
+    assert resp.status_code == 500
+    assert resp.headers["content-type"] == "application/json"
+    assert resp.json()["code"] == "internal_error"
+    assert resp.json()["error"] == resp.json()["message"]
+
+
+async def test_a_request_really_being_cancelled_stays_cancelled() -> None:
+    app = _app(f"svc-{uuid.uuid4().hex[:8]}")
+    entered = asyncio.Event()
+
+    @app.get("/api/hang")
+    async def hang() -> None:
+        entered.set()
+        await asyncio.Event().wait()
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://svc"
+    ) as client:
+        request = asyncio.create_task(client.get("/api/hang"))
+        await entered.wait()
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request

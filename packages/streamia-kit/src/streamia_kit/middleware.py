@@ -3,6 +3,7 @@ trailing slash."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -16,11 +17,12 @@ from opentelemetry.trace import Status, StatusCode
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
-from streamia_kit.errors import error_body
+from streamia_kit.errors import error_body, send_error
 from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
 from streamia_kit.telemetry import Tracing
 
 access_log = structlog.get_logger("streamia.access")
+log = structlog.get_logger("streamia.middleware")
 # The stdlib logger behind `access_log`: asked first, so a level above INFO costs nothing.
 _access_stdlib = logging.getLogger("streamia.access")
 _REQUEST_ID_HEADER = REQUEST_ID_HEADER.encode()
@@ -100,12 +102,13 @@ class RequestContextMiddleware:
         rid = new_request_id(incoming)
         token = request_id_var.set(rid)
         status = 500
+        answered = False
         started = time.perf_counter()
 
         async def send_with_id(message: dict[str, Any]) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message["headers"] = [
                     *message.get("headers", []),
                     (_REQUEST_ID_HEADER, rid.encode()),
@@ -133,6 +136,15 @@ class RequestContextMiddleware:
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if answered or (task is not None and task.cancelling()):
+                raise  # answered already, or this request really is being cancelled
+            # A cancellation that belongs to another task (a shared load's) leaked into
+            # this request: no handler renders a BaseException, and uvicorn would send its
+            # text/plain 500. Still a bug, so a 500, but in the API.md shape.
+            log.error("leaked_cancellation", path=scope["path"], exc_info=True)
+            await send_error(send_with_id, 500, "Internal server error", "internal_error")
         except Exception as exc:  # what start_as_current_span records, without its wrappers
             if span.is_recording():
                 span.record_exception(exc)
