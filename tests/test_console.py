@@ -5,6 +5,7 @@ terminal here), JSON lines when its output is a pipe, no access lines unless ask
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import pty
 import re
@@ -54,6 +55,19 @@ def test_every_help_page_names_value_types_in_words():
         assert not re.search(r"<(int|str|bool|float|Path|path)>|\{\w+\}", text), (page, text)
     assert "INTEGER" in help_text("dlq", "show") and "QUEUE" in help_text("dlq", "show")
     assert "PATH" in help_text("import-monolith")
+
+
+def test_every_command_summary_is_one_sentence_on_one_line():
+    """Rich keeps a docstring's line breaks: a first paragraph written over two source lines
+    was cut mid-sentence in `streamia users --help` and `streamia dlq --help`."""
+    group = cli.command()
+    groups = [group, *(cmd for cmd in group.commands.values() if hasattr(cmd, "commands"))]
+    for each in groups:
+        for name, cmd in each.commands.items():  # type: ignore[attr-defined]
+            summary = inspect.cleandoc(cmd.help or "").split("\n\n")[0]
+            assert summary and "\n" not in summary, (name, summary)
+    listed = help_text("users")
+    assert "asking for its password (an existing one is promoted)." in listed
 
 
 def test_create_admin_says_it_asks_for_the_password_and_does(tmp_path):

@@ -252,8 +252,9 @@ def dlq_show(
 
 @dlq_app.command("replay")
 def dlq_replay(queue: str, ids: IdsOption = None, filters: FilterOption = None) -> None:
-    """Send dead letters (all, or those --id/--filter pick) back to their queue with a fresh
-    attempt count."""
+    """Send dead letters (all, or those --id/--filter pick) back to their queue.
+
+    Each goes back with a fresh attempt count."""
     name = _known_queue(queue)
     select = _selection(ids, filters)
     count = _with_bus(queue, lambda bus: bus.replay(name, select))
@@ -326,8 +327,9 @@ def create_admin(
     first_name: Annotated[str, typer.Option(help="for a new account")] = "Admin",
     last_name: Annotated[str, typer.Option(help="for a new account")] = "Streamia",
 ) -> None:
-    """Create an admin account, asking for its password; an existing account with that email
-    is promoted instead (its password is left as it is)."""
+    """Create an admin account, asking for its password (an existing one is promoted).
+
+    An existing account with that email is promoted instead; its password is left as it is."""
     assert password is not None  # prompted for when not given
     typer.echo(asyncio.run(_users_admin(email, password, first_name, last_name)))
 
