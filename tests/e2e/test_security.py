@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -128,13 +129,21 @@ async def test_a_login_burst_from_one_ip_leaves_other_users_served(
         await asyncio.sleep(0.5)  # keep watching while the admitted logins finish
         done.set()
         latencies, statuses = await watcher
+    load = os.getloadavg()[0]
+    print(
+        f"burst {burst}: other IP's /me p99 {_p99(latencies) * 1000:.0f} ms"
+        f" (quiet {_p99(baseline) * 1000:.0f} ms, {len(latencies)} requests, load {load:.1f})"
+    )
     assert set(answers) <= {401, 429, 503}, answers
     assert 429 in answers  # the attacker's IP hit its cap of credential requests in flight
     assert set(statuses) == {200}, statuses  # never 503, never circuit_open
     # The target is p99 < 200 ms on a quiet machine. This box is shared (two cores,
     # load 4-12): at load 4-5 it measured 32 ms (60, embedded), 101 ms (60, distributed) and
     # 47 ms (300, distributed); at load 8 one run gave 570 ms with a quiet p99 of 67 ms. The
-    # bound adds what the box costs, and still fails on the pile-up the fix removed.
+    # bound adds what the box costs, and still fails on the pile-up the fix removed. Checking
+    # revocations without a Redis call (the in-memory mirror) did not make 200 ms safe here:
+    # 3 alternated rounds at load 5.5-10, before/after, distributed: 60-burst 17/95, 72/218,
+    # 66/47 ms; 300-burst 52/39, 38/448, 128/112 ms — the box's noise, not the checks.
     assert _p99(latencies) < 0.5 + 2 * _p99(baseline), (_p99(latencies), _p99(baseline))
 
 

@@ -304,6 +304,7 @@ class RedisRevocationStore(MemoryRevocationStore):
         # Monotonic instant up to which the mirror is known to hold every revocation.
         self._synced_at: float | None = None
         self._linked = False
+        self._refusing = False
         self._attempted = asyncio.Event()  # the first sync succeeded or failed
         self._task: asyncio.Task[None] | None = None
         self.reloads = 0  # full loads of the index, the first included
@@ -347,7 +348,13 @@ class RedisRevocationStore(MemoryRevocationStore):
         if self._synced_at is None:
             await self._first_sync()
         if not self.in_sync():
+            if not self._refusing:
+                self._refusing = True  # logged once per outage
+                structlog.get_logger("streamia.auth").error(
+                    "revocations_out_of_sync_past_grace", grace_seconds=self._grace
+                )
             raise RevocationsUnavailable("the revocation store is unavailable")
+        self._refusing = False
         return await super().is_revoked(jti, user_id, iat)
 
     def in_sync(self) -> bool:
