@@ -365,6 +365,20 @@ async def test_admin_forms_add_upload_edit_and_subtitles(
     await page.fill(f"{edit_form} input[name=title]", f"{title} edited")
     await page.click(f"{edit_form} button[type=submit]")
     await page.wait_for_selector(f"{edit_form} .notice.success")
+    # A cover from a file replaces the URL one (PUT /api/movies/:id/cover); the form shows it.
+    await page.set_input_files(
+        f"{edit_form} input[name=cover]",
+        {"name": "cover.png", "mimeType": "image/png", "buffer": _png()},
+    )
+    await page.click(f"{edit_form} button[type=submit]")
+    preview = page.locator(f"{edit_form} .cover-preview img[src*='/api/movies/media/']")
+    await preview.wait_for()
+    await page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=await preview.element_handle()
+    )
+    covered = (await api.get(f"/api/movies/{movie_id}")).json()["data"]
+    assert urlsplit(covered["coverImage"]).path == await preview.get_attribute("src")
+    assert covered["title"] == f"{title} edited"
     subtitle_form = "form:has(input[name=subtitle])"
     await page.set_input_files(
         f"{subtitle_form} input[name=subtitle]",

@@ -1,7 +1,7 @@
 // Administration (role "admin"): upload, edit and delete movies, subtitles, comment moderation.
 
 import { api, enc, errorText, query, session, upload } from './api.js';
-import { busy, formatBytes, formatDateTime, h, replace, toast, toastError } from './dom.js';
+import { busy, cover, formatBytes, formatDateTime, h, replace, toast, toastError } from './dom.js';
 import { alertBox, apiForm, field, required, showSuccess, successBox } from './forms.js';
 import { msg, t } from './i18n.js';
 import { go, href, link, requireLogin } from './router.js';
@@ -492,6 +492,16 @@ function editForm(movie) {
     placeholder: movie.coverImage ? t('Current: {url}', { url: movie.coverImage }) : 'https://…',
     hint: t('Leave empty to keep the current cover.'),
   });
+  // Or a file: PUT /api/movies/:id/cover (the server re-encodes it).
+  const coverFile = field(t('Cover image'), 'cover', {
+    type: 'file',
+    accept: 'image/png,image/jpeg,image/webp',
+    hint: t('PNG, JPEG or WebP: replaces the current cover.'),
+  });
+  const preview = h('div', { class: 'cover-preview' });
+  const showCover = () =>
+    replace(preview, cover(movie.coverImage, t('Cover of {title}', { title: movie.title }), 'cover small'));
+  showCover();
   const videoUrl =
     movie.provider === 'external'
       ? field(t('Video URL'), 'videoUrl', { type: 'url', value: movie.videoUrl || '' })
@@ -520,12 +530,23 @@ function editForm(movie) {
           const v = videoUrl.input.value.trim();
           if (v && v !== movie.videoUrl) body.videoUrl = v;
         }
-        if (!Object.keys(body).length) {
+        const image = coverFile.input.files[0];
+        if (!Object.keys(body).length && !image) {
           showSuccess(done, t('Nothing to change.'));
           return;
         }
-        const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
-        Object.assign(movie, res.data || body);
+        if (Object.keys(body).length) {
+          const res = await api(`/api/movies/${enc(movie.id)}`, { method: 'PUT', body });
+          Object.assign(movie, res.data || body);
+        }
+        if (image) {
+          const data = new FormData();
+          data.append('cover', image);
+          const res = await upload(`/api/movies/${enc(movie.id)}/cover`, data, null, 'PUT').promise;
+          Object.assign(movie, res?.data || {});
+          coverFile.input.value = '';
+        }
+        showCover();
         showSuccess(done, t('Movie updated.'));
         const heading = document.querySelector('main h1');
         if (heading) heading.textContent = t('Edit “{title}”', { title: movie.title });
@@ -537,7 +558,9 @@ function editForm(movie) {
     title.wrap,
     category.wrap,
     description.wrap,
+    preview,
     coverImage.wrap,
+    coverFile.wrap,
     videoUrl ? videoUrl.wrap : null,
     h('div', { class: 'actions' }, submit),
   );

@@ -272,10 +272,10 @@ async function readBody(response) {
  * A multipart upload through XMLHttpRequest, for its upload progress events.
  * Returns {promise, abort}; `onProgress(loaded, total)` follows the request body.
  */
-export function upload(path, formData, onProgress) {
+export function upload(path, formData, onProgress, method = 'POST') {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
-    xhr.open('POST', path);
+    xhr.open(method, path);
     xhr.setRequestHeader('Accept', 'application/json');
     const token = session.token;
     if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);

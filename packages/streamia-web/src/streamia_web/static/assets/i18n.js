@@ -196,6 +196,7 @@ const ES = {
   'Nothing to change.': 'No hay nada que cambiar.',
   'Nothing to review.': 'No hay nada que revisar.',
   'Open “{title}”': 'Abrir «{title}»',
+  'PNG, JPEG or WebP: replaces the current cover.': 'PNG, JPEG o WebP: sustituye a la portada actual.',
   'PNG, JPEG or WebP (optional: without one, a frame of the video is the poster)':
     'PNG, JPEG o WebP (opcional: sin ella, un fotograma del vídeo es la portada)',
   'Page {page} of {pages}': 'Página {page} de {pages}',
