@@ -202,9 +202,11 @@ async def test_past_the_grace_checks_are_refused_until_redis_is_back(fault: str)
         # The last sync was within a heartbeat of the fault; a silent link is noticed within
         # three heartbeats, then the grace runs.
         assert 1.0 < time.monotonic() - lost < 3.0 + 1.0 + 0.5
+        assert reader.sync_age() > 1.0 + 3.0  # what the gateway's gauge reports
         await proxy.restore()
         await wait_for(reader.in_sync, 5, 0.02, "in sync again")
         assert reader.in_sync() and not await _seen(reader, "fine")
+        assert reader.sync_age() < 3.0
 
 
 @pytest.mark.distributed

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections import OrderedDict
@@ -261,6 +262,9 @@ return 1
 """
 
 
+_LOAD_TIMEOUT_SECONDS = 30.0
+
+
 class RedisRevocationStore(MemoryRevocationStore):
     """Revocations shared by every process through Redis, checked against an in-memory
     mirror: no Redis round trip per request.
@@ -357,6 +361,13 @@ class RedisRevocationStore(MemoryRevocationStore):
         self._refusing = False
         return await super().is_revoked(jti, user_id, iat)
 
+    def sync_age(self) -> float:
+        """Seconds since the mirror was last known complete (infinite before the first sync):
+        about a heartbeat while linked, then growing; checks are refused past the grace."""
+        if self._synced_at is None:
+            return math.inf
+        return max(0.0, time.monotonic() - self._synced_at)
+
     def in_sync(self) -> bool:
         """Whether checks are answered: synced once, and not lost for longer than the grace."""
         if self._synced_at is None:
@@ -407,7 +418,8 @@ class RedisRevocationStore(MemoryRevocationStore):
                 await pubsub.subscribe(self._channel)
                 while (await pubsub.get_message(timeout=self._sync_timeout)) is None:
                     pass  # the first message on a new subscription is its confirmation
-                began = time.monotonic()
+            began = time.monotonic()
+            async with asyncio.timeout(_LOAD_TIMEOUT_SECONDS):  # a large index takes longer
                 await self._load()
             self._synced_at = began
             if not self._linked:

@@ -337,7 +337,7 @@ def create_app(settings: GatewaySettings, revocations: RevocationStore | None = 
         ttl=settings.token_cache_seconds,
     )
     breakers = _breakers(settings)
-    metrics = GatewayMetrics(breakers)
+    metrics = GatewayMetrics(breakers, revocations)
     router = Router(settings)
     proxy = Proxy(settings, breakers, tracing)
     limits = RateLimits(settings, build_storage(settings, redis), redis)

@@ -38,10 +38,28 @@ class _BreakerCollector(Collector):
         yield gauge
 
 
+class _RevocationsCollector(Collector):
+    """How stale the gateway's copy of the revocations is, read at scrape time."""
+
+    def __init__(self, revocations: object) -> None:
+        self._revocations = revocations
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "streamia_gateway_revocations_sync_age_seconds",
+            "Seconds since the in-memory revocations were last known complete (Redis pub/sub:"
+            " about 1 while linked; tokens are refused past STREAMIA_REVOCATION_GRACE_SECONDS)",
+        )
+        sync_age = getattr(self._revocations, "sync_age", None)
+        if sync_age is not None:  # only the Redis-synced store has an age
+            gauge.add_metric([], sync_age())
+        yield gauge
+
+
 class GatewayMetrics:
     """Requests and latency by upstream, route and status; rate-limit refusals; breaker state."""
 
-    def __init__(self, breakers: Mapping[str, CircuitBreaker]) -> None:
+    def __init__(self, breakers: Mapping[str, CircuitBreaker], revocations: object = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "streamia_gateway_requests_total",
@@ -65,6 +83,7 @@ class GatewayMetrics:
         for limit in RATE_LIMITS:  # at 0 from the start, so a first refusal is an increase
             self.rate_limited.labels(limit)
         self.registry.register(_BreakerCollector(breakers))
+        self.registry.register(_RevocationsCollector(revocations))
         # process_* and python_*, and in embedded mode the adapters the services share:
         # the process registry's series that no service's /metrics serves.
         self.registry.register(process_series())

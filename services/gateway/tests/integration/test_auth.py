@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 
 import aiohttp
@@ -216,3 +217,7 @@ async def test_a_logout_recorded_in_redis_is_refused_by_the_gateway(
 
     await wait_for(refused, 2.0, 0.01, "the revocation refused at the gateway")
     assert time.monotonic() - revoked_at < 1.0
+    async with http.get(gw.url + "/metrics") as resp:
+        metrics = await resp.text()
+    age = re.search(r"^streamia_gateway_revocations_sync_age_seconds (\S+)$", metrics, re.M)
+    assert age is not None and float(age.group(1)) < 3.0, metrics[-2000:]
