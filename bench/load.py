@@ -323,7 +323,9 @@ def bench(args: argparse.Namespace, platform: Any, harness: ModuleType) -> int:
         runs.append(run)
         print_row(run)
         if not run.holds:
-            for failure in run.failures[:5] + run.sign_up_errors[:3]:
+            # Every kind, most frequent first: a rare 500 must not hide behind the 504s.
+            ranked = sorted(run.failures, key=lambda line: -int(line.split(" ", 1)[0]))
+            for failure in ranked + run.sign_up_errors:
                 print(f"         {failure}")
             break
     held = [run for run in runs if run.holds]
