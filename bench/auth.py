@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Login cost and what a login burst does to everybody else, side by side.
 
-    .venv/bin/python bench/auth.py [--duration 5] [--connections 4] [--bursts 60,300]
+    .venv/bin/python bench/auth.py [--duration 5] [--connections 4] [--bursts 60,300] [--redis]
 
 Starts `streamia serve users` (OWASP argon2id cost, one password worker: the numbers are per
 core) and `streamia serve gateway` in front of it (127.0.0.1 trusted as the ingress, so each
-simulated client has its own X-Forwarded-For address), on free ports with embedded SQLite.
+simulated client has its own X-Forwarded-For address), on free ports with embedded SQLite;
+with `--redis`, revocations and the gateway's limits live in Redis, as when distributed.
 
 1. Logins straight at users, closed loop: logins/s and p50/p99 for one core.
 2. Another user's `GET /api/users/me` through the gateway, alone and during a burst of
@@ -29,7 +30,16 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).parent))
-from gateway import PASSWORD, free_port, register, start, stop, wait_healthy
+from gateway import (
+    PASSWORD,
+    REDIS_URL,
+    Processes,
+    clear_redis_namespace,
+    free_port,
+    register,
+    streamia,
+    wait_until,
+)
 
 
 @dataclass
@@ -93,29 +103,32 @@ async def others_during(
     return me, answers
 
 
-async def bench(args: argparse.Namespace, workdir: Path) -> None:
+async def bench(args: argparse.Namespace, procs: Processes) -> None:
     users_port, gateway_port = free_port(), free_port()
     users_url = f"http://127.0.0.1:{users_port}"
     gateway_url = f"http://127.0.0.1:{gateway_port}"
-    users = start(
-        "users", users_port, workdir / "data", {"STREAMIA_PASSWORD_WORKERS": "1"}, workdir / "u.log"
+    common = {"STREAMIA_DATA_DIR": str(procs.work / "data")}
+    if args.redis:  # revocations (and the gateway's limits) in Redis, as distributed
+        common |= {"STREAMIA_REDIS_URL": REDIS_URL, "STREAMIA_NAMESPACE": args.namespace}
+    users = streamia(
+        procs, "users", "users", users_port, {**common, "STREAMIA_PASSWORD_WORKERS": "1"}
     )
-    gateway = start(
+    gateway = streamia(
+        procs,
+        "gateway",
         "gateway",
         gateway_port,
-        workdir / "data",
         {
+            **common,
             "STREAMIA_USERS_URL": users_url,
             "STREAMIA_TRUSTED_PROXIES": "127.0.0.1/32",
             "STREAMIA_RATE_LIMIT_GLOBAL": "1000000/minute",
         },
-        workdir / "g.log",
     )
     try:
-        async with aiohttp.ClientSession() as http:
-            await wait_healthy(http, users_url, users)
-            await wait_healthy(http, gateway_url, gateway)
-            token = await register(http, users_url)
+        await asyncio.to_thread(wait_until, users_url + "/health", users)
+        await asyncio.to_thread(wait_until, gateway_url + "/health", gateway)
+        token = await asyncio.to_thread(register, users_url)
         email = _email_of(token)
         login = await logins_per_core(users_url, email, args)
         print(f"\nlogins straight at users, 1 password worker, {args.connections} clients")
@@ -134,8 +147,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
                 f"{errors:>8}  {dict(sorted(answers.items())) or '-'}"
             )
     finally:
-        stop(gateway)
-        stop(users)
+        procs.stop_all()
 
 
 def _email_of(token: str) -> str:
@@ -151,15 +163,24 @@ def main() -> int:
     parser.add_argument(
         "--bursts", type=lambda s: [int(n) for n in s.split(",")], default=[60, 300]
     )
+    parser.add_argument(
+        "--redis",
+        action="store_true",
+        help=f"revocations and the gateway's limits in Redis ({REDIS_URL}, a throwaway namespace)",
+    )
     args = parser.parse_args()
+    args.namespace = f"benchauth{uuid.uuid4().hex[:8]}"
     workdir = Path(tempfile.mkdtemp(prefix="streamia-bench-auth-"))
+    procs = Processes(workdir)
     try:
-        asyncio.run(bench(args, workdir))
+        asyncio.run(bench(args, procs))
     except BaseException:
-        for log in sorted(workdir.glob("*.log")):
-            print(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}", file=sys.stderr)
+        print(procs.logs(), file=sys.stderr)
         raise
     finally:
+        procs.stop_all()
+        if args.redis:
+            clear_redis_namespace(args.namespace)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
