@@ -722,6 +722,36 @@ ENGLISH_SHOWN = """(texts) => {
 }"""
 
 
+async def test_without_a_choice_in_the_browser_the_account_language_applies_at_log_in(
+    platform, api, browser_page
+) -> None:
+    """The language is the one chosen in this browser, else the account's, else the
+    browser's. The account's applied only on the next page load: after logging in as the
+    demo admin (a Spanish account) in an English browser, the app was English until a reload
+    turned it Spanish."""
+    account = await platform.register(api)  # no Accept-Language: a Spanish account
+    # A context of its own: the fixture's pages have English chosen for them.
+    context = await browser_page.context.browser.new_context(locale="en-US")
+    try:
+        page = await context.new_page()
+        await page.goto(platform.gateway + "/login")
+        await page.wait_for_selector("form.card-form button:has-text('Log in')")
+        await page.fill("input[name=email]", account.email)
+        await page.fill("input[name=password]", account.password)
+        await page.click("form.card-form button[type=submit]")
+        await page.wait_for_selector("#site-nav button:has-text('Cerrar sesión')")
+        assert await page.evaluate("() => document.documentElement.lang") == "es"
+        assert await page.eval_on_selector("#language-switch", "(s) => s.value") == "es"
+        await page.reload()
+        await page.wait_for_selector("#site-nav button:has-text('Cerrar sesión')")
+        # Logged out, the browser's language again, at once.
+        await page.click("#site-nav button:has-text('Cerrar sesión')")
+        await page.wait_for_selector("#site-nav a:has-text('Log in')")
+        assert await page.evaluate("() => document.documentElement.lang") == "en"
+    finally:
+        await context.close()
+
+
 async def test_in_spanish_no_page_shows_an_english_text_of_the_table(
     platform, api, admin_headers, harness, browser_page
 ) -> None:

@@ -5,7 +5,7 @@ import { adminMovieView, adminView } from './admin.js';
 import { api, errorText, session } from './api.js';
 import { catalogueView } from './catalogue.js';
 import { h, replace, toast } from './dom.js';
-import { LANGUAGES, language, setLanguage, t } from './i18n.js';
+import { followAccount, LANGUAGES, language, setLanguage, t } from './i18n.js';
 import { favoritesView, ratingsView } from './library.js';
 import { movieView } from './movie.js';
 import { historyView } from './playback.js';
@@ -208,13 +208,18 @@ upgradeHashLink();
 // Session -----------------------------------------------------------------------------------
 
 session.onChange((reason) => {
+  const relabel = followAccount();
+  if (relabel) {
+    translateShell();
+    renderFooter();
+  }
   renderNav();
   if (reason === 'expired') {
     toast(t('Your session has expired. Please log in again.'), 'error', 8000);
   }
   // Pages that need an account send the user to log in; the others just lose their buttons.
   const { path } = currentRoute();
-  if (reason === 'storage' || (reason === 'expired' && PRIVATE.test(path))) {
+  if (relabel || reason === 'storage' || (reason === 'expired' && PRIVATE.test(path))) {
     active = null;
     render();
   }

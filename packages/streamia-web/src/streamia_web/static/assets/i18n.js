@@ -411,6 +411,19 @@ export function language() {
   return current;
 }
 
+/**
+ * After a log-in or log-out, or an account's language edited: without a choice made in this
+ * browser the page follows the account's language at once, as a reload would. True when the
+ * language changed.
+ */
+export function followAccount() {
+  const next = initial();
+  if (next === current) return false;
+  current = next;
+  document.documentElement.lang = current;
+  return true;
+}
+
 /** Switches the language (remembered in this browser). */
 export function setLanguage(value) {
   current = value === 'es' ? 'es' : 'en';
