@@ -88,6 +88,47 @@ def test_create_admin_says_it_asks_for_the_password_and_does(tmp_path):
     assert "boss@example.com is an admin" in result.output
 
 
+def test_seed_demo_on_a_terminal_writes_lines_for_a_person_not_json(tmp_path):
+    """`streamia seed-demo`, as the README has a newcomer run it, printed alembic's JSON lines
+    on a terminal before its summary."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
+    env.update(
+        STREAMIA_DATA_DIR=str(tmp_path),
+        STREAMIA_ENVIRONMENT="test",
+        STREAMIA_LOG_LEVEL="INFO",
+        **{f"STREAMIA_{k.upper()}": str(v) for k, v in FAST_HASHING.items()},
+    )
+    parent, child = pty.openpty()
+    proc = subprocess.Popen(
+        [str(STREAMIA), "seed-demo"], env=env, stdin=child, stdout=child, stderr=child
+    )
+    os.close(child)
+    output = b""
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert time.monotonic() < deadline, output.decode(errors="replace")[-3000:]
+            if select.select([parent], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(parent, 65536)
+                except OSError:  # the pty's far end closed: the command is done
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(10) == 0, output.decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(parent)
+    plain = ANSI.sub("", output.decode(errors="replace"))
+    assert "Demo movies: 8 created" in plain, plain
+    assert not re.search(r"^\{", plain, re.M), plain
+    assert "Running upgrade" not in plain, plain
+
+
 class Up:
     """`streamia up` in a fresh data dir on free ports, its output on a pty or a pipe."""
 

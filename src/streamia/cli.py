@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import sys
@@ -48,6 +49,19 @@ def streamia(
     """Streamia platform."""
 
 
+def _for_a_person() -> dict[str, Any]:
+    """Settings overrides for a person at a terminal: coloured lines, not JSON, and none of
+    alembic's and uvicorn's start-up lines (the command's own lines say it). A pipe or a file
+    keeps JSON, and an explicit STREAMIA_LOG_FORMAT always wins."""
+    from streamia_kit.config import ServiceSettings
+
+    if not sys.stdout.isatty() or "log_format" in ServiceSettings().model_fields_set:
+        return {}
+    for chatty in ("alembic", "uvicorn.error"):  # warnings and errors still show
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    return {"log_format": "console"}
+
+
 def _run(main: Any) -> Any:
     """Run a server coroutine on uvloop (the event loop uvicorn is configured for)."""
     import uvloop
@@ -69,13 +83,8 @@ def up(
     """Start the whole platform in one process (embedded mode) and print where to open it."""
     from streamia import platform
     from streamia.console import StartupConsole
-    from streamia_kit.config import ServiceSettings
 
-    overrides: dict[str, Any] = {}
-    # A person at a terminal reads coloured lines; a pipe or a file keeps JSON, and an
-    # explicit STREAMIA_LOG_FORMAT always wins.
-    if sys.stdout.isatty() and "log_format" not in ServiceSettings().model_fields_set:
-        overrides["log_format"] = "console"
+    overrides = _for_a_person()
     try:
         _run(
             platform.run_embedded(
@@ -385,7 +394,7 @@ def seed_demo() -> None:
     """Create an admin and a handful of demo movies with videos and subtitles."""
     from streamia import platform
 
-    typer.echo(asyncio.run(platform.seed_demo()))
+    typer.echo(asyncio.run(platform.seed_demo(_for_a_person())))
     typer.echo(f"Demo admin password: {platform.DEMO_ADMIN_PASSWORD}")
 
 

@@ -179,12 +179,6 @@ async def run_embedded(
     infra, apps = build_embedded(overrides)
     if not access_log:  # the services' own request lines (the gateway's follow its setting)
         logging.getLogger("streamia.access").setLevel(logging.WARNING)
-    if console is not None and apps[0][2].log_format == "console":
-        # A person reads the step lines and the banner: alembic's three to five lines per
-        # database and uvicorn's "Started server process" / "Uvicorn running on 127.0.0.1:…"
-        # for each of the eight servers only repeat them (warnings and errors still show).
-        for chatty in ("alembic", "uvicorn.error"):
-            logging.getLogger(chatty).setLevel(logging.WARNING)
     step = console.step if console is not None else (lambda _: None)
     services = [app.state.service for name, app, _ in apps if name != "gateway"]
     for service in services:
