@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from streamia_kit.testing import wait_for
 
@@ -61,6 +61,21 @@ async def test_the_newest_client_timestamp_wins_so_two_tabs_do_not_fight(caller,
     assert older.status_code == 200 and older.json()["position"] == 900.0
     later = await watch(user, film.movie_id, 910.0, at=(now + timedelta(seconds=1)).isoformat())
     assert later.json()["position"] == 910.0
+
+
+async def test_a_client_time_without_a_zone_is_utc_and_one_with_a_zone_is_converted(
+    caller, movie, watch
+):
+    user = caller()
+    film = await movie()
+    now = datetime.now(UTC)
+    naive = (now - timedelta(seconds=20)).replace(tzinfo=None).isoformat()
+    first = await watch(user, film.movie_id, 100.0, at=naive)
+    assert first.status_code == 200, first.text  # was a 500: naive compared with aware
+    paris = (now - timedelta(seconds=10)).astimezone(timezone(timedelta(hours=2))).isoformat()
+    assert (await watch(user, film.movie_id, 200.0, at=paris)).json()["position"] == 200.0
+    older = (now - timedelta(seconds=15)).replace(tzinfo=None).isoformat()
+    assert (await watch(user, film.movie_id, 150.0, at=older)).json()["position"] == 200.0
 
 
 async def test_a_client_clock_in_the_future_does_not_freeze_the_position(caller, movie, watch):

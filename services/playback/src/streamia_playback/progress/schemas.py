@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from sqlalchemy import Row
 
 from streamia_kit.db import iso
@@ -27,6 +35,13 @@ Seconds = Annotated[
 ]
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """A client time without a zone is UTC, as every time in Streamia; others are converted."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class ProgressIn(BaseModel):
     """`{position, duration}` in seconds; `at` (the client's clock) orders two tabs' writes."""
 
@@ -34,7 +49,7 @@ class ProgressIn(BaseModel):
 
     duration: Annotated[Seconds, Field(gt=0)]
     position: Seconds
-    at: datetime | None = None
+    at: Annotated[datetime | None, AfterValidator(_in_utc)] = None
 
     @field_validator("position")
     @classmethod
