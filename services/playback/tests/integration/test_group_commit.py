@@ -8,9 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client import REGISTRY
+from sqlalchemy import text
 
 from streamia_kit.db import Database
-from streamia_playback.progress.group_commit import GroupCommit
+from streamia_playback.progress import group_commit
+from streamia_playback.progress.group_commit import BatchFailed, GroupCommit
+from streamia_playback.progress.repository import Write
 
 
 @pytest.fixture
@@ -74,3 +77,49 @@ async def test_a_report_whose_batch_fails_is_written_by_its_own_request(
     assert resp.status_code == 200 and resp.json()["position"] == 20.0
     got = await client.get(f"/api/playback/progress/{film.movie_id}", headers=user.headers)
     assert got.json()["position"] == 20.0
+
+
+@pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
+async def test_a_connection_lost_between_batches_fails_only_the_next_batch(
+    app, client, caller, movie, watch, monkeypatch
+):
+    """PostgreSQL: the writer keeps its connection while reports keep coming; when that
+    connection dies, the batch on it fails (its requests write alone) and the next batch
+    takes a fresh one."""
+    user = caller()
+    film = await movie()
+    assert (await watch(user, film.movie_id, 10.0)).status_code == 200
+    db = app.state.service.db
+    real = group_commit.advance_many
+    calls = 0
+
+    async def then_lose_the_connection(connection, writes):
+        nonlocal calls
+        calls += 1
+        stored = await real(connection, writes)
+        if calls == 1:
+            pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar()
+            async with db.engine.connect() as other:
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return stored
+
+    monkeypatch.setattr(group_commit, "advance_many", then_lose_the_connection)
+    hot_path = app.state.playback.hot_path
+    now = datetime.now(UTC)
+
+    def report(position: float, seconds: int) -> Write:
+        at = now + timedelta(seconds=seconds)
+        return Write(user.id, film.movie_id, position, 5640.0, False, at, at)
+
+    # Two reports of one pair never share a batch: the second waits for the next one, on the
+    # same held connection, which the first batch's end has killed.
+    first, second = await asyncio.gather(
+        hot_path.advance(report(20.0, 1)), hot_path.advance(report(30.0, 2)), return_exceptions=True
+    )
+    assert first is not None and first.position == 20.0
+    assert isinstance(second, BatchFailed)
+    third = await hot_path.advance(report(40.0, 3))  # a fresh connection
+    assert third is not None and third.position == 40.0
+    assert calls == 3
+    got = await client.get(f"/api/playback/progress/{film.movie_id}", headers=user.headers)
+    assert got.json()["position"] == 40.0
