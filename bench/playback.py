@@ -68,13 +68,10 @@ def viewer_address(i: int) -> str:
     return f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
 
 
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """User + system CPU time of a process so far (Linux /proc), with its reaped children's."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def sustained_writes(
@@ -115,38 +112,64 @@ async def sustained_writes(
     return len(latencies), errors, elapsed, latencies
 
 
-def shared_servers() -> dict[str, int]:
-    """The PostgreSQL postmaster and the Redis server (their CPU, children included, is
-    counted; other users of this machine share them)."""
-    found = {}
+def redis_server() -> dict[str, int]:
+    """The Redis server's pid (every user of this machine shares it)."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            comm = (entry / "comm").read_text().strip()
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "redis-server":
+                return {"redis (shared)": int(entry.name)}
         except OSError:
             continue
-        if comm == "redis-server":
-            found["redis"] = int(entry.name)
-        elif comm in ("postgres", "postmaster") and stat[1] == "1":  # parent pid 1
-            found["postgres"] = int(entry.name)
-    return found
+    return {}
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds of a process, plus its reaped children's; for the postmaster, of every
-    backend alive too."""
-    total = cpu_seconds(pid, children=True)
-    if Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster"):
-        for entry in Path("/proc").iterdir():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, NotADirectoryError):
-                continue
-            if entry.name.isdigit() and stat[1] == str(pid):
-                total += cpu_seconds(int(entry.name))
-    return total
+async def database_backends(namespace: str) -> list[int]:
+    """The PostgreSQL backends serving this platform's databases (its pooled connections):
+    their CPU is the platform's, not the other users' of the shared server."""
+    import asyncpg
+
+    connection = await asyncpg.connect(harness.POSTGRES.replace("+asyncpg", "") + "/postgres")
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname LIKE $1", f"{namespace}\\_%"
+        )
+    finally:
+        await connection.close()
+    return [row["pid"] for row in rows]
+
+
+class CpuMeter:
+    """CPU seconds spent by named processes between `start()` and `stop()`; the platform's
+    PostgreSQL backends are looked up at both ends (a pool opens and closes connections), a
+    backend that ended meanwhile is missed."""
+
+    def __init__(self, pids: dict[str, int], namespace: str) -> None:
+        self.pids = pids
+        self.namespace = namespace
+        self._before: dict[str, dict[int, float]] = {}
+
+    async def _sample(self) -> dict[str, dict[int, float]]:
+        groups = {name: [pid] for name, pid in self.pids.items()}
+        groups["postgres (platform's backends)"] = await database_backends(self.namespace)
+        sample: dict[str, dict[int, float]] = {}
+        for name, pids in groups.items():
+            sample[name] = {}
+            for pid in pids:
+                try:
+                    sample[name][pid] = cpu_seconds(pid)
+                except OSError:
+                    continue
+        return sample
+
+    async def start(self) -> None:
+        self._before = await self._sample()
+
+    async def stop(self) -> dict[str, float]:
+        after = await self._sample()
+        return {
+            name: sum(spent - self._before[name].get(pid, 0.0) for pid, spent in pids.items())
+            for name, pids in after.items()
+        }
 
 
 def machine_busy() -> float:
@@ -172,16 +195,16 @@ async def measure_writes(
     url: str,
     viewers: list[tuple[str, str]],
     args: argparse.Namespace,
-    pids: dict[str, int],
+    meter: CpuMeter,
     playback: str,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
-    cpu_before = {name: process_cpu(pid) for name, pid in pids.items()}
+    await meter.start()
     busy_before, batches_before = machine_busy(), await batch_stats(playback)
     ok, errors, elapsed, latencies = await sustained_writes(
         url, viewers, args.seconds, args.connections
     )
-    cpu = {name: process_cpu(pid) - cpu_before[name] for name, pid in pids.items()}
+    cpu = await meter.stop()
     batches = await batch_stats(playback)
     reports, count = (batches[0] - batches_before[0], batches[1] - batches_before[1])
     return {
@@ -236,7 +259,9 @@ async def bench(args: argparse.Namespace, platform) -> int:
             async with gate:
                 return await platform.register(client)
 
-        users = await asyncio.gather(*(account() for _ in range(args.users)))
+        users = await asyncio.gather(*(account() for _ in range(args.users + 1)))
+        # The binger's 500 first reports would hold its write limit for the first seconds.
+        binger, users = users[0], users[1:]
         viewers = [(u.token, movies[i % 50]) for i, u in enumerate(users)]
         print("first reports (each user starts a movie) ...", flush=True)
 
@@ -245,23 +270,23 @@ async def bench(args: argparse.Namespace, platform) -> int:
                 await report(client, gateway, token, movie_id)
 
         await asyncio.gather(*(first(t, m) for t, m in viewers))
-        binger = users[0]
         print(f"one user starts all {args.history} movies ...", flush=True)
         await asyncio.gather(*(first(binger.token, m) for m in movies))
 
     playback = platform.url("playback")
     pids = {name: platform.procs[name].pid for name in ("gateway", "playback")}
     pids["load generator"] = os.getpid()
-    pids |= {f"{name} (all)": pid for name, pid in shared_servers().items()}
+    meter = CpuMeter(pids | redis_server(), platform.namespace)
     runs = {}
     for label, url in (("through the gateway", gateway), ("direct to playback", playback)):
         print(f"sustained writes {label}: {args.connections} connections, {args.seconds:.0f} s")
-        runs[label] = await measure_writes(url, viewers, args, pids, playback)
+        runs[label] = await measure_writes(url, viewers, args, meter, playback)
     continues, continue_cpu = {}, {}
     for label, url in (("through the gateway", gateway), ("direct to playback", playback)):
-        before = {name: process_cpu(pid) for name, pid in pids.items()}
+        print(f"GET /continue {label}: {args.requests} requests, one at a time", flush=True)
+        await meter.start()
         continues[label] = await continue_latency(url, binger.token, args.requests)
-        continue_cpu[label] = {n: process_cpu(pid) - before[n] for n, pid in pids.items()}
+        continue_cpu[label] = await meter.stop()
     print()
     writes_ok = continue_ok = True
     print(f"Progress writes (distributed), {args.users} users, {args.connections} connections")
