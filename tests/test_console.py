@@ -88,6 +88,16 @@ def test_create_admin_says_it_asks_for_the_password_and_does(tmp_path):
     assert "boss@example.com is an admin" in result.output
 
 
+def test_the_banner_names_the_emails_as_their_files_are_named():
+    """It said "reset-password"; the files are `<time>-password-reset-<address>.eml`."""
+    from typing import get_args
+
+    from streamia.console import EMAIL_KINDS
+    from streamia_notifications.emails.schemas import Kind
+
+    assert EMAIL_KINDS == get_args(Kind)
+
+
 def test_seed_demo_on_a_terminal_writes_lines_for_a_person_not_json(tmp_path):
     """`streamia seed-demo`, as the README has a newcomer run it, printed alembic's JSON lines
     on a terminal before its summary."""

@@ -12,6 +12,9 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+# As the .eml files are named (`<time>-<kind>-<address>.eml`): `ls outbox/*-password-reset-*`.
+EMAIL_KINDS = ("welcome", "password-reset", "farewell", "comment-hidden")
+
 
 @dataclass(frozen=True)
 class Banner:
@@ -59,7 +62,7 @@ class StartupConsole:
             rows.append(("Admin login", f"{b.admin[0]} / {b.admin[1]}"))
         rows += [
             ("Data", str(b.data_dir)),
-            ("Emails", f"{b.data_dir / 'outbox'} (welcome, reset-password, farewell)"),
+            ("Emails", f"{b.data_dir / 'outbox'} ({', '.join(EMAIL_KINDS)})"),
         ]
         if self._demo:
             rows.append(("Demo catalogue", self._demo))
