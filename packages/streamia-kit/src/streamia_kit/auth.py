@@ -414,10 +414,14 @@ class RedisRevocationStore(MemoryRevocationStore):
         """Subscribe, load, then apply what is published until the link is lost."""
         pubsub = self._redis.pubsub()
         try:
+            deadline = time.monotonic() + self._sync_timeout
             async with asyncio.timeout(self._sync_timeout):
                 await pubsub.subscribe(self._channel)
+                # The first message on a new subscription is its confirmation. The deadline
+                # is checked here too: redis-py may swallow the timeout's cancellation.
                 while (await pubsub.get_message(timeout=self._sync_timeout)) is None:
-                    pass  # the first message on a new subscription is its confirmation
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("the subscription was not confirmed")
             began = time.monotonic()
             async with asyncio.timeout(_LOAD_TIMEOUT_SECONDS):  # a large index takes longer
                 await self._load()
