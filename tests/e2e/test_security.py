@@ -387,6 +387,16 @@ async def test_a_redis_outage_keeps_logged_in_users_served_and_revoked_tokens_re
             refusals.append((await client.get(me, headers=revoked.auth)).status_code)
             await asyncio.sleep(0.1)  # pacing: a client every 0.1 s, not a wait for a state
         logout = await client.post(url + "/api/users/logout", headers=leaving.auth)
+        new_password = "N3w!Passw0rd-outage"
+        change = await client.put(
+            url + "/api/users/change-password",
+            json={
+                "currentPassword": user.password,
+                "newPassword": new_password,
+                "confirmPassword": new_password,
+            },
+            headers={**user.auth, "X-Forwarded-For": "10.3.0.1"},
+        )
     finally:
         redis.restore()
     assert set(served) == {200}, served
@@ -395,6 +405,10 @@ async def test_a_redis_outage_keeps_logged_in_users_served_and_revoked_tokens_re
     # Not recorded, so not claimed: a 503 to retry, and the token still works.
     assert logout.status_code == 503 and logout.headers.get("Retry-After"), logout.text
     assert (await client.get(me, headers=leaving.auth)).status_code == 200
+    # A password change cannot revoke the other sessions then: refused, the password kept.
+    assert change.status_code == 503 and change.headers.get("Retry-After"), change.text
+    assert await guarded.login(client, user.email, user.password)
+    assert (await client.get(me, headers=user.auth)).status_code == 200
 
     async def logged_out_again() -> bool:
         resp = await client.post(url + "/api/users/logout", headers=leaving.auth)
