@@ -75,7 +75,7 @@ async def test_the_newest_version_wins_and_a_deleted_movie_stays_deleted(db):
 
 async def test_a_batch_upsert_keeps_each_movies_newest_version_whatever_the_order(db):
     database, projection = db
-    a, b, gone = (uuid.uuid4().hex for _ in range(3))
+    a, b, gone, tie = (uuid.uuid4().hex for _ in range(4))
     async with database.transaction() as session:
         await projection.apply(session, snapshot(b, "b5", 5.0))
         await projection.remove(session, MovieDeleted(movie_id=gone, title="Gone"))
@@ -88,11 +88,14 @@ async def test_a_batch_upsert_keeps_each_movies_newest_version_whatever_the_orde
                 snapshot(a, "a3", 3.0),
                 snapshot(gone, "zombie", 9.0),
                 snapshot(a, "a1", 1.0),  # older than the one before it in the batch
+                snapshot(tie, "first", 7.0),
+                snapshot(tie, "second", 7.0),  # not newer: as if applied in order, ignored
             ],
         )
     async with database.sessions() as session:
-        found = await projection.get_many(session, [a, b, gone])
+        found = await projection.get_many(session, [a, b, gone, tie])
     assert (found[a].title, found[a].version) == ("a3", 3.0)
+    assert found[tie].title == "first"
     assert found[b].title == "b5"
     assert found[gone].deleted and found[gone].title == "Gone"
 

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, Column, Float, MetaData, String, Table, Text, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from streamia_catalogue_projection.client import MovieClient
@@ -22,6 +36,18 @@ if TYPE_CHECKING:
     from streamia_kit.service import Service
 
 MOVIE_NOT_FOUND = "Movie not found"
+
+# (column, snapshot field, element type) of the batched PostgreSQL upsert's arrays.
+_ARRAY_COLUMNS: tuple[tuple[str, str, Any], ...] = (
+    ("movie_id", "movie_id", String),
+    ("title", "title", Text),
+    ("poster", "cover_image", Text),
+    ("video_url", "video_url", Text),
+    ("duration", "duration", Float),
+    ("has_audio", "has_audio", Boolean),
+    ("category", "category", Text),
+    ("version", "version", Float),
+)
 
 
 def projection_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -103,6 +129,10 @@ class MovieProjection:
         if not events:
             return
         now = utcnow()
+        dialect = dialect_name(session)
+        if dialect == "postgresql" and len(events) > 1:
+            await self._apply_arrays(session, events, now)
+            return
         rows = [
             {
                 "movie_id": event.movie_id,
@@ -118,9 +148,49 @@ class MovieProjection:
             }
             for event in events
         ]
-        await session.execute(
-            self._apply_statement(dialect_name(session)), rows[0] if len(rows) == 1 else rows
-        )
+        await session.execute(self._apply_statement(dialect), rows[0] if len(rows) == 1 else rows)
+
+    async def _apply_arrays(
+        self, session: AsyncSession, events: Sequence[MovieSnapshot], now: datetime
+    ) -> None:
+        """PostgreSQL: the batch as one statement over arrays, one row per movie (an upsert
+        cannot touch a row twice): the one applying them in order would leave, the newest
+        version, the first of equal ones."""
+        newest: dict[str, MovieSnapshot] = {}
+        for event in events:
+            kept = newest.get(event.movie_id)
+            if kept is None or kept.version < event.version:
+                newest[event.movie_id] = event
+        kept_events = list(newest.values())
+        params: dict[str, Any] = {
+            column: [getattr(event, field) for event in kept_events]
+            for column, field, _ in _ARRAY_COLUMNS
+        }
+        params["now"] = now
+        await session.execute(self._arrays_statement(), params)
+
+    def _arrays_statement(self) -> Any:
+        cached = self._statements.get("arrays")
+        if cached is None:
+            c = self.table.c
+            rows = select(
+                *(
+                    func.unnest(bindparam(column, type_=postgresql.ARRAY(kind))).label(column)
+                    for column, _, kind in _ARRAY_COLUMNS
+                ),
+                literal(False).label("deleted"),
+                bindparam("now", type_=UTCDateTime).label("updated_at"),
+            )
+            stmt = postgresql.insert(self.table).from_select(
+                [*(column for column, _, _ in _ARRAY_COLUMNS), "deleted", "updated_at"], rows
+            )
+            cached = stmt.on_conflict_do_update(
+                index_elements=[c.movie_id],
+                set_={k: stmt.excluded[k] for k in self._APPLIED},
+                where=c.deleted.is_(False) & (c.version < stmt.excluded.version),
+            )
+            self._statements["arrays"] = cached
+        return cached
 
     _APPLIED = (
         "title",
