@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeEngine
 
 from streamia_kit.db import UTCDateTime, rowcount
-from streamia_kit.lists import count_rows
 from streamia_kit.repository import Repository
 from streamia_playback.progress.models import MovieStats, Progress, Viewer, movie_projection
 
@@ -206,17 +205,31 @@ def _of_user(unfinished_only: bool) -> Any:
     return query.where(Progress.finished.is_(False)) if unfinished_only else query
 
 
-# `/continue` (True) and `/history` (False), built once: a page and, in the same statement,
-# the total it is cut from (one round trip, where a page and a count took two and two
-# statements built per request).
+def _count_of_user(unfinished_only: bool) -> Any:
+    """How many entries `_of_user` lists, counted on the progress index alone: every progress
+    row's movie is projected and alive (a first report holds the projected movie, and
+    `movie.deleted` marks it deleted and removes its progress in one transaction), so the join
+    and its filter remove nothing from the count; an index-only scan, where counting the join
+    probed the projection once per entry (0.6 ms of PostgreSQL for 500)."""
+    counted = Progress.__table__.alias("counted")
+    query = (
+        select(func.count()).select_from(counted).where(counted.c.user_id == bindparam("p_user"))
+    )
+    return query.where(counted.c.finished.is_(False)) if unfinished_only else query
+
+
+# `/continue` (True) and `/history` (False), built once: a page read in index order and, in
+# the same statement, the total it is cut from (one round trip, where a page and a count took
+# two and two statements built per request).
 _PAGES = {
     unfinished: _of_user(unfinished)
-    .add_columns(func.count().over().label("total"))
+    .add_columns(_count_of_user(unfinished).scalar_subquery().label("total"))
     .order_by(Progress.updated_at.desc(), Progress.movie_id)
     .offset(bindparam("p_offset"))
     .limit(bindparam("p_limit"))
     for unfinished in (True, False)
 }
+_COUNTS = {unfinished: _count_of_user(unfinished) for unfinished in (True, False)}
 
 
 class ProgressRepository(Repository):
@@ -317,7 +330,10 @@ class ProgressRepository(Repository):
         return rows, (rows[0].total if rows else None)
 
     async def count_for_user(self, user_id: str, unfinished_only: bool) -> int:
-        return await count_rows(self.session, _of_user(unfinished_only).params(p_user=user_id))
+        connection = await self.session.connection()
+        return int(
+            (await connection.execute(_COUNTS[unfinished_only], {"p_user": user_id})).scalar_one()
+        )
 
     async def forget(self, user_id: str, movie_id: str) -> bool:
         result = await self.session.execute(
