@@ -138,6 +138,28 @@ async def database_backends(namespace: str) -> list[int]:
     return [row["pid"] for row in rows]
 
 
+async def explain_continue(namespace: str, user_id: str) -> list[str]:
+    """EXPLAIN ANALYZE of the statement behind `/continue?limit=20` for `user_id`, on the
+    platform's playback database (run twice: the second, warm, is printed)."""
+    import asyncpg
+    from sqlalchemy.dialects.postgresql import asyncpg as dialect
+
+    from streamia_playback.progress.repository import _PAGES
+
+    compiled = _PAGES[True].compile(dialect=dialect.dialect())
+    values = {"p_user": user_id, "p_offset": 0, "p_limit": 20}
+    args = [values[name] for name in compiled.positiontup or ()]
+    sql = str(compiled)
+    url = harness.POSTGRES.replace("+asyncpg", "") + f"/{namespace}_playback"
+    connection = await asyncpg.connect(url)
+    try:
+        for _ in range(2):
+            rows = await connection.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+    finally:
+        await connection.close()
+    return [row[0] for row in rows]
+
+
 class CpuMeter:
     """CPU seconds spent by named processes between `start()` and `stop()`; the platform's
     PostgreSQL backends are looked up at both ends (a pool opens and closes connections), a
@@ -329,6 +351,11 @@ async def bench(args: argparse.Namespace, platform) -> int:
                 f"{n} {1e6 * v / max(len(cont), 1):.0f} us" for n, v in continue_cpu[label].items()
             )
         )
+    plan = await explain_continue(platform.namespace, binger.id)
+    print("  its statement in PostgreSQL (EXPLAIN ANALYZE, warm):")
+    for line in plan:
+        if "Scan" in line or "Loop" in line or "Time" in line or "Sort" in line:
+            print(f"    {line.strip()}")
     print(
         f"(load average {os.getloadavg()[0]:.1f} at the end, on {os.cpu_count()} CPUs; the load"
         " generator shares them, and the PostgreSQL and Redis servers serve every other user"
