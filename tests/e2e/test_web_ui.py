@@ -500,6 +500,10 @@ async def test_the_player_comment_reporting_and_moderation(
     reported = page.locator(".comment:has-text('Spoilers everywhere') button:has-text('Reported')")
     await reported.wait_for()
     assert await reported.is_disabled()
+    await page.reload()  # the API remembers who reported what: still "Reported"
+    await reported.wait_for()
+    assert await reported.is_disabled()
+    assert await page.locator(".comment button:text-is('Report')").count() == 0
 
     # A comment the word filter holds back tells its author it awaits review.
     await page.fill(".comment-form textarea", "esto es una mierda")

@@ -233,6 +233,28 @@ async def test_reporting_flags_a_comment_for_the_moderation_queue(
     )
 
 
+async def test_a_reader_with_a_token_sees_which_comments_they_reported(client, caller, movie):
+    """The web app shows "Reported" after a reload too (it showed "Report" again)."""
+    author, reporter, other = caller(), caller(), caller()
+    film = await movie()
+    first = (await post(client, author, film.movie_id, "first take")).json()
+    second = (await post(client, author, film.movie_id, "second take")).json()
+    path = f"/api/comments/movie/{film.movie_id}"
+    assert (
+        await client.post(f"/api/comments/{first['id']}/report", headers=reporter.headers)
+    ).status_code == 200
+
+    mine = {
+        c["id"]: c["reportedByMe"]
+        for c in (await client.get(path, headers=reporter.headers)).json()
+    }
+    assert mine == {first["id"]: True, second["id"]: False}
+    theirs = (await client.get(path, headers=other.headers)).json()
+    assert [c["reportedByMe"] for c in theirs] == [False, False]
+    # Anonymous readers get the monolith's shape, unchanged.
+    assert all("reportedByMe" not in c for c in (await client.get(path)).json())
+
+
 async def test_reports_from_accounts_younger_than_a_day_do_not_hide_a_comment(
     client, caller, movie, publish, processed
 ):

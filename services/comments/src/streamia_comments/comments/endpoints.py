@@ -8,7 +8,13 @@ from fastapi import APIRouter, Request
 
 from streamia_comments.comments import schemas
 from streamia_comments.dependencies import CommentsServiceDep, PageDep
-from streamia_kit.dependencies import AdminUser, CurrentUser, ReadSession, WriteSession
+from streamia_kit.dependencies import (
+    AdminUser,
+    CurrentUser,
+    OptionalUser,
+    ReadSession,
+    WriteSession,
+)
 from streamia_kit.lists import list_response
 
 router = APIRouter(prefix="/api/comments", tags=["comments"])
@@ -47,11 +53,15 @@ async def movie_comments(
     page: PageDep,
     request: Request,
     session: ReadSession,
+    viewer: OptionalUser,
 ) -> Any:
     shown, total = await comments.list_for_movie(session, movie_id, page.offset, page.limit)
-    return list_response(
-        request, [schemas.comment_out(s.comment, s.author) for s in shown], total, page
-    )
+    items = [schemas.comment_out(s.comment, s.author) for s in shown]
+    if viewer is not None:  # a reader with a token learns which ones they reported
+        reported = await comments.reported_by(session, viewer, [s.comment.id for s in shown])
+        for item in items:
+            item["reportedByMe"] = item["id"] in reported
+    return list_response(request, items, total, page)
 
 
 @router.put("/{comment_id}")

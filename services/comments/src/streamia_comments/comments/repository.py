@@ -90,6 +90,17 @@ class CommentsRepository(Repository[Comment]):
             raise CommentGone from exc
         return inserted is not None
 
+    async def reported_by(self, reporter_id: str, comment_ids: Sequence[str]) -> set[str]:
+        """Which of these comments this user has reported."""
+        if not comment_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(Report.comment_id).where(
+                Report.reporter_id == reporter_id, Report.comment_id.in_(comment_ids)
+            )
+        )
+        return set(rows)
+
     async def established_report_count(self, comment_id: str, registered_by: float) -> int:
         """Reporters of the comment whose accounts were made by `registered_by` (epoch s)."""
         return (

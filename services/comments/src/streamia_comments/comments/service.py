@@ -80,6 +80,12 @@ class CommentsService:
         rows, total = await CommentsRepository(session).list_visible(movie_id, offset, limit)
         return [Shown(c, a) for c, a in rows], total
 
+    async def reported_by(
+        self, session: AsyncSession, identity: Identity, comment_ids: list[str]
+    ) -> set[str]:
+        """Which of these comments the caller has reported."""
+        return await CommentsRepository(session).reported_by(identity.id, comment_ids)
+
     async def moderation_queue(
         self, session: AsyncSession, offset: int, limit: int
     ) -> tuple[list[Shown], int]:

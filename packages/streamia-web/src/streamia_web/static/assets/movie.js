@@ -469,8 +469,9 @@ async function renderComments(container, movie) {
   async function loadPage() {
     listStatus.textContent = t('Loading comments…');
     try {
+      // With the token, each comment says whether this user reported it (`reportedByMe`).
       const items = await api(`/api/comments/movie/${enc(movie.id)}${query({ page, limit: COMMENTS_PAGE })}`, {
-        auth: false,
+        auth: session.loggedIn,
       });
       const comments = Array.isArray(items) ? items : items.data || [];
       for (const comment of comments) list.appendChild(commentItem(comment, list));
@@ -587,7 +588,9 @@ function commentItem(comment, list) {
     );
     actions.appendChild(hide);
   }
-  if (session.loggedIn && !mine) {
+  if (session.loggedIn && !mine && comment.reportedByMe) {
+    actions.appendChild(h('button', { type: 'button', class: 'btn small ghost', disabled: true }, t('Reported')));
+  } else if (session.loggedIn && !mine) {
     const report = h('button', { type: 'button', class: 'btn small ghost' }, t('Report'));
     report.addEventListener('click', async () => {
       if (!confirm(t('Report this comment to the moderators?'))) return;
