@@ -11,6 +11,7 @@ import pty
 import re
 import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -142,8 +143,8 @@ def test_seed_demo_on_a_terminal_writes_lines_for_a_person_not_json(tmp_path):
 class Up:
     """`streamia up` in a fresh data dir on free ports, its output on a pty or a pipe."""
 
-    def __init__(self, tmp_path: Path, tty: bool, *args: str) -> None:
-        self.ports = {name: free_port() for name in ALL_SERVICES}
+    def __init__(self, tmp_path: Path, tty: bool, *args: str, **ports: int) -> None:
+        self.ports = {name: ports.get(name) or free_port() for name in ALL_SERVICES}
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
         env.update(
             STREAMIA_DATA_DIR=str(tmp_path),
@@ -179,6 +180,21 @@ class Up:
                     self.output += os.read(self.fd, 65536).decode(errors="replace")
         return self.output
 
+    def read_to_exit(self, timeout: float = 60.0) -> str:
+        """Everything it writes until it exits (and closes its end)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, f"still running:\n{self.output[-3000:]}"
+            if select.select([self.fd], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(self.fd, 65536)
+                except OSError:  # a pty whose far end closed
+                    break
+                if not chunk:
+                    break
+                self.output += chunk.decode(errors="replace")
+        return self.output
+
     def read_for(self, seconds: float) -> str:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -202,8 +218,8 @@ class Up:
 def up(tmp_path):
     started: list[Up] = []
 
-    def start(tty: bool, *args: str) -> Up:
-        started.append(Up(tmp_path, tty, *args))
+    def start(tty: bool, *args: str, **ports: int) -> Up:
+        started.append(Up(tmp_path, tty, *args, **ports))
         return started[-1]
 
     yield start
@@ -228,6 +244,19 @@ def test_up_on_a_terminal_shows_coloured_progress_and_a_banner_without_access_li
     assert httpx.get(f"http://127.0.0.1:{running.ports['gateway']}/api/movies").status_code == 200
     after = ANSI.sub("", running.read_for(1.0))[len(plain) :]
     assert "/api/movies" not in after  # access lines are off unless --access-log
+
+
+def test_up_when_a_port_is_taken_says_so_in_one_line_and_exits(up):
+    """A second `up` (or anything on 8080) gave eight bind errors and a 200-line traceback."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        running = up(True, users=port)
+        text = ANSI.sub("", running.read_to_exit())
+        assert running.proc.wait(10) == 1, text
+    assert f"Cannot start: port {port} (users) is already in use" in text
+    assert "Traceback" not in text and "database migrated" not in text
 
 
 def test_up_into_a_pipe_writes_json_lines_and_access_lines_with_the_flag(up):

@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -166,6 +167,21 @@ async def _seed_once(
     status("ready")
 
 
+def ports_in_use(apps: list[tuple[str, Any, ServiceSettings]]) -> list[tuple[str, int]]:
+    """The servers whose address something else already listens on (another `up`, often)."""
+    taken = []
+    for name, _, settings in apps:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # As uvicorn binds: a port left in TIME_WAIT by a stopped `up` is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((settings.host, settings.bind_port))
+            except OSError:
+                taken.append((name, settings.bind_port))
+    return taken
+
+
 async def run_embedded(
     overrides: dict[str, Any] | None = None,
     seed: bool = False,
@@ -177,6 +193,16 @@ async def run_embedded(
     progress shown on the console. Without `access_log`, no line per HTTP request."""
     overrides = {**(overrides or {}), "access_log": access_log}
     infra, apps = build_embedded(overrides)
+    taken = ports_in_use(apps)
+    if taken:  # one clear line instead of eight bind errors and a traceback per server
+        await infra.close()
+        ports = ", ".join(f"{port} ({name})" for name, port in taken)
+        raise SystemExit(
+            f"Cannot start: {'ports' if len(taken) > 1 else 'port'} {ports}"
+            f" {'are' if len(taken) > 1 else 'is'} already in use. Is Streamia already running?"
+            " Stop it, or move a service with STREAMIA_<SERVICE>_URL (e.g."
+            " STREAMIA_GATEWAY_URL=http://127.0.0.1:8090)."
+        )
     if not access_log:  # the services' own request lines (the gateway's follow its setting)
         logging.getLogger("streamia.access").setLevel(logging.WARNING)
     step = console.step if console is not None else (lambda _: None)

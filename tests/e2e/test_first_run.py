@@ -17,10 +17,13 @@ import httpx
 import pytest
 from PIL import Image
 
+from streamia import ALL_SERVICES
 from streamia_movies.demo import DEMO_MOVIES
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("users", "movies", "favorites", "ratings", "comments", "notifications", "gateway")
+# Every server `up` starts gets a free port (playback was missing: with another `up` running on
+# the default ports, the clone's playback could not bind 3007 and the test failed).
+SERVICES = ALL_SERVICES
 # Creating the clone's .venv (pip installs uv, uv syncs from its warm cache) and generating
 # the catalogue; both are far below this on an idle two-core machine.
 DEADLINE = 210.0
