@@ -391,7 +391,7 @@ def import_monolith(
 
 @app.command("seed-demo")
 def seed_demo() -> None:
-    """Create an admin and a handful of demo movies with videos and subtitles."""
+    """Create the demo admin and every demo movie that is missing (eight, with subtitles)."""
     from streamia import platform
 
     typer.echo(asyncio.run(platform.seed_demo(_for_a_person())))

@@ -726,6 +726,54 @@ ENGLISH_SHOWN = """(texts) => {
 }"""
 
 
+FIRST_VISIBLE_CARD = """() => {
+    const cards = [...document.querySelectorAll('.grid .card')];
+    const card = cards.find((c) => c.getBoundingClientRect().top >= 0);
+    return card ? card.querySelector('.card-title').innerText : null;
+}"""
+
+
+async def test_back_from_a_movie_shows_the_same_cards_when_the_rows_come_late(
+    platform, api, admin_headers, harness, browser_page
+) -> None:
+    """The rows above the grid (Trending, Most watched) load on their own; when they came
+    after the grid, the restored scroll was applied without them and the rows then pushed
+    the list down: back from a movie showed other cards than the ones left."""
+    page = browser_page
+    for _ in range(12):  # a catalogue taller than the window
+        made = await api.post("/api/movies", json=harness.new_movie(), headers=admin_headers)
+        assert made.status_code == 201, made.text
+    viewer = await platform.register(api)
+    started = await api.put(
+        f"/api/playback/progress/{made.json()['data']['id']}",
+        json={"position": 3, "duration": 90},
+        headers=harness.bearer(viewer.token),
+    )
+    assert started.status_code == 200, started.text  # Trending has a row now
+    await page.set_viewport_size({"width": 800, "height": 500})
+    await page.goto(platform.gateway + "/")
+    await page.wait_for_selector("#trending")
+    await page.wait_for_selector(".grid .card")
+    await page.mouse.wheel(0, 900)
+    await page.wait_for_function("() => window.scrollY > 0")
+    left = await page.evaluate(FIRST_VISIBLE_CARD)
+    scrolled = await page.evaluate("() => window.scrollY")
+
+    async def late(route: Any) -> None:  # the rows' requests answer after the grid's
+        await asyncio.sleep(1.5)
+        await route.continue_()
+
+    await page.route("**/api/playback/**", late)
+    await page.locator(".grid .card", has_text=left).locator("a").first.click()
+    await page.wait_for_selector("video")
+    await page.go_back()
+    await page.wait_for_selector("#trending")
+    await page.wait_for_function(
+        f"() => window.scrollY === {scrolled} && ({FIRST_VISIBLE_CARD})() === {left!r}"
+    )
+    assert page.problems == []
+
+
 async def test_without_a_choice_in_the_browser_the_account_language_applies_at_log_in(
     platform, api, browser_page
 ) -> None:

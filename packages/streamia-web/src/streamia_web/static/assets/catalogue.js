@@ -177,7 +177,9 @@ export function catalogueView(main, _match, routeQuery) {
     rows.hidden = Boolean(params.search || params.category) || params.page > 1;
   };
   showRows();
-  homeRows(rows);
+  // The rows arrive on their own: a scroll position restored before them would land a row
+  // block too high (it was measured with them above the grid).
+  const rowsShown = homeRows(rows).catch(() => {});
   replace(main, h('section', { class: 'page' }, h('h1', {}, t('Browse movies')), rows, form, status, grid, pager));
 
   async function load() {
@@ -231,8 +233,11 @@ export function catalogueView(main, _match, routeQuery) {
     );
     renderPager(pages);
     if (savedScroll !== null) {
-      window.scrollTo(0, savedScroll);
+      const y = savedScroll;
       savedScroll = null;
+      rowsShown.then(() => {
+        if (id === requestId) window.scrollTo(0, y);
+      });
     }
   }
 
