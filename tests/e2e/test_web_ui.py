@@ -749,7 +749,13 @@ async def test_back_from_a_movie_shows_the_same_cards_when_the_rows_come_late(
         json={"position": 3, "duration": 90},
         headers=harness.bearer(viewer.token),
     )
-    assert started.status_code == 200, started.text  # Trending has a row now
+    assert started.status_code == 200, started.text
+
+    async def trending() -> bool:  # the score follows playback.started through the bus
+        listed = await api.get("/api/playback/trending")
+        return listed.status_code == 200 and bool(listed.json())
+
+    await harness.wait_until(trending, 30, 0.2, "a trending movie")
     await page.set_viewport_size({"width": 800, "height": 500})
     await page.goto(platform.gateway + "/")
     await page.wait_for_selector("#trending")
