@@ -35,8 +35,10 @@ def create_app(
     limiter = WriteLimiter(
         settings.progress_rate_limit, service.infra.redis, service.infra.namespace
     )
+    hot_path = GroupCommit(service.db)
+    service.on_stop.append(hot_path.close)
     progress = ProgressService(
-        service.db, service.outbox, movies, movies.tombstones, limiter, GroupCommit(service.db)
+        service.db, service.outbox, movies, movies.tombstones, limiter, hot_path
     )
     charts = ChartsService(
         movies.tombstones,

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 
 from streamia_kit.db import Database
+from streamia_kit.testing import wait_for
 from streamia_playback.progress import group_commit
 from streamia_playback.progress.group_commit import BatchFailed, GroupCommit
 from streamia_playback.progress.repository import Write
@@ -123,3 +124,23 @@ async def test_a_connection_lost_between_batches_fails_only_the_next_batch(
     assert calls == 3
     got = await client.get(f"/api/playback/progress/{film.movie_id}", headers=user.headers)
     assert got.json()["position"] == 40.0
+
+
+@pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
+async def test_the_writer_keeps_its_connection_for_a_moment_between_bursts(
+    app, client, caller, movie, watch, monkeypatch
+):
+    user = caller()
+    film = await movie()
+    hot_path = app.state.playback.hot_path
+    monkeypatch.setattr(group_commit, "LINGER_SECONDS", 30.0)
+    assert (await watch(user, film.movie_id, 10.0)).status_code == 200
+    kept = hot_path._connection
+    assert kept is not None
+    assert (await watch(user, film.movie_id, 20.0)).status_code == 200
+    assert hot_path._connection is kept  # the next burst skipped the pool's checkout
+    monkeypatch.setattr(group_commit, "LINGER_SECONDS", 0.2)
+    assert (await watch(user, film.movie_id, 30.0)).status_code == 200
+    await wait_for(lambda: hot_path._connection is None, message="the connection given back")
+    assert kept.closed
+    assert (await watch(user, film.movie_id, 40.0)).json()["position"] == 40.0

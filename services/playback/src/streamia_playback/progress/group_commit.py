@@ -7,9 +7,10 @@ batch they pay them once. There is no timer: a lone report is written at once (a
 one), and a batch grows only while the previous one is in flight, so batching adds no delay the
 database was not already imposing.
 
-On PostgreSQL a batch is one statement on a connection held while reports keep coming, in
-autocommit (a single UPDATE is atomic on its own): one round trip per batch, where a pooled
-transaction took six (checkout's ping: BEGIN, `;`, ROLLBACK; then BEGIN, UPDATE, COMMIT).
+On PostgreSQL a batch is one statement on a connection held while reports keep coming (and
+LINGER_SECONDS after), in autocommit (a single UPDATE is atomic on its own): one round trip per
+batch, where a pooled transaction took six (checkout's ping: BEGIN, `;`, ROLLBACK; then BEGIN,
+UPDATE, COMMIT).
 SQLite keeps a transaction per batch: its one writer connection is shared by every unit of work.
 """
 
@@ -28,6 +29,9 @@ from streamia_playback.progress.repository import ProgressRepository, State, Wri
 log = structlog.get_logger("streamia.playback.group_commit")
 
 MAX_BATCH = 500
+# How long the writer keeps its PostgreSQL connection after its last batch: reports that come
+# meanwhile skip the pool's checkout and its ping.
+LINGER_SECONDS = 1.0
 
 Pending = tuple[Write, asyncio.Future[State | None]]
 
@@ -51,6 +55,9 @@ class GroupCommit:
         self._max = max_batch
         self._pending: list[Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None  # kept between writers, see LINGER
+        self._linger: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def advance(self, write: Write) -> State | None:
         """The stored state when the report advanced its row; None when the slow path must
@@ -62,7 +69,10 @@ class GroupCommit:
         return await future
 
     async def _write_all(self) -> None:
-        connection: AsyncConnection | None = None
+        connection, self._connection = self._connection, None
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         try:
             while self._pending:
                 batch = self._next_batch()
@@ -93,6 +103,9 @@ class GroupCommit:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(BatchFailed())
+                    if connection is not None:  # maybe mid-statement: not to be reused
+                        await _close(connection)
+                        connection = None
                     raise
                 PROGRESS_BATCH_SIZE.observe(len(batch))
                 for write, future in batch:
@@ -101,7 +114,25 @@ class GroupCommit:
         finally:
             self._writer = None
             if connection is not None:
-                await _close(connection)
+                self._connection = connection
+                self._linger = asyncio.get_running_loop().call_later(LINGER_SECONDS, self._release)
+
+    def _release(self) -> None:
+        """The linger is over: the connection goes back to the pool."""
+        self._linger = None
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            task = asyncio.create_task(_close(connection))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        """At shutdown: give the kept connection back (the server has drained its requests)."""
+        if self._linger is not None:
+            self._linger.cancel()
+        self._release()
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
     def _next_batch(self) -> list[Pending]:
         batch: list[Pending] = []
