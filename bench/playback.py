@@ -201,16 +201,20 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
-async def batch_stats(playback: str) -> tuple[float, float]:
-    """(reports, batches) the playback service's hot path has written so far."""
+async def write_stats(playback: str) -> Counter[str]:
+    """The playback service's counts so far: reports by outcome (advanced: the one-UPDATE hot
+    path), and the hot path's batches and the reports in them."""
     async with aiohttp.ClientSession() as http, http.get(f"{playback}/metrics") as resp:
         text = await resp.text()
-    values = {"sum": 0.0, "count": 0.0}
+    stats: Counter[str] = Counter()
     for line in text.splitlines():
-        for kind in values:
-            if line.startswith(f"streamia_playback_progress_batch_size_{kind}{{"):
-                values[kind] = float(line.rsplit(" ", 1)[1])
-    return values["sum"], values["count"]
+        name, _, value = line.rpartition(" ")
+        if name.startswith("streamia_playback_progress_writes_total{"):
+            stats[name.split('outcome="')[1].split('"')[0]] = int(float(value))
+        for kind in ("sum", "count"):
+            if name.startswith(f"streamia_playback_progress_batch_size_{kind}{{"):
+                stats[f"batch {kind}"] = int(float(value))
+    return stats
 
 
 async def measure_writes(
@@ -222,13 +226,14 @@ async def measure_writes(
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     await meter.start()
-    busy_before, batches_before = machine_busy(), await batch_stats(playback)
+    busy_before, stats_before = machine_busy(), await write_stats(playback)
     ok, errors, elapsed, latencies = await sustained_writes(
         url, viewers, args.seconds, args.connections
     )
     cpu = await meter.stop()
-    batches = await batch_stats(playback)
-    reports, count = (batches[0] - batches_before[0], batches[1] - batches_before[1])
+    stats = await write_stats(playback)
+    stats.subtract(stats_before)
+    reports, count = stats.pop("batch sum", 0), stats.pop("batch count", 0)
     return {
         "ok": ok,
         "errors": errors,
@@ -238,6 +243,7 @@ async def measure_writes(
         "cpu": cpu,
         "busy": (machine_busy() - busy_before) / elapsed,
         "batch": reports / count if count else 0.0,
+        "outcomes": {name: n for name, n in stats.items() if n},
         "load": (load_before, os.getloadavg()[0]),
     }
 
@@ -328,7 +334,7 @@ async def bench(args: argparse.Namespace, platform) -> int:
         )
         print(
             f"    busy cores: {run['busy']:.2f} of {os.cpu_count()}; "
-            f"hot-path batch: {run['batch']:.1f} reports per UPDATE; "
+            f"hot-path batch: {run['batch']:.1f} reports per UPDATE; outcomes {run['outcomes']}; "
             f"load average {run['load'][0]:.1f} -> {run['load'][1]:.1f}"
         )
     gw, direct = runs["through the gateway"], runs["direct to playback"]
