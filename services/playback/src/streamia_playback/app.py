@@ -45,6 +45,7 @@ def create_app(
         service.cache,
         settings.trending_half_life_hours,
         settings.charts_cache_seconds,
+        settings.public_base,
     )
     consumers.register(service, progress, charts)
     app = service.create_app(

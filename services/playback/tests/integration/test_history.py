@@ -105,3 +105,23 @@ async def test_clearing_the_history_removes_only_the_callers_entries(client, cal
     assert (await client.get("/api/playback/history", headers=user.headers)).json() == []
     assert (await client.get("/api/playback/continue", headers=user.headers)).json() == []
     assert len((await client.get("/api/playback/history", headers=other.headers)).json()) == 1
+
+
+async def test_a_locally_stored_movies_media_urls_are_absolute_like_the_movies_apis(
+    app, client, caller, movie, watch
+):
+    """A movie uploaded to Streamia has relative media paths in its events; every playback
+    list answers them on the public base URL, as `/api/movies` does (docs/api.md)."""
+    base = app.state.service.settings.public_base
+    assert base.startswith("http")
+    local = await movie(cover_image="/media/posters/a.jpg", video_url="/media/videos/a.mp4")
+    user = caller()
+    assert (await watch(user, local.movie_id, 60.0)).status_code == 200
+    expected = (f"{base}/media/posters/a.jpg", f"{base}/media/videos/a.mp4")
+    for path in ("/api/playback/continue", "/api/playback/history"):
+        (entry,) = (await client.get(path, headers=user.headers)).json()
+        assert (entry["movie"]["poster"], entry["movie"]["videoUrl"]) == expected, path
+    for path in ("/api/playback/popular", "/api/playback/trending"):
+        ranked = (await client.get(path)).json()
+        (mine,) = [m for m in ranked if m["movieId"] == local.movie_id]
+        assert (mine["poster"], mine["videoUrl"]) == expected, path

@@ -33,7 +33,7 @@ def test_a_movie_counts_as_finished_at_ninety_percent_or_in_its_last_two_minutes
 
 
 def test_a_score_halves_every_half_life_and_scores_add_up():
-    charts = ChartsService(None, None, half_life_hours=24.0, ttl=1.0)  # type: ignore[arg-type]
+    charts = ChartsService(None, None, half_life_hours=24.0, ttl=1.0, public_base="http://test")  # type: ignore[arg-type]
     now = datetime(2027, 3, 1, tzinfo=UTC)
     started = charts.log_score(Interest("m", "playback.started", now))
     day_old = charts.log_score(Interest("m", "playback.finished", now - timedelta(days=1)))
@@ -45,7 +45,7 @@ def test_a_score_halves_every_half_life_and_scores_add_up():
 
 
 def test_scores_stay_finite_decades_after_the_epoch():
-    charts = ChartsService(None, None, half_life_hours=1.0, ttl=1.0)  # type: ignore[arg-type]
+    charts = ChartsService(None, None, half_life_hours=1.0, ttl=1.0, public_base="http://test")  # type: ignore[arg-type]
     far = datetime(2080, 1, 1, tzinfo=UTC)
     score = charts.log_score(Interest("m", "rating.created", far))
     assert math.isfinite(score) and math.isclose(charts.current(score, far), 1.0)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator
 from sqlalchemy import Row
 
+from streamia_kit.config import absolute_url
+
 _WINDOW = re.compile(r"([1-9][0-9]{0,3})([hd])")
 MAX_WINDOW = timedelta(days=365)
 
@@ -30,12 +32,13 @@ def parse_window(value: str) -> timedelta:
     return timedelta(hours=amount) if unit == "h" else timedelta(days=amount)
 
 
-def movie_out(row: Row[Any]) -> dict[str, Any]:
+def movie_out(row: Row[Any], public_base: str) -> dict[str, Any]:
+    """A chart's movie; its media URLs absolute on `public_base`, as the movies API's."""
     return {
         "movieId": row.movie_id,
         "title": row.title,
-        "poster": row.poster,
+        "poster": absolute_url(row.poster, public_base),
         "duration": row.duration,
         "category": row.category,
-        "videoUrl": row.video_url,
+        "videoUrl": absolute_url(row.video_url, public_base),
     }

@@ -46,9 +46,15 @@ def _log_add(a: float | None, b: float) -> float:
 
 class ChartsService:
     def __init__(
-        self, tombstones: Tombstones, cache: Cache, half_life_hours: float, ttl: float
+        self,
+        tombstones: Tombstones,
+        cache: Cache,
+        half_life_hours: float,
+        ttl: float,
+        public_base: str,
     ) -> None:
         self.tombstones = tombstones
+        self.public_base = public_base
         self.cache = cache
         self.rate = math.log(2) / (half_life_hours * 3600.0)
         self.ttl = ttl
@@ -89,7 +95,7 @@ class ChartsService:
             repo = ChartsRepository(session)
             rows = await repo.popular(since, limit)
             total = len(rows) if len(rows) < limit else await repo.popular_total(since)
-            items = [{**schemas.movie_out(r), "viewers": r.viewers} for r in rows]
+            items = [{**schemas.movie_out(r, self.public_base), "viewers": r.viewers} for r in rows]
             return {"items": items, "total": total}
 
         key = f"playback:popular:{window}:{limit}"
@@ -105,7 +111,7 @@ class ChartsService:
             total = len(rows) if len(rows) < limit else await repo.trending_total()
             items = [
                 {
-                    **schemas.movie_out(r),
+                    **schemas.movie_out(r, self.public_base),
                     "score": round(self.current(r.trend, now), 4),
                     "plays": r.plays,
                 }

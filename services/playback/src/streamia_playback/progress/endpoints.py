@@ -18,6 +18,10 @@ from streamia_playback.progress.service import ProgressService
 router = APIRouter(prefix="/api/playback", tags=["playback"])
 
 
+def _public_base(request: Request) -> str:
+    return str(request.app.state.service.settings.public_base)
+
+
 @router.put("/progress/{movie_id}", responses=errors(404, 429, 503))
 async def put_progress(
     movie_id: str,
@@ -50,7 +54,12 @@ async def continue_watching(
 ) -> Any:
     """Started and not finished, most recently watched first."""
     found = await progress.list(session, identity, True, page.offset, page.limit)
-    return list_response(request, [schemas.entry_out(r) for r in found.rows], found.total, page)
+    return list_response(
+        request,
+        [schemas.entry_out(r, _public_base(request)) for r in found.rows],
+        found.total,
+        page,
+    )
 
 
 @router.get("/history")
@@ -63,7 +72,12 @@ async def history(
 ) -> Any:
     """Everything the caller watched, most recently watched first."""
     found = await progress.list(session, identity, False, page.offset, page.limit)
-    return list_response(request, [schemas.entry_out(r) for r in found.rows], found.total, page)
+    return list_response(
+        request,
+        [schemas.entry_out(r, _public_base(request)) for r in found.rows],
+        found.total,
+        page,
+    )
 
 
 @router.delete("/history/{movie_id}", responses=errors(404))

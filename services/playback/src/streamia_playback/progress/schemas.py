@@ -16,6 +16,7 @@ from pydantic import (
 )
 from sqlalchemy import Row
 
+from streamia_kit.config import absolute_url
 from streamia_kit.db import iso
 
 # Longer than any film (the longest run about a day); anything above is a broken client.
@@ -76,17 +77,18 @@ def progress_out(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
     }
 
 
-def entry_out(row: Row[Any]) -> dict[str, Any]:
-    """A `/continue` or `/history` entry: the progress plus the projected movie."""
+def entry_out(row: Row[Any], public_base: str) -> dict[str, Any]:
+    """A `/continue` or `/history` entry: the progress plus the projected movie (its media
+    URLs absolute on `public_base`, as the movies API's)."""
     return {
         **progress_out(row),
         "movie": {
             "id": row.movie_id,
             "_id": row.movie_id,
             "title": row.title,
-            "poster": row.poster,
+            "poster": absolute_url(row.poster, public_base),
             "duration": row.movie_duration,
             "category": row.category,
-            "videoUrl": row.video_url,
+            "videoUrl": absolute_url(row.video_url, public_base),
         },
     }
