@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SAGA_TARGET_P99_MS = 500.0
 THROUGHPUT_TARGET = 5000.0
 BATCH_SETTING = "STREAMIA_CONSUMER_BATCH"
+PREFETCH = 256  # the services' default (STREAMIA_PREFETCH)
 POLL_SECONDS = 0.002
 CASCADE_TIMEOUT = 30.0
 SERVICES = ("favorites", "ratings", "comments")
@@ -199,6 +200,47 @@ async def _publish(channel, routing_key: str, bodies: list[tuple[str, bytes]]) -
         )
 
 
+async def client_floor(bodies: list[tuple[str, bytes]], prefetch: int) -> tuple[float, float]:
+    """The peer a consumer cannot beat: aio-pika alone taking the same deliveries off a
+    durable queue of the same broker (a no-op callback, one ack per 32), in this process.
+    (events/s, CPU ms per delivery of this process)."""
+    import aio_pika
+
+    from streamia_kit.testing import AMQP
+
+    connection = await aio_pika.connect(AMQP, timeout=10)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(f"bench-floor-{uuid.uuid4().hex[:8]}", durable=True)
+        try:
+            await _publish(channel, queue.name, bodies)
+            consuming = await connection.channel()
+            await consuming.set_qos(prefetch_count=prefetch)
+            source = await consuming.declare_queue(queue.name, passive=True)
+            got = 0
+            done = asyncio.Event()
+            acks: set[asyncio.Future] = set()
+
+            def on_message(message) -> None:
+                nonlocal got
+                got += 1
+                if got % 32 == 0 or got == len(bodies):
+                    ack = asyncio.ensure_future(message.ack(multiple=True))
+                    acks.add(ack)
+                    ack.add_done_callback(acks.discard)
+                if got == len(bodies):
+                    done.set()
+
+            start, cpu = time.perf_counter(), time.process_time()
+            await source.consume(on_message, no_ack=False)
+            await asyncio.wait_for(done.wait(), 600)
+            took, cpu = time.perf_counter() - start, time.process_time() - cpu
+            await asyncio.gather(*acks)
+        finally:
+            await queue.delete(if_unused=False, if_empty=False)
+    return len(bodies) / took, cpu * 1000 / len(bodies)
+
+
 class Rate(NamedTuple):
     overall: float  # events/s from the first publish (live) or first event applied (backlog)
     steady: float  # events/s between 10 % and 90 % applied
@@ -312,6 +354,8 @@ async def bench(args: argparse.Namespace, platform) -> int:
                 platform, client, movie_ids, args.runs, budget_end, per_service
             )
 
+    print(f"aio-pika alone: {args.events} deliveries off a durable queue", flush=True)
+    floor, floor_cpu = await client_floor(_bodies(args.events), PREFETCH)
     rates: list[tuple[int, str, Rate]] = []
     running = default_batch()  # the platform runs with the shipped setting
     for size in args.batch:
@@ -356,6 +400,10 @@ async def bench(args: argparse.Namespace, platform) -> int:
             f"  {size:>5}  {mode:<8} {rate.overall:8.0f} ({rate.overall / peer[mode]:4.1f}x)"
             f"   {rate.steady:8.0f}         {cpu:>6}         {rate.published:.2f} s"
         )
+    print(
+        f"  peer: aio-pika alone (no-op callback)   {floor:8.0f} events/s"
+        f"   CPU {floor_cpu:.3f} ms/event (the client library's share of the consumer's)"
+    )
     drained = [rate.overall for size, mode, rate in rates if mode == "backlog"]
     rate_ok = bool(drained) and drained[-1] >= THROUGHPUT_TARGET
     print(

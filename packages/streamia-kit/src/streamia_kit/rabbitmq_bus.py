@@ -251,7 +251,8 @@ class RabbitMQBus(EventBus):
         pending = _Deliveries(self.batch_size, self.linger)
         acks = _Acks()
 
-        async def on_message(message: AbstractIncomingMessage) -> None:
+        # Plain, not async: aio-pika runs it in a loop callback, not a task per delivery.
+        def on_message(message: AbstractIncomingMessage) -> None:
             acks.received(message)
             pending.put(message)
 
