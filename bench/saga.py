@@ -392,13 +392,13 @@ async def bench(args: argparse.Namespace, platform) -> int:
             )
         print(f"  target p99 < {SAGA_TARGET_P99_MS:.0f} ms: {'PASS' if saga_ok else 'FAIL'}")
     print(f"One consumer process (favorites, movie.created), {args.events} events per run")
-    print("  batch  mode      events/s (ratio)   steady 10-90 %   CPU ms/event   publishing took")
+    print("  batch  mode      events/s (ratio)   steady 10-90 %   CPU ms/event   published/s")
     peer = {mode: rate.overall for size, mode, rate in rates if size == args.batch[0]}
     for size, mode, rate in rates:
         cpu = f"{rate.cpu_ms:.3f}" if rate.cpu_ms else "-"
         print(
             f"  {size:>5}  {mode:<8} {rate.overall:8.0f} ({rate.overall / peer[mode]:4.1f}x)"
-            f"   {rate.steady:8.0f}         {cpu:>6}         {rate.published:.2f} s"
+            f"   {rate.steady:8.0f}         {cpu:>6}         {args.events / rate.published:8.0f}"
         )
     print(
         f"  peer: aio-pika alone (no-op callback)   {floor:8.0f} events/s"
