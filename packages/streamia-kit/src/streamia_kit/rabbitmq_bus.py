@@ -251,8 +251,7 @@ class RabbitMQBus(EventBus):
         pending = _Deliveries(self.batch_size, self.linger)
         acks = _Acks()
 
-        # Plain, not async: aio-pika runs it in a loop callback, not a task per delivery.
-        def on_message(message: AbstractIncomingMessage) -> None:
+        async def on_message(message: AbstractIncomingMessage) -> None:
             acks.received(message)
             pending.put(message)
 
