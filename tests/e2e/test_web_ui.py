@@ -308,6 +308,15 @@ async def test_the_api_docs_render_offline(platform, browser_page) -> None:
     await page.goto(platform.gateway + "/docs")
     await page.wait_for_selector(".swagger-ui .info .title:has-text('Streamia API')")
     await page.wait_for_selector(".opblock-summary-path:has-text('/api/users/login')")
+    # Open an operation, try it out and run it: the parts Swagger UI styles inline (syntax
+    # highlighting, the response) render under the strict policy too.
+    explore = ".opblock-get:has(.opblock-summary-path[data-path='/api/movies/explore'])"
+    await page.click(f"{explore} .opblock-summary")
+    await page.click(f"{explore} button.try-out__btn")
+    await page.click(f"{explore} button.execute")
+    await page.wait_for_selector(
+        f"{explore} .live-responses-table .response-col_status:text('200')"
+    )
     assert page.problems == []  # no CSP violation, nothing from another origin
 
 

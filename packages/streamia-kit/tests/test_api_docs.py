@@ -29,6 +29,8 @@ def _assert_locked_down(headers: httpx.Headers) -> None:
     csp = headers["content-security-policy"]
     assert "frame-ancestors 'none'" in csp
     assert "script-src 'self';" in csp
+    assert "style-src 'self';" in csp
+    assert "unsafe-" not in csp
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
 
