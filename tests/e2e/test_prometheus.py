@@ -225,6 +225,13 @@ async def test_prometheus_scrapes_every_service_and_finds_every_queried_metric(
         routes = {s["metric"]["route"] for s in series}
         assert "/api/movies/{movie_id}" in routes
         assert not any("no-such-movie" in route for route in routes)
+        # The gateway labels its series with the template of the upstream route that answered.
+        series = await _query(
+            client, prometheus, 'streamia_gateway_requests_total{upstream="movies"}'
+        )
+        gateway_routes = {s["metric"]["route"] for s in series}
+        assert "/api/movies/{movie_id}" in gateway_routes
+        assert not any("no-such-movie" in route for route in gateway_routes)
 
         # One process, eight /metrics pages: each service's series come from its own page
         # only, and the process-wide ones (process_*, python_*) from the gateway's alone.

@@ -126,6 +126,11 @@ class FakeUpstream:
             return await self._video(request)
         if path == "/api/movies/gated-stream":
             return await self._gated_stream(request)
+        if path.startswith("/api/movies/templated/"):  # names its route, as the services do
+            return web.json_response(
+                {"id": path.rsplit("/", 1)[1]},
+                headers={"X-Streamia-Route": "/api/movies/templated/{movie_id}"},
+            )
         if path == "/api/movies/redirect":
             return web.Response(status=307, headers={"Location": request.query["to"]})
         if path == "/api/ratings/flaky":

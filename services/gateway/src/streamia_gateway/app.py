@@ -169,7 +169,10 @@ class Gateway:
         finally:
             if traffic:
                 elapsed = time.perf_counter() - started
-                self.metrics.observe(ex.upstream, ex.route, ex.method, ex.status, elapsed)
+                # The upstream's own route template when it named one (`/api/movies/{movie_id}`),
+                # else the gateway's prefix route (`/api/movies/{path}`): never a raw path.
+                route = ex.upstream_route or ex.route
+                self.metrics.observe(ex.upstream, route, ex.method, ex.status, elapsed)
                 if self._access_log is not None:
                     self._access_log.write(ex, elapsed)  # in the span: it logs the trace id
             if span is not None:

@@ -64,7 +64,8 @@ class Exchange:
         self.started = False
         self.upstream = "gateway"
         self.route = UNMATCHED_ROUTE  # the metrics' label: a route template, never a raw path
-        # The template of the upstream's route that answered (its X-Streamia-Route), if any.
+        # The template of the upstream's route that answered (its X-Streamia-Route), if any:
+        # the span's name and the metrics' `route` label when set.
         self.upstream_route: str | None = None
 
     async def start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:

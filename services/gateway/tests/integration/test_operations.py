@@ -55,7 +55,9 @@ async def test_metrics_count_requests_by_upstream_route_and_status(
     start_gateway, http: aiohttp.ClientSession
 ) -> None:
     gw = await start_gateway(favorites_url=closed_port_url())
-    for path in ("/api/movies/abc", "/api/movies/def", "/api/favorites", "/api/nowhere/1"):
+    paths = ("/api/movies/abc", "/api/movies/def", "/api/favorites", "/api/nowhere/1")
+    templated = ("/api/movies/templated/m-1", "/api/movies/templated/m-2")
+    for path in (*paths, *templated):
         async with http.get(gw.url + path) as resp:
             await resp.read()
     for path in ("/health", "/ready", "/metrics"):  # probes and scrapes are not traffic
@@ -71,6 +73,11 @@ async def test_metrics_count_requests_by_upstream_route_and_status(
     favorites = 'route="/api/favorites/{path}",status="503",upstream="favorites"'
     assert total + '{method="GET",' + favorites + "} 1.0" in text
     assert total + '{method="GET",route="unmatched",status="404",upstream="gateway"} 1.0' in text
+    # An upstream that names the route that answered (X-Streamia-Route) labels it: the
+    # template, one series for both movies, never sent on to the client.
+    templated = 'route="/api/movies/templated/{movie_id}",status="200",upstream="movies"'
+    assert total + '{method="GET",' + templated + "} 2.0" in text
+    assert "m-1" not in text
     assert "/health" not in text and "/ready" not in text and "/metrics" not in text
     assert "abc" not in text  # a raw path never becomes a label value
     assert "process_resident_memory_bytes" in text
