@@ -139,7 +139,13 @@ class RedisSlidingWindow:
 
 class RateLimits:
     """The gateway's limits; a storage outage lets traffic through rather than failing it,
-    and for `STORAGE_PAUSE_SECONDS` after a failure the storage is not asked at all."""
+    and for `STORAGE_PAUSE_SECONDS` after a failure the storage is not asked at all.
+
+    Password checks are never left unlimited, though: with Redis as the storage they are also
+    counted in this process, and a check either count refuses is refused. Redis shares the
+    count between the replicas; the local one still holds for this replica when Redis times
+    out or is down (a busy machine's Redis timeouts let 10 concurrent guesses through where
+    the limit is 5)."""
 
     def __init__(
         self, settings: GatewaySettings, storage: Storage, redis: aioredis.Redis | None = None
@@ -150,6 +156,11 @@ class RateLimits:
         self.account_limit: RateLimitItem = parse(settings.rate_limit_login_account)
         self.spray_limit: RateLimitItem = parse(settings.rate_limit_login_ip)
         self._limiter = MovingWindowRateLimiter(storage)
+        self._local = (
+            MovingWindowRateLimiter(SweptMemoryStorage(wrap_exceptions=True))
+            if redis is not None
+            else None
+        )
         # Every request counts against the global limit: a sliding window counter costs two
         # counters per IP, O(1), where a moving window keeps (and expires) one entry per
         # request. It may admit a little more or less than the limit near a window's edge,
@@ -187,22 +198,41 @@ class RateLimits:
         """Take one password check for this IP + account and for the account from anywhere,
         before it is made: each hit is atomic, so concurrent attempts cannot all slip past the
         limit. Refused (nothing more taken) when this IP failed too often across accounts."""
+        if self._local is not None:
+            local = await self._reserve(self._local, client_ip, account)
+            if not local.allowed:
+                return local
+        else:
+            local = Verdict.unknown()
         if self._paused():
-            return Verdict.unknown()
+            return local
         try:
-            if not await self._limiter.test(self.spray_limit, "spray", client_ip):
-                return await self._verdict(False, self.spray_limit, "spray", client_ip)
-            if not await self._limiter.hit(self.login_limit, "login", client_ip, account):
-                return await self._verdict(False, self.login_limit, "login", client_ip, account)
-            if not await self._limiter.hit(self.account_limit, "account", account):
-                return await self._verdict(False, self.account_limit, "account", account)
-            return await self._verdict(True, self.login_limit, "login", client_ip, account)
+            return await self._reserve(self._limiter, client_ip, account)
         except StorageError as exc:
             self._storage_failed(exc)
-            return Verdict.unknown()
+            return local
+
+    async def _reserve(
+        self, limiter: MovingWindowRateLimiter, client_ip: str, account: str
+    ) -> Verdict:
+        if not await limiter.test(self.spray_limit, "spray", client_ip):
+            return await self._verdict(False, self.spray_limit, "spray", client_ip, limiter=limiter)
+        if not await limiter.hit(self.login_limit, "login", client_ip, account):
+            return await self._verdict(
+                False, self.login_limit, "login", client_ip, account, limiter=limiter
+            )
+        if not await limiter.hit(self.account_limit, "account", account):
+            return await self._verdict(
+                False, self.account_limit, "account", account, limiter=limiter
+            )
+        return await self._verdict(
+            True, self.login_limit, "login", client_ip, account, limiter=limiter
+        )
 
     async def login_failed(self, client_ip: str) -> None:
         """Count a wrong password against the IP, whichever account it tried."""
+        if self._local is not None:
+            await self._local.hit(self.spray_limit, "spray", client_ip)
         if self._paused():
             return
         try:
@@ -213,6 +243,9 @@ class RateLimits:
     async def login_succeeded(self, client_ip: str, account: str) -> Verdict:
         """The password was right: give back what was reserved for this IP + account and for
         the account (only a proven password refunds, so nothing else can reset a count)."""
+        if self._local is not None:
+            await self._local.clear(self.login_limit, "login", client_ip, account)
+            await self._local.clear(self.account_limit, "account", account)
         if self._paused():
             return Verdict.unknown()
         try:

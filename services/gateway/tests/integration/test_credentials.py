@@ -66,6 +66,28 @@ async def test_concurrent_wrong_passwords_for_one_email_reach_the_check_at_most_
     assert statuses.count(429) == attempts - upstream.password_checks
 
 
+@pytest.mark.distributed
+async def test_with_redis_down_concurrent_guesses_are_still_limited_in_the_process(
+    start_gateway, redis_proxy, http: aiohttp.ClientSession, upstream: FakeUpstream
+) -> None:
+    """The shared count lives in Redis; while Redis is down (or times out under load) the
+    gateway's own count still refuses the sixth guess instead of letting all through."""
+    gw = await start_gateway(
+        redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0",
+        rate_limit_key_prefix=f"gw-test-{uuid.uuid4().hex}",
+        credential_concurrency_per_ip=1000,
+    )
+    await redis_proxy.cut()
+    email, ip = _email(), _ip()
+    statuses = await asyncio.gather(*(_login(http, gw, email, "wrong", ip) for _ in range(30)))
+    assert upstream.password_checks <= 5
+    assert statuses.count(401) == upstream.password_checks
+    assert statuses.count(429) == 30 - upstream.password_checks
+    # A right password still gets through (and gives its reservation back).
+    await redis_proxy.restore()
+    assert await _login(http, gw, _email(), LOGIN_PASSWORD, _ip()) == 200
+
+
 async def test_wrong_passwords_across_many_emails_from_one_ip_are_limited(
     limited, http: aiohttp.ClientSession
 ) -> None:
