@@ -50,9 +50,10 @@ class _RevocationsCollector(Collector):
             "Seconds since the in-memory revocations were last known complete (Redis pub/sub:"
             " about 1 while linked; tokens are refused past STREAMIA_REVOCATION_GRACE_SECONDS)",
         )
+        # Only the Redis-synced store has an age; a store this process writes itself (embedded
+        # mode) is always complete: 0, so the series (and its alert) exist in both modes.
         sync_age = getattr(self._revocations, "sync_age", None)
-        if sync_age is not None:  # only the Redis-synced store has an age
-            gauge.add_metric([], sync_age())
+        gauge.add_metric([], sync_age() if sync_age is not None else 0.0)
         yield gauge
 
 
