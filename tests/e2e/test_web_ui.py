@@ -88,6 +88,16 @@ async def _login(page: Any, gateway: str, email: str, password: str) -> None:
     await page.wait_for_selector("button:has-text('Log out')")
 
 
+async def _watched(api: Any, harness: Any, token: str, movie_id: str, position: float) -> None:
+    """Report a position in a 90 s movie for the account of `token`, through the gateway."""
+    resp = await api.put(
+        f"/api/playback/progress/{movie_id}",
+        json={"position": position, "duration": 90},
+        headers=harness.bearer(token),
+    )
+    assert resp.status_code == 200, resp.text
+
+
 async def test_browsing_rating_commenting_and_favourites(
     platform, api, admin_headers, harness, browser_page
 ) -> None:
@@ -562,12 +572,7 @@ async def test_watch_progress_resume_continue_watching_and_history(
     assert other.status_code == 201, other.text
     other_title = other.json()["data"]["title"]
     account = await platform.register(api)
-    seeded = await api.put(
-        f"/api/playback/progress/{other.json()['data']['id']}",
-        json={"position": 10, "duration": 90},
-        headers=harness.bearer(account.token),
-    )
-    assert seeded.status_code == 200, seeded.text
+    await _watched(api, harness, account.token, other.json()["data"]["id"], 10)
 
     await _login(page, platform.gateway, account.email, account.password)
     await page.goto(f"{platform.gateway}/movies/{movie_id}")
@@ -625,12 +630,7 @@ async def test_an_anonymous_visitor_sees_the_public_rows_and_makes_no_progress_c
     # home page's rows of 20.
     for _ in range(8):
         viewer = await platform.register(api)
-        started = await api.put(
-            f"/api/playback/progress/{movie_id}",
-            json={"position": 5, "duration": 90},
-            headers=harness.bearer(viewer.token),
-        )
-        assert started.status_code == 200, started.text
+        await _watched(api, harness, viewer.token, movie_id, 5)
 
     # The very requests the home page makes: charts are cached for a few seconds per query, so
     # a page loaded before its cached answer includes the movie would show an older chart.
@@ -753,12 +753,7 @@ async def test_back_from_a_movie_shows_the_same_cards_when_the_rows_come_late(
         made = await api.post("/api/movies", json=harness.new_movie(), headers=admin_headers)
         assert made.status_code == 201, made.text
     viewer = await platform.register(api)
-    started = await api.put(
-        f"/api/playback/progress/{made.json()['data']['id']}",
-        json={"position": 3, "duration": 90},
-        headers=harness.bearer(viewer.token),
-    )
-    assert started.status_code == 200, started.text
+    await _watched(api, harness, viewer.token, made.json()["data"]["id"], 3)
 
     async def trending() -> bool:  # the score follows playback.started through the bus
         listed = await api.get("/api/playback/trending")
