@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamia_playback.charts.schemas import parse_window
+from streamia_playback.charts.schemas import movie_out, parse_window
 from streamia_playback.charts.service import ChartsService, Interest
 from streamia_playback.progress.service import is_finished
 
@@ -54,3 +54,12 @@ def test_scores_stay_finite_decades_after_the_epoch():
 def test_chart_windows_are_hours_or_days():
     assert parse_window("24h") == timedelta(hours=24)
     assert parse_window("7d") == timedelta(days=7)
+
+
+def test_a_chart_item_has_absolute_media_urls_on_the_public_base():
+    row = type("Row", (), {})()
+    row.movie_id, row.title, row.duration, row.category = "m1", "Local", 24.0, "drama"
+    row.poster, row.video_url = "/media/posters/a.jpg", "https://cdn.example/v.mp4"
+    item = movie_out(row, "https://streamia.example")  # type: ignore[arg-type]
+    assert item["poster"] == "https://streamia.example/media/posters/a.jpg"
+    assert item["videoUrl"] == "https://cdn.example/v.mp4"  # absolute already: unchanged
