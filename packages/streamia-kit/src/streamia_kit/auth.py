@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import OKPAlgorithm
 
 from streamia_kit.errors import Unauthorized
-from streamia_kit.faults import TransientError
+from streamia_kit.faults import TransientError, being_cancelled
 from streamia_kit.files import private_file
 
 ALGORITHM = "EdDSA"
@@ -477,10 +477,9 @@ class RedisRevocationStore(MemoryRevocationStore):
 
 
 def _raise_if_cancelled() -> None:
-    """redis-py can swallow a cancellation that lands inside one of its timeouts (redis-py
-    #2028, #2551): the task is still marked as cancelling, so stop here instead."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
+    """redis-py can swallow a cancellation that lands inside one of its timeouts: the task is
+    still marked as cancelling, so stop here instead."""
+    if being_cancelled():
         raise asyncio.CancelledError
 
 

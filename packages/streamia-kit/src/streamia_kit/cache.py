@@ -12,6 +12,7 @@ import structlog
 from prometheus_client import Counter
 
 from streamia_kit.breaker import CircuitBreaker
+from streamia_kit.faults import being_cancelled
 
 log = structlog.get_logger("streamia.cache")
 
@@ -143,7 +144,7 @@ class SingleFlight:
             try:
                 return await asyncio.shield(existing)
             except asyncio.CancelledError:
-                if not existing.cancelled() or _cancelling():
+                if not existing.cancelled() or being_cancelled():
                     raise  # this caller itself is being cancelled
                 # The leader was cancelled, not this caller: load again (or join whoever
                 # already does).
@@ -164,12 +165,6 @@ class SingleFlight:
         finally:
             if self._inflight.get(key) is future:
                 del self._inflight[key]
-
-
-def _cancelling() -> bool:
-    """Is the current task being cancelled (a cancel requested and not yet handled)?"""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 async def cache_aside(

@@ -150,6 +150,15 @@ def is_transient(exc: BaseException) -> bool:
     return undecided_wrapper
 
 
+def being_cancelled() -> bool:
+    """Is the current task being cancelled (a cancel requested and not yet handled)? True even
+    when the CancelledError was swallowed on the way (redis-py can, inside its timeouts:
+    redis-py #2028, #2551), and False when a CancelledError that belongs to another task (a
+    shared load's) reached this one."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def transient_delay(failures: int, first: float) -> float:
     """Wait before try number `failures + 1`: exponential from `first`, capped, jittered."""
     ceiling = min(first * 2 ** (failures - 1), MAX_DELAY)

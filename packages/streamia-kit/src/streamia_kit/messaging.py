@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from streamia_kit.bus import EventBus, MalformedMessage
 from streamia_kit.db import Database, UTCDateTime, rowcount, utcnow
 from streamia_kit.events import Envelope, Event, queue_name
-from streamia_kit.faults import Supervisor, is_transient, transient_delay
+from streamia_kit.faults import Supervisor, being_cancelled, is_transient, transient_delay
 from streamia_kit.repository import dialect_name
 from streamia_kit.repository import insert as upsert
 from streamia_kit.telemetry import Tracing, current_traceparent
@@ -173,8 +173,7 @@ class OutboxRelay:
                 failures = 0
                 delay = self.poll_seconds
             except Exception as exc:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
+                if being_cancelled():
                     raise
                 self._failures.inc()  # transient or not (then the supervisor restarts us)
                 if not is_transient(exc):

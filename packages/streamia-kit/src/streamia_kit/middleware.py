@@ -18,6 +18,7 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
 from streamia_kit.errors import error_body, send_error
+from streamia_kit.faults import being_cancelled
 from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
 from streamia_kit.telemetry import Tracing
 
@@ -137,8 +138,7 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if answered or (task is not None and task.cancelling()):
+            if answered or being_cancelled():
                 raise  # answered already, or this request really is being cancelled
             # A cancellation that belongs to another task (a shared load's) leaked into
             # this request: no handler renders a BaseException, and uvicorn would send its
