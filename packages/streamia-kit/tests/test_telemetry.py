@@ -184,3 +184,35 @@ async def test_a_step_failing_on_a_dependency_is_a_debug_line_and_any_other_fail
     ]
     # The bus says once per outage that a dependency is down; the step does not say it per try.
     assert steps == [("unavailable", "debug"), ("failed", "warning")]
+
+
+def test_without_an_exporter_a_span_is_the_one_the_sdk_would_drop_and_its_traceparent_goes_on():
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate
+
+    from streamia_kit.telemetry import current_traceparent
+
+    tracing = Tracing("unexported-probe", None)
+    parent_header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    parent = propagate.extract({"traceparent": parent_header, "tracestate": "vendor=kept"})
+    for given in (parent, otel_context.Context()):
+        ours = tracing.start_span("GET", given, kind=trace.SpanKind.SERVER)
+        sdks = tracing.tracer.start_span("GET", given, kind=trace.SpanKind.SERVER)
+        assert not ours.is_recording() and not sdks.is_recording()
+        mine, theirs = ours.get_span_context(), sdks.get_span_context()
+        assert mine.is_valid and mine.span_id != theirs.span_id
+        assert (mine.trace_flags, mine.trace_state, mine.is_remote) == (
+            theirs.trace_flags,
+            theirs.trace_state,
+            theirs.is_remote,
+        )
+        if given is parent:
+            assert mine.trace_id == theirs.trace_id == 0x4BF92F3577B34DA6A3CE929D0E0E4736
+        token = otel_context.attach(trace.set_span_in_context(ours, given))
+        try:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            assert current_traceparent() == carrier["traceparent"]
+        finally:
+            otel_context.detach(token)
+    assert current_traceparent() is None  # outside any span

@@ -13,8 +13,6 @@ from streamia_gateway.exchange import Exchange
 from streamia_kit.middleware import UNMATCHED_ROUTE
 from streamia_kit.telemetry import Tracing
 
-_TRACE_HEADERS = (b"traceparent", b"tracestate")
-
 
 class EdgeTracing:
     """Opens the root span of a request's trace; a caller's `traceparent` is its parent only
@@ -22,7 +20,6 @@ class EdgeTracing:
 
     def __init__(self, tracing: Tracing, trusted: Iterable[IPv4Network | IPv6Network]) -> None:
         self.tracing = tracing
-        self._tracer = tracing.tracer
         self._trusted = tuple(trusted)
 
     def _is_trusted(self, address: str) -> bool:
@@ -36,14 +33,14 @@ class EdgeTracing:
 
     def start(self, ex: Exchange) -> tuple[trace.Span, object]:
         """The request's span, made current; `finish` ends it."""
-        carrier = {
-            name.decode(): value.decode("latin-1")
-            for name, value in ex.headers.items()
-            if name in _TRACE_HEADERS
-        }
         parent = otel_context.Context()
         links: tuple[trace.Link, ...] = ()
-        if carrier:
+        traceparent = ex.headers.get(b"traceparent")
+        if traceparent is not None:
+            carrier = {"traceparent": traceparent.decode("latin-1")}
+            tracestate = ex.headers.get(b"tracestate")
+            if tracestate is not None:
+                carrier["tracestate"] = tracestate.decode("latin-1")
             incoming = propagate.extract(carrier)
             if self._is_trusted(ex.client_ip):
                 parent = incoming
@@ -51,7 +48,7 @@ class EdgeTracing:
                 context = trace.get_current_span(incoming).get_span_context()
                 if context.is_valid:
                     links = (trace.Link(context, {"streamia.link": "client traceparent"}),)
-        span = self._tracer.start_span(ex.method, parent, kind=trace.SpanKind.SERVER, links=links)
+        span = self.tracing.start_span(ex.method, parent, kind=trace.SpanKind.SERVER, links=links)
         return span, otel_context.attach(trace.set_span_in_context(span, parent))
 
     @staticmethod
