@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, select
 
 from streamia_catalogue_projection import (
     MOVIE,
@@ -25,15 +28,15 @@ from streamia_kit.db import NAMING, Database, ensure_database
 from streamia_kit.errors import NotFound, ServiceUnavailable
 from streamia_kit.events import MovieDeleted, MovieUpdated
 from streamia_kit.telemetry import Tracing
-from streamia_kit.testing import Stack, free_port
+from streamia_kit.testing import Stack, free_port, lock_waiters, wait_for
 
 
 class ProjectingSettings(ProjectionSettings):
     service_name = "favorites"  # any service that projects movies: it picks the database
 
 
-@pytest.fixture
-async def db(stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
+@contextlib.asynccontextmanager
+async def projection_db(stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
     settings = ProjectingSettings(**stack.overrides())
     metadata = MetaData(naming_convention=NAMING)
     movies, tombstones = projection_tables(metadata)
@@ -43,9 +46,23 @@ async def db(stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
     async with database.engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
     client = MovieClient(f"http://127.0.0.1:{free_port()}", timeout_seconds=0.5)
-    yield database, MovieProjection(movies, Tombstones(tombstones), client)
-    await client.close()
-    await database.dispose()
+    try:
+        yield database, MovieProjection(movies, Tombstones(tombstones), client)
+    finally:
+        await client.close()
+        await database.dispose()
+
+
+@pytest.fixture
+async def db(stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
+    async with projection_db(stack) as found:
+        yield found
+
+
+@pytest.fixture
+async def pg_db(distributed_stack: Stack) -> AsyncIterator[tuple[Database, MovieProjection]]:
+    async with projection_db(distributed_stack) as found:
+        yield found
 
 
 def snapshot(movie_id: str, title: str, version: float) -> MovieUpdated:
@@ -98,6 +115,42 @@ async def test_a_batch_upsert_keeps_each_movies_newest_version_whatever_the_orde
     assert found[tie].title == "first"
     assert found[b].title == "b5"
     assert found[gone].deleted and found[gone].title == "Gone"
+
+
+async def test_concurrent_batches_over_the_same_movies_in_opposite_orders_never_deadlock(pg_db):
+    """Two consumer workers' batches (one statement each) lock the rows they upsert; in
+    their own event orders, A-then-B against B-then-A, the second would hold B and wait for
+    A while the first held A and waited for B. A third transaction holding A lines them up
+    so that this happens whenever the batch writes rows in event order."""
+    database, projection = pg_db
+    a, b = sorted(uuid.uuid4().hex for _ in range(2))
+    async with database.transaction() as session:
+        await projection.apply_many(session, [snapshot(a, "a1", 1.0), snapshot(b, "b1", 1.0)])
+
+    async def apply(*events: MovieUpdated) -> None:
+        async with database.transaction() as session:
+            await projection.apply_many(session, list(events))
+
+    table = projection.table
+    async with database.transaction() as blocker:
+        await blocker.execute(
+            select(table.c.movie_id).where(table.c.movie_id == a).with_for_update()
+        )
+        first = asyncio.create_task(apply(snapshot(a, "a2", 2.0), snapshot(b, "b2", 2.0)))
+        await wait_for(lambda: lock_waiters(database), message="the first batch waiting for A")
+        second = asyncio.create_task(apply(snapshot(b, "b3", 3.0), snapshot(a, "a3", 3.0)))
+        await wait_for(
+            lambda: _at_least(lock_waiters(database), 2), message="the second batch waiting"
+        )
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    assert results == [None, None]
+    async with database.sessions() as session:
+        found = await projection.get_many(session, [a, b])
+    assert (found[a].title, found[b].title) == ("a3", "b3")
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return await count >= n
 
 
 async def test_a_batch_with_an_invalid_movie_id_writes_nothing(db):

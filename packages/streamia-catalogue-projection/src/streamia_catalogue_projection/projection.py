@@ -155,13 +155,17 @@ class MovieProjection:
     ) -> None:
         """PostgreSQL: the batch as one statement over arrays, one row per movie (an upsert
         cannot touch a row twice): the one applying them in order would leave, the newest
-        version, the first of equal ones."""
+        version, the first of equal ones.
+
+        The rows are locked in array order, so the arrays go in movie id order: two workers'
+        batches over the same movies in their own event orders (A then B, B then A) each
+        held one row and waited for the other's, and one died with `deadlock detected`."""
         newest: dict[str, MovieSnapshot] = {}
         for event in events:
             kept = newest.get(event.movie_id)
             if kept is None or kept.version < event.version:
                 newest[event.movie_id] = event
-        kept_events = list(newest.values())
+        kept_events = [newest[movie_id] for movie_id in sorted(newest)]
         params: dict[str, Any] = {
             column: [getattr(event, field) for event in kept_events]
             for column, field, _ in _ARRAY_COLUMNS

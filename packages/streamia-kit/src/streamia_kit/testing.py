@@ -208,6 +208,21 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def lock_waiters(db: Any) -> int:
+    """How many sessions of `db`'s PostgreSQL database wait for a lock now: a test that
+    lines concurrent transactions up behind a held row awaits this instead of sleeping."""
+    from sqlalchemy import text
+
+    async with db.engine.connect() as conn:
+        waiting = await conn.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)
+
+
 def _ephemeral_ports() -> range:
     """The kernel's range for outgoing connections' local ports (Linux; the IANA range else)."""
     try:
