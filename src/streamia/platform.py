@@ -25,6 +25,7 @@ from streamia.console import Banner, StartupConsole
 from streamia_kit.bus import Subscription
 from streamia_kit.config import ServiceSettings
 from streamia_kit.files import private_dir
+from streamia_kit.http_protocol import CoalescingHttpToolsProtocol
 from streamia_kit.infra import Infrastructure
 
 log = structlog.get_logger("streamia.platform")
@@ -113,7 +114,7 @@ def _uvicorn_config(
         access_log=False,
         log_config=None,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,
         timeout_graceful_shutdown=5,
         # Longer than the gateway's pooled keep-alive (30 s): the proxy, not the service,
         # closes idle connections, so it never reuses one the service just closed (a 502).

@@ -18,6 +18,7 @@ from aiohttp import web
 from streamia_gateway.app import Gateway, create_app
 from streamia_gateway.config import GatewaySettings
 from streamia_kit.auth import RevocationStore, SigningKey
+from streamia_kit.http_protocol import CoalescingHttpToolsProtocol
 
 LOGIN_PASSWORD = "Str0ng!Passw0rd"
 FAKE_OPENAPI = {
@@ -271,8 +272,8 @@ async def run_gateway(
         lifespan="on",
         log_level="warning",
         access_log=False,
-        http="httptools",
-        proxy_headers=False,  # as platform.py runs it
+        http=CoalescingHttpToolsProtocol,  # as platform.py runs it
+        proxy_headers=False,
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
