@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, select, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from streamia_kit.db import Database
-from streamia_kit.testing import Stack
+from streamia_kit.testing import POSTGRES, Stack
 
 COUNTERS = Table(
     "counters",
@@ -115,3 +115,28 @@ async def test_waiting_for_another_process_s_sqlite_lock_does_not_stall_the_even
     finally:
         await other.dispose()
         await ours.dispose()
+
+
+@pytest.mark.distributed
+async def test_a_pooled_connection_the_server_closed_is_replaced_before_a_unit_of_work_uses_it(
+    distributed_stack,
+):
+    """No ping on every checkout (three round trips): a connection PostgreSQL ended (a
+    restart, an administrator) is known closed once its socket's end is read, and the next
+    unit of work gets a fresh one instead of a 503."""
+    db, admin = Database(f"{POSTGRES}/postgres", pool_size=1), Database(f"{POSTGRES}/postgres")
+    try:
+        closed = asyncio.Event()
+        async with db.engine.connect() as conn:
+            pooled = (await conn.get_raw_connection()).driver_connection
+            pooled.add_termination_listener(lambda _: closed.set())
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        async with admin.engine.connect() as other:
+            await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await asyncio.wait_for(closed.wait(), timeout=5)  # the pool's connection knows
+        async with db.transaction() as session:
+            fresh = (await session.execute(text("SELECT pg_backend_pid()"))).scalar()
+        assert fresh != pid
+    finally:
+        await db.dispose()
+        await admin.dispose()

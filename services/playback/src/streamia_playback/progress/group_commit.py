@@ -9,8 +9,7 @@ database was not already imposing.
 
 On PostgreSQL a batch is one statement on a connection held while reports keep coming (and
 LINGER_SECONDS after), in autocommit (a single UPDATE is atomic on its own): one round trip per
-batch, where a pooled transaction took six (checkout's ping: BEGIN, `;`, ROLLBACK; then BEGIN,
-UPDATE, COMMIT).
+batch, where a pooled transaction takes three (BEGIN, UPDATE, COMMIT).
 SQLite keeps a transaction per batch: its one writer connection is shared by every unit of work.
 """
 
@@ -30,7 +29,7 @@ log = structlog.get_logger("streamia.playback.group_commit")
 
 MAX_BATCH = 500
 # How long the writer keeps its PostgreSQL connection after its last batch: reports that come
-# meanwhile skip the pool's checkout and its ping.
+# meanwhile skip the pool's checkout.
 LINGER_SECONDS = 1.0
 
 Pending = tuple[Write, asyncio.Future[State | None]]
