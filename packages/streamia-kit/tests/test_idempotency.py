@@ -25,7 +25,15 @@ from streamia_kit.idempotency import (
     RedisIdempotencyStore,
     SqliteIdempotencyStore,
 )
-from streamia_kit.testing import REDIS, Stack, TcpProxy, serve_app, wait_for
+from streamia_kit.testing import (
+    REDIS,
+    Stack,
+    TcpProxy,
+    cancel_at_each_step,
+    serve_app,
+    stray_tasks,
+    wait_for,
+)
 
 
 class Work:
@@ -166,3 +174,51 @@ async def test_a_write_goes_ahead_without_the_store_while_redis_is_away(distribu
         await redis.aclose()
     assert resp.status_code == 201 and work.runs == [b"a"]
     assert took < 1.5  # not the client's 2 s socket timeout, nor longer
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("fault", ["slow", "black_hole"])
+async def test_a_write_cancelled_while_its_key_is_claimed_ends_at_once_and_does_nothing(
+    distributed_stack: Stack, redis_proxy: TcpProxy, fault: str
+) -> None:
+    redis = Redis.from_url(f"redis://127.0.0.1:{redis_proxy.port}/0", socket_timeout=2.0)
+    work = Work()
+    app = _app(RedisIdempotencyStore(redis, namespace=distributed_stack.namespace), work)
+    before = stray_tasks()
+
+    async def post() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/things",
+            "raw_path": b"/things",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [
+                (IDEMPOTENCY_HEADER.lower().encode(), uuid.uuid4().hex.encode()),
+                (b"content-length", b"1"),
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("testserver", 80),
+        }
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"a", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        await app(scope, receive, send)
+
+    try:
+        await redis.ping()  # a pooled connection from before the fault
+        await (redis_proxy.slow(0.3) if fault == "slow" else redis_proxy.black_hole())
+        await cancel_at_each_step(post)
+        await wait_for(lambda: not stray_tasks() - before, timeout=5.0, message="no task left")
+    finally:
+        await redis_proxy.restore()
+        await redis.aclose()
+    assert work.runs == []  # no cancelled request went on to the work

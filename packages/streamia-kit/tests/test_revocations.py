@@ -25,7 +25,15 @@ from streamia_kit.auth import (
 from streamia_kit.config import ServiceSettings
 from streamia_kit.db import ensure_database
 from streamia_kit.infra import Infrastructure
-from streamia_kit.testing import REDIS, Stack, TcpProxy, require_infrastructure, wait_for
+from streamia_kit.testing import (
+    REDIS,
+    Stack,
+    TcpProxy,
+    cancel_at_each_step,
+    require_infrastructure,
+    stray_tasks,
+    wait_for,
+)
 
 
 def mode(path: Path) -> int:
@@ -153,6 +161,26 @@ async def test_a_user_marker_never_moves_back_in_time():
         finally:
             await fresh.close()
             await fresh_redis.aclose()
+
+
+@pytest.mark.distributed
+@pytest.mark.parametrize("fault", ["slow", "black_hole"])
+async def test_a_logout_cancelled_while_redis_is_slow_ends_at_once(
+    distributed_stack: Stack, redis_proxy: TcpProxy, fault: str
+) -> None:
+    """A revocation is written on the request's path (logout, password change): cancelled
+    at any moment, the request ends then, not after Redis's answer or timeout."""
+    redis = Redis.from_url(f"redis://127.0.0.1:{redis_proxy.port}/0", socket_timeout=2.0)
+    store = RedisRevocationStore(redis, namespace=distributed_stack.namespace)
+    before = stray_tasks()
+    try:
+        await redis.ping()  # a pooled connection from before the fault
+        await (redis_proxy.slow(0.3) if fault == "slow" else redis_proxy.black_hole())
+        await cancel_at_each_step(lambda: store.revoke_token("logged-out", time.time() + 60))
+        await wait_for(lambda: not stray_tasks() - before, timeout=5.0, message="no task left")
+    finally:
+        await redis_proxy.restore()
+        await redis.aclose()
 
 
 @pytest.mark.distributed

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from jwt.algorithms import OKPAlgorithm
 
 from streamia_kit.errors import Unauthorized
-from streamia_kit.faults import TransientError, being_cancelled
+from streamia_kit.faults import TransientError, being_cancelled, cancellable
 from streamia_kit.files import private_file
 
 ALGORITHM = "EdDSA"
@@ -331,19 +331,22 @@ class RedisRevocationStore(MemoryRevocationStore):
     async def _record(
         self, kind: str, value: str, stored: str, ttl: int, until: float, member: str, now: float
     ) -> None:
+        # On a request's path (logout): redis-py may swallow its cancellation (`cancellable`).
         async with asyncio.timeout(self._sync_timeout):
-            await self._script(
-                keys=[revocation_key(self._namespace, kind, value), self._index],
-                args=[
-                    stored,
-                    ttl,
-                    repr(until),
-                    member,
-                    self._channel,
-                    repr(now),
-                    self._ttl + 60,
-                    "1" if kind == "user" else "0",
-                ],
+            await cancellable(
+                self._script(
+                    keys=[revocation_key(self._namespace, kind, value), self._index],
+                    args=[
+                        stored,
+                        ttl,
+                        repr(until),
+                        member,
+                        self._channel,
+                        repr(now),
+                        self._ttl + 60,
+                        "1" if kind == "user" else "0",
+                    ],
+                )
             )
 
     # -- checking --------------------------------------------------------------------------

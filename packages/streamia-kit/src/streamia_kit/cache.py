@@ -12,7 +12,7 @@ import structlog
 from prometheus_client import Counter
 
 from streamia_kit.breaker import CircuitBreaker
-from streamia_kit.faults import being_cancelled
+from streamia_kit.faults import being_cancelled, cancellable
 
 log = structlog.get_logger("streamia.cache")
 
@@ -86,7 +86,9 @@ class RedisCache:
                 self._stale.difference_update(keys)
             return await command()
 
-        done, result = await self._breaker.attempt(run, _unavailable)
+        # In a task of its own: a cancellation redis-py swallowed made a request cancelled
+        # at its deadline run on as if it had not been (`cancellable`).
+        done, result = await cancellable(self._breaker.attempt(run, _unavailable))
         if not done:
             CACHE_ERRORS.inc()
         return done, result

@@ -11,12 +11,14 @@ import contextlib
 import functools
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from prometheus_client import Counter, Gauge
 
 log = structlog.get_logger("streamia.faults")
+
+T = TypeVar("T")
 
 BACKGROUND_RESTARTS = Counter(
     "streamia_background_task_restarts_total",
@@ -157,6 +159,30 @@ def being_cancelled() -> bool:
     shared load's) reached this one."""
     task = asyncio.current_task()
     return task is not None and task.cancelling() > 0
+
+
+async def cancellable(call: Awaitable[T]) -> T:
+    """`await call` in a task of its own, so that cancelling the caller ends the wait at once.
+
+    For Redis calls on a request's path. redis-py can swallow a cancellation that lands in
+    its own timeout handling (redis-py #2028, #2551; on Python 3.11 the `asyncio.wait_for`
+    around each command's write): awaited directly, a call cancelled at that moment ran on
+    for its whole round trip and returned as if nothing happened (with Redis black-holed: a
+    request past its deadline went on for the 2 s socket timeout and then down the degraded
+    path). The call's own task is cancelled with the caller; should it swallow that too, it
+    ends with its socket timeout, and its outcome is dropped."""
+    task = asyncio.ensure_future(call)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        task.add_done_callback(_drop_outcome)
+        raise
+
+
+def _drop_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: nobody waits for it any more
 
 
 def transient_delay(failures: int, first: float) -> float:

@@ -33,6 +33,7 @@ from prometheus_client import Counter
 from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.deadlines import has_body
 from streamia_kit.errors import StreamiaError, send_error
+from streamia_kit.faults import cancellable
 from streamia_kit.files import private_file
 
 log = structlog.get_logger("streamia.idempotency")
@@ -420,7 +421,8 @@ class IdempotencyMiddleware:
             async with asyncio.timeout(STORE_TIMEOUT_SECONDS):
                 return await call(self.service.infra.idempotency)
 
-        return await self._breaker.attempt(bounded, _unavailable)
+        # In a task of its own: redis-py can swallow the request's cancellation (`cancellable`).
+        return await cancellable(self._breaker.attempt(bounded, _unavailable))
 
     def _count(self, outcome: str) -> None:
         IDEMPOTENCY_REQUESTS.labels(self.service.name, outcome).inc()

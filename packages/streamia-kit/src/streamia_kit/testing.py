@@ -10,7 +10,7 @@ import os
 import random
 import shutil
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,43 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(interval)
+
+
+async def cancel_at_each_step(
+    start: Callable[[], Awaitable[Any]], steps: int = 30, within: float = 0.25
+) -> None:
+    """Run `start()` as a task and cancel it after 0, 1, ... `steps` event-loop iterations,
+    one run per count: fail unless every run ends cancelled within `within` seconds of its
+    cancel. Up to the first network wait the iterations a call takes are fixed, so this
+    lands a cancel on every step of it, including those where a library swallows one
+    (redis-py #2028): that run goes on and returns instead."""
+    loop = asyncio.get_running_loop()
+    for step in range(steps + 1):
+        task = asyncio.ensure_future(start())
+        for _ in range(step):
+            await asyncio.sleep(0)
+        assert not task.done(), f"finished after {step} steps, before its cancel"
+        task.cancel()
+        cancelled_at = loop.time()
+        await asyncio.wait({task}, timeout=within + 5.0)
+        took = loop.time() - cancelled_at
+        outcome = "still running" if not task.done() else "cancelled"
+        if task.done() and not task.cancelled():
+            outcome = f"returned {task.exception() or task.result()!r}"
+        assert outcome == "cancelled" and took < within, (
+            f"cancelled after {step} steps: {outcome} {took:.3f}s later"
+        )
+
+
+def stray_tasks(*keep: asyncio.Task[Any]) -> set[asyncio.Task[Any]]:
+    """Tasks still running besides the current one, `keep` and a `TcpProxy`'s pumps."""
+    return {
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task()
+        and task not in keep
+        and not getattr(task.get_coro(), "__qualname__", "").startswith("TcpProxy.")
+    }
 
 
 async def lock_waiters(db: Any) -> int:
