@@ -1,10 +1,21 @@
 """The rating projection: rating.* events keep {average, count} on each movie."""
 
+import asyncio
 import time
 import uuid
 
-from streamia_kit.events import Envelope, RatingCreated, RatingDeleted, RatingSummary, RatingUpdated
-from streamia_kit.testing import wait_for
+import pytest
+from sqlalchemy import text
+
+from streamia_kit.events import (
+    Envelope,
+    PlaybackStarted,
+    RatingCreated,
+    RatingDeleted,
+    RatingSummary,
+    RatingUpdated,
+)
+from streamia_kit.testing import lock_waiters, wait_for
 
 
 async def _publish(app, event):
@@ -92,3 +103,39 @@ async def test_the_list_sorts_by_rating(client, app, new_movie):
     ).json()
 
     assert [m["title"] for m in body["data"]] == ["high", "mid", "low"]
+
+
+@pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
+@pytest.mark.parametrize("event_type", ["rating.updated", "playback.started"])
+async def test_concurrent_batches_over_the_same_movies_in_opposite_orders_never_deadlock(
+    client, app, new_movie, event_type
+):
+    """Two consumer workers' batches update `movies` rows one event at a time; in their own
+    delivery orders (A then B, B then A) the second would hold B and wait for A while the
+    first held A and waited for B. A third transaction holding A lines them up so that this
+    happens whenever a batch writes its rows in delivery order."""
+    service = app.state.service
+    a, b = sorted([(await new_movie(client))["id"], (await new_movie(client))["id"]])
+    now = time.time()
+
+    def event(movie_id, step):
+        if event_type == "playback.started":
+            return PlaybackStarted(user_id=uuid.uuid4().hex, movie_id=movie_id, plays=step)
+        return _rating(RatingUpdated, movie_id, float(step), step, now + step)
+
+    consumer = service.infra.bus.subscriptions[f"movies.{event_type}"].handler
+
+    async def batch(*events):
+        assert await consumer.batch([Envelope.wrap(e, "streamia/test") for e in events]) == []
+
+    async with service.db.transaction() as blocker:
+        await blocker.execute(text("SELECT id FROM movies WHERE id = :id FOR UPDATE"), {"id": a})
+        first = asyncio.create_task(batch(event(a, 2), event(b, 2)))
+        await wait_for(lambda: lock_waiters(service.db), message="the first batch waiting for A")
+        second = asyncio.create_task(batch(event(b, 3), event(a, 3)))
+        await wait_for(lambda: _at_least(lock_waiters(service.db), 2), message="both waiting")
+    assert await asyncio.gather(first, second, return_exceptions=True) == [None, None]
+
+
+async def _at_least(count, n) -> bool:
+    return await count >= n
