@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from streamia_kit.events import MovieDeleted, UserDeleted
-from streamia_kit.testing import wait_for
+import pytest
+from sqlalchemy import text
+
+from streamia_kit.events import Envelope, MovieDeleted, UserDeleted
+from streamia_kit.testing import lock_waiters, wait_for
 
 
 def user_deleted(user_id: str) -> UserDeleted:
@@ -180,3 +183,37 @@ async def test_a_summary_written_behind_a_newer_one_still_gets_a_newer_version(
 async def _versions(probe) -> list[float]:
     await wait_for(lambda: len(probe) >= 2, message="two rating.created")
     return sorted(e.data["version"] for e in probe)
+
+
+@pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
+async def test_concurrent_batches_of_deleted_users_never_deadlock(app, client, caller, movie):
+    """Each user.deleted of a batch moved its movies' counters in movie id order, but a
+    batch is one transaction: one batch's first user held A's counters while its second
+    waited for B's, held by another batch whose second user waited for A's. A third
+    transaction holding A's counters lines two such batches up."""
+    service = app.state.service
+    a, b = sorted([(await movie()).movie_id, (await movie()).movie_id])
+    users = [caller() for _ in range(4)]
+    # Batch one: a user who rated A, then one who rated B; batch two the other way round.
+    for user, film in zip(users, (a, b, b, a), strict=True):
+        assert await rate(client, user, film, 4) == 201
+    consumer = service.infra.bus.subscriptions["ratings.user.deleted"].handler
+
+    async def batch(*batch_users) -> None:
+        envelopes = [Envelope.wrap(user_deleted(u.id), "streamia/users") for u in batch_users]
+        assert await consumer.batch(envelopes) == []
+
+    summaries = text("SELECT movie_id FROM movie_summaries WHERE movie_id = :id FOR UPDATE")
+    async with service.db.transaction() as blocker:
+        await blocker.execute(summaries, {"id": a})
+        first = asyncio.create_task(batch(users[0], users[1]))
+        await wait_for(lambda: lock_waiters(service.db), message="the first batch waiting for A")
+        second = asyncio.create_task(batch(users[2], users[3]))
+        await wait_for(lambda: _at_least(lock_waiters(service.db), 2), message="both waiting")
+    assert await asyncio.gather(first, second, return_exceptions=True) == [None, None]
+    for film in (a, b):
+        assert (await client.get(f"/api/ratings/movie/{film}")).json()["count"] == 0
+
+
+async def _at_least(count, n) -> bool:
+    return await count >= n

@@ -157,14 +157,14 @@ class RatingsRepository(Repository[Rating]):
         ).first()
         return dict(zip(STARS, row, strict=True)) if row is not None else None
 
-    async def remove_for_user(self, user_id: str) -> list[tuple[str, str, int]]:
-        """Delete a user's ratings; returns (rating id, movie id, stars) of each one."""
+    async def remove_for_users(self, user_ids: Sequence[str]) -> list[tuple[str, str, str, int]]:
+        """Delete some users' ratings; returns (rating id, user id, movie id, stars) of each."""
         rows = await self.session.execute(
             delete(Rating)
-            .where(Rating.user_id == user_id)
-            .returning(Rating.id, Rating.movie_id, Rating.rating)
+            .where(Rating.user_id.in_(user_ids))
+            .returning(Rating.id, Rating.user_id, Rating.movie_id, Rating.rating)
         )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def remove_for_movie(self, movie_id: str) -> None:
         await self.session.execute(delete(Rating).where(Rating.movie_id == movie_id))

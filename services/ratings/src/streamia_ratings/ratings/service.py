@@ -181,20 +181,29 @@ class RatingsService:
         )
 
     async def forget_user(self, session: AsyncSession, user_id: str) -> None:
-        """user.deleted: tombstone, remove the user's ratings, re-announce each movie's summary.
+        """user.deleted: tombstone, remove the user's ratings, re-announce each movie's summary."""
+        await self.forget_users(session, [user_id])
 
-        A few statements whatever the number of ratings: one delete, one multi-row upsert of
-        the counters (in movie id order, like every other multi-movie writer), one batched
-        outbox insert with a `rating.deleted` per removed rating carrying its movie's new
-        summary. The cached summaries are dropped once the transaction has committed.
+    async def forget_users(self, session: AsyncSession, user_ids: Sequence[str]) -> None:
+        """`forget_user` for the user.deleted events of one batch (one transaction).
+
+        A few statements whatever the number of users and ratings: the tombstones, one
+        delete, one multi-row upsert of the counters (in movie id order, like every other
+        multi-movie writer), one batched outbox insert with a `rating.deleted` per removed
+        rating carrying its movie's new summary. One upsert for the whole batch, not one per
+        user: each user's own was in movie id order, but a batch holding A's counters for its
+        first user and waiting for B's for its second deadlocked with one doing the reverse.
+        The cached summaries are dropped once the transaction has committed.
         """
-        await self.tombstones.bury(session, USER, user_id)
+        users = sorted(set(user_ids))
+        for user_id in users:
+            await self.tombstones.bury(session, USER, user_id)
         repo = RatingsRepository(session)
-        removed = await repo.remove_for_user(user_id)
+        removed = await repo.remove_for_users(users)
         if not removed:
             return
         deltas: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for _, movie_id, stars in removed:
+        for _, _, movie_id, stars in removed:
             deltas[movie_id][stars] -= 1
         counts = await repo.bump_many(deltas, time.time())
         summaries = {
@@ -211,7 +220,9 @@ class RatingsService:
                     summary=summaries[movie_id],
                     version=counts[movie_id][1],
                 )
-                for rating_id, movie_id, stars in sorted(removed, key=lambda r: (r[1], r[0]))
+                for rating_id, user_id, movie_id, stars in sorted(
+                    removed, key=lambda r: (r[2], r[0])
+                )
             ],
         )
         keys = [summary_key(movie_id) for movie_id in sorted(counts)]
