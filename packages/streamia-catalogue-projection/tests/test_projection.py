@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -28,7 +27,7 @@ from streamia_kit.db import NAMING, Database, ensure_database
 from streamia_kit.errors import NotFound, ServiceUnavailable
 from streamia_kit.events import MovieDeleted, MovieUpdated
 from streamia_kit.telemetry import Tracing
-from streamia_kit.testing import Stack, free_port, lock_waiters, wait_for
+from streamia_kit.testing import Stack, free_port, until_lock_waiters
 
 
 class ProjectingSettings(ProjectionSettings):
@@ -137,20 +136,14 @@ async def test_concurrent_batches_over_the_same_movies_in_opposite_orders_never_
             select(table.c.movie_id).where(table.c.movie_id == a).with_for_update()
         )
         first = asyncio.create_task(apply(snapshot(a, "a2", 2.0), snapshot(b, "b2", 2.0)))
-        await wait_for(lambda: lock_waiters(database), message="the first batch waiting for A")
+        await until_lock_waiters(database, 1, "the first batch waiting for A")
         second = asyncio.create_task(apply(snapshot(b, "b3", 3.0), snapshot(a, "a3", 3.0)))
-        await wait_for(
-            lambda: _at_least(lock_waiters(database), 2), message="the second batch waiting"
-        )
+        await until_lock_waiters(database, 2, "the second batch waiting")
     results = await asyncio.gather(first, second, return_exceptions=True)
     assert results == [None, None]
     async with database.sessions() as session:
         found = await projection.get_many(session, [a, b])
     assert (found[a].title, found[b].title) == ("a3", "b3")
-
-
-async def _at_least(count: Any, n: int) -> bool:
-    return await count >= n
 
 
 async def test_a_batch_with_an_invalid_movie_id_writes_nothing(db):

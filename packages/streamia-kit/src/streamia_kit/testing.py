@@ -245,19 +245,22 @@ def stray_tasks(*keep: asyncio.Task[Any]) -> set[asyncio.Task[Any]]:
     }
 
 
-async def lock_waiters(db: Any) -> int:
-    """How many sessions of `db`'s PostgreSQL database wait for a lock now: a test that
+async def until_lock_waiters(db: Any, count: int, message: str) -> None:
+    """Wait until `count` sessions of `db`'s PostgreSQL database wait for a lock: a test that
     lines concurrent transactions up behind a held row awaits this instead of sleeping."""
     from sqlalchemy import text
 
-    async with db.engine.connect() as conn:
-        waiting = await conn.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    async def enough() -> bool:
+        async with db.engine.connect() as conn:
+            waiting = await conn.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
             )
-        )
-    return int(waiting or 0)
+        return int(waiting or 0) >= count
+
+    await wait_for(enough, message=message)
 
 
 def _ephemeral_ports() -> range:

@@ -15,7 +15,7 @@ from streamia_kit.events import (
     RatingSummary,
     RatingUpdated,
 )
-from streamia_kit.testing import lock_waiters, wait_for
+from streamia_kit.testing import until_lock_waiters, wait_for
 
 
 async def _publish(app, event):
@@ -131,11 +131,7 @@ async def test_concurrent_batches_over_the_same_movies_in_opposite_orders_never_
     async with service.db.transaction() as blocker:
         await blocker.execute(text("SELECT id FROM movies WHERE id = :id FOR UPDATE"), {"id": a})
         first = asyncio.create_task(batch(event(a, 2), event(b, 2)))
-        await wait_for(lambda: lock_waiters(service.db), message="the first batch waiting for A")
+        await until_lock_waiters(service.db, 1, "the first batch waiting for A")
         second = asyncio.create_task(batch(event(b, 3), event(a, 3)))
-        await wait_for(lambda: _at_least(lock_waiters(service.db), 2), message="both waiting")
+        await until_lock_waiters(service.db, 2, "both waiting")
     assert await asyncio.gather(first, second, return_exceptions=True) == [None, None]
-
-
-async def _at_least(count, n) -> bool:
-    return await count >= n

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from streamia_kit.events import Envelope, MovieDeleted, UserDeleted
-from streamia_kit.testing import lock_waiters, wait_for
+from streamia_kit.testing import until_lock_waiters, wait_for
 
 
 def user_deleted(user_id: str) -> UserDeleted:
@@ -207,13 +207,9 @@ async def test_concurrent_batches_of_deleted_users_never_deadlock(app, client, c
     async with service.db.transaction() as blocker:
         await blocker.execute(summaries, {"id": a})
         first = asyncio.create_task(batch(users[0], users[1]))
-        await wait_for(lambda: lock_waiters(service.db), message="the first batch waiting for A")
+        await until_lock_waiters(service.db, 1, "the first batch waiting for A")
         second = asyncio.create_task(batch(users[2], users[3]))
-        await wait_for(lambda: _at_least(lock_waiters(service.db), 2), message="both waiting")
+        await until_lock_waiters(service.db, 2, "both waiting")
     assert await asyncio.gather(first, second, return_exceptions=True) == [None, None]
     for film in (a, b):
         assert (await client.get(f"/api/ratings/movie/{film}")).json()["count"] == 0
-
-
-async def _at_least(count, n) -> bool:
-    return await count >= n
