@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, NamedTuple, TypeVar
 
 import structlog
@@ -161,7 +161,11 @@ def being_cancelled() -> bool:
     return task is not None and task.cancelling() > 0
 
 
-async def cancellable(call: Awaitable[T]) -> T:
+# The name of `cancellable`'s tasks (tests look for any left running).
+CANCELLABLE_TASK = "streamia-cancellable-call"
+
+
+async def cancellable(call: Coroutine[Any, Any, T]) -> T:
     """`await call` in a task of its own, so that cancelling the caller ends the wait at once.
 
     For Redis calls on a request's path. redis-py can swallow a cancellation that lands in
@@ -171,7 +175,7 @@ async def cancellable(call: Awaitable[T]) -> T:
     request past its deadline went on for the 2 s socket timeout and then down the degraded
     path). The call's own task is cancelled with the caller; should it swallow that too, it
     ends with its socket timeout, and its outcome is dropped."""
-    task = asyncio.ensure_future(call)
+    task = asyncio.get_running_loop().create_task(call, name=CANCELLABLE_TASK)
     try:
         return await asyncio.shield(task)
     except asyncio.CancelledError:

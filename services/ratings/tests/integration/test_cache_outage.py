@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 
+from streamia_kit.deadlines import DEADLINE_HEADER
 from streamia_kit.events import UserDeleted
+from streamia_kit.faults import CANCELLABLE_TASK
 from streamia_kit.testing import wait_for
 
 pytestmark = pytest.mark.parametrize("stack_name", ["distributed"], indirect=True)
@@ -57,3 +62,25 @@ async def test_with_redis_cut_summaries_come_from_the_database_and_none_is_stale
 
 async def _equals(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+@pytest.mark.parametrize("fault", ["slow", "black_hole"])
+async def test_a_summary_read_past_its_deadline_while_redis_hangs_is_a_prompt_504(
+    client, app, movie, redis_proxy, assert_error, fault
+):
+    film = await movie()
+    summary = f"/api/ratings/movie/{film.movie_id}"
+    assert (await client.get(summary)).status_code == 200  # a pooled Redis connection
+    await (redis_proxy.slow(1.0) if fault == "slow" else redis_proxy.black_hole())
+    began = time.monotonic()
+    late = await client.get(summary, headers={DEADLINE_HEADER: "300"})
+    took = time.monotonic() - began
+    assert_error(late, 504, "The request's deadline passed; nothing was done")
+    assert took < 0.8  # the deadline, not Redis's 2 s round trip or socket timeout
+    # The cache call's own task ends with Redis's answer or its socket timeout.
+    await wait_for(lambda: not _calls_running(), timeout=5.0, message="no task left")
+    await redis_proxy.restore()
+
+
+def _calls_running() -> list[asyncio.Task]:
+    return [task for task in asyncio.all_tasks() if task.get_name() == CANCELLABLE_TASK]
