@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
-import aiohttp
 import orjson
+from pyreqwest.client import Client
+from pyreqwest.exceptions import RequestError
 
 _REF = "#/components/schemas/"
+# How long one service's document may take.
+FETCH_TIMEOUT = timedelta(seconds=2)
 
 
 def merge_specs(specs: Mapping[str, dict[str, Any]], routable: Callable[[str], bool]) -> dict:
@@ -64,20 +68,20 @@ class ApiDocs:
         self._cached: tuple[bytes, float] | None = None
         self._lock = asyncio.Lock()
 
-    async def document(self, session: aiohttp.ClientSession) -> bytes:
+    async def document(self, client: Client) -> bytes:
         """The merged document as JSON bytes."""
         async with self._lock:
             if self._cached is not None and time.monotonic() < self._cached[1]:
                 return self._cached[0]
-            timeout = aiohttp.ClientTimeout(total=2.0)
 
             async def fetch(url: str) -> dict[str, Any] | None:
                 try:
-                    async with session.get(url + "/openapi.json", timeout=timeout) as resp:
-                        if resp.status != 200:
-                            return None
-                        return orjson.loads(await resp.read())
-                except (aiohttp.ClientError, OSError, TimeoutError, orjson.JSONDecodeError):
+                    request = client.get(url + "/openapi.json").timeout(FETCH_TIMEOUT).build()
+                    resp = await request.send()
+                    if resp.status != 200:
+                        return None
+                    return orjson.loads((await resp.bytes()).to_bytes())
+                except (RequestError, OSError, TimeoutError, orjson.JSONDecodeError):
                     return None
 
             names = list(self._upstreams)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-import aiohttp
 import redis.asyncio as aioredis
 
 from streamia_gateway.config import GatewaySettings
@@ -13,7 +12,7 @@ from streamia_gateway.docs import ApiDocs
 from streamia_gateway.exchange import Exchange
 from streamia_gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from streamia_gateway.metrics import GatewayMetrics
-from streamia_gateway.proxy import Proxy
+from streamia_gateway.proxy import Proxy, fetch_status
 from streamia_gateway.web import WebApp, wants_html
 from streamia_kit.api_docs import ASSETS_PREFIX as DOCS_ASSETS
 from streamia_kit.api_docs import SECURITY_HEADERS as DOCS_HEADERS
@@ -81,17 +80,14 @@ class Operations:
 
     async def _ready(self, ex: Exchange) -> None:
         """200 when every upstream (and Redis, when configured) answers, else 503."""
-        session = self._proxy.session
-        timeout = aiohttp.ClientTimeout(total=self._settings.ready_timeout_seconds)
+        client = self._proxy.client
+        timeout = self._settings.ready_timeout_seconds
 
         async def probe(url: str) -> str:
-            try:
-                async with session.get(url + "/health", timeout=timeout) as resp:
-                    return "ok" if resp.status == 200 else f"status {resp.status}"
-            except TimeoutError:
-                return "timeout"
-            except (aiohttp.ClientError, OSError):
-                return "unreachable"
+            status = await fetch_status(client, url + "/health", timeout)
+            if isinstance(status, str):
+                return status
+            return "ok" if status == 200 else f"status {status}"
 
         upstreams = self._settings.upstream_urls()
         results = await asyncio.gather(*(probe(url) for url in upstreams.values()))
@@ -111,7 +107,7 @@ class Operations:
         await ex.whole(200, METRICS_CONTENT_TYPE, self._metrics.render())
 
     async def _openapi(self, ex: Exchange) -> None:
-        data = await self._api_docs.document(self._proxy.session)
+        data = await self._api_docs.document(self._proxy.client)
         await ex.whole(200, b"application/json", data)
 
     async def _docs(self, ex: Exchange) -> None:

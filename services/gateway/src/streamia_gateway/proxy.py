@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from urllib.parse import urlsplit
 
-import aiohttp
 import structlog
-from yarl import URL
+from opentelemetry import trace
+from opentelemetry.util.types import AttributeValue
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import ConnectError, RequestError
+from pyreqwest.http import HeaderMap
+from pyreqwest.response import Response
 
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.exchange import ClientGone, Exchange, Headers, Receive
@@ -18,24 +23,23 @@ from streamia_kit.auth import Identity
 from streamia_kit.breaker import CircuitBreaker, State
 from streamia_kit.deadlines import DEADLINE_HEADER
 from streamia_kit.middleware import ROUTE_HEADER
-from streamia_kit.telemetry import Tracing, current_traceparent, untraced
+from streamia_kit.telemetry import Tracing, current_traceparent
 
 log = structlog.get_logger("streamia.gateway.proxy")
 
 # Hop-by-hop headers (RFC 9110 §7.6.1) and ones the gateway sets itself.
-_HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-    }
+_HOP_BY_HOP_NAMES = (
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 )
+_HOP_BY_HOP = frozenset(name.encode() for name in _HOP_BY_HOP_NAMES)
 _REQUEST_DROP = _HOP_BY_HOP | {
     b"host",
     b"expect",
@@ -47,9 +51,16 @@ _REQUEST_DROP = _HOP_BY_HOP | {
     b"traceparent",
     b"tracestate",
 }
+# pyreqwest hands response header names lowercased, as str.
 # x-content-type-options: every gateway answer carries its own (exchange.py), once.
-_RESPONSE_DROP = _HOP_BY_HOP | {b"x-request-id", b"date", b"server", b"x-content-type-options"}
-_RATELIMIT = frozenset({b"ratelimit-limit", b"ratelimit-remaining", b"ratelimit-reset"})
+_RESPONSE_DROP = frozenset(_HOP_BY_HOP_NAMES) | {
+    "x-request-id",
+    "date",
+    "server",
+    "x-content-type-options",
+}
+_RATELIMIT = frozenset({"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"})
+_ROUTE_HEADER = ROUTE_HEADER.decode()
 # Headers the services trust only from the gateway: whatever a client sends is dropped.
 IDENTITY_PREFIX = b"x-streamia-"
 # How often an upstream whose breaker is open is asked whether it is ready again.
@@ -63,14 +74,19 @@ OnStatus = Callable[[int, bytes | None], Awaitable[None]]
 
 
 class RequestBody:
-    """The ASGI request body as an async iterator aiohttp can stream upstream."""
+    """The ASGI request body as an async iterator pyreqwest streams upstream. Each chunk
+    pushes `deadline` back by `wait`: the wait for the answer counts from the body's last
+    progress, so an upload as slow as its client is not cut short, a stalled one is."""
 
     def __init__(self, receive: Receive) -> None:
         self._receive = receive
         self.finished = False
         self.disconnected = False
+        self.deadline: asyncio.Timeout | None = None
+        self.wait = 0.0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
         while not self.finished:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -78,6 +94,8 @@ class RequestBody:
                 raise ClientGone
             chunk = message.get("body", b"")
             self.finished = not message.get("more_body", False)
+            if self.deadline is not None:
+                self.deadline.reschedule(loop.time() + self.wait)
             if chunk:
                 yield chunk
 
@@ -102,49 +120,43 @@ class Proxy:
         self._settings = settings
         self._breakers = breakers
         self._tracing = tracing or Tracing.disabled()
-        self._read_timeout = settings.upstream_read_timeout_seconds
         self._public_base = settings.public_base.rstrip("/")
         self._internal = frozenset(_origin(url) for url in settings.upstream_urls().values())
-        self._session: aiohttp.ClientSession | None = None
+        self._client: Client | None = None
         self._watchers: dict[str, asyncio.Task[None]] = {}
 
     @property
-    def session(self) -> aiohttp.ClientSession:
+    def client(self) -> Client:
         """The pooled upstream client (the gateway's probes and document fetches share it)."""
-        assert self._session is not None, "Proxy.open() first"
-        return self._session
+        assert self._client is not None, "Proxy.open() first"
+        return self._client
 
     @property
     def is_open(self) -> bool:
-        return self._session is not None
+        return self._client is not None
 
     def open(self) -> None:
-        """Open the pooled upstream client; aiohttp needs the running loop for it."""
-        if self._session is not None:
+        """Open the pooled upstream client (pyreqwest: reqwest and hyper, in Rust)."""
+        if self._client is not None:
             return
         s = self._settings
-        connector = aiohttp.TCPConnector(
-            limit=s.upstream_pool_size,
-            limit_per_host=0,
-            ttl_dns_cache=60,
-            keepalive_timeout=30,  # below the services' 75 s (platform.py)
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=None,
-                connect=s.upstream_connect_timeout_seconds,
-                sock_connect=s.upstream_connect_timeout_seconds,
-                sock_read=s.breaker_timeout_seconds,
-            ),
-            auto_decompress=False,
-            # Pass the client's headers verbatim: add none of aiohttp's own.
-            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
-            cookie_jar=aiohttp.DummyCookieJar(),
-            read_bufsize=256 * 1024,
-            # A CLIENT span per upstream call when spans are exported (its traceparent replaces
-            # the one _request_headers adds).
-            trace_configs=self._tracing.http_trace_configs(),
+        self._client = (
+            ClientBuilder()
+            .max_connections(s.upstream_pool_size)
+            .pool_idle_timeout(timedelta(seconds=30))  # below the services' 75 s (platform.py)
+            .connect_timeout(timedelta(seconds=s.upstream_connect_timeout_seconds))
+            # Each read of a body (and of the headers, which forward() waits for less long).
+            .read_timeout(timedelta(seconds=s.upstream_read_timeout_seconds))
+            .follow_redirects(False)
+            .referer(False)
+            # Bodies pass as they are, Accept-Encoding with them: no decompression.
+            .gzip(False)
+            .brotli(False)
+            .zstd(False)
+            .deflate(False)
+            # Names as the client sent them (ASGI lowercases them), not title-cased.
+            .http1_lower_case_headers()
+            .build()
         )
 
     async def close(self) -> None:
@@ -152,9 +164,9 @@ class Proxy:
         for task in watchers:
             task.cancel()
         await asyncio.gather(*watchers, return_exceptions=True)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
     def _watch_ready(self, name: str, breaker: CircuitBreaker) -> None:
         """While `name`'s breaker is open and clients are refused, ask its `/ready` every
@@ -169,13 +181,11 @@ class Proxy:
 
     async def _poll_ready(self, name: str, breaker: CircuitBreaker) -> None:
         url = self._settings.upstream_urls()[name] + "/ready"
-        timeout = aiohttp.ClientTimeout(total=self._settings.ready_timeout_seconds)
-        while breaker.state is State.OPEN and self._session is not None:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError), untraced():
-                async with self._session.get(url, timeout=timeout) as resp:
-                    if resp.status == 200:
-                        breaker.probe_now()
-                        return
+        while breaker.state is State.OPEN and self._client is not None:
+            status = await fetch_status(self._client, url, self._settings.ready_timeout_seconds)
+            if status == 200:
+                breaker.probe_now()
+                return
             await asyncio.sleep(READY_POLL_SECONDS)
 
     async def forward(
@@ -202,25 +212,38 @@ class Proxy:
             )
             return
 
-        stream: RequestBody | None = None
-        data: bytes | RequestBody | None = body
-        if body is None and has_body(ex.headers):
-            data = stream = RequestBody(ex.receive)
         raw_path: bytes = ex.scope.get("raw_path") or ex.path.encode()
         query: bytes = ex.scope.get("query_string", b"")
         target = upstream.base_url + raw_path.decode("latin-1")
         if query:
             target += "?" + query.decode("latin-1")
+        wait = headers_within or self._settings.breaker_timeout_seconds
 
+        stream: RequestBody | None = None
         try:
-            resp = await self.session.request(
-                ex.method,
-                URL(target, encoded=True),
-                headers=self._request_headers(ex, identity, keep_authorization, headers_within),
-                data=data,
-                allow_redirects=False,
-                timeout=self._timeout(headers_within),
-            )
+            with self._client_span(ex.method, target) as span:
+                builder = self.client.request(ex.method, target).headers(
+                    self._request_headers(ex, identity, keep_authorization, wait)
+                )
+                if body is not None:
+                    builder = builder.body_bytes(body)
+                elif has_body(ex.headers):
+                    stream = RequestBody(ex.receive)
+                    builder = builder.body_stream(stream)
+                # 0: the response comes back with its headers alone, and every piece of its
+                # body is handed on as it arrives (pyreqwest otherwise holds the first 64 KiB).
+                request = builder.streamed_read_buffer_limit(0).build_streamed()
+                # The headers must come within `wait` of the request body's last progress.
+                try:
+                    async with asyncio.timeout(wait) as deadline:
+                        if stream is not None:
+                            stream.deadline, stream.wait = deadline, wait
+                        resp = await request.__aenter__()
+                finally:
+                    if stream is not None:
+                        stream.deadline = None  # an answer before the whole body: no wait left
+                if span is not None:
+                    span.set_attribute("http.response.status_code", resp.status)
         except asyncio.CancelledError:
             if breaker is not None and permit is not None:
                 breaker.release(permit)
@@ -236,34 +259,56 @@ class Proxy:
             return
 
         if breaker is not None and permit is not None:
-            if resp.status == 503 and "Retry-After" in resp.headers:
+            if resp.status == 503 and "retry-after" in resp.headers:
                 # The upstream shedding load on purpose is alive and answering: neither a
                 # success nor an error, or a burst on one route would open the breaker for all.
                 breaker.release(permit)
             else:
                 breaker.record(permit, resp.status < 500)
         try:
-            await self._relay(ex, upstream, resp, stream, on_status)
+            await self._relay(ex, upstream, resp, stream, on_status, wait)
         finally:
-            resp.release()
+            await request.__aexit__(None, None, None)
+
+    @contextlib.contextmanager
+    def _client_span(self, method: str, url: str) -> Iterator[trace.Span | None]:
+        """A CLIENT span around the wait for the upstream's headers, when spans are exported
+        and the request's trace is recorded; its traceparent is the one sent upstream."""
+        if not self._tracing.exporting or not trace.get_current_span().is_recording():
+            yield None
+            return
+        parts = urlsplit(url)
+        attributes: dict[str, AttributeValue] = {
+            "http.request.method": method,
+            "url.full": url,
+            "server.address": parts.hostname or "",
+            "server.port": parts.port or 80,
+        }
+        with self._tracing.tracer.start_as_current_span(
+            method, kind=trace.SpanKind.CLIENT, attributes=attributes
+        ) as span:
+            yield span
 
     async def _relay(
         self,
         ex: Exchange,
         upstream: Upstream,
-        resp: aiohttp.ClientResponse,
+        resp: Response,
         stream: RequestBody | None,
         on_status: OnStatus | None,
+        wait: float,
     ) -> None:
-        length = resp.content_length
+        length = resp.headers.get("content-length")
         if (
             ex.method == "HEAD"
             or resp.status in (204, 304)
-            or (length is not None and length <= _SMALL_BODY)
+            or (length is not None and length.isdigit() and int(length) <= _SMALL_BODY)
         ):
             try:
-                payload = await resp.read()
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                # A small body is part of the answer the headers' wait is for.
+                async with asyncio.timeout(wait):
+                    payload = (await resp.bytes()).to_bytes()
+            except (RequestError, TimeoutError) as exc:
                 await self._upstream_failed(ex, upstream, exc)
                 return
             if on_status is not None:
@@ -273,44 +318,31 @@ class Proxy:
             return
         if on_status is not None:
             await on_status(resp.status, None)
-        headers = self._response_headers(ex, resp, drop_ratelimit=bool(ex.ratelimit))
-
-        # The headers came in time; from here on only a stalled body stream is a timeout.
-        protocol = resp.connection.protocol if resp.connection is not None else None
-        if protocol is not None:
-            protocol.read_timeout = self._read_timeout
-            protocol.start_timeout()
-        await ex.start(resp.status, headers)
+        # The headers came in time; from here on only a body read stalled for longer than
+        # upstream_read_timeout_seconds is a timeout (the client's read timeout).
+        await ex.start(resp.status, self._response_headers(ex, resp, bool(ex.ratelimit)))
         # uvicorn drops writes to a gone client silently: watch for the disconnect, so a
         # long video stream stops pulling from the upstream as soon as the viewer leaves.
         watcher = None
         if stream is None or stream.finished:
             watcher = asyncio.ensure_future(_wait_for_disconnect(ex.receive))
+        reader = resp.body_reader
         try:
-            async for chunk in resp.content.iter_any():
+            while (chunk := await reader.read_chunk()) is not None:
                 if watcher is not None and watcher.done():
                     return
-                await ex.body(chunk, more=True)
+                await ex.body(chunk.to_bytes(), more=True)
             await ex.body(b"")
         finally:
             if watcher is not None:
                 watcher.cancel()
-
-    def _timeout(self, headers_within: float | None) -> aiohttp.ClientTimeout:
-        """The session's timeouts, with another wait for the response headers if given."""
-        if headers_within is None:
-            return self.session.timeout
-        connect = self._settings.upstream_connect_timeout_seconds
-        return aiohttp.ClientTimeout(
-            total=None, connect=connect, sock_connect=connect, sock_read=headers_within
-        )
 
     def _request_headers(
         self,
         ex: Exchange,
         identity: Identity | None,
         keep_authorization: bool,
-        headers_within: float | None = None,
+        wait: float,
     ) -> list[tuple[str, str]]:
         raw = ex.scope["headers"]
         drop = _REQUEST_DROP
@@ -331,41 +363,38 @@ class Proxy:
             chain = ex.client_ip
         elif chain.rsplit(",", 1)[-1].strip() != ex.client_ip:
             chain = f"{chain}, {ex.client_ip}"
-        headers.append(("X-Forwarded-For", chain))
-        headers.append(("X-Forwarded-Proto", ex.scope.get("scheme", "http")))
+        headers.append(("x-forwarded-for", chain))
+        headers.append(("x-forwarded-proto", ex.scope.get("scheme", "http")))
         if host:
-            headers.append(("X-Forwarded-Host", host.decode("latin-1")))
-        headers.append(("X-Request-Id", ex.request_id))
+            headers.append(("x-forwarded-host", host.decode("latin-1")))
+        headers.append(("x-request-id", ex.request_id))
         # How long this gateway waits for the answer once the body is sent: the upstream
         # stops short of it, so a 504 here means its work was not done (a client's own
         # X-Streamia-* headers were dropped above).
-        wait = headers_within or self._settings.breaker_timeout_seconds
-        headers.append((DEADLINE_HEADER, str(int(wait * 1000))))
+        headers.append((DEADLINE_HEADER.lower(), str(int(wait * 1000))))
         traceparent = current_traceparent()
         if traceparent is not None:
             headers.append(("traceparent", traceparent))
         if identity is not None:
-            headers.append(("X-Streamia-User-Id", identity.id))
-            headers.append(("X-Streamia-User-Email", identity.email))
-            headers.append(("X-Streamia-User-Role", identity.role))
+            headers.append(("x-streamia-user-id", identity.id))
+            headers.append(("x-streamia-user-email", identity.email))
+            headers.append(("x-streamia-user-role", identity.role))
         return headers
 
-    def _response_headers(
-        self, ex: Exchange, resp: aiohttp.ClientResponse, drop_ratelimit: bool
-    ) -> Headers:
+    def _response_headers(self, ex: Exchange, resp: Response, drop_ratelimit: bool) -> Headers:
         out: Headers = []
-        for name, value in resp.raw_headers:
-            lower = name.lower()
-            if lower == ROUTE_HEADER:  # for the gateway's span name, not for the client
-                ex.upstream_route = value.decode("latin-1")
+        for name, value in _header_items(resp.headers):
+            if name == _ROUTE_HEADER:  # for the gateway's span name, not for the client
+                ex.upstream_route = value
                 continue
-            if lower in _RESPONSE_DROP or lower.startswith(b"access-control-"):
+            if name in _RESPONSE_DROP or name.startswith("access-control-"):
                 continue  # CORS is the gateway's business
-            if drop_ratelimit and lower in _RATELIMIT:
+            if drop_ratelimit and name in _RATELIMIT:
                 continue
-            if lower == b"location":
-                value = self._public_location(value)
-            out.append((lower, value))
+            raw = value.encode("latin-1")
+            if name == "location":
+                raw = self._public_location(raw)
+            out.append((name.encode("latin-1"), raw))
         return out
 
     def _public_location(self, value: bytes) -> bytes:
@@ -384,14 +413,41 @@ class Proxy:
         if isinstance(exc, TimeoutError):
             log.warning("upstream_timeout", upstream=upstream.name, error=_describe(exc))
             await ex.error(504, "Upstream service timed out", "upstream_timeout")
-        elif isinstance(exc, aiohttp.ClientConnectorError):
+        elif isinstance(exc, ConnectError):
             log.warning("upstream_unavailable", upstream=upstream.name, error=_describe(exc))
             await ex.error(503, "Upstream service unavailable", "upstream_unavailable")
-        elif isinstance(exc, aiohttp.ClientError | OSError):
+        elif isinstance(exc, RequestError | OSError):
             log.warning("upstream_failed", upstream=upstream.name, error=_describe(exc))
             await ex.error(502, "Bad gateway", "bad_gateway")
         else:
             raise exc
+
+
+async def fetch_status(client: Client, url: str, within: float) -> int | str:
+    """GET `url` for the gateway's own probes: its status, or "timeout" / "unreachable"."""
+    try:
+        request = client.get(url).timeout(timedelta(seconds=within)).build()
+        return (await request.send()).status
+    except TimeoutError:
+        return "timeout"
+    except (RequestError, OSError):
+        return "unreachable"
+
+
+def _header_items(headers: HeaderMap) -> list[tuple[str, str]]:
+    """The headers as (lowercase name, value) pairs. pyreqwest reads a value as str only when
+    it is visible ASCII: one that is not (obs-text, RFC 9110 §5.5) is left out, and logged."""
+    try:
+        return list(headers.items())
+    except ValueError:
+        pass
+    items: list[tuple[str, str]] = []
+    for name in dict.fromkeys(headers.keys()):
+        try:
+            items.extend((name, value) for value in headers.getall(name))
+        except ValueError:
+            log.warning("upstream_header_unreadable", header=name)
+    return items
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:

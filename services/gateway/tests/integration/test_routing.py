@@ -76,6 +76,34 @@ async def test_upstream_headers_are_passed_back_and_hop_by_hop_ones_dropped(
     assert seen["x-forwarded-proto"] == "http"
 
 
+async def test_the_clients_headers_reach_the_upstream_verbatim(
+    upstream, gateway: RunningGateway, http: aiohttp.ClientSession
+) -> None:
+    sent = [
+        ("Accept", "application/vnd.streamia+json"),
+        ("User-Agent", "StreamiaTV/2.1 (tvOS)"),
+        ("X-Tag", "first"),
+        ("X-Tag", "second"),
+        ("X-Spaces", "a  b"),
+    ]
+    async with http.get(
+        gateway.url + "/api/users/echo", headers=sent, skip_auto_headers=("Accept-Encoding",)
+    ) as resp:
+        assert resp.status == 200
+        await resp.read()
+    seen = upstream.seen[-1]
+    assert [h for h in seen["header_list"] if h[0] in ("x-tag", "x-spaces")] == [
+        ["x-tag", "first"],
+        ["x-tag", "second"],
+        ["x-spaces", "a  b"],
+    ]
+    assert seen["headers"]["accept"] == "application/vnd.streamia+json"
+    assert seen["headers"]["user-agent"] == "StreamiaTV/2.1 (tvOS)"
+    # None of the upstream client's own: no compression asked for, no body type made up.
+    assert "accept-encoding" not in seen["headers"]
+    assert "content-type" not in seen["headers"]
+
+
 async def test_request_id_is_honoured_forwarded_and_returned(
     upstream, gateway: RunningGateway, http: aiohttp.ClientSession
 ) -> None:

@@ -43,6 +43,24 @@ async def test_a_large_upload_arrives_intact_and_streams_while_it_is_sent(
     assert result["sha256"] == digest.hexdigest()
 
 
+async def test_an_upload_slower_than_the_wait_for_an_answer_is_not_cut_short(
+    start_gateway, http: aiohttp.ClientSession
+) -> None:
+    # The wait for the answer counts from the body's last progress, not from the request.
+    gateway = await start_gateway(breaker_timeout_seconds=0.4)
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(6):
+            yield b"x" * 1000
+            await asyncio.sleep(0.2)  # the client's own pace: 1.2 s in all
+
+    async with http.post(
+        gateway.url + "/api/movies/upload", data=body(), headers={"Content-Type": "video/mp4"}
+    ) as resp:
+        assert resp.status == 201
+        assert (await resp.json())["size"] == 6000
+
+
 async def test_an_upload_with_a_content_length_keeps_it(
     upstream: FakeUpstream, start_gateway, http: aiohttp.ClientSession
 ) -> None:
