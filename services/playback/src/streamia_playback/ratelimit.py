@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import structlog
-from limits import parse
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import StreamiaError
+from streamia_kit.ratelimit import SweptMemoryStorage
 
 log = structlog.get_logger("streamia.playback.ratelimit")
 
@@ -61,32 +61,19 @@ Verdict = float | None
 
 
 class InProcessWindows:
-    """The moving windows of one process (embedded mode): the latest `limit` hit times per
-    user; users idle for a whole window are dropped once per window, not on every hit."""
+    """The moving windows of one process (embedded mode): limits' moving window over the kit's
+    in-process storage, which drops idle users once a second rather than on every hit."""
 
-    def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._limit = limit
-        self._window = window
-        self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
-        self._next_sweep = 0.0
+    def __init__(self, item: RateLimitItem) -> None:
+        self._item = item
+        self._limiter = MovingWindowRateLimiter(SweptMemoryStorage(wrap_exceptions=True))
 
     async def judge(self, user_id: str) -> Verdict:
-        now = self._clock()
-        hits = self._hits.get(user_id)
-        if hits is None:
-            hits = self._hits[user_id] = deque(maxlen=self._limit)
-        elif len(hits) == self._limit and hits[0] > now - self._window:
-            return hits[0] + self._window - now
-        hits.append(now)  # past `limit`, the deque drops the oldest
-        if now >= self._next_sweep:
-            self._next_sweep = now + self._window
-            idle = [user for user, times in self._hits.items() if times[-1] <= now - self._window]
-            for user in idle:
-                del self._hits[user]
-        return None
+        if await self._limiter.hit(self._item, user_id):
+            return None
+        # A refused hit took no slot; the window has room when its oldest hit leaves it.
+        reset_at, _ = await self._limiter.get_window_stats(self._item, user_id)
+        return max(0.0, reset_at - time.time())
 
 
 class RedisWindows:
@@ -149,7 +136,7 @@ class WriteLimiter:
         window = float(self.item.get_expiry())
         self.windows: InProcessWindows | RedisWindows
         if redis is None:
-            self.windows = InProcessWindows(self.item.amount, window)
+            self.windows = InProcessWindows(self.item)
         else:
             prefix = f"{namespace}streamia:playback:ratelimit:{self.item.amount}/{window:g}s:"
             self.windows = RedisWindows(redis, prefix, self.item.amount, window)

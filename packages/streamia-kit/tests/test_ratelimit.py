@@ -1,11 +1,11 @@
-"""The gateway's in-process rate-limit storage: expiry without a sweep per request."""
+"""The in-process rate-limit storage: expiry without a sweep per request."""
 
 from __future__ import annotations
 
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
-from streamia_gateway.ratelimit import SweptMemoryStorage
+from streamia_kit.ratelimit import SweptMemoryStorage
 from streamia_kit.testing import wait_for
 
 
