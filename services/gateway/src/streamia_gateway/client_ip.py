@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv4Network, IPv6Network
+from socket import AF_INET, AF_INET6, inet_pton
 
 
 class ClientIp:
@@ -17,16 +18,25 @@ class ClientIp:
 
     def __init__(self, trusted: Iterable[IPv4Network | IPv6Network]) -> None:
         self._trusted = tuple(trusted)
-        # Parsing an address and testing it against the networks is most of this step's cost
-        # (6 µs a request with one X-Forwarded-For hop); the peers and most clients come back.
-        self._is_trusted = lru_cache(maxsize=16384)(self._check)
+        # Each network as (address length, network bits, mask bits): an address is tested as
+        # one integer, without building ipaddress objects (1.5 µs per address that way).
+        self._networks = tuple(
+            (net.max_prefixlen // 8, int(net.network_address), int(net.netmask))
+            for net in self._trusted
+        )
+        # Our own proxies and a returning client are one dict look-up.
+        self._is_trusted = lru_cache(maxsize=4096)(self._check)
 
     def _check(self, address: str) -> bool:
         try:
-            ip = ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
+            packed = inet_pton(AF_INET6 if ":" in address else AF_INET, address)
+        except OSError:
+            return False  # not an address (ipaddress spellings inet_pton refuses included)
+        value = int.from_bytes(packed)
+        return any(
+            len(packed) == size and value & mask == network
+            for size, network, mask in self._networks
+        )
 
     def resolve(self, peer: str, headers: Iterable[tuple[bytes, bytes]]) -> tuple[str, bool]:
         """(the client's IP, whether the request came through one of our proxies)."""
