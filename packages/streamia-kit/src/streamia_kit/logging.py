@@ -4,7 +4,7 @@ line carries the request id, trace id and span id of its request or consumed eve
 from __future__ import annotations
 
 import logging
-import os
+import random
 import sys
 from contextvars import ContextVar
 
@@ -100,8 +100,14 @@ def new_request_id(incoming: str | None) -> str:
     """Keep a sane incoming request id, otherwise mint one."""
     if incoming and 0 < len(incoming) <= 128 and incoming.isprintable():
         return incoming
-    # uuid4().hex without building a UUID object (this runs on every gateway request).
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    return raw.hex()
+    # uuid4().hex without a UUID object or os.urandom's getrandom syscall (this runs on every
+    # gateway request: 2 % of its CPU under load). A request id names a request, it guards
+    # nothing, so the process's PRNG is enough, as it is for OpenTelemetry's trace ids.
+    value = _random_bits(128) & _UUID4_CLEAR | _UUID4_SET
+    return f"{value:032x}"
+
+
+# The version (4) and RFC 4122 variant bits of a random UUID, as uuid.UUID(version=4) sets them.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
+_random_bits = random.getrandbits
