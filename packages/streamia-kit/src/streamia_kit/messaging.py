@@ -84,16 +84,20 @@ class Outbox:
     def __init__(self, table: Table, source: str) -> None:
         self.table = table
         self.source = source
+        # One statement object for every add: its cache key and compiled form are computed
+        # once, where `insert().values(...)` built and keyed a new statement each time.
+        self._insert = insert(table)
 
     async def add(self, session: AsyncSession, event: Event) -> Envelope:
         envelope = Envelope.wrap(event, self.source, current_traceparent())
         await session.execute(
-            insert(self.table).values(
-                event_id=envelope.id,
-                type=envelope.type,
-                envelope=envelope.model_dump_json(),
-                created_at=utcnow(),
-            )
+            self._insert,
+            {
+                "event_id": envelope.id,
+                "type": envelope.type,
+                "envelope": envelope.model_dump_json(),
+                "created_at": utcnow(),
+            },
         )
         session.info[OUTBOX_INFO_KEY] = True
         return envelope
@@ -106,7 +110,7 @@ class Outbox:
         now = utcnow()
         envelopes = [Envelope.wrap(event, self.source, traceparent) for event in events]
         await session.execute(
-            insert(self.table),
+            self._insert,
             [
                 {
                     "event_id": env.id,
