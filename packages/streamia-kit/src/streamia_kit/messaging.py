@@ -172,6 +172,9 @@ class OutboxRelay:
     async def _run(self) -> None:
         failures = 0
         while True:
+            # Cleared before the pass, not after: a commit made while the pass runs wakes
+            # the next one at once, so the pass can stop at its first short batch.
+            self._wakeup.clear()
             try:
                 await self.drain()
                 failures = 0
@@ -186,23 +189,27 @@ class OutboxRelay:
                 # Short and capped: once the broker is back, events wait at most ~2 s (and
                 # the bus wakes the relay as soon as its connection is restored).
                 delay = transient_delay(failures, RETRY_FIRST_SECONDS)
+                # Commits made meanwhile do not cut the wait short; a reconnect does.
+                self._wakeup.clear()
                 log.warning(
                     "outbox_publish_failed",
                     error=f"{type(exc).__name__}: {exc}"[:300],
                     retry_in=round(delay, 2),
                 )
-            self._wakeup.clear()
             try:
                 await asyncio.wait_for(self._wakeup.wait(), delay)
             except TimeoutError:
                 pass
 
     async def drain(self) -> int:
-        """Publish everything pending; returns how many events went out."""
+        """Publish everything committed before the call; returns how many events went out."""
         sent = 0
-        while published := await self._relay_batch():
+        while True:
+            published = await self._relay_batch()
             sent += published
-        return sent
+            # A short batch was all there was: one more read would find it empty.
+            if published < self.batch:
+                return sent
 
     def _pending(self) -> Select[tuple[int, str]]:
         return (
