@@ -108,7 +108,7 @@ async def test_a_request_span_is_named_by_its_route_and_its_access_line_carries_
         return {"id": movie_id}
 
     app.add_api_route("/health", lambda: {"status": "ok"})
-    app.add_middleware(RequestContextMiddleware, service="movies", tracer=tracing.tracer)
+    app.add_middleware(RequestContextMiddleware, service="movies", tracing=tracing)
     access = logging.getLogger("streamia.access")
     level = access.level
     access.setLevel(logging.INFO)

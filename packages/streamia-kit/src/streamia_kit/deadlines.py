@@ -96,7 +96,15 @@ class DeadlineMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        raw = next((v for k, v in scope["headers"] if k == _DEADLINE_HEADER), None)
+        raw = None
+        streaming = False  # a body announced (a positive Content-Length, or chunked)
+        for name, value in scope["headers"]:  # once, for both
+            if name == _DEADLINE_HEADER:
+                raw = value
+            elif name == b"content-length":
+                streaming = value.strip() not in (b"0", b"")
+            elif name == b"transfer-encoding":
+                streaming = True
         if raw is None:
             await self.app(scope, receive, send)
             return
@@ -116,7 +124,6 @@ class DeadlineMiddleware:
         # The caller's clock runs from the end of the request body (an upload may stream
         # for minutes first); a request without a body starts it now.
         loop = asyncio.get_running_loop()
-        streaming = has_body(scope["headers"])
         deadline = Deadline(None if streaming else time.monotonic() + budget, self.service)
         timeout = asyncio.timeout_at(None if streaming else loop.time() + budget)
         started = False

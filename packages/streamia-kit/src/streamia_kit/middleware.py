@@ -12,8 +12,9 @@ from typing import Any
 import orjson
 import structlog
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 
@@ -53,6 +54,7 @@ OPERATIONS_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 Scope = dict[str, Any]
 ASGIApp = Callable[..., Any]
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 def route_template(scope: Scope) -> str:
@@ -66,11 +68,11 @@ def route_template(scope: Scope) -> str:
 class RequestContextMiddleware:
     """Request id in and out, one JSON access-log line, Prometheus counters."""
 
-    def __init__(self, app: ASGIApp, service: str, tracer: trace.Tracer | None = None):
+    def __init__(self, app: ASGIApp, service: str, tracing: Tracing | None = None):
         self.app = app
         self.service = service
         # The service's own (Service.tracing); without one, spans get ids and nothing else.
-        self._tracer = tracer or Tracing.disabled().tracer
+        self._tracing = tracing or Tracing.disabled()
         # Metric children per label set: `.labels()` hashes and locks on every call.
         self._counters: dict[tuple[str, str, int], Any] = {}
         self._latencies: dict[tuple[str, str], Any] = {}
@@ -131,9 +133,11 @@ class RequestContextMiddleware:
 
         # The span continues the caller's trace (the gateway's), so the outbox can carry it
         # into every saga step this request causes. No traceparent: a new root span (what
-        # extracting from an empty carrier gives, without the propagators' work).
-        parent = propagate.extract(carrier) if carrier else otel_context.Context()
-        span = self._tracer.start_span(method, parent, kind=trace.SpanKind.SERVER)
+        # extracting from an empty carrier gives, without the propagators' work). Only the
+        # W3C headers are read, so only their propagator runs (not the global composite's
+        # baggage one too: 4.3 -> 3.7 us).
+        parent = _TRACE_CONTEXT.extract(carrier) if carrier else otel_context.Context()
+        span = self._tracing.start_span(method, parent, kind=trace.SpanKind.SERVER)
         context_token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             await self.app(scope, receive, send_with_id)
@@ -210,6 +214,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or self.exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
+        chunked = False
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -223,6 +228,13 @@ class BodyLimitMiddleware:
                             pass
                     await _too_large(send, self.max_bytes)
                     return
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked:
+            # The server delivers no more than the Content-Length just checked (none: no
+            # body): only a chunked body needs counting as it comes.
+            await self.app(scope, receive, send)
+            return
         seen = 0
         started = False
 

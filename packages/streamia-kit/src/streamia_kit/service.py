@@ -216,7 +216,7 @@ class Service:
             service=self.name,
             margin_seconds=self.settings.deadline_margin_seconds,
         )
-        app.add_middleware(RequestContextMiddleware, service=self.name, tracer=self.tracing.tracer)
+        app.add_middleware(RequestContextMiddleware, service=self.name, tracing=self.tracing)
         app.add_middleware(TrailingSlashMiddleware)
         return app
 
