@@ -16,6 +16,14 @@ from streamia_kit.faults import being_cancelled, cancellable
 
 log = structlog.get_logger("streamia.cache")
 
+# A cache call that has not finished within this is given up (and counted as a failure, so
+# the breaker skips the next calls): the cache is only ever a shortcut. Redis answers in
+# well under a millisecond; its client's own socket timeout (2 s) let a black-holed Redis
+# hold every request that long, and a writer that caches under a row lock (the ratings
+# summary) held the lock that long: the other writers of that movie hit the statement
+# timeout and answered 503 database_unavailable.
+CALL_TIMEOUT_SECONDS = 0.25
+
 CACHE_ERRORS = Counter(
     "streamia_cache_errors_total", "Cache calls that failed or were skipped (Redis down)"
 )
@@ -63,11 +71,12 @@ class MemoryCache:
 class RedisCache:
     """JSON values in Redis with a TTL; `prefix` keeps parallel test runs apart.
 
-    Best effort, never an error: while Redis is unreachable a read is a miss (the caller
-    loads from its database) and a write is skipped, and a breaker that opens on the first
-    failure spares the next calls a connect timeout for `retry_seconds`. A key whose write
-    or delete did not happen is deleted before the next successful call, so this process
-    never reads a stale value once Redis is back (the TTL bounds it for the others).
+    Best effort, never an error: while Redis is unreachable or slower than
+    `CALL_TIMEOUT_SECONDS` a read is a miss (the caller loads from its database) and a write
+    is skipped, and a breaker that opens on the first failure spares the next calls the wait
+    for `retry_seconds`. A key whose write or delete did not happen is deleted before the
+    next successful call, so this process never reads a stale value once Redis is back (the
+    TTL bounds it for the others).
     """
 
     def __init__(self, redis: Any, prefix: str = "", retry_seconds: float = 1.0) -> None:
@@ -80,11 +89,12 @@ class RedisCache:
         """(True, result) or, when Redis is down or the breaker open, (False, None)."""
 
         async def run() -> Any:
-            if self._stale:
-                keys = list(self._stale)
-                await self._redis.delete(*keys)
-                self._stale.difference_update(keys)
-            return await command()
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                if self._stale:
+                    keys = list(self._stale)
+                    await self._redis.delete(*keys)
+                    self._stale.difference_update(keys)
+                return await command()
 
         # In a task of its own: a cancellation redis-py swallowed made a request cancelled
         # at its deadline run on as if it had not been (`cancellable`).

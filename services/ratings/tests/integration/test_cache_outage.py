@@ -17,7 +17,10 @@ pytestmark = pytest.mark.parametrize("stack_name", ["distributed"], indirect=Tru
 
 @pytest.fixture
 def app(make_app, redis_proxy):
-    return make_app(redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0")
+    # Statements wait at most 1 s (for a row lock too): well above what a write holds one.
+    return make_app(
+        redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0", database_statement_timeout_seconds=1.0
+    )
 
 
 async def rate(client, user, movie_id: str, stars: int):
@@ -84,3 +87,21 @@ async def test_a_summary_read_past_its_deadline_while_redis_hangs_is_a_prompt_50
 
 def _calls_running() -> list[asyncio.Task]:
     return [task for task in asyncio.all_tasks() if task.get_name() == CANCELLABLE_TASK]
+
+
+async def test_with_redis_black_holed_concurrent_ratings_of_one_movie_all_succeed(
+    client, app, caller, movie, redis_proxy
+):
+    """A rating caches its movie's new summary while it holds the summary's row lock (so
+    the cache is refreshed in commit order). A black-holed Redis held that write, and the
+    lock, for the client's 2 s socket timeout: the other raters of the movie waited past
+    their statement timeout and got 503 database_unavailable."""
+    film = await movie()
+    assert (await client.get(f"/api/ratings/movie/{film.movie_id}")).status_code == 200
+    await redis_proxy.black_hole()
+    raters = [caller() for _ in range(5)]
+    answers = await asyncio.gather(*(rate(client, user, film.movie_id, 4) for user in raters))
+    assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
+    summary = await client.get(f"/api/ratings/movie/{film.movie_id}")
+    assert summary.json()["count"] == 5
+    await redis_proxy.restore()
