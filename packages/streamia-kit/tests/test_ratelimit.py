@@ -9,7 +9,7 @@ from streamia_kit.ratelimit import SweptMemoryStorage
 from streamia_kit.testing import wait_for
 
 
-async def test_hits_from_many_clients_start_one_sweep_a_second() -> None:
+async def test_hits_from_many_clients_start_one_sweep_per_period() -> None:
     storage = SweptMemoryStorage()
     limiter = SlidingWindowCounterRateLimiter(storage)
     item = parse("300/minute")
