@@ -177,3 +177,28 @@ async def test_dead_letters_are_counted_for_prometheus(harness):
         "streamia_events_consumed_total", {"service": "flaky", "queue": queue, "outcome": "retry"}
     )
     assert retries is not None and retries >= harness.settings.max_delivery_attempts - 1
+
+
+async def test_the_embedded_bus_applies_at_most_consumer_batch_deliveries_together(tmp_path):
+    """`STREAMIA_CONSUMER_BATCH` bounds the embedded bus's batches as it does RabbitMQ's."""
+    from streamia_kit.inprocess_bus import InProcessBus
+
+    bus = InProcessBus(tmp_path / "bus.sqlite", batch_size=3, linger=0.003)
+    sizes: list[int] = []
+
+    class Batched:
+        async def __call__(self, env: Envelope) -> None:
+            sizes.append(1)
+
+        async def batch(self, envelopes: list[Envelope]) -> list[int]:
+            sizes.append(len(envelopes))
+            return []
+
+    bus.subscribe("probe", "user.deleted", Batched())
+    await bus.start()
+    try:
+        await bus.publish([user_deleted(n) for n in range(7)])
+        await wait_for(lambda: sum(sizes) == 7, message="every delivery applied")
+        assert max(sizes) == 3
+    finally:
+        await bus.close()

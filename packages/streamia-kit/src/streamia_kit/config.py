@@ -147,7 +147,7 @@ class ServiceSettings(BaseSettings):
         ge=1,
         le=1000,
         description=(
-            "RabbitMQ deliveries of one queue applied together, in one transaction (1: each alone)"
+            "deliveries of one queue applied together, in one transaction (1: each alone)"
         ),
     )
     consumer_linger_ms: float = Field(

@@ -37,7 +37,12 @@ def bus_from_settings(settings: ServiceSettings, namespace: str | None = None) -
         )
     from streamia_kit.inprocess_bus import InProcessBus
 
-    return InProcessBus(settings.data_dir / "bus.sqlite", **bus_args)
+    return InProcessBus(
+        settings.data_dir / "bus.sqlite",
+        batch_size=settings.consumer_batch,
+        linger=settings.consumer_linger_ms / 1000,
+        **bus_args,
+    )
 
 
 @dataclass

@@ -53,9 +53,15 @@ _BATCH = 32
 class InProcessBus(EventBus):
     """Durable in-process queues; consumers run as tasks in this event loop."""
 
-    def __init__(self, path: Path | str, **kwargs: object) -> None:
+    def __init__(
+        self, path: Path | str, batch_size: int = _BATCH, linger: float = 0.0, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.path = Path(path)
+        # Deliveries of a queue applied together (one transaction, see `dispatch_many`), and
+        # while a queue is busy, the seconds its consumer waits for more before it claims.
+        self.batch_size = batch_size
+        self.linger = linger
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._connect_lock = asyncio.Lock()
@@ -152,7 +158,7 @@ class InProcessBus(EventBus):
                 "UPDATE messages SET state='inflight' WHERE id IN ("
                 " SELECT id FROM messages WHERE queue=? AND state='ready' AND available_at<=?"
                 " ORDER BY id LIMIT ?) RETURNING id, body, attempt",
-                (queue, now, _BATCH),
+                (queue, now, self.batch_size),
             )
             rows = sorted(await cursor.fetchall())
             next_due = None
@@ -176,7 +182,12 @@ class InProcessBus(EventBus):
             await db.execute(
                 "UPDATE messages SET state='ready' WHERE queue=? AND state='inflight'", (queue,)
             )
+        busy = False
         while not self._closing:
+            if busy and self.linger > 0:
+                # The last batch held more than one delivery: let the next one fill up (a
+                # lone event on a quiet queue never waits).
+                await asyncio.sleep(self.linger)
             try:
                 batch, next_due = await self._claim(queue)
             except Exception as exc:
@@ -185,6 +196,7 @@ class InProcessBus(EventBus):
                 log.warning("claim_failed", queue=queue, error=f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1.0)
                 continue
+            busy = len(batch) > 1
             if not batch:
                 timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - time.time()))
                 wakeup.clear()
