@@ -137,6 +137,8 @@ class Gateway:
         if self._redis is not None:
             await self._redis.aclose()
         await asyncio.to_thread(self._tracing.tracing.flush)  # the last spans out
+        if self._access_log is not None:
+            self._access_log.flush()
 
     # One request ------------------------------------------------------------------------
 
