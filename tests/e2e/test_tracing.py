@@ -74,6 +74,14 @@ async def test_registering_is_one_trace_from_the_gateway_to_the_welcome_email(
 
     assert root.kind == "SERVER" and root.parent_id == caller
     assert server.kind == "SERVER" and root in _ancestors(server, by_id)
+    # The gateway's call upstream is a CLIENT span between the two, its traceparent the one sent.
+    (upstream_call,) = [
+        s
+        for s in spans
+        if s.service == "gateway" and s.kind == "CLIENT" and "http.request.method" in s.attributes
+    ]
+    assert upstream_call.parent_id == root.span_id
+    assert server.parent_id == upstream_call.span_id
     # The relay publishes the outbox row below the request that wrote it; notifications
     # consumes below the publish and sends the email below its consumer span.
     assert publish.kind == "PRODUCER" and server in _ancestors(publish, by_id)
