@@ -132,6 +132,8 @@ class FakeUpstream:
                 {"id": path.rsplit("/", 1)[1]},
                 headers={"X-Streamia-Route": "/api/movies/templated/{movie_id}"},
             )
+        if path == "/api/movies/non-ascii-header":  # obs-text (RFC 9110 §5.5): UTF-8 bytes
+            return web.json_response({}, headers={"X-Title": "Amélie", "X-Plain": "ok"})
         if path == "/api/movies/redirect":
             return web.Response(status=307, headers={"Location": request.query["to"]})
         if path == "/api/ratings/flaky":
