@@ -259,6 +259,30 @@ async def test_a_store_that_never_synced_refuses_checks_after_one_bounded_wait()
         await proxy.close()
 
 
+@pytest.mark.distributed
+async def test_a_redis_blip_as_the_process_starts_is_waited_out_by_the_first_check():
+    """Redis refuses connections for half a second as the store starts: the first check waits
+    for the sync attempts retried meanwhile instead of refusing after the first failure."""
+    require_infrastructure()
+    target = urlparse(REDIS)
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
+    await proxy.cut()
+    redis, store = _store(f"redis://127.0.0.1:{proxy.port}", f"t{time.time_ns()}")
+    try:
+        check = asyncio.create_task(_seen(store, "any"))
+        await asyncio.sleep(0.5)  # the outage's length, not a wait for a condition
+        assert not check.done()
+        await proxy.restore()
+        began = time.monotonic()
+        assert not await check  # answered from the first sync, not refused
+        assert time.monotonic() - began < 2.0
+        assert store.in_sync()
+    finally:
+        await store.close()
+        await redis.aclose()
+        await proxy.close()
+
+
 READER = """
 import asyncio, sys, time
 from redis.asyncio import Redis

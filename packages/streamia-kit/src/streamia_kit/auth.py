@@ -278,8 +278,10 @@ class RedisRevocationStore(MemoryRevocationStore):
     answer 503), so the last synced mirror is as current as anything can be: tokens are
     checked against it for `grace_seconds` after the link was found lost, then refused (503)
     until it is back. The grace bounds a partition that separates this process from Redis
-    while the users service still reaches it. Until the first sync a check waits at most
-    `sync_timeout` for it, then refuses.
+    while the users service still reaches it. Until the first sync the first checks wait at
+    most `sync_timeout` for it (attempts that fail meanwhile, say a connect timeout while
+    Redis blips as the process starts, are retried within that wait), then refuse at once
+    until it is done.
     """
 
     def __init__(
@@ -309,7 +311,9 @@ class RedisRevocationStore(MemoryRevocationStore):
         self._synced_at: float | None = None
         self._linked = False
         self._refusing = False
-        self._attempted = asyncio.Event()  # the first sync succeeded or failed
+        self._attempted = False  # the first sync succeeded or failed (its failure is logged)
+        self._synced = asyncio.Event()
+        self._first_wait_over = False  # a check waited `sync_timeout` for the first sync
         self._task: asyncio.Task[None] | None = None
         self.reloads = 0  # full loads of the index, the first included
 
@@ -379,9 +383,12 @@ class RedisRevocationStore(MemoryRevocationStore):
 
     async def _first_sync(self) -> None:
         await self.start()
+        if self._first_wait_over:
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self._sync_timeout):
-                await self._attempted.wait()
+                await self._synced.wait()
+        self._first_wait_over = True
 
     # -- syncing ---------------------------------------------------------------------------
 
@@ -404,11 +411,11 @@ class RedisRevocationStore(MemoryRevocationStore):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # any failure means: connect again
-                if self._linked or not self._attempted.is_set():
+                if self._linked or not self._attempted:
                     _revocations_failed(exc)
                     delay = self._retry
                 self._linked = False
-            self._attempted.set()
+            self._attempted = True
             _raise_if_cancelled()
             await asyncio.sleep(delay)
             delay = min(1.0, delay * 2)
@@ -429,12 +436,13 @@ class RedisRevocationStore(MemoryRevocationStore):
             async with asyncio.timeout(_LOAD_TIMEOUT_SECONDS):  # a large index takes longer
                 await self._load()
             self._synced_at = began
+            self._synced.set()
             if not self._linked:
                 self._linked = True
                 structlog.get_logger("streamia.auth").info(
                     "revocations_synced", revoked=len(self._tokens), users=len(self._users)
                 )
-            self._attempted.set()
+            self._attempted = True
             pinged = 0.0
             while True:
                 _raise_if_cancelled()
