@@ -140,21 +140,3 @@ async def test_a_pooled_connection_the_server_closed_is_replaced_before_a_unit_o
     finally:
         await db.dispose()
         await admin.dispose()
-
-
-@pytest.mark.distributed
-async def test_reads_on_postgresql_run_each_statement_in_its_own_transaction(distributed_stack):
-    """No BEGIN and ROLLBACK around a read session (two round trips of three for a one-query
-    read); at READ COMMITTED each statement took its own snapshot anyway."""
-    db = Database(f"{POSTGRES}/postgres", pool_size=1)
-    try:
-        async with db.sessions() as session:
-            first = (await session.execute(text("SELECT txid_current()"))).scalar()
-            second = (await session.execute(text("SELECT txid_current()"))).scalar()
-        assert second != first
-        async with db.transaction() as session:  # a unit of work is still one transaction
-            first = (await session.execute(text("SELECT txid_current()"))).scalar()
-            second = (await session.execute(text("SELECT txid_current()"))).scalar()
-        assert second == first
-    finally:
-        await db.dispose()

@@ -98,8 +98,7 @@ class Database:
     at the first statement, not when the unit of work opens: work before it (a password
     hash) does not hold the lock, work between statements does, so keep it short. Reads
     (`sessions()`) run on their own read-only connections next to the writer (WAL).
-    PostgreSQL: one pool for both, reads in autocommit; row locks (`with_for_update`) order
-    writers.
+    PostgreSQL: one pooled engine for both; row locks (`with_for_update`) order writers.
     """
 
     def __init__(
@@ -164,10 +163,7 @@ class Database:
             )
             event.listen(self.engine.sync_engine.pool, "checkout", _check_on_checkout)
             event.listen(self.engine.sync_engine.pool, "checkin", _stamp_on_checkin)
-            # Reads in autocommit, on the same pool: one round trip a statement instead of
-            # BEGIN, the statements and ROLLBACK. A transaction gives reads nothing at READ
-            # COMMITTED (each statement takes its own snapshot anyway).
-            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self.read_engine = self.engine
         self.sessions = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         # Called after a commit that wrote outbox rows (the relay's wake-up).
@@ -202,7 +198,7 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self.is_sqlite:  # its readers' own pool
+        if self.read_engine is not self.engine:
             await self.read_engine.dispose()
 
 

@@ -74,7 +74,7 @@ class Service:
             pool_timeout=settings.pool_timeout,
         )
         self.tracing.instrument_engine(self.db.engine)
-        if self.db.is_sqlite:  # its readers' own engine
+        if self.db.read_engine is not self.db.engine:  # SQLite's readers
             self.tracing.instrument_engine(self.db.read_engine)
         self.metadata = metadata
         self.migrations = migrations
