@@ -127,9 +127,12 @@ async def test_a_slow_movie_service_times_out_into_a_503(
     app = make_app(movie_lookup_timeout_seconds=0.2)
     fake_movies.delay = 2.0
     async with serve_app(app) as client:
-        started = time.monotonic()
         resp = await client.post(
             service.path, json=service.write(fake_movies.add()["id"]), headers=caller().headers
         )
-        assert time.monotonic() - started < 1.5
+        answered = time.monotonic()
+    # Counted from the lookup's arrival: what comes before it (a first request's setup on a
+    # loaded CI machine took 2 s once) is not the lookup's timeout.
+    [hit_at] = fake_movies.hit_at
+    assert answered - hit_at < 1.5  # the movie service would have answered after 2 s
     assert_error(resp, 503, "Movie service unavailable")

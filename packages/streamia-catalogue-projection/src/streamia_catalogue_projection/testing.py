@@ -22,6 +22,7 @@ class FakeMovies:
 
     movies: dict[str, dict[str, Any]] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
+    hit_at: list[float] = field(default_factory=list)  # `time.monotonic()` of each hit
     url: str = ""
     delay: float = 0.0
 
@@ -50,6 +51,7 @@ async def fake_movies() -> AsyncIterator[FakeMovies]:
     async def get_movie(request: web.Request) -> web.Response:
         movie_id = request.match_info["movie_id"]
         fake.hits.append(movie_id)
+        fake.hit_at.append(time.monotonic())
         if fake.delay:
             await asyncio.sleep(fake.delay)
         if movie_id not in fake.movies:
