@@ -1,6 +1,6 @@
-"""Rate limits on `limits`: global per IP (sliding window counter); password checks per IP +
-account (reserved before the check), per account from any IP, and failures per IP across
-accounts (moving windows)."""
+"""Rate limits: global per IP (a sliding window counter: one Lua call in Redis, two dicts in
+memory); password checks on `limits` per IP + account (reserved before the check), per account
+from any IP, and failures per IP across accounts (moving windows)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 import structlog
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, RateLimiter
 from limits.errors import StorageError
 from redis.exceptions import RedisError
@@ -103,26 +103,35 @@ class RedisSlidingWindow:
 
 
 class MemorySlidingWindow:
-    """The same counter in this process's limits storage: two reads and, when allowed, one
-    increment. limits' own strategy reads the counters twice per hit and again for the
-    headers: 16 -> 8 µs of CPU on every gateway request."""
+    """The same counter in this process for the one global limit: this window's counts and
+    the previous window's, a dict each, swapped as a window ends. A hit is two lookups and a
+    store, with nothing to expire or sweep (the dicts go whole). Over limits' storage the same
+    counter took 8 µs a hit and its sweep walked every key; here 2 µs."""
 
-    def __init__(self, storage: MemoryStorage) -> None:
-        self._storage = storage
+    def __init__(self, item: RateLimitItem) -> None:
+        self._item = item
+        self._window = item.get_expiry()
+        self._index = 0  # the current window's number (its start // the window)
+        self._previous: dict[str, int] = {}
+        self._current: dict[str, int] = {}
 
     async def hit(self, item: RateLimitItem, identifier: str) -> Verdict:
-        window = item.get_expiry()
-        now = time.time()
-        previous_key, current_key = self._storage.sliding_window_keys(
-            item.key_for("global", identifier), window, now
-        )
-        previous = await self._storage.get(previous_key)
-        current = await self._storage.get(current_key)
-        elapsed = now % window
-        # No await between this read and the increment: nothing else runs in between.
+        return self.hit_now(identifier, time.time())
+
+    def hit_now(self, identifier: str, now: float) -> Verdict:
+        item, window = self._item, self._window
+        index, elapsed = divmod(now, window)
+        if index != self._index:
+            # The next window: this one's counts weigh in as the previous ones, once.
+            self._previous = self._current if index == self._index + 1 else {}
+            self._current = {}
+            self._index = int(index)
+        previous = self._previous.get(identifier, 0)
+        current = self._current.get(identifier, 0)
         allowed = math.floor(previous * (window - elapsed) / window) + current < item.amount
         if allowed:
-            current = await self._storage.incr(current_key, 2 * window)
+            current += 1
+            self._current[identifier] = current
         return _sliding_verdict(item, allowed, previous, current, elapsed)
 
 
@@ -175,10 +184,8 @@ class RateLimits:
         self._global: RedisSlidingWindow | MemorySlidingWindow
         if redis is not None:
             self._global = RedisSlidingWindow(redis, settings.limiter_key_prefix())
-        elif isinstance(storage, MemoryStorage):
-            self._global = MemorySlidingWindow(storage)
         else:
-            raise TypeError(f"the global limit counts in Redis or in memory, not {storage!r}")
+            self._global = MemorySlidingWindow(self.global_limit)
         self._paused_until = 0.0
 
     def _paused(self) -> bool:
