@@ -5,21 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import orjson
 import structlog
+from opentelemetry.trace import Span
 
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.exchange import Exchange
-from streamia_kit.logging import trace_ids
 
 # Past this many bytes held, the lines go out at once.
 _HOLD_LIMIT = 64 * 1024
 
 
 class LineBuffer:
-    """structlog's logger for the access lines: the lines logged in one pass of the event loop
+    """Where the access lines go: the lines logged in one pass of the event loop
     are written and flushed together at its end, not one write and flush per line (structlog's
     BytesLogger: 65 µs of the gateway's CPU per request at saturation, load average 8)."""
 
@@ -64,45 +65,48 @@ class AccessLog:
     def for_settings(cls, settings: GatewaySettings) -> AccessLog | None:
         """The access log, or None when access lines are off or below the log level.
 
-        JSON lines go through a lean structlog pipeline (orjson, no stdlib logging): about 7 µs a
-        line here against about 40 µs through the kit's general one, on every proxied request;
-        the lines of one loop pass are written together (`LineBuffer`).
+        JSON lines are the kit's (same keys, ISO UTC timestamp, orjson) but built here, off
+        structlog's pipeline: 6.4 -> 3.0 µs a line in a loop, and 12 % of the gateway's main
+        thread at saturation was the access line through structlog; the lines of one loop pass
+        are written together (`LineBuffer`). Console lines go through structlog.
         """
         level = logging.getLevelName(settings.log_level.upper())
         if not settings.access_log or level > logging.INFO:
             return None
         if settings.log_format != "json":
             return cls(structlog.get_logger("streamia.access"))
-        lines = LineBuffer(sys.stdout.buffer)
-        return cls(
-            structlog.wrap_logger(
-                lines,
-                processors=[
-                    structlog.processors.add_log_level,
-                    structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.JSONRenderer(serializer=orjson.dumps),
-                ],
-            ).bind(logger="streamia.access"),
-            lines,
-        )
+        return cls(None, LineBuffer(sys.stdout.buffer))
 
     def flush(self) -> None:
         """Write the lines still held (at shutdown)."""
         if self._lines is not None:
             self._lines.flush()
 
-    def write(self, ex: Exchange, elapsed: float) -> None:
-        """Log one answered request (the gateway logs no probe or scrape)."""
-        ids = trace_ids()
-        self._logger.info(
-            "request",
-            method=ex.method,
-            path=ex.path,
-            status=ex.status,
-            duration_ms=round(elapsed * 1000, 2),
-            upstream=ex.upstream,
-            request_id=ex.request_id,
-            client_ip=ex.client_ip,
-            trace_id=ids[0] if ids else None,
-            span_id=ids[1] if ids else None,
-        )
+    def write(self, ex: Exchange, elapsed: float, span: Span | None = None) -> None:
+        """Log one answered request (the gateway logs no probe or scrape); `span` is the
+        request's, whose ids the line carries."""
+        trace_id = span_id = None
+        if span is not None:
+            context = span.get_span_context()
+            if context.is_valid:
+                trace_id = format(context.trace_id, "032x")
+                span_id = format(context.span_id, "016x")
+        fields = {
+            "method": ex.method,
+            "path": ex.path,
+            "status": ex.status,
+            "duration_ms": round(elapsed * 1000, 2),
+            "upstream": ex.upstream,
+            "request_id": ex.request_id,
+            "client_ip": ex.client_ip,
+            "trace_id": trace_id,
+            "span_id": span_id,
+        }
+        if self._lines is None:
+            self._logger.info("request", **fields)
+            return
+        fields["event"] = "request"
+        fields["level"] = "info"
+        fields["logger"] = "streamia.access"
+        fields["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        self._lines.msg(orjson.dumps(fields))

@@ -176,7 +176,7 @@ class Gateway:
                 route = ex.upstream_route or ex.route
                 self.metrics.observe(ex.upstream, route, ex.method, ex.status, elapsed)
                 if self._access_log is not None:
-                    self._access_log.write(ex, elapsed)  # in the span: it logs the trace id
+                    self._access_log.write(ex, elapsed, span)
             if span is not None:
                 self._tracing.finish(ex, span, span_token)
             request_id_var.reset(token)

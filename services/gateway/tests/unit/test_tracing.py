@@ -3,13 +3,16 @@ unless the client is an internal caller; its access line carries the span's ids.
 
 from __future__ import annotations
 
+import io
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from typing import Any
 
+import orjson
 import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streamia_gateway.access_log import AccessLog
+from streamia_gateway.access_log import AccessLog, LineBuffer
 from streamia_gateway.exchange import Exchange
 from streamia_gateway.tracing import EdgeTracing
 from streamia_kit.telemetry import Tracing
@@ -67,11 +70,20 @@ def test_an_internal_callers_traceparent_is_the_parent() -> None:
 def test_the_access_line_carries_the_spans_ids() -> None:
     edge, exported = _edge()
     ex = _exchange("203.0.113.9")
+    out = io.BytesIO()
     with structlog.testing.capture_logs() as lines:
         span, token = edge.start(ex)
-        AccessLog(structlog.get_logger("streamia.access")).write(ex, 0.001)
+        AccessLog(structlog.get_logger("streamia.access")).write(ex, 0.001, span)  # console
+        AccessLog(None, LineBuffer(out)).write(ex, 0.001, span)  # JSON, as shipped
         edge.finish(ex, span, token)
     [done] = exported.get_finished_spans()
+    trace_id, span_id = format(done.context.trace_id, "032x"), format(done.context.span_id, "016x")
     [line] = lines
-    assert line["trace_id"] == format(done.context.trace_id, "032x")
-    assert line["span_id"] == format(done.context.span_id, "016x")
+    assert (line["trace_id"], line["span_id"]) == (trace_id, span_id)
+    json_line = orjson.loads(out.getvalue())  # one line: no loop running, written at once
+    assert (json_line["trace_id"], json_line["span_id"]) == (trace_id, span_id)
+    assert json_line["event"] == "request" and json_line["logger"] == "streamia.access"
+    assert json_line["level"] == "info" and json_line["client_ip"] == "203.0.113.9"
+    stamp = datetime.fromisoformat(json_line["timestamp"].replace("Z", "+00:00"))
+    assert json_line["timestamp"].endswith("Z")
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
