@@ -233,12 +233,16 @@ class Proxy:
                 # 0: the response comes back with its headers alone, and every piece of its
                 # body is handed on as it arrives (pyreqwest otherwise holds the first 64 KiB).
                 request = builder.streamed_read_buffer_limit(0).build_streamed()
-                # The headers must come within `wait` of the request body's last progress.
+                # The headers must come within `wait` of the request body's last progress, and
+                # a small body (read whole) with them: it is part of the answer waited for.
+                payload = None
                 try:
                     async with asyncio.timeout(wait) as deadline:
                         if stream is not None:
                             stream.deadline, stream.wait = deadline, wait
                         resp = await request.__aenter__()
+                        if _read_whole(ex.method, resp):
+                            payload = (await resp.bytes()).to_bytes()
                 finally:
                     if stream is not None:
                         stream.deadline = None  # an answer before the whole body: no wait left
@@ -266,7 +270,7 @@ class Proxy:
             else:
                 breaker.record(permit, resp.status < 500)
         try:
-            await self._relay(ex, upstream, resp, stream, on_status, wait)
+            await self._relay(ex, resp, stream, on_status, payload)
         finally:
             await request.__aexit__(None, None, None)
 
@@ -292,25 +296,13 @@ class Proxy:
     async def _relay(
         self,
         ex: Exchange,
-        upstream: Upstream,
         resp: Response,
         stream: RequestBody | None,
         on_status: OnStatus | None,
-        wait: float,
+        payload: bytes | None,
     ) -> None:
-        length = resp.headers.get("content-length")
-        if (
-            ex.method == "HEAD"
-            or resp.status in (204, 304)
-            or (length is not None and length.isdigit() and int(length) <= _SMALL_BODY)
-        ):
-            try:
-                # A small body is part of the answer the headers' wait is for.
-                async with asyncio.timeout(wait):
-                    payload = (await resp.bytes()).to_bytes()
-            except (RequestError, TimeoutError) as exc:
-                await self._upstream_failed(ex, upstream, exc)
-                return
+        """Answer the client: with `payload`, the whole body already read, else streamed."""
+        if payload is not None:
             if on_status is not None:
                 await on_status(resp.status, payload)
             await ex.start(resp.status, self._response_headers(ex, resp, bool(ex.ratelimit)))
@@ -432,6 +424,14 @@ async def fetch_status(client: Client, url: str, within: float) -> int | str:
         return "timeout"
     except (RequestError, OSError):
         return "unreachable"
+
+
+def _read_whole(method: str, resp: Response) -> bool:
+    """Whether the answer's body is read whole before it is relayed: none, or a small one."""
+    if method == "HEAD" or resp.status in (204, 304):
+        return True
+    length = resp.headers.get("content-length")
+    return length is not None and length.isdigit() and int(length) <= _SMALL_BODY
 
 
 def _header_items(headers: HeaderMap) -> list[tuple[str, str]]:
