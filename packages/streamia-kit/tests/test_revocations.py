@@ -123,6 +123,21 @@ async def _through_proxy(**options: Any) -> AsyncIterator[tuple[TcpProxy, Any, A
         await proxy.close()
 
 
+@asynccontextmanager
+async def _alone_behind_proxy() -> AsyncIterator[tuple[TcpProxy, RedisRevocationStore]]:
+    """A store whose Redis is behind a proxy the test cuts, nobody else writing."""
+    require_infrastructure()
+    target = urlparse(REDIS)
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
+    redis, store = _store(f"redis://127.0.0.1:{proxy.port}", f"t{time.time_ns()}")
+    try:
+        yield proxy, store
+    finally:
+        await store.close()
+        await redis.aclose()
+        await proxy.close()
+
+
 async def _seen(store: RedisRevocationStore, jti: str) -> bool:
     return await store.is_revoked(jti, "someone", time.time())
 
@@ -239,12 +254,8 @@ async def test_past_the_grace_checks_are_refused_until_redis_is_back(fault: str)
 
 @pytest.mark.distributed
 async def test_a_store_that_never_synced_refuses_checks_after_one_bounded_wait():
-    require_infrastructure()
-    target = urlparse(REDIS)
-    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
-    await proxy.black_hole()
-    redis, store = _store(f"redis://127.0.0.1:{proxy.port}", f"t{time.time_ns()}")
-    try:
+    async with _alone_behind_proxy() as (proxy, store):
+        await proxy.black_hole()
         for bound in (2.5, 0.05):  # the first waits for the first sync; the next do not
             began = time.monotonic()
             with pytest.raises(RevocationsUnavailable):
@@ -253,22 +264,14 @@ async def test_a_store_that_never_synced_refuses_checks_after_one_bounded_wait()
         await proxy.restore()
         await wait_for(store.in_sync, 5, 0.02, "the first sync once Redis answers")
         assert not await _seen(store, "any")
-    finally:
-        await store.close()
-        await redis.aclose()
-        await proxy.close()
 
 
 @pytest.mark.distributed
 async def test_a_redis_blip_as_the_process_starts_is_waited_out_by_the_first_check():
     """Redis refuses connections for half a second as the store starts: the first check waits
     for the sync attempts retried meanwhile instead of refusing after the first failure."""
-    require_infrastructure()
-    target = urlparse(REDIS)
-    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 6379).start()
-    await proxy.cut()
-    redis, store = _store(f"redis://127.0.0.1:{proxy.port}", f"t{time.time_ns()}")
-    try:
+    async with _alone_behind_proxy() as (proxy, store):
+        await proxy.cut()
         check = asyncio.create_task(_seen(store, "any"))
         await asyncio.sleep(0.5)  # the outage's length, not a wait for a condition
         assert not check.done()
@@ -277,10 +280,6 @@ async def test_a_redis_blip_as_the_process_starts_is_waited_out_by_the_first_che
         assert not await check  # answered from the first sync, not refused
         assert time.monotonic() - began < 2.0
         assert store.in_sync()
-    finally:
-        await store.close()
-        await redis.aclose()
-        await proxy.close()
 
 
 READER = """
