@@ -78,8 +78,9 @@ class RequestBody:
     pushes `deadline` back by `wait`: the wait for the answer counts from the body's last
     progress, so an upload as slow as its client is not cut short, a stalled one is."""
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, first: bytes = b"") -> None:
         self._receive = receive
+        self._first = first  # the chunk already received
         self.finished = False
         self.disconnected = False
         self.deadline: asyncio.Timeout | None = None
@@ -87,6 +88,8 @@ class RequestBody:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
+        if self._first:
+            yield self._first
         while not self.finished:
             message = await self._receive()
             if message["type"] == "http.disconnect":
@@ -222,24 +225,32 @@ class Proxy:
         stream: RequestBody | None = None
         try:
             with self._client_span(ex.method, target) as span:
-                builder = self.client.request(ex.method, target).headers(
-                    self._request_headers(ex, identity, keep_authorization, wait)
-                )
-                if body is not None:
-                    builder = builder.body_bytes(body)
-                elif has_body(ex.headers):
-                    stream = RequestBody(ex.receive)
-                    builder = builder.body_stream(stream)
-                # 0: the response comes back with its headers alone, and every piece of its
-                # body is handed on as it arrives (pyreqwest otherwise holds the first 64 KiB).
-                request = builder.streamed_read_buffer_limit(0).build_streamed()
                 # The headers must come within `wait` of the request body's last progress, and
                 # a small body (read whole) with them: it is part of the answer waited for.
                 payload = None
                 try:
                     async with asyncio.timeout(wait) as deadline:
-                        if stream is not None:
-                            stream.deadline, stream.wait = deadline, wait
+                        if body is None and has_body(ex.headers):
+                            # A body that came whole in its first message (any small one) goes
+                            # up as bytes: streaming it cost a hop to Python per chunk.
+                            message = await ex.receive()
+                            if message["type"] == "http.disconnect":
+                                raise ClientGone
+                            if message.get("more_body", False):
+                                stream = RequestBody(ex.receive, message.get("body", b""))
+                                stream.deadline, stream.wait = deadline, wait
+                            else:
+                                body = message.get("body", b"")
+                        builder = self.client.request(ex.method, target).headers(
+                            self._request_headers(ex, identity, keep_authorization, wait)
+                        )
+                        if body is not None:
+                            builder = builder.body_bytes(body)
+                        elif stream is not None:
+                            builder = builder.body_stream(stream)
+                        # 0: the response comes back with its headers alone, and each piece of
+                        # its body is handed on as it arrives (else pyreqwest holds 64 KiB first).
+                        request = builder.streamed_read_buffer_limit(0).build_streamed()
                         resp = await request.__aenter__()
                         if _read_whole(ex.method, resp):
                             payload = (await resp.bytes()).to_bytes()
@@ -253,7 +264,7 @@ class Proxy:
                 breaker.release(permit)
             raise
         except Exception as exc:
-            if stream is not None and stream.disconnected:
+            if isinstance(exc, ClientGone) or (stream is not None and stream.disconnected):
                 if breaker is not None and permit is not None:
                     breaker.release(permit)
                 return  # nobody is left to answer
