@@ -134,6 +134,7 @@ class Gateway:
         """Close the upstream client and the Redis connections."""
         await self.proxy.close()
         await self.revocations.close()
+        await self.limits.close()
         if self._redis is not None:
             await self._redis.aclose()
         await asyncio.to_thread(self._tracing.tracing.flush)  # the last spans out

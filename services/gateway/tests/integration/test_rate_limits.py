@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -126,6 +127,56 @@ async def test_concurrent_requests_never_pass_the_global_limit(
 
     statuses = await asyncio.gather(*(status() for _ in range(20)))
     assert sorted(statuses) == [200] * 5 + [429] * 15
+
+
+async def test_concurrent_requests_from_many_ips_are_each_counted_alone(
+    limited, http: aiohttp.ClientSession
+) -> None:
+    """With Redis the hits of several clients share a round trip: each keeps its own count."""
+    gw = await limited(rate_limit_global="3/minute")
+    ips = [f"10.{uuid.uuid4().int % 250}.2.{n}" for n in range(1, 5)]
+
+    async def status(ip: str) -> int:
+        async with http.get(gw.url + "/api/movies", headers={"X-Forwarded-For": ip}) as resp:
+            await resp.read()
+            return resp.status
+
+    statuses = await asyncio.gather(*(status(ip) for _ in range(8) for ip in ips))
+    by_ip = {ip: sorted(statuses[i::4]) for i, ip in enumerate(ips)}
+    assert by_ip == {ip: [200] * 3 + [429] * 5 for ip in ips}
+
+
+@pytest.mark.distributed
+async def test_while_redis_is_cut_the_global_limit_lets_traffic_through_then_counts_again(
+    start_gateway, redis_proxy, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(
+        redis_url=f"redis://127.0.0.1:{redis_proxy.port}/0",
+        rate_limit_key_prefix=f"gw-test-{uuid.uuid4().hex}",
+        rate_limit_global="2/minute",
+    )
+    headers = {"X-Forwarded-For": f"10.{uuid.uuid4().int % 250}.3.1"}
+
+    async def get() -> aiohttp.ClientResponse:
+        async with http.get(gw.url + "/api/movies", headers=headers) as resp:
+            await resp.read()
+            return resp
+
+    assert (await get()).headers["RateLimit-Remaining"] == "1"
+    await redis_proxy.cut()
+    began = time.monotonic()
+    answers = await asyncio.gather(*(get() for _ in range(5)))
+    assert [r.status for r in answers] == [200] * 5  # open, not failed
+    assert all("RateLimit-Limit" not in r.headers for r in answers)
+    assert time.monotonic() - began < 3.0
+    await redis_proxy.restore()
+    # Once the pause after the failure is over, Redis counts again: one hit left, then 429.
+    deadline = time.monotonic() + 5
+    while "RateLimit-Limit" not in (resp := await get()).headers:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.1)
+    assert resp.status == 200 and resp.headers["RateLimit-Remaining"] == "0"
+    assert (await get()).status == 429
 
 
 async def test_health_is_never_rate_limited(limited, http: aiohttp.ClientSession) -> None:

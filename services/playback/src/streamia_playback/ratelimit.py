@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 
+from streamia_kit.batching import Batcher
 from streamia_kit.breaker import CircuitBreaker
 from streamia_kit.errors import StreamiaError
 from streamia_kit.ratelimit import SweptMemoryStorage
@@ -30,7 +32,6 @@ TOO_MANY_WRITES = "Too many progress updates, please slow down."
 # for RETRY_SECONDS after a failure they go through without asking (a breaker).
 STORAGE_TIMEOUT_SECONDS = 2.0
 RETRY_SECONDS = 1.0
-MAX_BATCH = 500
 
 # KEYS: one window per hit (a key may repeat: its hits are judged in order); ARGV: now, the
 # limit, the window (seconds). A window is the list of its latest `limit` hit times, newest
@@ -85,43 +86,25 @@ class RedisWindows:
         self._args = (limit, window)
         self._window = window
         self._breaker = CircuitBreaker.on_first_failure("progress_rate_limit", RETRY_SECONDS)
-        self._pending: list[tuple[str, asyncio.Future[Verdict]]] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._batches: Batcher[str, Verdict] = Batcher(self._send)
 
     async def judge(self, user_id: str) -> Verdict:
-        future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
-        self._pending.append((self._prefix + user_id, future))
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send_all())
-        return await future
+        return await self._batches.submit(self._prefix + user_id)
 
-    async def _send_all(self) -> None:
-        try:
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                await self._send(batch)
-        finally:
-            self._sender = None
-
-    async def _send(self, batch: list[tuple[str, asyncio.Future[Verdict]]]) -> None:
+    async def _send(self, keys: Sequence[str]) -> list[Verdict]:
         now = time.time()
-        keys = [key for key, _ in batch]
 
         async def call() -> list[bytes]:
             async with asyncio.timeout(STORAGE_TIMEOUT_SECONDS):
-                return await self._script(keys=keys, args=(repr(now), *self._args))
+                return await self._script(keys=list(keys), args=(repr(now), *self._args))
 
-        verdicts: list[bytes] = []
-        try:
-            _, answer = await self._breaker.attempt(call, _unavailable)
-            verdicts = answer or []
-        finally:
-            # Every waiting write gets an answer, whatever happened: none when Redis did not
-            # answer (the write goes through), and a cancelled request's is dropped.
-            for i, (_, future) in enumerate(batch):
-                if not future.done():
-                    edge = verdicts[i] if i < len(verdicts) else b""
-                    future.set_result(float(edge) + self._window - now if edge else None)
+        # No answer from Redis (down, slow, refused by the breaker): every write goes through.
+        _, answer = await self._breaker.attempt(call, _unavailable)
+        verdicts = answer or []
+        return [
+            float(verdicts[i]) + self._window - now if i < len(verdicts) and verdicts[i] else None
+            for i in range(len(keys))
+        ]
 
 
 def _unavailable(exc: Exception) -> None:
