@@ -3,6 +3,8 @@ wait for a connection time out (as transient failures) instead of hanging a requ
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import time
 
 import pytest
@@ -82,3 +84,31 @@ async def test_sqlite_waits_for_a_lock_no_longer_than_the_statement_timeout(tmp_
     finally:
         await holder.dispose()
         await waiter.dispose()
+
+
+async def test_sqlite_reads_run_inline_and_a_busy_one_waits_on_the_connections_thread(tmp_path):
+    """Reads run in the event loop's thread; one that finds the database busy (another
+    process's exclusive lock) is tried again on aiosqlite's thread, with the busy handler."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/reads.sqlite", statement_timeout=0.3)
+    try:
+        async with db.sessions() as session:
+            assert (await session.execute(text("SELECT 1"))).scalar() == 1
+        async with db.read_engine.connect() as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            threads: list[int] = []
+
+            def busy_once() -> int:
+                threads.append(threading.get_ident())
+                if len(threads) == 1:
+                    error = sqlite3.OperationalError("database is locked")
+                    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+                    raise error
+                return raw._conn.execute("PRAGMA busy_timeout").fetchone()[0]
+
+            busy_ms = await raw._execute(busy_once)
+            assert threads[0] == threading.get_ident()  # first inline
+            assert threads[1] != threading.get_ident()  # then on the thread,
+            assert busy_ms == 300  # waiting as long as a statement may
+            assert raw._conn.execute("PRAGMA busy_timeout").fetchone()[0] == 0  # and back
+    finally:
+        await db.dispose()
