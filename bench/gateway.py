@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
 import socket
@@ -48,12 +47,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import _wrk
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 STREAMIA = Path(sys.executable).parent / "streamia"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-WRK = shutil.which("wrk") or "/usr/bin/wrk"
 EXPRESS_GATEWAY = "express-gateway@1.16.11"
 EG_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "streamia-bench"
 REDIS_URL = os.environ.get("STREAMIA_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -352,15 +351,6 @@ def clear_redis_namespace(namespace: str) -> None:
 
 # -- load --------------------------------------------------------------------------------------
 
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip())
-    if not match:
-        raise ValueError(f"unexpected wrk latency {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
 
 def wrk(
     name: str,
@@ -374,27 +364,23 @@ def wrk(
     duration: int | None = None,
 ) -> Result:
     """One wrk run; with `pgid`, the CPU that process group spent per request."""
-    seconds = duration or args.duration
-    argv = [WRK, "-t1", f"-c{connections or args.connections}", f"-d{seconds}s", "--latency"]
-    for header in headers:
-        argv += ["-H", header]
-    argv += ["-s", str(script or args.clients_script)]
     before = group_cpu_seconds(pgid) if pgid else 0.0
-    out = subprocess.run(
-        [*argv, url], capture_output=True, text=True, timeout=seconds + 30, check=True
-    ).stdout
+    done = _wrk.run(
+        url,
+        seconds=duration or args.duration,
+        connections=connections or args.connections,
+        script=script or args.clients_script,
+        headers=headers,
+    )
     after = group_cpu_seconds(pgid) if pgid else 0.0
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     return Result(
         name,
-        float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
-        _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
-        requests,
-        (int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0),
-        (after - before) / requests * 1e6 if pgid and requests else None,
+        done.rps,
+        done.p50_ms,
+        done.p99_ms,
+        done.requests,
+        done.non_2xx + done.socket_errors,
+        (after - before) / done.requests * 1e6 if pgid and done.requests else None,
     )
 
 
@@ -613,7 +599,7 @@ def main() -> int:
     parser.add_argument("--skip-redis", action="store_true", help="no Redis-backed gateway")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
-    for tool in (WRK, NGINX):
+    for tool in (_wrk.WRK, NGINX):
         if not Path(tool).exists():
             raise SystemExit(f"{tool} is not installed (apt-get install wrk nginx-light)")
     if not STREAMIA.exists():
