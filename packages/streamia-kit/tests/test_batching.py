@@ -51,18 +51,21 @@ async def test_batches_hold_at_most_max_batch_calls() -> None:
     assert remote.batches == [[0, 1], [2, 3], [4]]
 
 
-async def test_a_failed_batch_fails_its_calls_and_the_next_batch_still_goes() -> None:
+async def test_a_failed_batch_fails_the_calls_queued_behind_it_and_later_calls_go_on() -> None:
     remote = Remote()
     remote.fail = ConnectionError("down")
     batcher = Batcher(remote.send)
     failing = [asyncio.create_task(batcher.submit(n)) for n in (1, 2)]
     await wait_for(lambda: remote.batches == [[1, 2]], 1, 0.001, "the batch sent")
-    later = asyncio.create_task(batcher.submit(3))
+    queued = asyncio.create_task(batcher.submit(3))  # behind the round trip that fails
+    await asyncio.sleep(0)
     remote.release.set()
-    for task in failing:
+    for task in [*failing, queued]:
         with pytest.raises(ConnectionError):
             await task
-    assert await later == 6
+    assert remote.batches == [[1, 2]]  # the queued call did not wait for a round trip
+    assert await batcher.submit(4) == 8  # a later call: a new batch, the remote side back
+    assert remote.batches == [[1, 2], [4]]
 
 
 async def test_a_cancelled_caller_leaves_its_batch_answering_the_others() -> None:

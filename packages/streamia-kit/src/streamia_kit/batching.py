@@ -25,8 +25,10 @@ class Batcher(Generic[Item, Answer]):
     """`await batcher.submit(item)`: the answer `send` gave for it, in the batch it shared.
 
     `send(items)` answers each item, in order. When it raises, every call of that batch gets
-    the exception; the next batch is sent all the same. A call cancelled while it waits
-    (its client left) drops its answer; the batch it is in is not cancelled.
+    the exception, and so do the calls queued behind it: they would each wait for a round
+    trip of their own to the remote side that just failed (a black-holed Redis: its timeout,
+    one batch after another). Calls made after that start a new batch. A call cancelled while
+    it waits (its client left) drops its answer; the batch it is in is not cancelled.
     """
 
     def __init__(
@@ -53,7 +55,8 @@ class Batcher(Generic[Item, Answer]):
                 try:
                     answers = await self._send([item for item, _ in batch])
                 except Exception as exc:
-                    for _, future in batch:
+                    queued, self._pending = self._pending, []
+                    for _, future in batch + queued:
                         if not future.done():
                             future.set_exception(exc)
                     continue
