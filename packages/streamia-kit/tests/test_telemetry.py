@@ -7,16 +7,18 @@ from __future__ import annotations
 import logging
 
 import httpx
+import pytest
 import structlog
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from streamia_kit.events import Envelope, UserDeleted
 from streamia_kit.logging import add_trace_ids
 from streamia_kit.messaging import OutboxRelay, idempotent_handler
 from streamia_kit.middleware import RequestContextMiddleware
-from streamia_kit.telemetry import Tracing, span_context
+from streamia_kit.telemetry import Tracing, remote_parent, span_context
 from streamia_kit.testing import wait_for
 
 
@@ -216,3 +218,35 @@ def test_without_an_exporter_a_span_is_the_one_the_sdk_would_drop_and_its_tracep
         finally:
             otel_context.detach(token)
     assert current_traceparent() is None  # outside any span
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        " 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\t",
+        "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future",  # a later version
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",  # 00 has no more
+        "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01",  # hex is lowercase
+        "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        "",
+        "garbage",
+    ],
+)
+def test_a_callers_traceparent_is_read_as_the_trace_context_propagator_reads_it(traceparent):
+    expected = TraceContextTextMapPropagator().extract({"traceparent": traceparent})
+    got = remote_parent(traceparent)
+    want = trace.get_current_span(expected).get_span_context()
+    found = trace.get_current_span(got).get_span_context()
+    assert (found.is_valid, found.trace_id, found.span_id, found.trace_flags, found.is_remote) == (
+        want.is_valid,
+        want.trace_id,
+        want.span_id,
+        want.trace_flags,
+        want.is_remote,
+    )
