@@ -4,9 +4,11 @@ an event carry its trace id."""
 
 from __future__ import annotations
 
+import io
 import logging
 
 import httpx
+import orjson
 import pytest
 import structlog
 from fastapi import FastAPI
@@ -14,6 +16,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from streamia_kit import logging as kit_logging
 from streamia_kit.events import Envelope, UserDeleted
 from streamia_kit.logging import add_trace_ids
 from streamia_kit.messaging import OutboxRelay, idempotent_handler
@@ -100,7 +103,13 @@ async def test_the_bus_lines_about_a_failing_event_carry_its_trace_id(harness):
     assert failed["trace_id"] == _ids(request)[0]
 
 
-async def test_a_request_span_is_named_by_its_route_and_its_access_line_carries_its_ids():
+@pytest.mark.parametrize("lines", ["structlog", "json"])
+async def test_a_request_span_is_named_by_its_route_and_its_access_line_carries_its_ids(
+    lines_to, lines
+):
+    """Access lines go through structlog (console logs, or logging not configured) or, as
+    shipped with JSON logs, straight to the process's `LineBuffer`: the same keys either way."""
+    json_out = lines_to(lines == "json")
     exported = InMemorySpanExporter()
     tracing = Tracing("access-probe", None, exporter=exported)
     app = FastAPI()
@@ -115,7 +124,7 @@ async def test_a_request_span_is_named_by_its_route_and_its_access_line_carries_
     level = access.level
     access.setLevel(logging.INFO)
     try:
-        with structlog.testing.capture_logs(processors=[add_trace_ids]) as lines:
+        with structlog.testing.capture_logs(processors=[add_trace_ids]) as captured:
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
                 resp = await client.get("/api/movies/m42")
@@ -126,12 +135,33 @@ async def test_a_request_span_is_named_by_its_route_and_its_access_line_carries_
     [span] = exported.get_finished_spans()  # /health: none
     assert span.name == "GET /api/movies/{movie_id}"
     assert span.resource.attributes["service.name"] == "access-probe"
-    [line] = [line for line in lines if line["event"] == "request"]  # /health: none
-    assert line["route"] == "/api/movies/{movie_id}"
+    if json_out is not None:  # the pipeline adds these from the context; the buffer has them
+        written = [orjson.loads(raw) for raw in json_out.getvalue().splitlines()]
+        assert not [line for line in captured if line["event"] == "request"]
+        assert {line["logger"] for line in written} == {"streamia.access"}
+        assert written[0]["request_id"] == resp.headers["x-request-id"]
+    else:
+        written = captured
+    [line] = [line for line in written if line["event"] == "request"]  # /health: none
+    assert line["route"] == "/api/movies/{movie_id}" and line["status"] == 200
+    assert line["service"] == "movies"
     assert (line["trace_id"], line["span_id"]) == (
         format(span.context.trace_id, "032x"),
         format(span.context.span_id, "016x"),
     )
+
+
+@pytest.fixture
+def lines_to(monkeypatch):
+    """`lines_to(json)`: the process's JSON access lines into a BytesIO (returned), or none."""
+
+    def use(json: bool) -> io.BytesIO | None:
+        out = io.BytesIO() if json else None
+        buffer = kit_logging.LineBuffer(out) if out is not None else None
+        monkeypatch.setattr(kit_logging, "_access_lines", buffer)
+        return out
+
+    return use
 
 
 def test_each_service_has_its_own_provider_and_service_name():

@@ -20,7 +20,12 @@ from starlette.exceptions import HTTPException
 
 from streamia_kit.errors import error_body, send_error
 from streamia_kit.faults import being_cancelled
-from streamia_kit.logging import REQUEST_ID_HEADER, new_request_id, request_id_var
+from streamia_kit.logging import (
+    REQUEST_ID_HEADER,
+    access_lines,
+    new_request_id,
+    request_id_var,
+)
 from streamia_kit.telemetry import Tracing, remote_parent
 
 access_log = structlog.get_logger("streamia.access")
@@ -175,16 +180,21 @@ class RequestContextMiddleware:
                     span.set_status(Status(StatusCode.ERROR))
             self._observe(method, route, status, elapsed)
             if _access_stdlib.isEnabledFor(logging.INFO):
-                # Still inside the span's context: the line carries its trace and span ids.
-                access_log.info(
-                    "request",
-                    service=self.service,
-                    method=method,
-                    path=scope["path"],
-                    route=route,
-                    status=status,
-                    duration_ms=round(elapsed * 1000, 2),
-                )
+                fields = {
+                    "service": self.service,
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                }
+                lines = access_lines()
+                if lines is not None:
+                    fields["request_id"] = rid
+                    lines.json("streamia.access", "request", fields, span)
+                else:
+                    # Still inside the span's context: the line carries its trace and span ids.
+                    access_log.info("request", **fields)
             span.end()
             otel_context.detach(context_token)
             request_id_var.reset(token)

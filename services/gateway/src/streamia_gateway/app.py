@@ -176,7 +176,7 @@ class Gateway:
                 # else the gateway's prefix route (`/api/movies/{path}`): never a raw path.
                 route = ex.upstream_route or ex.route
                 self.metrics.observe(ex.upstream, route, ex.method, ex.status, elapsed)
-                if self._access_log is not None:
+                if self._access_log is not None and span is not None:  # traffic: a span
                     self._access_log.write(ex, elapsed, span)
             if span is not None:
                 self._tracing.finish(ex, span, span_token)

@@ -12,9 +12,10 @@ import orjson
 import structlog
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from streamia_gateway.access_log import AccessLog, LineBuffer
+from streamia_gateway.access_log import AccessLog
 from streamia_gateway.exchange import Exchange
 from streamia_gateway.tracing import EdgeTracing
+from streamia_kit.logging import LineBuffer
 from streamia_kit.telemetry import Tracing
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 
-from streamia_gateway.access_log import _HOLD_LIMIT, LineBuffer
+from streamia_kit.logging import _HOLD_LIMIT, LineBuffer
 
 
 class _Written(io.BytesIO):
