@@ -143,7 +143,14 @@ def test_seed_demo_on_a_terminal_writes_lines_for_a_person_not_json(tmp_path):
 class Up:
     """`streamia up` in a fresh data dir on free ports, its output on a pty or a pipe."""
 
-    def __init__(self, tmp_path: Path, tty: bool, *args: str, **ports: int) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        tty: bool,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        **ports: int,
+    ) -> None:
         self.ports = {name: ports.get(name) or free_port() for name in ALL_SERVICES}
         env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMIA_")}
         env.update(
@@ -153,6 +160,7 @@ class Up:
             COLUMNS="120",
             **{f"STREAMIA_{k.upper()}": str(v) for k, v in FAST_HASHING.items()},
             **{f"STREAMIA_{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in self.ports.items()},
+            **(extra_env or {}),
         )
         (tmp_path / ".demo-seeded").write_text("skipped by tests\n")  # the media tests cover it
         if tty:
@@ -218,8 +226,8 @@ class Up:
 def up(tmp_path):
     started: list[Up] = []
 
-    def start(tty: bool, *args: str, **ports: int) -> Up:
-        started.append(Up(tmp_path, tty, *args, **ports))
+    def start(tty: bool, *args: str, extra_env: dict[str, str] | None = None, **ports: int) -> Up:
+        started.append(Up(tmp_path, tty, *args, extra_env=extra_env, **ports))
         return started[-1]
 
     yield start
@@ -256,6 +264,17 @@ def test_up_when_a_port_is_taken_says_so_in_one_line_and_exits(up):
         text = ANSI.sub("", running.read_to_exit())
         assert running.proc.wait(10) == 1, text
     assert f"Cannot start: port {port} (users) is already in use" in text
+    assert "Traceback" not in text and "database migrated" not in text
+
+
+def test_up_with_streamia_port_set_says_what_it_is_for_and_exits(up):
+    """STREAMIA_PORT (one service's port, for `serve`) put every server of `up` on one port:
+    each probe found it free, then seven of eight servers failed to bind."""
+    running = up(True, extra_env={"STREAMIA_PORT": str(free_port())})
+    text = ANSI.sub("", running.read_to_exit())
+    assert running.proc.wait(10) == 1, text
+    assert "every service would listen on the same port" in text
+    assert "STREAMIA_PORT is for `streamia serve`" in text and "STREAMIA_GATEWAY_URL" in text
     assert "Traceback" not in text and "database migrated" not in text
 
 

@@ -195,6 +195,15 @@ async def run_embedded(
     progress shown on the console. Without `access_log`, no line per HTTP request."""
     overrides = {**(overrides or {}), "access_log": access_log}
     infra, apps = build_embedded(overrides)
+    addresses = [(settings.host, settings.bind_port) for _, _, settings in apps]
+    if len(set(addresses)) < len(addresses):  # STREAMIA_PORT: the same port for every service
+        await infra.close()
+        raise SystemExit(
+            "Cannot start: every service would listen on the same port. STREAMIA_PORT is for"
+            " `streamia serve` (one service); `up` runs them all, each on its own port: unset"
+            " it, and move a service with STREAMIA_<SERVICE>_URL (e.g."
+            " STREAMIA_GATEWAY_URL=http://127.0.0.1:8090)."
+        )
     taken = ports_in_use(apps)
     if taken:  # one clear line instead of eight bind errors and a traceback per server
         await infra.close()
