@@ -274,13 +274,17 @@ class _WriterConnection(aiosqlite.Connection):
         if args and args[0] == BEGIN_IMMEDIATE:
             if self._connection.in_transaction:  # left open by a cancelled unit of work
                 self._connection.rollback()
-            try:
-                return fn(*args, **kwargs)  # busy_timeout is 0: never sleeps here
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                    raise
-            return await super()._execute(self._waiting, fn, *args, **kwargs)
+            return await self._inline_or_waiting(fn, *args, **kwargs)
         return fn(*args, **kwargs)
+
+    async def _inline_or_waiting(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`fn` here at once; if the database is busy, on the connection's thread, waiting."""
+        try:
+            return fn(*args, **kwargs)  # busy_timeout is 0: never sleeps here
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+        return await aiosqlite.Connection._execute(self, self._waiting, fn, *args, **kwargs)
 
     def _waiting(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """`fn` with SQLite's busy handler on (in the connection's thread)."""
@@ -304,13 +308,8 @@ class _ReaderConnection(_WriterConnection):
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if self._connection is None:  # closed: aiosqlite raises
-            return await super()._execute(fn, *args, **kwargs)
-        try:
-            return fn(*args, **kwargs)  # busy_timeout is 0: never sleeps here
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                raise
-        return await aiosqlite.Connection._execute(self, self._waiting, fn, *args, **kwargs)
+            return await aiosqlite.Connection._execute(self, fn, *args, **kwargs)
+        return await self._inline_or_waiting(fn, *args, **kwargs)
 
 
 # A pooled PostgreSQL connection idle longer than this is pinged before it is handed out.

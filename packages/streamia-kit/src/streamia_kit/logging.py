@@ -63,10 +63,9 @@ class LineBuffer:
         """One INFO line as the JSON pipeline renders it (same keys, ISO UTC timestamp, the
         span's trace and span ids), built here: 6.4 -> 3.0 µs a line, where the pipeline
         (stdlib logging, structlog's processors) took ~40 µs on every request."""
-        context = span.get_span_context()
-        if context.is_valid:
-            fields["trace_id"] = format(context.trace_id, "032x")
-            fields["span_id"] = format(context.span_id, "016x")
+        ids = span_ids(span)
+        if ids is not None:
+            fields["trace_id"], fields["span_id"] = ids
         fields["event"] = event
         fields["level"] = "info"
         fields["logger"] = logger
@@ -91,12 +90,17 @@ def _add_request_id(_: object, __: str, event: EventDict) -> EventDict:
     return event
 
 
-def trace_ids() -> tuple[str, str] | None:
-    """(trace id, span id) of the current span, as W3C traceparent spells them; None outside one."""
-    ctx = trace.get_current_span().get_span_context()
+def span_ids(span: trace.Span) -> tuple[str, str] | None:
+    """(trace id, span id) of `span`, as W3C traceparent spells them; None for an invalid one."""
+    ctx = span.get_span_context()
     if not ctx.is_valid:
         return None
     return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+def trace_ids() -> tuple[str, str] | None:
+    """(trace id, span id) of the current span, as W3C traceparent spells them; None outside one."""
+    return span_ids(trace.get_current_span())
 
 
 def add_trace_ids(_: object, __: str, event: EventDict) -> EventDict:

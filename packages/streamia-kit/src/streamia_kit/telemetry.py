@@ -261,8 +261,7 @@ def span_context(traceparent: str | None) -> trace.SpanContext | None:
     """The span a W3C traceparent names, or None for a missing or malformed one."""
     if not traceparent:
         return None
-    context = trace.get_current_span(propagate.extract({"traceparent": traceparent}))
-    found = context.get_span_context()
+    found = trace.get_current_span(remote_parent(traceparent)).get_span_context()
     return found if found.is_valid else None
 
 

@@ -10,7 +10,7 @@ from opentelemetry.trace import Span
 
 from streamia_gateway.config import GatewaySettings
 from streamia_gateway.exchange import Exchange
-from streamia_kit.logging import LineBuffer, access_lines
+from streamia_kit.logging import LineBuffer, access_lines, span_ids
 
 
 class AccessLog:
@@ -56,10 +56,9 @@ class AccessLog:
             "client_ip": ex.client_ip,
         }
         if self._lines is None:
-            context = span.get_span_context()
-            if context.is_valid:
-                fields["trace_id"] = format(context.trace_id, "032x")
-                fields["span_id"] = format(context.span_id, "016x")
+            ids = span_ids(span)
+            if ids is not None:
+                fields["trace_id"], fields["span_id"] = ids
             self._logger.info("request", **fields)
             return
         self._lines.json("streamia.access", "request", fields, span)
