@@ -42,7 +42,8 @@ class NotificationsSettings(ServiceSettings):
     email_max_attempts: int = 12
     email_retry_base_seconds: float = 2.0
     email_retry_max_seconds: float = 300.0
-    email_job_timeout_seconds: float = 60.0
+    # One attempt's bound (two sender timeouts); arq's in-progress mark lasts it + 15 s.
+    email_job_timeout_seconds: float = 30.0
     email_poll_seconds: float = 0.5
     email_concurrency: int = 8
 

@@ -9,12 +9,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 import orjson
 import structlog
 from arq import Retry, Worker
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix
 from arq.worker import func
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,6 +58,43 @@ def loads(raw: bytes) -> Any:
     return json.loads(raw, object_hook=_decode)
 
 
+class _EmailWorker(Worker):
+    """arq's worker, minus one wait: a job whose run was cut short by a Redis error (its
+    in-progress key set, then the read of its arguments lost with the connection) would be
+    skipped as "running elsewhere" until that key expired, the job timeout plus 10 s later:
+    its email would come most of a minute after a blip of seconds. The next start of the main loop
+    (the supervisor restarts it once Redis answers) frees those keys, so the job runs at once.
+    A key older than its timeout is left alone: it has expired, and another worker may
+    already hold a new one."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._stranded: dict[str, float] = {}  # job id -> when its run failed (monotonic)
+
+    async def run_job(self, job_id: str, score: int) -> None:
+        try:
+            await super().run_job(job_id, score)
+        except Exception:
+            # arq handles what the job itself raises: what reaches here is Redis failing
+            # around it, with the in-progress key maybe still set.
+            self._stranded[job_id] = time.monotonic()
+            raise
+
+    async def main(self) -> None:
+        if self._stranded:
+            now = time.monotonic()
+            keys = [
+                in_progress_key_prefix + job_id
+                for job_id, failed_at in self._stranded.items()
+                if now - failed_at < self.in_progress_timeout_s
+            ]
+            if keys:
+                await self.pool.delete(*keys)  # Redis still away: raises, tried next start
+            log.info("email_jobs_released", jobs=len(keys))
+            self._stranded.clear()
+        await super().main()
+
+
 class ArqEmailQueue:
     def __init__(self, settings: NotificationsSettings, policy: DeliveryPolicy) -> None:
         assert settings.redis_url, "the arq queue needs STREAMIA_REDIS_URL"
@@ -66,7 +105,7 @@ class ArqEmailQueue:
         self.prefix = f"{prefix}streamia:notifications"
         self.queue_name = f"{self.prefix}:emails"
         self._pool: ArqRedis | None = None
-        self._worker: Worker | None = None
+        self._worker: _EmailWorker | None = None
         self._supervisor: Supervisor | None = None
 
     def job_id(self, event_id: str) -> str:
@@ -103,14 +142,16 @@ class ArqEmailQueue:
     async def start(self) -> None:
         s = self.settings
         self._pool = await self._connect()
-        self._worker = Worker(
+        self._worker = _EmailWorker(
             functions=[func(self._run_job, name=FUNCTION, max_tries=s.email_max_attempts + 1)],
             queue_name=self.queue_name,
             redis_settings=self.redis,
             handle_signals=False,
             max_jobs=s.email_concurrency,
-            # The policy times out the delivery itself; this only catches a stuck job.
-            job_timeout=s.email_job_timeout_seconds * 2,
+            # The policy times out the delivery itself; this only catches a stuck job. arq
+            # marks a job in progress for this + 10 s: a mark that Redis stranded (see
+            # _EmailWorker) and nobody frees holds the job back that long, so it stays short.
+            job_timeout=s.email_job_timeout_seconds + 5,
             keep_result=0,  # results would keep the job's arguments (the token) in Redis
             poll_delay=s.email_poll_seconds,
             health_check_key=f"{self.queue_name}:health-check",
