@@ -13,6 +13,12 @@ process per service on the local PostgreSQL, RabbitMQ and Redis, a fresh namespa
    report is made before, so this is the steady state: the one-UPDATE path), first through
    the gateway, then straight to the playback service: the peer that shows the gateway's
    share. Target (through the gateway): >= 2,000 writes/s with p99 < 50 ms.
+   Then through the gateway again, paced at the target rate (each of --paced-connections
+   connections waits a random gap averaging its share of 1/2,000 s before its next write, the
+   gap corrected once by the rate the first paced run achieved): viewers report every ~10 s
+   whether or not the others were answered, so this is the latency they see at 2,000 writes/s,
+   where the closed loop above measures the most the platform answers (its p99 there is the
+   queue that forms at saturation).
 2. `GET /api/playback/continue?limit=20` (the home page's row) for a user with --history
    movies in progress, one request at a time, through the gateway and direct. Target: p99
    < 20 ms.
@@ -79,6 +85,7 @@ _WRITER_LUA = """
 local viewers = {%s}
 local n = 0
 ok, s429, s5xx, other = 0, 0, 0, 0
+%s
 function request()
   n = n + 1
   local v = viewers[(n %% #viewers) + 1]
@@ -104,16 +111,28 @@ end
 
 
 def sustained_writes(
-    url: str, viewers: list[tuple[str, str]], seconds: float, connections: int, work: Path
+    url: str,
+    viewers: list[tuple[str, str]],
+    seconds: float,
+    connections: int,
+    work: Path,
+    gap_ms: float | None = None,
 ) -> tuple[int, Counter[str], float, float, float, float]:
     """Closed-loop PUTs for `seconds` from wrk, each viewer in turn (its token, its movie, its
-    address): (ok, errors by status, requests/s answered 200, p50 ms, p99 ms, wrk's CPU s)."""
+    address), each connection waiting a random gap averaging `gap_ms` between its writes when
+    given: (ok, errors by status, requests/s answered 200, p50 ms, p99 ms, wrk's CPU s)."""
     rows = ",".join(
         f'{{"Bearer {token}","/api/playback/progress/{movie}","{viewer_address(i)}"}}'
         for i, (token, movie) in enumerate(viewers)
     )
     script = work / "writers.lua"
-    script.write_text(_WRITER_LUA % rows)
+    pacing = ""
+    if gap_ms is not None:  # random gaps, so the connections do not write in lockstep
+        pacing = (
+            "math.randomseed(os.time())\n"
+            f"function delay() return math.random(0, {max(1, round(2 * gap_ms))}) end"
+        )
+    script.write_text(_WRITER_LUA % (rows, pacing))
     before = os.times()
     done = _wrk.run(url, seconds=seconds, connections=connections, script=script)
     after = os.times()
@@ -239,12 +258,20 @@ async def measure_writes(
     args: argparse.Namespace,
     meter: CpuMeter,
     playback: str,
+    connections: int | None = None,
+    gap_ms: float | None = None,
 ) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     await meter.start()
     busy_before, stats_before = machine_busy(), await write_stats(playback)
     ok, errors, rate, p50, p99, wrk_cpu = await asyncio.to_thread(
-        sustained_writes, url, viewers, args.seconds, args.connections, args.work
+        sustained_writes,
+        url,
+        viewers,
+        args.seconds,
+        connections or args.connections,
+        args.work,
+        gap_ms,
     )
     cpu = await meter.stop()
     cpu["load generator"] += wrk_cpu  # this process waited; wrk, its child, wrote
@@ -326,6 +353,16 @@ async def bench(args: argparse.Namespace, platform) -> int:
     for label, url in (("through the gateway", gateway), ("direct to playback", playback)):
         print(f"sustained writes {label}: {args.connections} connections, {args.seconds:.0f} s")
         runs[label] = await measure_writes(url, viewers, args, meter, playback)
+    paced = args.paced_connections
+    gap = paced * 1000 / WRITES_TARGET
+    label = f"paced at {WRITES_TARGET:.0f}/s"
+    print(f"writes through the gateway {label}: {paced} connections, {args.seconds:.0f} s")
+    first = await measure_writes(gateway, viewers, args, meter, playback, paced, gap)
+    # A gap starts after an answer: what the first run's latency added to each connection's
+    # cycle is taken off the gap (aiming 2 % above the target, whose rate is the bar).
+    cycle = paced * 1000 / max(first["rate"], 1.0)
+    gap = max(0.0, gap - (cycle - paced * 1000 / (WRITES_TARGET * 1.02)))
+    runs[label] = await measure_writes(gateway, viewers, args, meter, playback, paced, gap)
     continues, continue_cpu = {}, {}
     for label, url in (("through the gateway", gateway), ("direct to playback", playback)):
         print(f"GET /continue {label}: {args.requests} requests, one at a time", flush=True)
@@ -338,7 +375,7 @@ async def bench(args: argparse.Namespace, platform) -> int:
     for label, run in runs.items():
         rate, p50, p99 = run["rate"], run["p50"], run["p99"]
         passed = rate >= WRITES_TARGET and p99 < WRITES_P99_MS
-        writes_ok = writes_ok and (passed or label != "through the gateway")
+        writes_ok = writes_ok and (passed or label == "direct to playback")
         print(
             f"  {label:20} {rate:6.0f} writes/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  "
             f"{run['ok']} ok, {sum(run['errors'].values())} errors {dict(run['errors']) or ''} "
@@ -392,6 +429,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--users", type=int, default=400)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--paced-connections", type=int, default=128)
     parser.add_argument("--history", type=int, default=500)
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
