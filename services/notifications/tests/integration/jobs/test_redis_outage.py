@@ -48,11 +48,7 @@ async def test_an_email_queued_while_redis_is_cut_is_sent_soon_after_it_returns(
             await proxy.restore()
             restored_at = time.monotonic()
 
-            await wait_for(
-                lambda: mail.find(event_id=during.id),
-                timeout=SENT_AFTER_RECOVERY,
-                message="the email queued during the outage",
-            )
+            await _sent_soon_after(mail, during.id, restored_at, "the email queued meanwhile")
             await wait_for(lambda: _is(ready, 200), message="/ready 200 after the outage")
             assert time.monotonic() - restored_at < SENT_AFTER_RECOVERY
             after = await publish(app, _registered(new_address()))
@@ -60,6 +56,12 @@ async def test_an_email_queued_while_redis_is_cut_is_sent_soon_after_it_returns(
             assert len(mail.find(event_id=during.id)) == 1
     finally:
         await proxy.close()
+
+
+async def _sent_soon_after(mail, event_id: str, restored_at: float, what: str) -> None:
+    """The email of `event_id` is sent within SENT_AFTER_RECOVERY of Redis's return."""
+    await wait_for(lambda: mail.find(event_id=event_id), timeout=SENT_AFTER_RECOVERY, message=what)
+    assert time.monotonic() - restored_at < SENT_AFTER_RECOVERY
 
 
 async def _is(status, expected: int) -> bool:
@@ -109,12 +111,7 @@ async def test_a_job_whose_run_redis_cut_short_runs_once_redis_is_back(
             worker.allow_pick_jobs = True
             await proxy.restore()
             restored_at = time.monotonic()
-            await wait_for(
-                lambda: mail.find(event_id=event.id),
-                timeout=SENT_AFTER_RECOVERY,
-                message="the email of the job Redis cut short",
-            )
-            assert time.monotonic() - restored_at < SENT_AFTER_RECOVERY
+            await _sent_soon_after(mail, event.id, restored_at, "the job Redis cut short")
             assert len(mail.find(event_id=event.id)) == 1
     finally:
         await direct.aclose()
