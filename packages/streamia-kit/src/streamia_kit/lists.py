@@ -50,9 +50,9 @@ async def count_rows(session: AsyncSession, query: Select[*tuple[Any, ...]]) -> 
     return int(await session.scalar(select(func.count()).select_from(whole)) or 0)
 
 
-def list_response(request: Request, items: Sequence[Any], total: int, page: Page) -> JSONResponse:
-    """The bare array with `X-Total-Count`, and RFC 8288 `Link`s (on the public URL) when
-    paged or when the cap cut the list."""
+def list_headers(request: Request, shown: int, total: int, page: Page) -> dict[str, str]:
+    """`X-Total-Count`, and RFC 8288 `Link`s (on the public URL) when paged or when the cap
+    cut the list; `shown` is how many items this answer holds."""
     headers = {"X-Total-Count": str(total)}
     links = []
     # Headers are latin-1: the path goes back percent-encoded, as the client sent it.
@@ -63,10 +63,15 @@ def list_response(request: Request, items: Sequence[Any], total: int, page: Page
         query = urlencode([*others, ("page", number), ("limit", page.limit)])
         return f'<{base}?{query}>; rel="{rel}"'
 
-    if page.offset + len(items) < total and items:
+    if page.offset + shown < total and shown:
         links.append(link(page.page + 1, "next"))
     if page.page > 1:
         links.append(link(page.page - 1, "prev"))
     if links:
         headers["Link"] = ", ".join(links)
-    return JSONResponse(list(items), headers=headers)
+    return headers
+
+
+def list_response(request: Request, items: Sequence[Any], total: int, page: Page) -> JSONResponse:
+    """The bare array with `list_headers`."""
+    return JSONResponse(list(items), headers=list_headers(request, len(items), total, page))

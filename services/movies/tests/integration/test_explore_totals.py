@@ -262,3 +262,30 @@ async def test_counting_changes_no_planner_setting_for_the_rest_of_the_transacti
         totals = await MoviesRepository(session).category_totals("luna")
         assert sum(totals.values()) == sum("luna" in r["search_text"] for r in catalogue)
         assert await session.scalar(text("SHOW enable_seqscan")) == "on"
+
+
+async def test_the_catalogue_lists_carry_the_total_and_links_to_their_neighbour_pages(
+    client, new_movie
+):
+    # API.md "Lists": every list, the monolith's envelope too, has X-Total-Count and Links.
+    category = f"Cat {uuid.uuid4().hex[:8]}"
+    for n in range(3):
+        await new_movie(client, title=f"Paged {n}", category=category)
+
+    first = await client.get("/api/movies/explore", params={"category": category, "limit": 2})
+    assert first.status_code == 200, first.text
+    assert first.headers["x-total-count"] == "3" == str(first.json()["total"])
+    assert len(first.json()["data"]) == 2
+    assert 'rel="next"' in first.headers["link"] and 'rel="prev"' not in first.headers["link"]
+    assert "page=2" in first.headers["link"] and "limit=2" in first.headers["link"]
+    assert "category=" in first.headers["link"]
+
+    last = await client.get(
+        "/api/movies/explore", params={"category": category, "limit": 2, "page": 2}
+    )
+    assert len(last.json()["data"]) == 1
+    assert 'rel="prev"' in last.headers["link"] and 'rel="next"' not in last.headers["link"]
+
+    everything = await client.get("/api/movies")
+    assert everything.headers["x-total-count"] == str(everything.json()["total"])
+    assert "link" not in everything.headers or 'rel="prev"' not in everything.headers["link"]

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from streamia_kit.dependencies import AdminUser, ReadSession, WriteSession
 from streamia_kit.errors import NotFound, ValidationFailed, error_body
+from streamia_kit.lists import Page, list_headers
 from streamia_kit.openapi import MULTIPART_FILE, multipart_body
 from streamia_movies.config import MoviesSettings
 from streamia_movies.dependencies import MoviesServiceDep, SettingsDep
@@ -44,7 +45,18 @@ def _cover_rule(settings: MoviesSettings) -> FileRule:
     )
 
 
-def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) -> dict[str, Any]:
+def _page_body(
+    movies: MoviesServiceDep,
+    page: Any,
+    query: schemas.ListQuery,
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    """The monolith's envelope; the total and the neighbouring pages in headers too, as every
+    list (API.md "Lists")."""
+    response.headers.update(
+        list_headers(request, len(page.items), page.total, Page(query.page, query.limit, True))
+    )
     return {
         "source": movies.source,
         "data": [schemas.movie_out(m, movies.public_base) for m in page.items],
@@ -56,10 +68,14 @@ def _page_body(movies: MoviesServiceDep, page: Any, query: schemas.ListQuery) ->
 
 @router.get("")
 async def list_movies(
-    query: Annotated[schemas.ListQuery, Query()], movies: MoviesServiceDep, session: ReadSession
+    query: Annotated[schemas.ListQuery, Query()],
+    movies: MoviesServiceDep,
+    session: ReadSession,
+    request: Request,
+    response: Response,
 ) -> Any:
     page = await movies.browse(session, schemas.ExploreQuery(**query.model_dump()))
-    return _page_body(movies, page, query)
+    return _page_body(movies, page, query, request, response)
 
 
 @router.get("/explore")
@@ -67,9 +83,11 @@ async def explore(
     query: Annotated[schemas.ExploreQuery, Query()],
     movies: MoviesServiceDep,
     session: ReadSession,
+    request: Request,
+    response: Response,
 ) -> Any:
     page = await movies.browse(session, query)
-    body = _page_body(movies, page, query)
+    body = _page_body(movies, page, query, request, response)
     # Only the filters given, `{}` when none, as the monolith.
     given = {"category": query.category, "search": query.search}
     body["filters"] = {name: value for name, value in given.items() if value}
